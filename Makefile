@@ -1,0 +1,61 @@
+# The township digital cockpit (数字驾驶舱). `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+SCALE ?= town
+SEED ?= 1
+PORT ?= 8501
+ADDRESS ?= 127.0.0.1
+SIM_RATE ?= 6
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.runtime: requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "需要 Python 3.11 ($(PYTHON) not found)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.runtime ## Create .venv with the runtime dependencies
+
+store: $(VENV)/.runtime ## Create the store (seeded with the town demo) if absent, else migrate it in place
+	$(PY) -m services.bootstrap --scale $(SCALE) --seed $(SEED)
+
+run: store ## Set up, then start the live simulator and the app on http://localhost:8501
+	@$(PY) -m services.bootstrap --print-accounts --port $(PORT)
+	@trap 'trap - EXIT INT TERM; kill $$(jobs -p) 2>/dev/null' EXIT INT TERM; \
+	$(PY) -m services.simulator --rate $(SIM_RATE) & \
+	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) --server.headless true
+
+seed: $(VENV)/.runtime ## (Re)seed the store from scratch: make seed SCALE=town|city SEED=n
+	$(PY) -m demo.seed --scale $(SCALE) --seed $(SEED) --force
+
+test: $(VENV)/.dev ## Set up and run the whole suite (DATABASE_URL picks the store; default a temporary SQLite)
+	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+soak: $(VENV)/.dev ## The wall screen soak: 1-second refresh for 10 minutes, server memory and browser console
+	SOAK_SECONDS=600 $(PY) -m pytest -q -s tests/e2e/test_big_screen.py -k soak
+
+lint: $(VENV)/.dev ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(VENV)/.dev ## Measure the figures: make bench SCALE=town|city (writes bench/results/<scale>.json)
+	$(PY) -m bench --scale $(SCALE) --seed $(SEED)
+
+audit-verify: $(VENV)/.runtime ## Verify the audit trail's hash chain on DATABASE_URL (default data/cockpit.db); exit 1 at the first broken row
+	$(PY) -m services.audit verify
+
+migrate: $(VENV)/.runtime ## Apply pending migrations to DATABASE_URL (default data/cockpit.db)
+	$(PY) -m db.migrate
+
+.PHONY: help venv store run seed test lint bench migrate soak audit-verify

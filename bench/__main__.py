@@ -1,0 +1,146 @@
+"""``python -m bench --scale town|city``: seed a scratch store, measure, print a table, write JSON.
+
+Each figure's unit is in its name (``_s``, ``_ms``, ``_mb``, ``_per_s``). Figures are merged into
+``bench/results/<scale>.json`` so later features add theirs without losing the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from db.engine import make_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def _timed(fn, repeat: int = 1) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def bench_seed(url: str, scale: str, seed: int) -> dict[str, float]:
+    """Seed in a child process so its peak RSS is the seed's own."""
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "demo.seed", "--scale", scale, "--seed", str(seed), "--force"],
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": url}, check=True,
+    )
+    seconds = time.perf_counter() - t0
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"seed_s": round(seconds, 1), "seed_peak_rss_mb": round(peak_kb / 1024, 0)}
+
+
+def bench_point_to_grid(engine) -> dict[str, float]:
+    from services.locate import _index
+
+    with engine.connect() as conn:
+        t_build, (index, _ids) = _timed(lambda: _index(conn))
+    grids = index  # the index knows its bounds through the geometries it holds
+    minx, miny, maxx, maxy = grids.bounds if hasattr(grids, "bounds") else (118.02, 28.24, 119.34, 29.50)
+    rng = np.random.default_rng(0)
+    n = 1_000_000
+    lons = rng.uniform(minx, maxx, n)
+    lats = rng.uniform(miny, maxy, n)
+    seconds, codes = _timed(lambda: index.locate_many(lons, lats), repeat=2)
+    inside = sum(c is not None for c in codes)
+    return {
+        "point_to_grid_per_s": round(n / seconds),
+        "point_to_grid_index_build_s": round(t_build, 2),
+        "point_to_grid_inside_share": round(inside / n, 3),
+    }
+
+
+def bench_home(engine) -> dict[str, float]:
+    from services import clock
+    from services.overview import unit_figures
+
+    with engine.connect() as conn:
+        cold, df = _timed(lambda: unit_figures(conn, clock.today()))
+        warm, _ = _timed(lambda: unit_figures(conn, clock.today()), repeat=3)
+    levels = df.groupby("level").size().to_dict()
+    return {
+        "home_figures_cold_ms": round(cold * 1000),
+        "home_figures_warm_ms": round(warm * 1000),
+        "units_township_count": levels.get("township", 0),
+        "units_village_count": levels.get("village", 0),
+        "units_grid_count": levels.get("grid", 0),
+        "venues_count": int(df[df["parent_id"].isna()]["venues"].sum()),
+        "events_count": int(df[df["parent_id"].isna()]["events"].sum()),
+    }
+
+
+def _section(module: str, function: str):
+    """A section measured on the store's URL, imported only when it runs."""
+
+    def run(_engine, url: str) -> dict[str, float]:
+        import importlib
+
+        return getattr(importlib.import_module(module), function)(url)
+
+    return run
+
+
+# Each section adds its figures; ``--only`` picks some (a feature measures its own without the rest).
+SECTIONS = {
+    "point_to_grid": lambda engine, _url: bench_point_to_grid(engine),
+    "home": lambda engine, _url: bench_home(engine),
+    "risk_map": _section("bench.risk_map", "bench_risk"),
+    "inspections": _section("bench.inspections", "bench_inspections"),
+    "access": _section("bench.access", "bench_access"),
+    "early_warning": _section("bench.early_warning", "bench_early_warning"),
+    "events": _section("bench.events", "bench_events"),
+    "audit": _section("bench.audit", "bench_audit"),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="性能基准 (benchmark)")
+    parser.add_argument("--scale", default="town", choices=["tiny", "town", "city"])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--reuse", action="store_true", help="measure an already seeded store")
+    parser.add_argument("--only", default="", help=f"comma-separated sections of: {','.join(SECTIONS)}")
+    args = parser.parse_args()
+    url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:////tmp/cockpit_bench_{args.scale}.db"
+    figures: dict[str, float] = {}
+    if not args.reuse:
+        figures |= bench_seed(url, args.scale, args.seed)
+    engine = make_engine(url)
+    if args.reuse:  # a store seeded by an older release: bring its schema up first
+        from db.migrate import upgrade
+
+        upgrade(engine)
+    chosen = [name for name in args.only.split(",") if name] or list(SECTIONS)
+    unknown = set(chosen) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    for name in chosen:
+        figures |= SECTIONS[name](engine, url)
+    figures["bench_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{args.scale}.json"
+    merged = json.loads(out.read_text()) if out.exists() else {}
+    merged |= figures
+    out.write_text(json.dumps(merged, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+    width = max(map(len, figures))
+    print(f"benchmark · scale={args.scale} · store={url}")
+    for name, value in figures.items():
+        print(f"  {name:<{width}}  {value:>14,}")
+    print(f"written: {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,742 @@
+"""平安码 day planner: who visits which venues today, in what order, what does not fit, and a replay of policies."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import lru_cache
+from itertools import pairwise
+
+import numpy as np
+from pyproj import Transformer
+
+from domain.safety_code import (
+    RANK,
+    CodeRules,
+    HazardFact,
+    InspectionFact,
+    VenueFacts,
+    evaluate,
+    next_due,
+    overdue_days,
+)
+from domain.vocabulary import HazardSeverity, InspectionResult, Labelled, SafetyCode, VenueCategory
+
+# Quzhou lies at 118–119.5°E, inside UTM zone 50N (114–120°E): metres with < 0.1 % scale error.
+PLANNING_CRS = "EPSG:32650"
+DEFAULT_CAPACITY = 15
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Inspector:
+    id: int
+    name: str
+    grid_ids: frozenset[int]
+    lon: float  # where the day starts (home, office or first grid's centre)
+    lat: float
+    village_ids: frozenset[int] = frozenset()  # villages and townships of the grids: overflow proposals
+    township_ids: frozenset[int] = frozenset()
+    capacity: int | None = None  # visits per day; None → the plan's default
+
+    def __post_init__(self) -> None:
+        # Accept lists and sets from callers; freeze them so the plan cannot depend on mutation.
+        for name in ("grid_ids", "village_ids", "township_ids"):
+            object.__setattr__(self, name, frozenset(getattr(self, name)))
+
+
+@dataclass(frozen=True, slots=True)
+class VenueToVisit:
+    id: int
+    name: str
+    grid_id: int
+    village_id: int
+    township_id: int
+    code: SafetyCode
+    category: VenueCategory
+    lon: float
+    lat: float
+    next_due_on: date | None  # None: never inspected, due now
+
+
+@dataclass(frozen=True, slots=True)
+class HazardRecheck:
+    hazard_id: int
+    venue_id: int
+    deadline: date  # rectification deadline; the re-check is planned from deadline − lead days
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """专项整治: every venue of ``category`` in the area is visited once per ``every_days`` while it runs."""
+
+    name: str
+    category: VenueCategory
+    area_ids: frozenset[int]  # village or township ids; a venue is in if either of its ids is
+    start: date
+    end: date  # inclusive
+    every_days: int = 7
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "area_ids", frozenset(self.area_ids))
+        if self.end < self.start or self.every_days < 1:
+            raise ValueError("专项整治的结束日期不得早于开始日期，周期须 ≥ 1 天")
+
+    def visits_on(self, venue_id: int, day: date) -> bool:
+        """Whether the campaign visits this venue on ``day``: its slot in the cycle comes up.
+
+        A venue's slot is ``venue_id mod period`` so the load spreads evenly over the days of the
+        cycle instead of flooding the first one; the period is capped by the campaign's length so
+        a short campaign still reaches every venue once.
+        """
+        if not (self.start <= day <= self.end):
+            return False
+        period = min(self.every_days, (self.end - self.start).days + 1)
+        return (day - self.start).days % period == venue_id % period
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------
+
+
+class PriorityTier(Labelled):
+    """Why a visit ranks where it does, most urgent first (the first element of the sort key)."""
+
+    RED = "red", "红码场所"
+    OVERDUE = "overdue", "逾期未检"
+    RECHECK = "recheck", "隐患复查"
+    YELLOW = "yellow", "黄码到期"
+    GREEN = "green", "绿码到期"
+    CAMPAIGN = "campaign", "专项整治"
+
+
+TIER_ORDER: dict[PriorityTier, int] = {t: i for i, t in enumerate(PriorityTier)}
+_TIERS = list(PriorityTier)
+
+
+class ProposalScope(Labelled):
+    VILLAGE = "village", "同村"
+    TOWNSHIP = "township", "同乡镇"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedVisit:
+    venue_id: int
+    venue_name: str
+    inspector_id: int | None  # None: no inspector covers the venue's grid
+    grid_id: int
+    village_id: int
+    township_id: int
+    code: SafetyCode
+    category: VenueCategory
+    lon: float
+    lat: float
+    tier: PriorityTier
+    overdue_days: int
+    recheck_deadline: date | None
+    reasons: tuple[str, ...]
+    priority: tuple[int, int, int, int]  # (tier, −overdue days, recheck deadline ordinal, venue id)
+    stop: int = 0  # 1-based position in the route; 0 when not routed (overflow)
+    leg_m: float = 0.0  # metres from the previous stop (or the start point)
+
+    @property
+    def reason(self) -> str:
+        return "；".join(self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    inspector_id: int
+    inspector_name: str
+    capacity: int
+    visits: tuple[PlannedVisit, ...]  # in route order
+    overflow: tuple[PlannedVisit, ...]  # assigned but beyond capacity, in priority order
+    length_m: float  # open path from the start point through every stop
+
+    @property
+    def spare(self) -> int:
+        return self.capacity - len(self.visits)
+
+
+@dataclass(frozen=True, slots=True)
+class Overflow:
+    """Visits that did not fit, per inspector (None: nobody covers the grid) and village."""
+
+    inspector_id: int | None
+    village_id: int
+    count: int
+    venue_ids: tuple[int, ...]  # in priority order
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """Move one overflowing visit to an inspector with spare capacity; applied only if a user accepts."""
+
+    venue_id: int
+    venue_name: str
+    village_id: int
+    from_inspector_id: int | None
+    to_inspector_id: int
+    scope: ProposalScope
+    reason: str
+
+
+@dataclass(frozen=True)
+class DayPlan:
+    day: date
+    capacity: int
+    routes: tuple[Route, ...]  # one per inspector, by inspector id
+    overflow: tuple[Overflow, ...]
+    proposals: tuple[Proposal, ...]
+    uncovered: tuple[PlannedVisit, ...] = ()  # needed visits in grids no inspector covers
+
+    def route_of(self, inspector_id: int) -> Route:
+        return next(r for r in self.routes if r.inspector_id == inspector_id)
+
+    @property
+    def planned(self) -> int:
+        return sum(len(r.visits) for r in self.routes)
+
+    @property
+    def not_planned(self) -> int:
+        return sum(o.count for o in self.overflow)
+
+    def accepted(self, proposals: Iterable[Proposal]) -> dict[int, int]:
+        """The ``reassign`` argument that applies these proposals when the day is planned again."""
+        return {p.venue_id: p.to_inspector_id for p in proposals}
+
+
+# ---------------------------------------------------------------------------------------------
+# Space and routing
+# ---------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _transformer() -> Transformer:
+    return Transformer.from_crs("EPSG:4326", PLANNING_CRS, always_xy=True)
+
+
+def to_metres(lon: Sequence[float] | np.ndarray, lat: Sequence[float] | np.ndarray) -> np.ndarray:
+    """WGS84 lon/lat → (n, 2) UTM 50N easting/northing in metres."""
+    x, y = _transformer().transform(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+    return np.column_stack([np.atleast_1d(x), np.atleast_1d(y)])
+
+
+def distance_matrix(xy: np.ndarray) -> list[list[float]]:
+    """Euclidean metres between every pair of rows; a nested list because the loops below are scalar."""
+    d = xy[:, None, :] - xy[None, :, :]
+    return np.hypot(d[..., 0], d[..., 1]).tolist()
+
+
+def path_length(path: Sequence[int], dist: Sequence[Sequence[float]]) -> float:
+    return sum(dist[a][b] for a, b in pairwise(path))
+
+
+def nearest_neighbour(dist: Sequence[Sequence[float]]) -> list[int]:
+    """Open path from node 0 always to the nearest unvisited node; ties go to the lower index."""
+    n = len(dist)
+    path, left = [0], list(range(1, n))
+    while left:
+        row = dist[path[-1]]
+        nxt = min(left, key=lambda j: row[j])  # min keeps the first of equals: deterministic
+        left.remove(nxt)
+        path.append(nxt)
+    return path
+
+
+def two_opt(path: Sequence[int], dist: Sequence[Sequence[float]]) -> list[int]:
+    """Improve an open path with a fixed first node by segment reversals until none shortens it.
+
+    Only strictly improving moves are taken, so the result is never longer than the input.
+    """
+    p = list(path)
+    n = len(p)
+    improved = True
+    while improved:
+        improved = False
+        for i in range(1, n - 1):
+            for j in range(i + 1, n):
+                a, b, c = p[i - 1], p[i], p[j]
+                delta = dist[a][c] - dist[a][b]
+                if j + 1 < n:
+                    e = p[j + 1]
+                    delta += dist[b][e] - dist[c][e]
+                if delta < -1e-7:
+                    p[i : j + 1] = p[i : j + 1][::-1]
+                    improved = True
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Need:
+    venue: VenueToVisit
+    overdue: int = 0
+    due: bool = False
+    deadlines: list[tuple[date, int]] = field(default_factory=list)  # (deadline, hazard id)
+    campaigns: list[str] = field(default_factory=list)
+    _key: tuple[int, int, int, int] | None = None  # cached: sorts call key() tens of thousands of times
+
+    def tier(self) -> PriorityTier:
+        code = self.venue.code
+        if code == SafetyCode.RED:
+            return PriorityTier.RED
+        if self.overdue > 0:
+            return PriorityTier.OVERDUE
+        if self.deadlines:
+            return PriorityTier.RECHECK
+        if self.due:
+            return PriorityTier.YELLOW if code == SafetyCode.YELLOW else PriorityTier.GREEN
+        return PriorityTier.CAMPAIGN
+
+    def key(self) -> tuple[int, int, int, int]:
+        """The priority sort key; valid once every reason has been gathered (keys are cached)."""
+        if self._key is None:
+            deadline = min(self.deadlines)[0].toordinal() if self.deadlines else date.max.toordinal()
+            self._key = (TIER_ORDER[self.tier()], -self.overdue, deadline, self.venue.id)
+        return self._key
+
+    def reasons(self, day: date) -> tuple[str, ...]:
+        v, out = self.venue, []
+        if self.due:
+            if v.code == SafetyCode.RED:
+                out.append("红码场所，每日必检")
+            elif v.next_due_on is None:
+                out.append("尚无检查记录，需首次检查")
+            elif v.code == SafetyCode.YELLOW:
+                out.append("黄码场所，每周复查到期")
+            else:
+                out.append("绿码场所，每月复查到期")
+        if self.overdue > 0:
+            out.append(f"逾期{self.overdue}天")
+        for deadline, _ in sorted(self.deadlines):
+            late = (day - deadline).days
+            out.append(f"隐患整改期限{deadline}复查" + (f"（已过期{late}天）" if late > 0 else ""))
+        out.extend(f"专项整治：{name}" for name in sorted(set(self.campaigns)))
+        return tuple(out)
+
+
+def _needs(
+    day: date,
+    venues: Mapping[int, VenueToVisit],
+    rechecks: Iterable[HazardRecheck],
+    campaigns: Sequence[Campaign],
+    recheck_lead_days: int,
+) -> dict[int, _Need]:
+    needs: dict[int, _Need] = {}
+    for v in venues.values():
+        if v.next_due_on is None or v.next_due_on <= day:
+            needs[v.id] = _Need(v, overdue_days(v.next_due_on, day), True)
+    horizon = day + timedelta(days=recheck_lead_days)
+    for r in rechecks:
+        if r.deadline <= horizon:
+            if r.venue_id not in venues:
+                raise ValueError(f"隐患{r.hazard_id}所属场所{r.venue_id}不在场所清单中")
+            deadlines = needs.setdefault(r.venue_id, _Need(venues[r.venue_id])).deadlines
+            if (r.deadline, r.hazard_id) not in deadlines:  # the same hazard listed twice is one re-check
+                deadlines.append((r.deadline, r.hazard_id))
+    active = [c for c in campaigns if c.start <= day <= c.end]
+    if active:
+        by_category: dict[VenueCategory, list[Campaign]] = defaultdict(list)
+        for c in active:
+            by_category[VenueCategory(c.category)].append(c)
+        for v in venues.values():
+            for c in by_category.get(v.category, ()):
+                if (v.village_id in c.area_ids or v.township_id in c.area_ids) and c.visits_on(v.id, day):
+                    needs.setdefault(v.id, _Need(v)).campaigns.append(c.name)
+    return needs
+
+
+def _assign(
+    order: Sequence[_Need], inspectors: Mapping[int, Inspector], reassign: Mapping[int, int]
+) -> tuple[dict[int, list[_Need]], list[_Need]]:
+    """Give each needed visit to one inspector: accepted proposals, then sole owners, then the least loaded.
+
+    Grids covered by several inspectors are shared by load (ties to the lower id) after the
+    visits with a single candidate are placed, so a shared grid does not pile onto an inspector
+    whose own grids are already full.
+    """
+    covering: dict[int, list[int]] = defaultdict(list)
+    for i in inspectors.values():  # inspectors is sorted by id, so each list is too
+        for g in i.grid_ids:
+            covering[g].append(i.id)
+    lists: dict[int, list[_Need]] = {i: [] for i in inspectors}
+    shared: list[_Need] = []
+    uncovered: list[_Need] = []
+    for n in order:
+        forced = reassign.get(n.venue.id)
+        if forced is not None and forced in lists:
+            lists[forced].append(n)
+            continue
+        cands = covering.get(n.venue.grid_id, ())
+        if len(cands) == 1:
+            lists[cands[0]].append(n)
+        elif cands:
+            shared.append(n)
+        else:
+            uncovered.append(n)
+    for n in shared:  # still in priority order
+        best = min(covering[n.venue.grid_id], key=lambda i: (len(lists[i]), i))
+        lists[best].append(n)
+    for lst in lists.values():
+        lst.sort(key=_Need.key)
+    return lists, uncovered
+
+
+def plan_day(
+    day: date,
+    inspectors: Iterable[Inspector],
+    venues: Iterable[VenueToVisit],
+    rechecks: Iterable[HazardRecheck] = (),
+    campaigns: Iterable[Campaign] = (),
+    capacity: int = DEFAULT_CAPACITY,
+    *,
+    recheck_lead_days: int = 1,
+    reassign: Mapping[int, int] | None = None,
+) -> DayPlan:
+    """Every inspector's visits for ``day``: who, which venues, in which order, with reasons.
+
+    Needed visits: venues due (``next_due_on ≤ day``, or never inspected), hazard re-checks whose
+    deadline is at most ``recheck_lead_days`` away, and active campaigns' visits of the day. Each
+    inspector keeps the first ``capacity`` by the priority key ``(tier, −overdue days, earliest
+    re-check deadline, venue id)`` and visits them along a nearest-neighbour + 2-opt route; the
+    rest is reported per inspector and village with proposals to move visits to inspectors of the
+    same village, else township, with spare capacity. ``reassign`` (venue id → inspector id)
+    applies accepted proposals. The result does not depend on the order of any input.
+    """
+    if capacity < 0:
+        raise ValueError("每日检查容量不得为负")
+    insp = {i.id: i for i in sorted(inspectors, key=lambda i: i.id)}
+    vs: dict[int, VenueToVisit] = {}
+    for v in venues:
+        if v.id in vs:
+            raise ValueError(f"场所{v.id}重复")
+        vs[v.id] = v
+    camp = sorted(campaigns, key=lambda c: (c.name, c.start, c.end, c.category))
+    needs = _needs(day, vs, rechecks, camp, recheck_lead_days)
+    order = sorted(needs.values(), key=_Need.key)
+    lists, uncovered = _assign(order, insp, reassign or {})
+
+    caps = {i: (x.capacity if x.capacity is not None else capacity) for i, x in insp.items()}
+    chosen = {i: lst[: caps[i]] for i, lst in lists.items()}
+
+    # One projection call for every start point and chosen stop: pyproj is fast per array, slow per point.
+    ids = list(insp)
+    stops = [n for i in ids for n in chosen[i]]
+    lon = [insp[i].lon for i in ids] + [n.venue.lon for n in stops]
+    lat = [insp[i].lat for i in ids] + [n.venue.lat for n in stops]
+    xy = to_metres(lon, lat) if lon else np.empty((0, 2))
+    starts = {i: xy[k] for k, i in enumerate(ids)}
+
+    routes: list[Route] = []
+    at = len(ids)
+    for i in ids:
+        ch = chosen[i]
+        pts = xy[at : at + len(ch)]
+        at += len(ch)
+        visits, length = _route(day, i, ch, starts[i], pts)
+        overflow = tuple(_visit(day, n, i) for n in lists[i][caps[i] :])
+        routes.append(Route(i, insp[i].name, caps[i], visits, overflow, length))
+    unc = tuple(_visit(day, n, None) for n in uncovered)
+    overflow, proposals = _overflow(routes, unc, insp, starts)
+    return DayPlan(day, capacity, tuple(routes), overflow, proposals, unc)
+
+
+def _visit(day: date, n: _Need, inspector_id: int | None, stop: int = 0, leg: float = 0.0) -> PlannedVisit:
+    v = n.venue
+    return PlannedVisit(
+        v.id, v.name, inspector_id, v.grid_id, v.village_id, v.township_id, SafetyCode(v.code),
+        VenueCategory(v.category), v.lon, v.lat, _TIERS[n.key()[0]], n.overdue,
+        min(n.deadlines)[0] if n.deadlines else None, n.reasons(day), n.key(), stop, leg,
+    )  # fmt: skip
+
+
+def _route(
+    day: date, inspector_id: int, chosen: Sequence[_Need], start: np.ndarray, pts: np.ndarray
+) -> tuple[tuple[PlannedVisit, ...], float]:
+    if not chosen:
+        return (), 0.0
+    dist = distance_matrix(np.vstack([start[None, :], pts]))
+    path = two_opt(nearest_neighbour(dist), dist)
+    visits = tuple(
+        _visit(day, chosen[node - 1], inspector_id, k, dist[prev][node])
+        for k, (prev, node) in enumerate(pairwise(path), start=1)
+    )
+    return visits, path_length(path, dist)
+
+
+def _overflow(
+    routes: Sequence[Route],
+    uncovered: Sequence[PlannedVisit],
+    insp: Mapping[int, Inspector],
+    starts: Mapping[int, np.ndarray],
+) -> tuple[tuple[Overflow, ...], tuple[Proposal, ...]]:
+    """Group what did not fit and propose, greedily in priority order, who could take it.
+
+    Candidates are inspectors of the visit's village with spare capacity, else of its township;
+    among them the most spare capacity wins, then the shortest distance from their start point,
+    then the lower id. Spare capacity is used up as proposals are made, so they can all be accepted.
+    """
+    groups: dict[tuple[int | None, int], list[PlannedVisit]] = defaultdict(list)
+    late: list[PlannedVisit] = list(uncovered)
+    for r in routes:
+        late.extend(r.overflow)
+    for v in late:
+        groups[(v.inspector_id, v.village_id)].append(v)
+    overflow = tuple(
+        Overflow(i, village, len(vs), tuple(v.venue_id for v in sorted(vs, key=lambda v: v.priority)))
+        for (i, village), vs in sorted(
+            groups.items(), key=lambda kv: (kv[0][0] is None, kv[0][0] or 0, kv[0][1])
+        )
+    )
+    spare = {r.inspector_id: r.spare for r in routes}
+    by_village: dict[int, list[int]] = defaultdict(list)
+    by_township: dict[int, list[int]] = defaultdict(list)
+    for i in insp.values():
+        for x in i.village_ids:
+            by_village[x].append(i.id)
+        for x in i.township_ids:
+            by_township[x].append(i.id)
+    proposals: list[Proposal] = []
+    late.sort(key=lambda v: v.priority)
+    there = to_metres([v.lon for v in late], [v.lat for v in late]) if late else np.empty((0, 2))
+    for v, pos in zip(late, there, strict=True):
+        for scope, pool in (
+            (ProposalScope.VILLAGE, by_village.get(v.village_id, ())),
+            (ProposalScope.TOWNSHIP, by_township.get(v.township_id, ())),
+        ):
+            cands = [i for i in pool if i != v.inspector_id and spare[i] > 0]
+            if not cands:
+                continue
+            best = min(cands, key=lambda i: (-spare[i], float(np.hypot(*(starts[i] - pos))), i))
+            proposals.append(
+                Proposal(
+                    venue_id=v.venue_id,
+                    venue_name=v.venue_name,
+                    village_id=v.village_id,
+                    from_inspector_id=v.inspector_id,
+                    to_inspector_id=best,
+                    scope=scope,
+                    reason=f"{insp[best].name}（{scope.label}）尚有{spare[best]}个空余名额",
+                )
+            )
+            spare[best] -= 1
+            break
+    return overflow, tuple(proposals)
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay: does risk-based planning pay?
+# ---------------------------------------------------------------------------------------------
+
+
+_DEFAULT_RULES = CodeRules()
+
+
+class ReplayPolicy(Labelled):
+    RISK = "risk", "按风险排序"
+    ROUND_ROBIN = "round_robin", "固定顺序轮巡"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayVenue:
+    """A venue and the hidden days hazards appear at it (unknown to both policies)."""
+
+    venue: VenueToVisit
+    onsets: tuple[date, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    policy: ReplayPolicy
+    days: int
+    visits: int
+    hazards: int  # onsets inside the replayed period
+    discovered: int
+    mean_days_to_discovery: float  # over discovered hazards (nan if none)
+    mean_days_to_discovery_censored: float  # undiscovered ones count until the day after the end
+    # Onset → the re-check that confirms the fix (the loop closes only at 复查); censored at the end.
+    mean_days_open: float
+    red_due: int  # red venue-days on which the venue was due
+    red_on_time: int  # ... and was visited that day
+    final_codes: dict[SafetyCode, int] = field(default_factory=dict)
+
+    @property
+    def red_on_time_share(self) -> float:
+        return self.red_on_time / self.red_due if self.red_due else math.nan
+
+
+@dataclass(slots=True)
+class _State:
+    venue: VenueToVisit
+    pending: list[date]  # hidden onsets not yet discovered, sorted
+    open: list[tuple[date, date]] = field(default_factory=list)  # (deadline, onset) of found hazards
+    clean: int = 0
+    code_since: date | None = None
+    rectified: date | None = None
+
+
+def replay(
+    start: date,
+    days: int,
+    inspectors: Sequence[Inspector],
+    venues: Sequence[ReplayVenue],
+    capacity: int = DEFAULT_CAPACITY,
+    policy: ReplayPolicy = ReplayPolicy.RISK,
+    *,
+    seed: int = 0,
+    rectify_days: int = 3,
+    fill_spare: bool = True,
+    rules: CodeRules = _DEFAULT_RULES,
+) -> ReplayResult:
+    """Replay ``days`` days from ``start`` under one policy and measure how fast hidden hazards are found.
+
+    Each visit finds every hazard whose onset is on or before the day; a found hazard is a major
+    one with a deadline ``rectify_days`` away; the owner fixes it by the deadline and the first
+    visit on or after it confirms the fix; the venue's colour follows :func:`evaluate` after every
+    visit. RISK plans each day with :func:`plan_day`
+    (re-checks included) and, with ``fill_spare``, spends leftover capacity on the venues due
+    soonest (worse colour first), so both policies spend the same visits. ROUND_ROBIN visits each
+    inspector's venues in id order, ``capacity`` a day, cycling from a seeded random offset.
+    """
+    policy = ReplayPolicy(policy)
+    end = start + timedelta(days=days)
+    insp = sorted(inspectors, key=lambda i: i.id)
+    # Onsets outside the replayed period are ignored: a hazard present before the start would be
+    # charged to whichever policy happens to come by first, not to its ordering.
+    states = {
+        rv.venue.id: _State(rv.venue, sorted(d for d in rv.onsets if start <= d < end))
+        for rv in sorted(venues, key=lambda r: r.venue.id)
+    }
+    caps = {i.id: i.capacity if i.capacity is not None else capacity for i in insp}
+    # The baseline's fixed rounds use the planner's own assignment of venues to inspectors.
+    owners, _ = _assign([_Need(s.venue) for s in states.values()], {i.id: i for i in insp}, {})
+    rounds = {i: sorted(n.venue.id for n in lst) for i, lst in owners.items()}
+    rng = np.random.default_rng(seed)
+    cursor = {i: int(rng.integers(0, max(1, len(rounds[i])))) for i in rounds}
+
+    delays: list[int] = []
+    open_days: list[int] = []
+    visits = red_due = red_on_time = 0
+    for k in range(days):
+        day = start + timedelta(days=k)
+        if policy == ReplayPolicy.RISK:
+            today = _risk_visits(day, insp, states, rounds, caps, capacity, fill_spare)
+        else:
+            today = []
+            for i, ids in rounds.items():
+                take = min(caps[i], len(ids))
+                today.extend(ids[(cursor[i] + t) % len(ids)] for t in range(take))
+                cursor[i] = (cursor[i] + take) % len(ids) if ids else 0
+        seen = set(today)
+        for s in states.values():
+            v = s.venue
+            if v.code == SafetyCode.RED and (v.next_due_on is None or v.next_due_on <= day):
+                red_due += 1
+                red_on_time += v.id in seen
+        for vid in sorted(seen):
+            found, closed = _inspect(states[vid], day, rectify_days, rules)
+            delays.extend(found)
+            open_days.extend(closed)
+        visits += len(seen)
+
+    hazards = sum(1 for rv in venues for d in rv.onsets if start <= d < end)
+    undiscovered = [(end - d).days for s in states.values() for d in s.pending]
+    unconfirmed = [(end - onset).days for s in states.values() for _, onset in s.open]
+    return ReplayResult(
+        policy, days, visits, hazards, len(delays),
+        _mean(delays), _mean(delays + undiscovered), _mean(open_days + unconfirmed + undiscovered),
+        red_due, red_on_time,
+        {c: sum(1 for s in states.values() if s.venue.code == c) for c in SafetyCode},
+    )  # fmt: skip
+
+
+def compare_policies(
+    start: date,
+    days: int,
+    inspectors: Sequence[Inspector],
+    venues: Sequence[ReplayVenue],
+    capacity: int = DEFAULT_CAPACITY,
+    **options,
+) -> dict[ReplayPolicy, ReplayResult]:
+    """:func:`replay` under both policies on the same input."""
+    return {p: replay(start, days, inspectors, venues, capacity, p, **options) for p in ReplayPolicy}
+
+
+def _risk_visits(
+    day: date,
+    insp: Sequence[Inspector],
+    states: Mapping[int, _State],
+    owned: Mapping[int, list[int]],
+    caps: Mapping[int, int],
+    capacity: int,
+    fill_spare: bool,
+) -> list[int]:
+    rechecks = [
+        HazardRecheck(vid * 1000 + n, vid, deadline)
+        for vid, s in states.items()
+        for n, (deadline, _) in enumerate(s.open)
+    ]
+    plan = plan_day(day, insp, [s.venue for s in states.values()], rechecks, capacity=capacity)
+    today = [v.venue_id for r in plan.routes for v in r.visits]
+    if fill_spare:
+        taken = set(today)
+        for r in plan.routes:
+            spare = caps[r.inspector_id] - len(r.visits)
+            if spare > 0:
+                pool = [states[vid].venue for vid in owned[r.inspector_id] if vid not in taken]
+                # Pull forward the visits due soonest; worse colours first among equals.
+                pool.sort(key=lambda v: (v.next_due_on or date.min, -RANK[v.code], v.id))
+                today.extend(v.id for v in pool[:spare])
+    return today
+
+
+def _mean(xs: list[int]) -> float:
+    return float(np.mean(xs)) if xs else math.nan
+
+
+def _inspect(s: _State, day: date, rectify_days: int, rules: CodeRules) -> tuple[list[int], list[int]]:
+    """One visit: find what appeared, confirm what was fixed, recolour; (discovery delays, days open)."""
+    found = [d for d in s.pending if d <= day]
+    s.pending = [d for d in s.pending if d > day]
+    fixed = [h for h in s.open if h[0] <= day]
+    s.open = [h for h in s.open if h[0] > day]
+    if fixed:
+        s.rectified = day
+    deadline = day + timedelta(days=rectify_days)
+    s.open.extend((deadline, onset) for onset in found)
+    ok = not s.open
+    s.clean = s.clean + 1 if ok else 0
+    facts = VenueFacts(
+        s.venue.category,
+        InspectionFact(day, InspectionResult.PASS if ok else InspectionResult.FAIL, new_hazards=len(found)),
+        tuple(HazardFact(HazardSeverity.MAJOR, "检查发现隐患", d) for d, _ in s.open),
+        clean_inspections=s.clean,
+        last_rectified_on=s.rectified,
+        code_since=s.code_since,
+    )
+    decision = evaluate(s.venue.code, facts, rules)
+    code = decision.code
+    if code != s.venue.code:
+        # The streak counts inspections after the change, so the one that caused it does not count.
+        s.code_since, s.clean = day, 0
+    s.venue = _with(s.venue, code, next_due(code, day))
+    return [(day - d).days for d in found], [(day - onset).days for _, onset in fixed]
+
+
+def _with(v: VenueToVisit, code: SafetyCode, due: date) -> VenueToVisit:
+    return VenueToVisit(
+        v.id, v.name, v.grid_id, v.village_id, v.township_id, code, v.category, v.lon, v.lat, due
+    )

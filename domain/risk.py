@@ -1,0 +1,187 @@
+"""The five-colour regional risk model (区域平安风险"五色图"): one scoring function for every level.
+
+An area's *inputs* are counts (venues by colour weighted by category, open and overdue hazards,
+overdue inspections, recent safety events) that add up from grids to the city; its *score* is
+those inputs weighted, per 10,000 residents, so a village and a county are graded on one scale.
+Pure: plain numbers in, plain numbers out. ``docs/risk-model.md`` explains the defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from domain.vocabulary import Labelled, VenueCategory
+
+
+class RiskClass(Labelled):
+    """The five colours, worst first (重大/较大/一般/低 is the national 四色; 无明显风险 adds green)."""
+
+    RED = "red", "重大风险"
+    ORANGE = "orange", "较大风险"
+    YELLOW = "yellow", "一般风险"
+    BLUE = "blue", "低风险"
+    GREEN = "green", "无明显风险"
+
+
+# Display colours (RGB) of the five classes, the one place that knows them.
+CLASS_RGB: dict[RiskClass, tuple[int, int, int]] = {
+    RiskClass.RED: (214, 39, 40),
+    RiskClass.ORANGE: (255, 127, 14),
+    RiskClass.YELLOW: (240, 200, 30),
+    RiskClass.BLUE: (31, 119, 180),
+    RiskClass.GREEN: (44, 160, 44),
+}
+
+# Base risk of a venue category: hazardous chemicals and crowds weigh more than a general firm.
+CATEGORY_BASE: dict[VenueCategory, float] = {
+    VenueCategory.HAZCHEM: 3.0,
+    VenueCategory.CROWDED_VENUE: 2.0,
+    VenueCategory.CONSTRUCTION_SITE: 2.0,
+    VenueCategory.LABOUR_INTENSIVE: 1.5,
+    VenueCategory.KEY_SECURITY: 1.5,
+    VenueCategory.RENTAL_HOUSING: 1.0,
+    VenueCategory.STREET_SHOP: 0.8,
+    VenueCategory.GENERAL_FIRM: 0.6,
+}
+
+
+@dataclass(frozen=True)
+class RiskInputs:
+    """Additive inputs of an area; a parent's are the sums of its children's (:meth:`__add__`)."""
+
+    red_weight: float = 0.0  # Σ category base of red-code venues
+    yellow_weight: float = 0.0
+    green_weight: float = 0.0
+    major_hazards: int = 0  # open 重大隐患
+    general_hazards: int = 0  # open 一般隐患
+    overdue_hazards: int = 0  # open past their rectification deadline
+    overdue_inspections: int = 0  # venues past their re-check due date
+    safety_events: int = 0  # safety-related events in the look-back window
+    population: int = 0
+
+    def __add__(self, other: RiskInputs) -> RiskInputs:
+        return RiskInputs(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
+@dataclass(frozen=True)
+class RiskWeights:
+    """Points per unit of each input (before the per-10,000-residents scaling)."""
+
+    red: float = 10.0
+    yellow: float = 3.0
+    green: float = 0.2
+    major_hazard: float = 8.0
+    general_hazard: float = 1.5
+    overdue_hazard: float = 4.0
+    overdue_inspection: float = 1.0
+    safety_event: float = 0.5
+    min_population: int = 1000  # floor of the denominator: a grid of workshops and few residents
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Lower bounds of the score for red, orange, yellow and blue; below ``blue`` is green."""
+
+    # Calibrated on the town demo (docs/risk-model.md): grids split roughly 10/20/30/25/15 %.
+    red: float = 900.0
+    orange: float = 650.0
+    yellow: float = 400.0
+    blue: float = 150.0
+
+    def __post_init__(self) -> None:
+        if not (self.red > self.orange > self.yellow > self.blue >= 0):
+            raise ValueError("阈值须满足：重大 > 较大 > 一般 > 低 ≥ 0")
+
+
+@dataclass(frozen=True)
+class RiskModel:
+    weights: RiskWeights = field(default_factory=RiskWeights)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    def with_thresholds(self, **bounds: float) -> RiskModel:
+        return replace(self, thresholds=replace(self.thresholds, **bounds))
+
+
+# (label, input field, weight field) of every factor, in the order the explanation lists ties.
+FACTORS: list[tuple[str, str, str]] = [
+    ("红码场所", "red_weight", "red"),
+    ("黄码场所", "yellow_weight", "yellow"),
+    ("绿码场所", "green_weight", "green"),
+    ("未整改重大隐患", "major_hazards", "major_hazard"),
+    ("未整改一般隐患", "general_hazards", "general_hazard"),
+    ("超期未整改隐患", "overdue_hazards", "overdue_hazard"),
+    ("超期未检查场所", "overdue_inspections", "overdue_inspection"),
+    ("近期安全类事件", "safety_events", "safety_event"),
+]
+
+
+@dataclass(frozen=True)
+class Contribution:
+    factor: str
+    amount: float  # the input (count or category-weighted count)
+    points: float  # its share of the score
+
+
+def _scale(inputs: RiskInputs, w: RiskWeights) -> float:
+    return 10_000 / max(inputs.population, w.min_population)
+
+
+def explain(inputs: RiskInputs, model: RiskModel = RiskModel()) -> list[Contribution]:
+    """Each factor with its contribution to the score, largest first (why is this area red?)."""
+    scale = _scale(inputs, model.weights)
+    parts = [
+        Contribution(label, getattr(inputs, i), getattr(model.weights, w) * getattr(inputs, i) * scale)
+        for label, i, w in FACTORS
+    ]
+    return sorted(parts, key=lambda c: -c.points)
+
+
+def score(inputs: RiskInputs, model: RiskModel = RiskModel()) -> float:
+    """Risk points per 10,000 residents; the sum of :func:`explain`'s contributions."""
+    return sum(c.points for c in explain(inputs, model))
+
+
+def points_many(columns: Mapping[str, np.ndarray], model: RiskModel = RiskModel()) -> np.ndarray:
+    """Weighted points (no per-resident scale) of many areas or venues: ``columns`` maps input fields to arrays."""
+    w = model.weights
+    return sum(getattr(w, wf) * np.asarray(columns.get(i, 0), dtype=float) for _, i, wf in FACTORS)
+
+
+def score_many(columns: Mapping[str, np.ndarray], population: np.ndarray, model: RiskModel = RiskModel()) -> np.ndarray:
+    """:func:`score` of many areas at once: ``columns`` maps each input field to an array."""
+    scale = 10_000 / np.maximum(np.asarray(population, dtype=float), model.weights.min_population)
+    return points_many(columns, model) * scale
+
+
+def classify(value: float, thresholds: Thresholds = Thresholds()) -> RiskClass:
+    """The colour of a score: each score falls in exactly one of the five classes."""
+    if value >= thresholds.red:
+        return RiskClass.RED
+    if value >= thresholds.orange:
+        return RiskClass.ORANGE
+    if value >= thresholds.yellow:
+        return RiskClass.YELLOW
+    if value >= thresholds.blue:
+        return RiskClass.BLUE
+    return RiskClass.GREEN
+
+
+def venue_weight(category: VenueCategory | str) -> float:
+    return CATEGORY_BASE[VenueCategory(category)]
+
+
+def inputs_from_mapping(row: Mapping[str, float]) -> RiskInputs:
+    """RiskInputs from a mapping (a DataFrame row) holding the input fields; missing ones are 0."""
+    return RiskInputs(**{f.name: type(f.default)(row.get(f.name, 0) or 0) for f in fields(RiskInputs)})
+
+
+def venue_points(inputs: RiskInputs, model: RiskModel = RiskModel()) -> float:
+    """A single venue's risk points: the same weights, without the per-resident scaling.
+
+    Build its inputs with the venue's category base in the field of its colour, and its own open,
+    overdue hazards and overdue inspection (0/1); used to rank an area's riskiest venues.
+    """
+    return sum(getattr(model.weights, w) * getattr(inputs, i) for _, i, w in FACTORS)

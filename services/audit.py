@@ -1,0 +1,258 @@
+"""The tamper-evident trail (全留痕): append hash-chained rows in the caller's transaction; verify the chain.
+
+Every change a use case makes is recorded by :func:`record` in the same transaction as the change:
+who (``actor_id``, ``actor_role``; the system is ``None``/"system"), when, what (``action``, the
+``entity`` table and ``entity_id``), the state ``before`` and ``after`` as canonical JSON, and why.
+Each row's ``hash`` is sha256 over the previous row's hash and the canonical JSON of its own fields
+(sorted keys, ISO timestamps); the first row's ``prev_hash`` is 64 zeros. :func:`verify` streams the
+rows in id order and reports the first row whose link or content does not match.
+
+``python -m services.audit verify`` (``make audit-verify``) checks ``DATABASE_URL``. See decision 0006.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Connection, inspect, select, update
+from sqlalchemy.orm import Session
+
+from db.models import AuditHead, AuditLog, Event, EventCooperator
+from domain.access import redact
+
+GENESIS = "0" * 64
+SYSTEM_ROLE = "system"
+BATCH = 5000
+#: The fields each row's hash covers (with ``prev_hash``), in the canonical JSON.
+FIELDS = ("id", "at", "actor_id", "actor_role", "action", "entity", "entity_id", "before", "after", "reason")
+#: What an event's audit rows show of it before and after a step of the loop.
+EVENT_FIELDS = ("status", "owner_unit_id", "lead_department_id", "urgency", "due_at", "is_overdue", "rating",
+                "escalations", "merged_into_id", "reporter_count")
+
+
+# ---------------------------------------------------------------------------------------------
+# Canonical form and hash
+# ---------------------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value) if isinstance(value, set | frozenset) else list(value)
+    raise TypeError(f"cannot record {type(value).__name__} in the audit trail")
+
+
+def to_json(value: Any) -> str | None:
+    """``value`` as canonical JSON text (sorted keys, no spaces, ISO dates, enums by value); None stays None."""
+    if value is None:
+        return None
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_plain)
+
+
+def canonical(row: Mapping[str, Any], prev_hash: str) -> str:
+    """The canonical JSON text of a row's :data:`FIELDS` and ``prev_hash``: what its hash covers."""
+    payload = {k: row[k] for k in FIELDS}
+    payload["at"] = row["at"].isoformat()
+    payload["prev_hash"] = prev_hash
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def chain_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+    """sha256(prev_hash + canonical JSON of the row), hex."""
+    return hashlib.sha256((prev_hash + canonical(row, prev_hash)).encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+
+def who(actor: Any) -> dict[str, Any]:
+    """``actor_id``/``actor_role`` for :func:`record` from an ``Actor``, a ``CurrentUser`` or None (the system)."""
+    if actor is None:
+        return {"actor_id": None, "actor_role": SYSTEM_ROLE}
+    if hasattr(actor, "user_id"):  # services.events.Actor
+        return {"actor_id": actor.user_id, "actor_role": str(getattr(actor.role, "value", actor.role))}
+    return {"actor_id": actor.id, "actor_role": str(getattr(actor.role, "value", actor.role))}
+
+
+def _redacted(text: str | None) -> str | None:
+    return None if text is None else redact(text)
+
+
+def record(
+    conn: Connection,
+    *,
+    actor_id: int | None,
+    actor_role: str,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    before: Any,
+    after: Any,
+    reason: str | None = None,
+    at: datetime | None = None,
+) -> int:
+    """Append one chained row in the caller's transaction; returns its id.
+
+    ``conn`` is the transaction's Connection (from an ORM Session: ``session.connection()``; a
+    Session is accepted too). ``before``/``after`` are JSON-able values (dicts of the fields that
+    matter; never password material or unmasked phone numbers). The head row is updated first, so
+    on PostgreSQL concurrent writers queue on its row lock until this transaction ends; SQLite
+    serialises writers anyway.
+    """
+    if isinstance(conn, Session):
+        conn = conn.connection()
+    if at is None:
+        from services import clock
+
+        at = clock.now()
+    elif at.tzinfo is not None:
+        from services import clock
+
+        at = at.astimezone(clock.ZONE).replace(tzinfo=None)
+    new_id, prev_hash = conn.execute(
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(last_id=AuditHead.last_id + 1)
+        .returning(AuditHead.last_id, AuditHead.hash)
+    ).one()
+    row = {
+        "id": int(new_id),
+        "at": at,
+        "actor_id": None if actor_id is None else int(actor_id),
+        "actor_role": str(getattr(actor_role, "value", actor_role)),
+        "action": action,
+        "entity": entity,
+        "entity_id": None if entity_id is None else int(entity_id),
+        # Free text (titles, notes, reasons) may quote a phone number: the trail keeps it masked.
+        "before": _redacted(to_json(before)),
+        "after": _redacted(to_json(after)),
+        "reason": None if reason is None else redact(str(reason)[:1000]),
+    }
+    digest = chain_hash(prev_hash, row)
+    conn.execute(AuditLog.__table__.insert().values(**row, prev_hash=prev_hash, hash=digest))
+    conn.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=digest))
+    return row["id"]
+
+
+def new_event_state(event: Event) -> dict[str, Any]:
+    """:func:`event_state` of an event just inserted in this session, from the object (no query: intake is
+    the busiest write path); a new event has no cooperating departments yet."""
+    state = {f: getattr(event, f) for f in EVENT_FIELDS}
+    state = {k: _plain(v) if isinstance(v, Enum | datetime | date) else v for k, v in state.items()}
+    state["cooperators"] = []
+    return state
+
+
+def event_state(conn: Connection | Session, event_id: int) -> dict[str, Any] | None:
+    """What the trail shows of an event: :data:`EVENT_FIELDS` and its cooperating departments, as stored now."""
+    row = conn.execute(
+        select(*(getattr(Event, f) for f in EVENT_FIELDS)).where(Event.id == event_id)
+    ).mappings().first()
+    if row is None:
+        return None
+    state = {k: _plain(v) if isinstance(v, Enum | datetime | date) else v for k, v in row.items()}
+    state["cooperators"] = sorted(
+        conn.execute(select(EventCooperator.department_id).where(EventCooperator.event_id == event_id)).scalars()
+    )
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# Verifying
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Broken:
+    """The first row where the chain breaks: its id and what is wrong (Chinese)."""
+
+    id: int
+    problem: str
+
+    def __str__(self) -> str:
+        return f"审计链断开：第 {self.id} 条（id={self.id}）{self.problem}"
+
+
+def verify_chain(conn: Connection, batch: int = BATCH) -> tuple[int, Broken | None]:
+    """(rows checked, the first broken row or None), streaming the rows in id order ``batch`` at a time."""
+    cols = [getattr(AuditLog, f) for f in FIELDS] + [AuditLog.prev_hash, AuditLog.hash]
+    # The head first, then the rows up to it: a change committed while we read (the app keeps writing)
+    # lies beyond the head we read and is left for the next check, never taken for a deletion.
+    head = conn.execute(select(AuditHead.last_id, AuditHead.hash).where(AuditHead.id == 1)).first()
+    upto = AuditLog.id <= head.last_id if head is not None else AuditLog.id > 0
+    prev, expected, last = GENESIS, 1, 0
+    while True:
+        rows = conn.execute(
+            select(*cols).where(AuditLog.id > last, upto).order_by(AuditLog.id).limit(batch)
+        ).mappings().all()
+        if not rows:
+            break
+        for r in rows:
+            if r["id"] != expected:
+                gone = f"第 {expected} 条" if r["id"] == expected + 1 else f"第 {expected}–{r['id'] - 1} 条"
+                return expected - 1, Broken(expected, f"缺失：{gone}记录已被删除（下一条是 id={r['id']}）")
+            if r["prev_hash"] != prev:
+                return expected - 1, Broken(r["id"], f"链接不符：prev_hash 与上一条（id={r['id'] - 1}）的哈希不一致，"
+                                                      "上一条或本条已被改动")
+            if chain_hash(r["prev_hash"], r) != r["hash"]:
+                return expected - 1, Broken(r["id"], "内容与哈希不符：该记录已被改动")
+            prev, expected = r["hash"], expected + 1
+        last = rows[-1]["id"]
+    count = expected - 1
+    if head is not None and head.last_id > count:
+        gone = f"第 {count + 1} 条" if head.last_id == count + 1 else f"第 {count + 1}–{head.last_id} 条"
+        return count, Broken(count + 1, f"缺失：{gone}记录已被删除（链头记录共 {head.last_id} 条）")
+    if head is not None and count and head.hash != prev:
+        return count, Broken(count, f"链头（共 {head.last_id} 条）与最后一条不一致：最后一条已被改动或有链外追加")
+    return count, None
+
+
+def verify(conn: Connection) -> Broken | None:
+    """The first broken row of the chain, or None when every link and hash holds."""
+    return verify_chain(conn)[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from db.engine import make_engine
+
+    parser = argparse.ArgumentParser(description="审计链校验 (verify the audit trail's hash chain)")
+    parser.add_argument("command", choices=["verify"])
+    parser.add_argument("--url", default=None, help="database URL (default: DATABASE_URL or data/cockpit.db)")
+    args = parser.parse_args(argv)
+    engine = make_engine(args.url)
+    t0 = time.perf_counter()
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("audit_log"):
+            print("数据库中没有审计表（audit_log）：请先运行 make migrate", file=sys.stderr)
+            return 2
+        count, broken = verify_chain(conn)
+    engine.dispose()
+    seconds = time.perf_counter() - t0
+    if broken is not None:
+        print(str(broken))
+        print(f"已校验 {count} 条完好记录，用时 {seconds:.1f} 秒", file=sys.stderr)
+        return 1
+    print(f"审计链完整：{count} 条")
+    print(f"用时 {seconds:.1f} 秒", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Password login: argon2 hashes in the store, lock-out after repeated failures."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from db.models import User
+from domain.access import CurrentUser
+from domain.vocabulary import Role
+from services import audit
+
+log = logging.getLogger("auth")
+MAX_FAILURES = 5
+MIN_PASSWORD = 8
+LOCK_MINUTES = 15
+_hasher = PasswordHasher()
+
+
+class LoginRefused(Exception):
+    """Login failed; the message is safe to show (it never says whether the username exists)."""
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def authenticate(session: Session, username: str, password: str, now: datetime) -> CurrentUser:
+    """The user for this username and password, or :class:`LoginRefused` (counted towards lock-out)."""
+    username = (username or "").strip()
+    if not username or not password:
+        raise LoginRefused("请输入用户名和密码")
+    user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None or not user.is_active or not user.password_hash:
+        _hasher.hash(password)  # spend the same time as a real check: no user enumeration by timing
+        log.info("login refused: unknown or inactive account")
+        raise LoginRefused("用户名或密码错误")
+    if user.locked_until and user.locked_until > now:
+        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
+        raise LoginRefused(f"连续登录失败次数过多，账号已锁定，请 {minutes} 分钟后再试")
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        failures = user.failed_logins + 1
+        locked = now + timedelta(minutes=LOCK_MINUTES) if failures >= MAX_FAILURES else None
+        session.execute(
+            update(User).where(User.id == user.id).values(
+                failed_logins=0 if locked else failures, locked_until=locked
+            )
+        )
+        # The trail, after the change (row, then the trail's head: one lock order for every use case).
+        # Nobody is logged in yet (actor None, "anonymous"); the row names the account only.
+        audit.record(session.connection(), actor_id=None, actor_role="anonymous",
+                     action="auth.lockout" if locked else "auth.login_failed", entity="users", entity_id=user.id,
+                     before={"failed_logins": user.failed_logins, "locked_until": user.locked_until},
+                     after={"failed_logins": 0 if locked else failures, "locked_until": locked})
+        session.commit()
+        log.info("login refused for user id %s (%s failures)", user.id, failures)
+        if locked:
+            raise LoginRefused(f"连续 {MAX_FAILURES} 次密码错误，账号已锁定 {LOCK_MINUTES} 分钟") from None
+        raise LoginRefused(f"用户名或密码错误（还可尝试 {MAX_FAILURES - failures} 次）") from None
+    if user.failed_logins or user.locked_until:
+        before = {"failed_logins": user.failed_logins, "locked_until": user.locked_until}
+        session.execute(update(User).where(User.id == user.id).values(failed_logins=0, locked_until=None))
+        audit.record(session.connection(), actor_id=user.id, actor_role=Role(user.role).value,
+                     action="auth.login_reset", entity="users", entity_id=user.id,
+                     before=before, after={"failed_logins": 0, "locked_until": None})
+        session.commit()
+    return _current(user)
+
+
+def user_for_identity(session: Session, claims: Mapping[str, object], claim: str = "preferred_username") -> CurrentUser:
+    """The active local account named by an identity provider's ``claim`` (OIDC through ``st.login``).
+
+    The provider says who the person is; the store says what they may do (role, scope, department), so
+    an account must be opened here first. Refused (:class:`LoginRefused`) for a missing claim, an
+    unknown or inactive account (lock-out after failures is the provider's); the log carries no claims.
+    """
+    username = str(claims.get(claim) or "").strip()
+    if not username:
+        log.info("oidc login refused: the identity has no %s claim", claim)
+        raise LoginRefused(f"统一身份认证未提供账号（{claim}），请联系管理员")
+    user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None or not user.is_active:
+        log.info("oidc login refused: no active local account for this identity")
+        raise LoginRefused("您的统一身份认证账号尚未在本系统开通或已停用，请联系管理员")
+    return _current(user)
+
+
+def set_password(session: Session, *, username: str, password: str, actor=None) -> None:
+    """Give ``username`` a new password (argon2) and lift any lock-out, in the caller's transaction.
+
+    The trail records that the password changed and by whom (``actor``: a user; None: an operator at
+    the command line), never the password or its hash. ``python -m services.auth passwd USERNAME``.
+    """
+    if len(password or "") < MIN_PASSWORD:
+        raise ValueError(f"密码至少 {MIN_PASSWORD} 位")
+    user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        raise LookupError(f"用户 {username} 不存在")
+    had = bool(user.password_hash)
+    session.execute(
+        update(User).where(User.id == user.id).values(password_hash=hash_password(password), failed_logins=0,
+                                                      locked_until=None)
+    )
+    audit.record(session.connection(), **audit.who(actor), action="auth.password_change", entity="users",
+                 entity_id=user.id, before={"password_set": had}, after={"password_set": True, "failed_logins": 0,
+                                                                          "locked_until": None})
+
+
+def _current(user: User) -> CurrentUser:
+    return CurrentUser(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        role=Role(user.role),
+        scope_unit_id=user.scope_unit_id,
+        department_id=user.department_id,
+    )
+
+
+def user_by_username(session: Session, username: str) -> CurrentUser | None:
+    """The active user ``username`` as the services see them (no password check: for trusted callers)."""
+    user = session.execute(select(User).where(User.username == username, User.is_active)).scalar_one_or_none()
+    return _current(user) if user else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m services.auth passwd USERNAME``: an operator sets a password (asked twice, never echoed)."""
+    import argparse
+    import getpass
+    import sys
+
+    from db.engine import make_engine, session_factory
+
+    parser = argparse.ArgumentParser(description="设置用户密码 (set a user's password)")
+    parser.add_argument("command", choices=["passwd"])
+    parser.add_argument("username")
+    args = parser.parse_args(argv)
+    password = getpass.getpass("新密码：")
+    if password != getpass.getpass("再次输入新密码："):
+        print("两次输入的密码不一致，未修改", file=sys.stderr)
+        return 1
+    try:
+        with session_factory(make_engine()).begin() as s:
+            set_password(s, username=args.username, password=password)
+    except (ValueError, LookupError) as exc:
+        print(f"未修改：{exc}", file=sys.stderr)
+        return 1
+    print(f"已更新 {args.username} 的密码（已记入审计日志）")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""The home page's proof of wiring: every unit of the five levels with its venues and events."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+from sqlalchemy import Connection, func, select
+
+from db.models import AdminUnit, Event, Venue
+from domain.access import CurrentUser
+from domain.hierarchy import ancestor_table, rollup
+from domain.vocabulary import AdminLevel
+
+
+def unit_table(conn: Connection) -> pd.DataFrame:
+    """All units (no geometry): id, code, name, level, kind, parent_id, population."""
+    q = select(
+        AdminUnit.id, AdminUnit.code, AdminUnit.name, AdminUnit.level, AdminUnit.kind,
+        AdminUnit.parent_id, AdminUnit.population,
+    ).order_by(AdminUnit.id)
+    df = pd.DataFrame(conn.execute(q).all(), columns=["id", "code", "name", "level", "kind", "parent_id", "population"])
+    df["level"] = df["level"].map(lambda v: AdminLevel(v).value)
+    return df
+
+
+def unit_figures(conn: Connection, today: date, user: CurrentUser | None = None) -> pd.DataFrame:
+    """Per unit of every level: venues, events (all time) and today's events, summed up from grids.
+
+    With ``user``, only their scope unit and its subtree (empty if their scope unit is gone).
+
+    Index: unit id; columns: code, name, level, kind, parent_id, population, children, venues,
+    events, today_events. Counting happens in SQL per grid; the roll-up in :mod:`domain.hierarchy`.
+    """
+    units = unit_table(conn)
+    start = datetime.combine(today, datetime.min.time())
+    per_grid = pd.concat(
+        [
+            _per_grid(conn, select(Venue.grid_id, func.count()).group_by(Venue.grid_id), "venues"),
+            _per_grid(conn, select(Event.grid_id, func.count()).group_by(Event.grid_id), "events"),
+            _per_grid(
+                conn,
+                select(Event.grid_id, func.count())
+                .where(Event.reported_at >= start, Event.reported_at < start + timedelta(days=1))
+                .group_by(Event.grid_id),
+                "today_events",
+            ),
+        ],
+        axis=1,
+    ).fillna(0)
+    figures = rollup(per_grid, ancestor_table(units)).astype("int64")
+    children = units.groupby("parent_id").size()
+    out = units.set_index("id")
+    out["children"] = children.reindex(out.index, fill_value=0).astype("int64")
+    out = out.join(figures)
+    if user is not None:
+        anc = ancestor_table(units)
+        if user.scope_unit_id not in anc.index:
+            return out.iloc[0:0]
+        level = out.at[user.scope_unit_id, "level"]
+        out = out[anc[level].reindex(out.index) == user.scope_unit_id]
+    return out
+
+
+def _per_grid(conn: Connection, query, name: str) -> pd.Series:
+    rows = conn.execute(query).all()
+    return pd.Series({g: n for g, n in rows}, name=name, dtype="int64")

@@ -1,0 +1,24 @@
+"""AppTest helpers: pages are loaded by their path from the repository root."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from db.engine import make_engine
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def page(path: str) -> AppTest:
+    """An AppTest of the page file ``path`` (relative to the repository root)."""
+    return AppTest.from_file(str(ROOT / path), default_timeout=30)
+
+
+@pytest.fixture
+def store(seeded_store_url, monkeypatch):
+    """The shared tiny demo store, as the pages under test see it (DATABASE_URL)."""
+    monkeypatch.setenv("DATABASE_URL", seeded_store_url)
+    engine = make_engine(seeded_store_url)
+    yield engine
+    engine.dispose()

@@ -1,0 +1,120 @@
+"""我的今日 under AppTest: the route in order, the venue card, recording an inspection, refusal of other roles.
+
+The shared demo store is only read, except for venues each test creates for itself.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from sqlalchemy import insert, select
+
+from db.engine import session_factory
+from db.models import InspectorGrid, SafetyCodeChange, Venue
+from domain.safety_code import checklist_for
+from domain.vocabulary import SafetyCode
+from services import clock
+from services.auth import user_by_username
+from tests.app.conftest import page
+
+
+def own_venue(engine, username: str = "demo_inspector", name: str = "测试：我的今日小店") -> int:
+    """A yellow street shop long overdue (the newest the most) in the inspector's first grid: first after the reds."""
+    with session_factory(engine).begin() as s:
+        uid = user_by_username(s, username).id
+        grid = s.execute(select(InspectorGrid.grid_id).where(InspectorGrid.user_id == uid)
+                         .order_by(InspectorGrid.grid_id)).scalars().first()
+        lon, lat = s.execute(select(Venue.lon, Venue.lat).where(Venue.grid_id == grid)).first()
+        n = s.execute(select(Venue.id).order_by(Venue.id.desc())).scalars().first() + 1
+        vid = s.execute(insert(Venue).returning(Venue.id), {
+            "code": f"TEST{n}", "name": f"{name}{n}", "category": "street_shop", "address": "测试路1号",
+            "lon": lon, "lat": lat, "grid_id": grid, "safety_code": "yellow", "responsible_person": "测试人",
+            "responsible_phone": "13912345678", "inspector_id": uid,
+            "next_due_on": clock.today() - timedelta(days=900 + n % 1000), "created_at": clock.now() - timedelta(days=1000),
+        }).scalar_one()
+        s.execute(insert(SafetyCodeChange), {"venue_id": vid, "changed_at": clock.now() - timedelta(days=1000),
+                                             "from_code": None, "to_code": "yellow", "reason": "测试赋码"})
+    return vid
+
+
+def _open(engine, username: str):
+    with session_factory(engine)() as s:
+        user = user_by_username(s, username)
+    at = page("pages/my_day.py")
+    at.session_state["current_user"] = user
+    at.run()
+    return at
+
+
+def _venue(engine, vid):
+    with engine.connect() as conn:
+        return conn.execute(select(Venue.safety_code, Venue.next_due_on).where(Venue.id == vid)).one()
+
+
+def test_the_inspector_sees_their_day_in_route_order_on_an_offline_map(store):
+    vid = own_venue(store)
+    at = _open(store, "demo_inspector")
+    assert not at.exception
+    assert [m.label for m in at.metric] == ["待检查", "已检查", "路线（公里）"]
+    stops = [b.key for b in at.button if b.key and b.key.startswith("md_open_") and "done" not in b.key]
+    assert f"md_open_{vid}" in stops and 0 < len(stops) <= 100  # the suite's capacity for the demo inspector
+    titles = [m.value for m in at.markdown if m.value.startswith("**") and ". " in m.value]
+    assert [int(t[2:].split(".")[0]) for t in titles] == list(range(1, len(stops) + 1))
+    deck = json.loads(at.get("deck_gl_json_chart")[0].proto.json)
+    assert {layer["id"] for layer in deck["layers"]} >= {"stops", "stop_numbers", "route"}
+    assert deck["mapStyle"].startswith("/app/static/")
+
+
+def test_the_venue_card_shows_the_masked_phone_and_the_checklist_of_its_category(store):
+    vid = own_venue(store)
+    at = _open(store, "demo_inspector")
+    at.button(key=f"md_open_{vid}").click().run()
+    assert not at.exception
+    text = "\n".join(m.value for m in at.markdown).replace("\\", "")  # Markdown source: user text is escaped
+    assert "139****5678" in text and "13912345678" not in text
+    items = [r.key for r in at.radio if r.key.startswith(f"md_item_{vid}_")]
+    assert items == [f"md_item_{vid}_{i.key}" for i in checklist_for("street_shop")]
+
+
+def test_recording_a_failed_inspection_with_a_major_hazard_turns_the_venue_red_and_due_tomorrow(store):
+    vid = own_venue(store)
+    at = _open(store, "demo_inspector")
+    at.button(key=f"md_open_{vid}").click().run()
+    at.radio(key=f"md_nh_{vid}").set_value(1).run()
+    for i, item in enumerate(checklist_for("street_shop")):
+        at.radio(key=f"md_item_{vid}_{item.key}").set_value("fail" if i == 0 else "pass")
+    at.radio(key=f"md_hz_sev_{vid}_0").set_value("major")
+    at.text_input(key=f"md_hz_desc_{vid}_0").input("消防通道堆放杂物")
+    at.button(key=f"FormSubmitter:md_form_{vid}-保存检查结果").click().run()
+    assert not at.exception and not at.error
+    assert "黄码 → 红码" in at.success[0].value
+    tomorrow = clock.today() + timedelta(days=1)
+    assert _venue(store, vid) == (SafetyCode.RED, tomorrow)
+    # Back to the list: the venue is done today and in tomorrow's list.
+    at.button(key="md_back").click().run()
+    assert f"md_open_done_{vid}" in [b.key for b in at.button]
+    at.button(key="md_tomorrow").click().run()
+    assert not at.exception
+    assert at.date_input(key="md_day").value == tomorrow
+    assert f"md_open_{vid}" in [b.key for b in at.button]
+
+
+def test_an_incomplete_form_is_refused_with_every_missing_item_and_nothing_changes(store):
+    vid = own_venue(store)
+    before = _venue(store, vid)
+    at = _open(store, "demo_inspector")
+    at.button(key=f"md_open_{vid}").click().run()
+    at.radio(key=f"md_item_{vid}_fire_exits").set_value("pass")
+    at.button(key=f"FormSubmitter:md_form_{vid}-保存检查结果").click().run()
+    errors = [e.value for e in at.error]
+    assert errors[0] == "未保存，请修改以下内容："
+    assert "检查项：燃气使用安全：未填写（请选择合格、不合格或不适用）" in errors
+    assert not any("消防通道畅通" in e for e in errors)
+    assert _venue(store, vid) == before
+
+
+def test_other_roles_are_refused(store):
+    at = _open(store, "demo_township")
+    assert "无权访问" in at.error[0].value
+    assert not at.metric

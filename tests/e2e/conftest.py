@@ -1,0 +1,128 @@
+"""Browser fixtures: the app served from a seeded store, driven by Debian's chromium through Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+# Flags measured to keep headless chromium off the network (FACTS.md).
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: CI requires the browser tests (.ci/run installs chromium)")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium fonts-noto-cjk); CI runs these")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@contextmanager
+def start_app(store_url: str) -> Iterator[str]:
+    """``streamlit run app.py`` on a free local port over ``store_url``; yields the base URL."""
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": store_url, "PYTHONPATH": str(ROOT)}
+    (ROOT / "test-results").mkdir(exist_ok=True)
+    with open(ROOT / "test-results" / f"streamlit-{port}.log", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                try:
+                    with urllib.request.urlopen(f"{base}/_stcore/health", timeout=1) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    time.sleep(0.3)
+            else:
+                raise RuntimeError(f"streamlit did not start on {base}")
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def app_url(seeded_store_url) -> Iterator[str]:
+    """The app served from the seeded store, shared by the browser tests."""
+    with start_app(seeded_store_url) as url:
+        yield url
+
+
+class RequestLog(list):
+    """Every URL the page asked for; ``off_host()`` lists those to any host but this machine."""
+
+    def off_host(self) -> list[str]:
+        out = []
+        for url in self:
+            parsed = urlparse(url)
+            if parsed.scheme in ("data", "blob", "about", "chrome-extension"):
+                continue
+            if parsed.hostname not in {h.strip("[]") for h in LOCAL_HOSTS}:
+                out.append(url)
+        return out
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page that records every request it makes."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    p = context.new_page()
+    p.requests = RequestLog()
+    p.on("request", lambda r: p.requests.append(r.url))
+    yield p
+    context.close()
+
+
+def wait_for_app(page, timeout: float = 30_000) -> None:
+    """Wait until Streamlit has finished running the script (no 'running' indicator)."""
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && document.querySelectorAll('[data-testid=\"stMetric\"]').length > 0",
+        timeout=timeout,
+    )
+
+
+def login(page, app_url: str, username: str, password: str = "demo-cockpit", path: str = "/") -> None:
+    """Open ``path`` and log in through the 用户名 / 密码 / 登录 form."""
+    page.goto(app_url + path)
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_selector("[data-testid='stSidebar']", timeout=30_000)

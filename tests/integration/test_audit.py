@@ -1,0 +1,432 @@
+"""The trail (全留痕): every change writes a chained audit row in its transaction; tampering is found.
+
+Runs on SQLite and, with DATABASE_URL set to PostgreSQL, on PostgreSQL (plus the app role's rights).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from datetime import datetime
+from itertools import pairwise
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from db.engine import ROOT, AuditMissing, audit_exempt, make_engine, session_factory
+from db.models import AuditHead, AuditLog, Event, Setting, User
+from domain.event_flow import Action, IllegalTransition
+from domain.vocabulary import EventCategory, EventSource, EventStatus
+from services import audit, settings
+from services.event_import import import_events
+from services.events import Actor, act, report_event
+from services.inspections import record_inspection, routine_checklist
+from services.locate import forget_index
+from tests.builders import grid_centre, make_green_venue, make_square_area
+
+NOW = datetime(2026, 11, 21, 9, 30)
+LEADER = Actor(1, "township_leader")  # the user the area fixture makes
+
+
+def _is_pg(engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+@pytest.fixture
+def area(empty_engine):
+    forget_index()
+    with empty_engine.begin() as conn:
+        ids = make_square_area(conn)
+        venue = make_green_venue(conn)
+        conn.execute(User.__table__.insert().values(id=1, username="leader", display_name="镇领导", role="township_leader",
+                                                    scope_unit_id=ids["990001001"], created_at=NOW))
+    return empty_engine, ids, venue
+
+
+def _report(s, grid=0, actor=LEADER):
+    return report_event(s, source=EventSource.CITIZEN, category=EventCategory.URBAN, title="占道堆物",
+                        lon=grid_centre(grid)[0], lat=grid_centre(grid)[1], now=NOW, actor=actor)
+
+
+def _rows(engine) -> list[AuditLog]:
+    with Session(engine) as s:
+        return s.scalars(select(AuditLog).order_by(AuditLog.id)).all()
+
+
+def _count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(AuditLog)).scalar_one()
+
+
+def _changes(engine) -> list[int]:
+    """A few changes through the services: report, three steps, a setting, an inspection."""
+    sessions = session_factory(engine)
+    with sessions.begin() as s:
+        eid = _report(s).id
+    for action in (Action.ACCEPT, Action.DISPATCH, Action.START):
+        with sessions.begin() as s:
+            act(s, event_id=eid, action=action, now=NOW, actor=LEADER, note="按规定办理")
+    with engine.begin() as conn:
+        settings.write(conn, "inspection.capacity", json.dumps({"default": 6}), NOW, actor=LEADER)
+    with engine.begin() as conn:
+        settings.write(conn, "inspection.capacity", json.dumps({"default": 8}), NOW, actor=LEADER)
+    with sessions.begin() as s:
+        venue = s.execute(text("SELECT id FROM venues")).scalar_one()
+        record_inspection(s, venue_id=venue, now=NOW, checklist=routine_checklist(s, venue, failed=True))
+    return [r.id for r in _rows(engine)]
+
+
+def _verify_cli(engine) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "services.audit", "verify", "--url", engine.url.render_as_string(hide_password=False)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+
+
+def _tamper(engine, sql: str, params: dict) -> None:
+    """Change the trail past its guard, as someone with direct access to the database would."""
+    with engine.begin() as conn:
+        if _is_pg(engine):  # the superuser switches the guard trigger off
+            conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
+            conn.execute(text(sql), params)
+            conn.execute(text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only"))
+        else:  # someone with the file drops the trigger
+            conn.execute(text("DROP TRIGGER audit_log_no_update"))
+            conn.execute(text("DROP TRIGGER audit_log_no_delete"))
+            conn.execute(text(sql), params)
+
+
+# ---------------------------------------------------------------------------------------------
+# The chain
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_chain_over_several_changes_verifies_and_links_each_row_to_the_last(area):
+    engine, _, _ = area
+    ids = _changes(engine)
+    rows = _rows(engine)
+    assert ids == list(range(1, len(ids) + 1))  # gapless, from the head
+    assert [r.action for r in rows] == ["event.report", "event.accept", "event.dispatch", "event.start",
+                                        "setting.write", "setting.write", "inspection.record", "venue.safety_code"]
+    assert rows[0].prev_hash == "0" * 64
+    assert all(b.prev_hash == a.hash for a, b in pairwise(rows))
+    with engine.connect() as conn:
+        assert audit.verify_chain(conn) == (len(rows), None)
+        head = conn.execute(select(AuditHead.last_id, AuditHead.hash)).one()
+    assert tuple(head) == (rows[-1].id, rows[-1].hash)
+
+
+def test_each_row_says_who_what_before_and_after(area):
+    engine, _, _ = area
+    _changes(engine)
+    rows = _rows(engine)
+    dispatch = rows[2]
+    assert (dispatch.actor_id, dispatch.actor_role, dispatch.entity, dispatch.reason) == (
+        1, "township_leader", "events", "按规定办理")
+    assert json.loads(dispatch.before)["status"] == EventStatus.ACCEPTED.value
+    assert json.loads(dispatch.after)["status"] == EventStatus.DISPATCHED.value
+    second_setting = rows[5]
+    assert json.loads(second_setting.before)["value"] == {"default": 6}
+    assert json.loads(second_setting.after)["value"] == {"default": 8}
+    inspection, code = rows[6], rows[7]
+    assert (inspection.actor_id, inspection.actor_role) == (None, "system")  # a trusted system caller
+    assert json.loads(inspection.after)["result"] == "fail"
+    assert (json.loads(code.before), json.loads(code.after)) == ({"safety_code": "green"}, {"safety_code": "yellow"})
+    assert code.reason  # the rule that changed the colour
+
+
+def test_a_refused_transition_leaves_no_audit_row(area):
+    engine, _, _ = area
+    sessions = session_factory(engine)
+    with sessions.begin() as s:
+        eid = _report(s).id
+    before = _count(engine)
+    with pytest.raises(IllegalTransition), sessions.begin() as s:
+        act(s, event_id=eid, action=Action.RESOLVE, now=NOW, actor=LEADER)  # not yet accepted
+    assert _count(engine) == before
+    with engine.connect() as conn:
+        assert audit.verify(conn) is None
+
+
+def test_a_bad_import_leaves_no_audit_row(area):
+    engine, _, _ = area
+    lon, lat = grid_centre(0)
+    bad = f"来源,类别,标题,纬度,经度,上报时间\n12345热线,城镇管理,占道,{lat},{lon},2026-11-21 09:00\n12345热线,火星,占道,{lat},{lon},昨天\n"
+    with session_factory(engine).begin() as s:
+        outcome = import_events(s, bad.encode(), "events.csv", actor=LEADER, now=NOW)
+    assert not outcome.ok
+    assert _count(engine) == 0
+    good = f"来源,类别,标题,纬度,经度,上报时间\n12345热线,城镇管理,占道,{lat},{lon},2026-11-21 09:00\n"
+    with session_factory(engine).begin() as s:
+        assert import_events(s, good.encode(), "events.csv", actor=LEADER, now=NOW).imported == 1
+    assert [r.action for r in _rows(engine)] == ["event.report", "event.import"]
+
+
+def test_the_database_refuses_to_update_or_delete_an_audit_row(area):
+    engine, _, _ = area
+    _changes(engine)
+    for sql in ("UPDATE audit_log SET reason = 'x' WHERE id = 2", "DELETE FROM audit_log WHERE id = 2"):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(sql))
+    with engine.connect() as conn:
+        assert audit.verify(conn) is None
+
+
+def test_an_edited_row_is_reported_by_its_id_and_the_command_exits_1(area):
+    engine, _, _ = area
+    _changes(engine)
+    assert _verify_cli(engine).returncode == 0
+    _tamper(engine, "UPDATE audit_log SET after = :a WHERE id = 3", {"a": '{"status":"archived"}'})
+    with engine.connect() as conn:
+        broken = audit.verify(conn)
+    assert broken.id == 3 and "改动" in broken.problem
+    run = _verify_cli(engine)
+    assert run.returncode == 1
+    assert "第 3 条（id=3）" in run.stdout
+
+
+def test_a_row_edited_with_a_recomputed_hash_breaks_the_next_link(area):
+    engine, _, _ = area
+    _changes(engine)
+    with Session(engine) as s:
+        row = s.get(AuditLog, 3)
+        fields = {f: getattr(row, f) for f in audit.FIELDS} | {"reason": "改过"}
+    forged = audit.chain_hash(row.prev_hash, fields)
+    _tamper(engine, "UPDATE audit_log SET reason = '改过', hash = :h WHERE id = 3", {"h": forged})
+    with engine.connect() as conn:
+        assert audit.verify(conn).id == 4
+
+
+def test_a_deleted_row_is_reported(area):
+    engine, _, _ = area
+    _changes(engine)
+    _tamper(engine, "DELETE FROM audit_log WHERE id = 4", {})
+    run = _verify_cli(engine)
+    assert run.returncode == 1
+    assert "第 4 条（id=4）" in run.stdout and "删除" in run.stdout
+
+
+def test_a_deleted_last_row_is_reported_against_the_head(area):
+    engine, _, _ = area
+    last = _changes(engine)[-1]
+    _tamper(engine, "DELETE FROM audit_log WHERE id = :i", {"i": last})
+    with engine.connect() as conn:
+        broken = audit.verify(conn)
+    assert broken.id == last and "删除" in broken.problem
+
+
+def test_the_tiny_demo_store_verifies_clean_from_its_seed_row(seeded_store_url):
+    engine = make_engine(seeded_store_url)
+    with engine.connect() as conn:
+        count, broken = audit.verify_chain(conn)
+    with Session(engine) as s:
+        first = s.get(AuditLog, 1)
+    engine.dispose()
+    assert broken is None and count >= 1
+    assert (first.action, first.actor_role, first.prev_hash) == ("demo.seed", "system", "0" * 64)
+    assert json.loads(first.after)["rows"]["events"] > 0
+
+
+def test_concurrent_writers_keep_one_gapless_chain(area):
+    engine, _, _ = area
+    sessions = session_factory(engine)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for _ in range(10):
+                with sessions.begin() as s:
+                    _report(s, grid=n, actor=Actor(None, "simulator"))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with engine.connect() as conn:
+        assert audit.verify_chain(conn) == (30, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The guard: a service that forgets the trail cannot commit
+# ---------------------------------------------------------------------------------------------
+
+# Compiled as if it lived in services/, where the guard looks for use cases.
+_FORGETFUL = compile(
+    "def forgetful_use_case(conn, audited):\n"
+    "    conn.execute(text(\"UPDATE settings SET value_json = '1'\"))\n"
+    "    if audited:\n"
+    "        audit.record(conn, actor_id=None, actor_role='system', action='setting.write', entity='settings',\n"
+    "                     entity_id=None, before=None, after=1)\n",
+    str(ROOT / "services" / "forgetful.py"),
+    "exec",
+)
+
+
+def _forgetful():
+    scope = {"text": text, "audit": audit}
+    exec(_FORGETFUL, scope)
+    return scope["forgetful_use_case"]
+
+
+def test_a_service_change_without_an_audit_row_fails_its_commit(area):
+    engine, _, _ = area
+    with engine.begin() as conn:  # test set-up writes directly: not a use case, not checked
+        conn.execute(Setting.__table__.insert().values(key="k", value_json="0", updated_at=NOW))
+    use_case = _forgetful()
+    with pytest.raises(AuditMissing, match=r"services\.forgetful\.forgetful_use_case changed settings"), \
+            engine.begin() as conn:
+        use_case(conn, audited=False)
+    with engine.connect() as conn:
+        assert conn.execute(select(Setting.value_json)).scalar_one() == "0"  # nothing committed
+    with engine.begin() as conn:
+        use_case(conn, audited=True)
+    with audit_exempt(), engine.begin() as conn:  # the seed and migrations are exempt explicitly
+        use_case(conn, audited=False)
+    assert _count(engine) == 1
+
+
+def test_an_orm_session_without_an_audit_row_fails_too(area):
+    engine, _, _ = area
+    use_case = _forgetful()
+    with pytest.raises(AuditMissing), session_factory(engine).begin() as s:
+        use_case(s.connection(), audited=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL: the app's role cannot rewrite the trail, whatever the trigger
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_app_role_may_append_but_not_update_or_delete_audit_rows(area):
+    engine, _, _ = area
+    if not _is_pg(engine):
+        pytest.skip("database roles exist on PostgreSQL only (SQLite: the trigger and the file's permissions)")
+    from db.roles import APP_ROLE, grant_app_role
+
+    _changes(engine)
+    with engine.begin() as conn:
+        grant_app_role(conn)
+    with engine.begin() as conn:  # as the app: business changes and their trail rows work
+        conn.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
+        s = Session(bind=conn)
+        act(s, event_id=conn.execute(select(Event.id)).scalar_one(), action=Action.RESOLVE, now=NOW, actor=LEADER)
+        s.flush()
+    for sql in ("UPDATE audit_log SET reason = 'x' WHERE id = 2", "DELETE FROM audit_log WHERE id = 2",
+                "TRUNCATE audit_log"):
+        with pytest.raises(DBAPIError, match="permission denied"), engine.begin() as conn:
+            conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))  # superuser
+            conn.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
+            conn.execute(text(sql))
+    with engine.connect() as conn:
+        assert audit.verify_chain(conn) == (9, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The other writers: login, passwords, intake, venue and boundary imports, the seed
+# ---------------------------------------------------------------------------------------------
+
+
+def test_failed_logins_a_lockout_and_a_password_change_are_recorded_without_password_material(area):
+    from services.auth import MAX_FAILURES, LoginRefused, authenticate, hash_password, set_password
+
+    engine, _, _ = area
+    with engine.begin() as conn:
+        conn.execute(User.__table__.update().where(User.id == 1).values(password_hash=hash_password("s3cret-pass")))
+    sessions = session_factory(engine)
+    for _ in range(MAX_FAILURES):
+        with sessions() as s, pytest.raises(LoginRefused):
+            authenticate(s, "leader", "wrong-guess-123", NOW)
+    with sessions.begin() as s:
+        set_password(s, username="leader", password="new-pass-456", actor=LEADER)
+    with sessions() as s:
+        assert authenticate(s, "leader", "new-pass-456", NOW).id == 1
+    rows = _rows(engine)
+    assert [r.action for r in rows] == ["auth.login_failed"] * (MAX_FAILURES - 1) + ["auth.lockout",
+                                                                                      "auth.password_change"]
+    assert all(r.entity == "users" and r.entity_id == 1 for r in rows)
+    assert (rows[0].actor_id, rows[0].actor_role) == (None, "anonymous")
+    assert json.loads(rows[-2].after)["locked_until"] is not None
+    with engine.connect() as conn:
+        stored_hash = conn.execute(select(User.password_hash)).scalar_one()
+        assert audit.verify(conn) is None
+    text_of_trail = " ".join(f"{r.before} {r.after} {r.reason}" for r in rows)
+    for secret in ("s3cret-pass", "wrong-guess-123", "new-pass-456", stored_hash, "$argon2"):
+        assert secret not in text_of_trail
+
+
+def test_a_merged_report_records_the_target_events_new_count(area):
+    from domain.intake import ReportForm
+    from services.intake import submit_report
+
+    engine, _, _ = area
+    lon, lat = grid_centre(1)
+    form = ReportForm(category="urban", title="占道经营", description="店门口堆物", lon=lon, lat=lat,
+                      reporter_name="李四", reporter_phone="13912345678")
+    sessions = session_factory(engine)
+    with sessions.begin() as s:
+        first = submit_report(s, form, now=NOW).id
+    with sessions.begin() as s:
+        submit_report(s, form, now=NOW, merge_into=first)
+    rows = _rows(engine)
+    assert [r.action for r in rows] == ["event.report", "event.report", "event.reject", "event.merge"]
+    merge = rows[-1]
+    assert merge.entity_id == first
+    assert (json.loads(merge.before)["reporter_count"], json.loads(merge.after)["reporter_count"]) == (1, 2)
+    assert "13912345678" not in " ".join(f"{r.before} {r.after}" for r in rows)  # no phone in the trail
+
+
+def test_a_venue_import_writes_one_row_with_the_files_digest_and_a_rejected_one_none(area):
+    import hashlib
+
+    from domain.access import CurrentUser
+    from domain.vocabulary import Role
+    from services.venue_import import ImportRejected, import_venues
+
+    engine, ids, _ = area
+    leader = CurrentUser(1, "leader", "镇领导", Role.TOWNSHIP_LEADER, ids["990001001"])
+    lat, lon = f"{grid_centre(0)[1]:.6f}", f"{grid_centre(0)[0]:.6f}"
+    header = "名称,类别,地址,纬度,经度,网格编码,负责人,联系电话\n"
+    good = (header + f"老李饭店,沿街店铺,方城路8号,{lat},{lon},,李某,\n").encode()
+    bad = (header + f"老李饭店,赌场,方城路8号,{lat},{lon},,李某,\n").encode()
+    with pytest.raises(ImportRejected), session_factory(engine).begin() as s:
+        import_venues(s, data=bad, filename="v.csv", now=NOW, user=leader)
+    assert _count(engine) == 0
+    with session_factory(engine).begin() as s:
+        result = import_venues(s, data=good, filename="v.csv", now=NOW, user=leader)
+    (row,) = _rows(engine)
+    assert (row.action, row.entity, row.actor_id) == ("venue.import", "venues", 1)
+    assert json.loads(row.after) == {"file": "v.csv", "sha256": hashlib.sha256(good).hexdigest(), "count": 1,
+                                     "first_id": result.venue_ids[0], "last_id": result.venue_ids[0]}
+
+
+def test_a_boundary_import_is_recorded(empty_engine, tmp_path):
+    from services.boundaries import import_boundaries
+    from tests.integration.test_boundary_import import _harbour_city
+
+    assert import_boundaries(empty_engine, _harbour_city(tmp_path), seed=3).ok
+    (row,) = _rows(empty_engine)
+    assert (row.action, row.entity, row.actor_role) == ("boundaries.import", "admin_units", "system")
+    assert json.loads(row.after)["units_by_level"]["county"] == 2
+
+
+def test_a_reseed_continues_the_trail_with_one_row_per_load(new_store_url):
+    from demo.seed import seed
+
+    engine = make_engine(new_store_url())
+    end = datetime(2026, 11, 21, 18, 30)
+    seed(engine, "tiny", 1, end, manifest_dir=None)
+    seed(engine, "tiny", 1, end, force=True, manifest_dir=None)
+    rows = _rows(engine)
+    with engine.connect() as conn:
+        assert audit.verify(conn) is None
+    engine.dispose()
+    assert [r.action for r in rows] == ["demo.seed", "demo.seed"]
+    assert [json.loads(r.before)["emptied"] for r in rows] == [False, True]

@@ -1,0 +1,57 @@
+"""Password login against the store: argon2 hashes, a clear refusal, lock-out after five failures."""
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import insert, select
+
+from db.engine import session_factory
+from db.models import AdminUnit, User
+from domain.vocabulary import Role
+from services.auth import MAX_FAILURES, LoginRefused, authenticate, hash_password
+from tests.builders import make_square_area
+
+NOW = datetime(2026, 11, 21, 9, 0)
+
+
+@pytest.fixture
+def sessions(empty_engine):
+    with empty_engine.begin() as conn:
+        make_square_area(conn)
+        scope = conn.execute(select(AdminUnit.id).where(AdminUnit.code == "990001001")).scalar_one()
+        conn.execute(insert(User), {
+            "username": "leader", "display_name": "镇领导", "role": Role.TOWNSHIP_LEADER,
+            "scope_unit_id": scope, "password_hash": hash_password("s3cret-pass"), "created_at": NOW,
+        })
+    return session_factory(empty_engine)
+
+
+def test_the_right_password_gives_the_user_with_role_and_scope(sessions):
+    with sessions() as s:
+        user = authenticate(s, "leader", "s3cret-pass", NOW)
+    assert user.role is Role.TOWNSHIP_LEADER and user.may_open("risk_map") and not user.may_open("my_day")
+
+
+def test_the_password_is_stored_as_an_argon2_hash(sessions):
+    with sessions() as s:
+        stored = s.execute(select(User.password_hash)).scalar_one()
+    assert stored.startswith("$argon2") and "s3cret-pass" not in stored
+
+
+def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(sessions):
+    with sessions() as s, pytest.raises(LoginRefused, match="用户名或密码错误"):
+        authenticate(s, "leader", "nope", NOW)
+    with sessions() as s, pytest.raises(LoginRefused, match="用户名或密码错误"):
+        authenticate(s, "nobody", "nope", NOW)
+
+
+def test_five_failures_lock_the_account_even_for_the_right_password(sessions):
+    for _ in range(MAX_FAILURES - 1):
+        with sessions() as s, pytest.raises(LoginRefused, match="还可尝试"):
+            authenticate(s, "leader", "wrong", NOW)
+    with sessions() as s, pytest.raises(LoginRefused, match="已锁定"):
+        authenticate(s, "leader", "wrong", NOW)
+    with sessions() as s, pytest.raises(LoginRefused, match="分钟后再试"):
+        authenticate(s, "leader", "s3cret-pass", NOW + timedelta(minutes=5))
+    with sessions() as s:
+        assert authenticate(s, "leader", "s3cret-pass", NOW + timedelta(minutes=16)).username == "leader"

@@ -1,0 +1,95 @@
+"""Submitting reports: the photo loses its GPS, outside reports are refused, duplicates are merged."""
+
+import io
+from datetime import datetime, timedelta
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from db.engine import session_factory
+from db.models import Attachment, Event
+from domain.intake import InvalidReport, ReportForm
+from domain.vocabulary import EventStatus
+from services.intake import find_duplicates, submit_report
+from services.locate import OutsideArea, forget_index
+from tests.builders import grid_centre, make_square_area
+
+NOW = datetime(2026, 11, 21, 12, 0)
+
+
+def _jpeg_with_gps() -> bytes:
+    img = Image.new("RGB", (40, 30), (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x8825] = {1: "N", 2: (28.0, 56.0, 24.0), 3: "E", 4: (118.0, 52.0, 12.0)}  # GPSInfo
+    out = io.BytesIO()
+    img.save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+@pytest.fixture
+def sessions(empty_engine):
+    forget_index()
+    with empty_engine.begin() as conn:
+        make_square_area(conn)
+    return session_factory(empty_engine)
+
+
+def _form(i=0, **kw):
+    lon, lat = grid_centre(i)
+    return ReportForm(**({"category": "urban", "title": "占道经营", "description": "店门口堆物", "lon": lon,
+                          "lat": lat, "reporter_name": "李四", "reporter_phone": "13912345678"} | kw))
+
+
+def _count(sessions, model):
+    with sessions() as s:
+        return s.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def test_a_photo_is_stored_without_its_exif_gps(sessions):
+    photo = _jpeg_with_gps()
+    assert Image.open(io.BytesIO(photo)).getexif().get(0x8825)  # the GPS is really there before
+    with sessions.begin() as s:
+        event = submit_report(s, _form(), now=NOW, photo=photo)
+    with sessions() as s:
+        stored = s.execute(select(Attachment.data).where(Attachment.event_id == event.id)).scalar_one()
+    exif = Image.open(io.BytesIO(stored)).getexif()
+    assert 0x8825 not in exif and 0x010F not in exif
+
+
+def test_a_report_outside_every_grid_is_refused_with_its_photo(sessions):
+    with pytest.raises(OutsideArea), sessions.begin() as s:
+        submit_report(s, _form(lon=118.5, lat=28.5), now=NOW, photo=_jpeg_with_gps())
+    assert _count(sessions, Event) == 0 and _count(sessions, Attachment) == 0
+
+
+def test_a_renamed_executable_is_refused_as_a_photo_and_nothing_is_written(sessions):
+    with pytest.raises(InvalidReport) as err, sessions.begin() as s:
+        submit_report(s, _form(title=""), now=NOW, photo=b"MZ\x90\x00fake.jpg")
+    assert set(err.value.problems) == {"标题", "照片"}
+    assert _count(sessions, Event) == 0
+
+
+def test_a_duplicate_is_offered_and_merging_counts_its_reporter(sessions):
+    with sessions.begin() as s:
+        first = submit_report(s, _form(), now=NOW).id
+    later = NOW + timedelta(hours=3)
+    with sessions() as s:
+        offered = find_duplicates(s, "urban", *grid_centre(0), later)
+    assert [e.id for e, _ in offered] == [first]
+    with sessions.begin() as s:
+        dup = submit_report(s, _form(), now=later, merge_into=first)
+    with sessions() as s:
+        target = s.get(Event, first)
+        merged = s.get(Event, dup.id)
+        assert target.reporter_count == 2
+        assert merged.merged_into_id == first and merged.status is EventStatus.REJECTED
+
+
+def test_a_merge_target_that_no_longer_qualifies_is_refused(sessions):
+    with sessions.begin() as s:
+        first = submit_report(s, _form(), now=NOW).id
+    with pytest.raises(InvalidReport, match="合并"), sessions.begin() as s:
+        submit_report(s, _form(), now=NOW + timedelta(hours=30), merge_into=first)
+    assert _count(sessions, Event) == 1

@@ -1,0 +1,149 @@
+"""The event loop's transition table, and random action sequences against its replay."""
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from domain.event_flow import (
+    ACTION_LABELS,
+    TRANSITIONS,
+    Action,
+    IllegalTransition,
+    allowed_actions,
+    next_status,
+    replay,
+)
+from domain.vocabulary import OPEN_STATUSES
+from domain.vocabulary import EventStatus as S
+
+A = Action
+FROM_STATES: list[S | None] = [None, *S]
+ILLEGAL = [(s, a) for s in FROM_STATES for a in A if (s, a) not in TRANSITIONS]
+
+
+def _id(pair) -> str:
+    s, a = pair
+    return f"{s.value if s else 'new'}-{a.value}"
+
+
+@pytest.mark.parametrize(("pair", "to"), list(TRANSITIONS.items()), ids=[_id(p) for p in TRANSITIONS])
+def test_every_transition_of_the_table_is_allowed_and_lands_where_the_table_says(pair, to):
+    status, action = pair
+    assert next_status(status, action) is to
+    assert action in allowed_actions(status)
+
+
+@pytest.mark.parametrize("pair", ILLEGAL, ids=[_id(p) for p in ILLEGAL])
+def test_every_other_pair_is_refused_with_a_chinese_message(pair):
+    status, action = pair
+    with pytest.raises(IllegalTransition) as info:
+        next_status(status, action)
+    assert (info.value.status, info.value.action) == (status, action)
+    where = status.label if status else "（新事件）"
+    assert str(info.value) == f"事件当前状态为“{where}”，不能执行“{ACTION_LABELS[action]}”"
+
+
+def test_the_refusal_names_the_status_and_the_action_in_chinese():
+    with pytest.raises(IllegalTransition, match="事件当前状态为“已归档”，不能执行“派单”"):
+        next_status(S.ARCHIVED, A.DISPATCH)
+    with pytest.raises(IllegalTransition, match="（新事件）"):
+        next_status(None, A.ACCEPT)
+
+
+def test_only_a_report_creates_an_event():
+    assert allowed_actions(None) == [A.REPORT]
+
+
+def test_archived_is_the_only_status_without_a_way_out():
+    dead_ends = [s for s in S if not allowed_actions(s)]
+    assert dead_ends == [S.ARCHIVED]
+
+
+def test_every_status_can_be_reached_from_a_report():
+    seen, frontier = set(), {None}
+    while frontier:
+        nxt = {to for (s, _), to in TRANSITIONS.items() if s in frontier} - seen
+        seen |= nxt
+        frontier = nxt
+    assert seen == set(S)
+
+
+def test_every_open_status_can_still_reach_the_archive():
+    for start in OPEN_STATUSES:
+        seen, frontier = {start}, {start}
+        while frontier:
+            frontier = {to for (s, _), to in TRANSITIONS.items() if s in frontier} - seen
+            seen |= frontier
+        assert S.ARCHIVED in seen, start
+
+
+def test_escalation_lands_the_event_accepted_at_the_level_above():
+    for status in (S.ACCEPTED, S.DISPATCHED, S.RETURNED, S.IN_PROGRESS):
+        assert next_status(status, A.ESCALATE) is S.ACCEPTED
+    for status in (S.REPORTED, S.RESOLVED, S.VERIFIED, S.RATED, S.ARCHIVED, S.REJECTED):
+        assert A.ESCALATE not in allowed_actions(status)
+
+
+def test_the_happy_path_replays_to_archived():
+    trail = [A.REPORT, A.ACCEPT, A.DISPATCH, A.START, A.RESOLVE, A.VERIFY, A.RATE, A.ARCHIVE]
+    assert replay(trail) is S.ARCHIVED
+
+
+def test_an_empty_trail_cannot_be_replayed():
+    with pytest.raises(ValueError, match="空的处置记录"):
+        replay([])
+
+
+def test_a_trail_with_an_illegal_step_does_not_replay():
+    with pytest.raises(IllegalTransition):
+        replay([A.REPORT, A.DISPATCH])
+
+
+class EventLoop(RuleBasedStateMachine):
+    """A person pressing random buttons: the status only moves by the table, and the trail replays to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status: S | None = None
+        self.trail: list[Action] = []
+
+    @rule(action=st.sampled_from(list(A)))
+    def act(self, action: Action) -> None:
+        before, trail_before = self.status, list(self.trail)
+        legal = (self.status, action) in TRANSITIONS
+        try:
+            after = next_status(self.status, action)
+        except IllegalTransition:
+            assert not legal
+            assert (self.status, self.trail) == (before, trail_before)
+            return
+        assert legal
+        self.status = after
+        self.trail.append(action)
+
+    @precondition(lambda self: self.status is not None and allowed_actions(self.status))
+    @rule(data=st.data())
+    def act_legally(self, data: st.DataObject) -> None:
+        # Random buttons rarely walk deep into the loop; half of the steps take an offered action.
+        action = data.draw(st.sampled_from(allowed_actions(self.status)))
+        self.status = next_status(self.status, action)
+        self.trail.append(action)
+
+    @invariant()
+    def the_trail_replays_to_the_current_status(self) -> None:
+        if self.trail:
+            assert replay(self.trail) is self.status
+        else:
+            assert self.status is None
+
+    @invariant()
+    def the_offered_actions_are_exactly_the_legal_ones(self) -> None:
+        for action in A:
+            assert (action in allowed_actions(self.status)) == ((self.status, action) in TRANSITIONS)
+
+
+EventLoop.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+test_random_action_sequences_keep_the_trail_and_the_status_in_step = EventLoop.TestCase

@@ -1,0 +1,293 @@
+"""Validation of user boundary files (GeoJSON, Shapefile), and filling a foreign city below."""
+
+import io
+import warnings
+import zipfile
+
+import geopandas as gpd
+import pytest
+import shapely
+from shapely.geometry import MultiPolygon, Polygon, box
+
+from geo.boundaries import OUTSIDE_PARENT_TOLERANCE, BoundaryError, read_boundaries, validate_units
+from geo.generate import LEVELS, generate_below
+
+CITY = box(120.0, 30.0, 120.2, 30.1)
+WEST = box(120.0, 30.0, 120.1, 30.1)
+EAST = box(120.1, 30.0, 120.2, 30.1)
+
+
+def units(rows, crs="EPSG:4326"):
+    """GeoDataFrame from (code, name, level, parent_code, geometry[, population]) rows."""
+    data = {
+        "code": [r[0] for r in rows],
+        "name": [r[1] for r in rows],
+        "level": [r[2] for r in rows],
+        "parent_code": [r[3] for r in rows],
+    }
+    if any(len(r) > 5 for r in rows):
+        data["population"] = [r[5] if len(r) > 5 else None for r in rows]
+    return gpd.GeoDataFrame(data, geometry=[r[4] for r in rows], crs=crs)
+
+
+def good_rows():
+    return [
+        ("990100", "测试市", "city", None, CITY, 300_000),
+        ("990101", "西区", "county", "990100", WEST, 200_000),
+        ("990102", "东县", "county", "990100", EAST, 100_000),
+    ]
+
+
+def write_geojson(gdf, tmp_path, name="units.geojson"):
+    path = tmp_path / name
+    gdf.to_file(path, driver="GeoJSON")
+    return path
+
+
+def write_shapefile(gdf, tmp_path, name="units.shp"):
+    # dBase field names stop at 10 characters, so real Shapefiles carry "parent_cod".
+    path = tmp_path / name
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="'crs' was not provided")
+        gdf.rename(columns={"parent_code": "parent_cod"}).to_file(
+            path, driver="ESRI Shapefile", encoding="UTF-8"
+        )
+    return path
+
+
+def reasons(check):
+    return [(e.feature_index, e.code, e.field, e.reason) for e in check.errors]
+
+
+def test_valid_geojson(tmp_path):
+    check = read_boundaries(write_geojson(units(good_rows()), tmp_path))
+    assert check.ok, check.errors
+    assert check.units.crs.to_epsg() == 4326
+    assert list(check.units["code"]) == ["990100", "990101", "990102"]
+    assert list(check.units["level"]) == ["city", "county", "county"]
+    assert check.units["parent_code"].iloc[0] is None
+    assert list(check.units["population"]) == [300_000, 200_000, 100_000]
+
+
+def test_valid_projected_shapefile_is_reprojected(tmp_path):
+    projected = units(good_rows()).to_crs("EPSG:32651")
+    path = write_shapefile(projected, tmp_path)
+    assert (tmp_path / "units.prj").exists()
+    check = read_boundaries(path)
+    assert check.ok, check.errors
+    assert check.units.crs.to_epsg() == 4326
+    # Shapefile fields stop at 10 characters: parent_code arrives as parent_cod.
+    assert list(check.units["parent_code"]) == [None, "990100", "990100"]
+    back = check.units.set_index("code").geometry
+    assert shapely.equals_exact(back["990101"].normalize(), WEST.normalize(), tolerance=1e-7)
+
+
+def test_zipped_shapefile_and_file_object(tmp_path):
+    write_shapefile(units(good_rows()), tmp_path)
+    archive = tmp_path / "units.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for ext in ("shp", "shx", "dbf", "prj", "cpg"):
+            if (tmp_path / f"units.{ext}").exists():
+                zf.write(tmp_path / f"units.{ext}", f"units.{ext}")
+    assert read_boundaries(archive).ok
+    buffer = io.BytesIO(units(good_rows()).to_json().encode())
+    assert read_boundaries(buffer).ok
+
+
+def test_shapefile_without_crs_in_lonlat_is_assumed_wgs84(tmp_path):
+    path = write_shapefile(units(good_rows(), crs=None), tmp_path)
+    assert not (tmp_path / "units.prj").exists()
+    check = read_boundaries(path)
+    assert check.ok, check.errors
+    assert check.units.crs.to_epsg() == 4326
+
+
+def test_shapefile_without_crs_in_metres_is_an_error(tmp_path):
+    metres = units(good_rows()).to_crs("EPSG:32651").set_crs(None, allow_override=True)
+    check = read_boundaries(write_shapefile(metres, tmp_path))
+    assert not check.ok
+    assert check.units is None
+    assert check.errors[0].field == "geometry"
+    assert "坐标参考系" in check.errors[0].reason
+
+
+def test_invalid_geometry_is_explained(tmp_path):
+    bowtie = Polygon([(120.0, 30.0), (120.1, 30.1), (120.1, 30.0), (120.0, 30.1)])
+    rows = good_rows()
+    rows[1] = ("990101", "西区", "county", "990100", bowtie)
+    check = read_boundaries(write_geojson(units(rows), tmp_path))
+    errs = [e for e in check.errors if e.field == "geometry"]
+    assert len(errs) == 1
+    assert errs[0].feature_index == 1 and errs[0].code == "990101"
+    assert errs[0].reason.startswith("几何无效")
+    assert "Self-intersection" in errs[0].reason
+
+
+def test_missing_code_column(tmp_path):
+    gdf = units(good_rows()).drop(columns="code")
+    check = read_boundaries(write_geojson(gdf, tmp_path))
+    assert BoundaryError(None, None, "code", "缺少字段 code") in check.errors
+
+
+def test_empty_values_are_reported_per_feature():
+    rows = good_rows()
+    rows[1] = ("", "西区", "county", "990100", WEST)
+    rows[2] = ("990102", None, None, "990100", EAST)
+    check = validate_units(units(rows))
+    got = reasons(check)
+    assert (1, None, "code", "缺少字段 code") in got
+    assert (2, "990102", "name", "缺少字段 name") in got
+    assert (2, "990102", "level", "缺少字段 level") in got
+
+
+def test_unknown_parent(tmp_path):
+    rows = [*good_rows(), ("990101001", "某街道", "township", "990199", box(120.0, 30.0, 120.05, 30.05))]
+    check = read_boundaries(write_geojson(units(rows), tmp_path))
+    assert reasons(check) == [(3, "990101001", "parent_code", "未知的上级编码 990199")]
+
+
+def test_child_outside_parent(tmp_path):
+    rows = [*good_rows(), ("990101001", "某街道", "township", "990101", box(120.05, 30.0, 120.15, 30.05))]
+    check = read_boundaries(write_geojson(units(rows), tmp_path))
+    assert len(check.errors) == 1
+    err = check.errors[0]
+    assert (err.feature_index, err.code, err.field) == (3, "990101001", "geometry")
+    assert err.reason.startswith("超出上级范围")
+
+
+def test_child_barely_outside_parent_is_tolerated():
+    sliver = OUTSIDE_PARENT_TOLERANCE / 4 * 0.1  # a quarter of the allowed share
+    rows = [
+        *good_rows(),
+        ("990101001", "某街道", "township", "990101", box(120.0, 30.0, 120.1 + sliver, 30.1)),
+    ]
+    assert validate_units(units(rows)).ok
+
+
+def test_duplicate_codes_all_reported():
+    rows = good_rows()
+    rows[2] = ("990101", "东县", "county", "990100", EAST)
+    got = reasons(validate_units(units(rows)))
+    assert (1, "990101", "code", "编码重复（共 2 处）") in got
+    assert (2, "990101", "code", "编码重复（共 2 处）") in got
+
+
+def test_levels_must_be_known_and_one_below_parent():
+    rows = [
+        *good_rows(),
+        ("990101001", "某街道", "province", "990101", box(120.0, 30.0, 120.05, 30.05)),
+        ("990102001", "某村", "village", "990102", box(120.1, 30.0, 120.15, 30.05)),
+        ("990102002", "某镇", "乡镇", "990102", box(120.15, 30.0, 120.2, 30.05)),
+    ]
+    check = validate_units(units(rows))
+    got = reasons(check)
+    assert any(i == 3 and f == "level" and r.startswith("级别无效") for i, _, f, r in got)
+    assert any(i == 4 and f == "level" and r.startswith("级别与上级不匹配") for i, _, f, r in got)
+    assert not any(i == 5 for i, *_ in got)  # 乡镇 is accepted as township
+
+
+def test_every_bad_feature_is_listed(tmp_path):
+    bowtie = Polygon([(120.0, 30.0), (120.1, 30.1), (120.1, 30.0), (120.0, 30.1)])
+    rows = [
+        *good_rows(),
+        ("990101001", "甲街道", "township", "990101", bowtie, 10),
+        ("990101002", "乙街道", "township", "990177", box(120.0, 30.05, 120.05, 30.1), 10),
+        ("990102001", "丙镇", "township", "990102", box(120.3, 30.0, 120.4, 30.1), -5),
+        ("990102002", "丁镇", "township", "990102", box(120.1, 30.0, 120.2, 30.1), 12.5),
+    ]
+    for path in (write_geojson(units(rows), tmp_path), write_shapefile(units(rows), tmp_path)):
+        check = read_boundaries(path)
+        assert check.units is None
+        bad = {e.feature_index for e in check.errors}
+        assert bad == {3, 4, 5, 6}, reasons(check)
+        fields = {(e.feature_index, e.field) for e in check.errors}
+        assert {(3, "geometry"), (4, "parent_code"), (5, "geometry"), (5, "population")} <= fields
+        assert (6, "population") in fields
+
+
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "broken.geojson"
+    path.write_text("{not json", encoding="utf-8")
+    check = read_boundaries(path)
+    assert not check.ok
+    assert check.errors[0].reason.startswith("无法读取文件")
+
+
+def test_empty_file(tmp_path):
+    check = validate_units(gpd.GeoDataFrame({"code": []}, geometry=[], crs=4326))
+    assert check.errors == [BoundaryError(None, None, None, "文件中没有要素")]
+
+
+# --------------------------------------------------------------------------- foreign city
+
+
+def fictional_districts():
+    """Two districts of a made-up coastal city (code 990200), ~15 x 22 km each; the second
+    owns an island 6 km offshore."""
+    mainland = Polygon([(121.30, 29.90), (121.45, 29.88), (121.47, 30.05), (121.32, 30.10)])
+    east = Polygon([(121.45, 29.88), (121.62, 29.90), (121.60, 30.06), (121.47, 30.05)])
+    island = Polygon([(121.68, 29.95), (121.71, 29.94), (121.72, 29.97), (121.69, 29.98)])
+    return gpd.GeoDataFrame(
+        {
+            "code": ["990201", "990202"],
+            "name": ["海门区", "东港区"],
+            "level": ["区县", "区县"],
+            "parent_code": ["990200", "990200"],
+            "population": [420_000, None],
+        },
+        geometry=[mainland, MultiPolygon([east, island])],
+        crs="EPSG:4326",
+    )
+
+
+def test_foreign_district_file_validates_and_is_filled_down_to_grids(tmp_path):
+    check = read_boundaries(write_geojson(fictional_districts(), tmp_path, "haimen.geojson"))
+    assert check.ok, check.errors
+    assert list(check.units["level"]) == ["county", "county"]
+
+    filled = generate_below(check.units, seed=8)
+    assert set(filled["level"]) == set(LEVELS[1:])
+    counts = filled["level"].value_counts()
+    assert counts["township"] >= 4 and counts["village"] >= 50 and counts["grid"] >= 150
+    assert filled["code"].is_unique
+
+    parents = filled.set_index("code")
+    for level in ("township", "village", "grid"):
+        children = filled[filled["level"] == level]
+        assert all(c[:-3] == p for c, p in zip(children["code"], children["parent_code"], strict=True))
+        for parent_code, group in children.groupby("parent_code"):
+            parent = parents.loc[parent_code]
+            union = shapely.union_all(group.geometry.values)
+            sym = shapely.area(shapely.symmetric_difference(union, parent.geometry))
+            assert sym <= 1e-9 * parent.geometry.area
+            assert group["population"].sum() == parent["population"]
+            assert shapely.coverage_is_valid(group.geometry.values)
+
+    # A missing population is estimated from the area; the given one is kept.
+    assert parents.loc["990201", "population"] == 420_000
+    assert parents.loc["990202", "population"] > 0
+
+    island = fictional_districts().geometry.iloc[1].geoms[1]
+    grids = filled[filled["level"] == "grid"]
+    on_island = grids[grids.intersects(island.buffer(-1e-6))]
+    assert len(on_island) >= 1
+    covered = shapely.union_all(shapely.intersection(on_island.geometry.values, island))
+    assert covered.area == pytest.approx(island.area, rel=1e-9)
+
+
+def test_generate_below_fills_only_childless_units():
+    rows = [
+        ("990100", "测试市", "city", None, CITY, 300_000),
+        ("990101", "西区", "county", "990100", WEST, 200_000),
+        ("990102", "东县", "county", "990100", EAST, 100_000),
+        ("990101001", "甲街道", "township", "990101", WEST, 200_000),
+    ]
+    check = validate_units(units(rows))
+    assert check.ok, check.errors
+    filled = generate_below(check.units, seed=2)
+    townships = filled[filled["level"] == "township"]
+    # 西区 already has its township; only 东县 gets new ones.
+    assert set(townships.loc[townships["parent_code"] == "990101", "code"]) == {"990101001"}
+    assert (townships["parent_code"] == "990102").sum() >= 1
+    villages = filled[filled["level"] == "village"]
+    assert set(villages["parent_code"]) == set(townships["code"])
