@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from db.models import User
@@ -47,18 +47,12 @@ def authenticate(session: Session, username: str, password: str, now: datetime) 
     try:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
-        failures = user.failed_logins + 1
-        locked = now + timedelta(minutes=LOCK_MINUTES) if failures >= MAX_FAILURES else None
-        session.execute(
-            update(User).where(User.id == user.id).values(
-                failed_logins=0 if locked else failures, locked_until=locked
-            )
-        )
+        failures, locked = _count_failure(session, user.id, now)
         # The trail, after the change (row, then the trail's head: one lock order for every use case).
         # Nobody is logged in yet (actor None, "anonymous"); the row names the account only.
         audit.record(session.connection(), actor_id=None, actor_role="anonymous",
                      action="auth.lockout" if locked else "auth.login_failed", entity="users", entity_id=user.id,
-                     before={"failed_logins": user.failed_logins, "locked_until": user.locked_until},
+                     before={"failed_logins": failures - 1, "locked_until": user.locked_until},
                      after={"failed_logins": 0 if locked else failures, "locked_until": locked})
         session.commit()
         log.info("login refused for user id %s (%s failures)", user.id, failures)
@@ -73,6 +67,24 @@ def authenticate(session: Session, username: str, password: str, now: datetime) 
                      before=before, after={"failed_logins": 0, "locked_until": None})
         session.commit()
     return _current(user)
+
+
+def _count_failure(session: Session, user_id: int, now: datetime) -> tuple[int, datetime | None]:
+    """Count one failed login in the store itself (one UPDATE: simultaneous wrong passwords each count).
+
+    Returns this failure's number and, when it is the MAX_FAILURES-th, the lock's end (the counter then
+    starts again at 0 for after the lock)."""
+    reaches = User.failed_logins + 1 >= MAX_FAILURES
+    lock_end = now + timedelta(minutes=LOCK_MINUTES)
+    row = session.execute(
+        update(User).where(User.id == user_id).values(
+            failed_logins=case((reaches, 0), else_=User.failed_logins + 1),
+            locked_until=case((reaches, lock_end), else_=User.locked_until),
+        ).returning(User.failed_logins, User.locked_until)
+    ).one()
+    if row.failed_logins == 0:  # this failure reached the limit
+        return MAX_FAILURES, lock_end
+    return row.failed_logins, None
 
 
 def user_for_identity(session: Session, claims: Mapping[str, object], claim: str = "preferred_username") -> CurrentUser:

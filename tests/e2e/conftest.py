@@ -126,3 +126,28 @@ def login(page, app_url: str, username: str, password: str = "demo-cockpit", pat
     page.get_by_label("密码").fill(password)
     page.get_by_role("button", name="登录").click()
     page.wait_for_selector("[data-testid='stSidebar']", timeout=30_000)
+
+
+def settle(page, timeout: float = 30_000) -> None:
+    """Wait until no script run is in progress (Streamlit's 'running' indicator is gone)."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+
+
+def choose(page, field, index: int = 0, attempts: int = 4) -> None:
+    """Open the select box ``field`` (a locator) and pick its option number ``index``.
+
+    A script run that ends while the list is open (a map component reporting its first value, a
+    fragment) redraws the box and closes the list, so a click can meet no option (CI, a loaded
+    machine): wait for the run to end, open the list again, and try again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(attempts):
+        settle(page)
+        field.click()
+        option = page.get_by_role("option").nth(index)
+        try:
+            option.click(timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"option {index} of {field} never became clickable in {attempts} attempts")

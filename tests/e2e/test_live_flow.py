@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import RequestLog, login
+from tests.e2e.conftest import RequestLog, choose, login
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30_000
@@ -37,8 +37,7 @@ def test_a_citizens_report_reaches_the_leaders_feed_within_ten_seconds(browser, 
         title = f"路灯不亮 {uuid.uuid4().hex[:6]}"
         citizen.goto(app_url + "/report")
         citizen.get_by_label("标题").wait_for(timeout=TIMEOUT)
-        citizen.get_by_label("事项类别").click()
-        citizen.get_by_role("option").first.click()
+        choose(citizen, citizen.get_by_label("事项类别"))
         citizen.get_by_label("标题").fill(title)
         citizen.get_by_label("问题描述").fill("小区门口两盏路灯一周没亮")
         citizen.get_by_role("button", name="提交").click()

@@ -12,7 +12,7 @@ from db.engine import make_engine
 from db.models import Event, EventTransition, Hazard, Inspection
 from domain.access import PAGE_ROLES
 from domain.vocabulary import Role
-from tests.e2e.conftest import login
+from tests.e2e.conftest import choose, login, settle
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30_000
@@ -31,10 +31,6 @@ PAYLOADS = [
     "**加粗** _斜体_ $x^2$ :red[红字] `代码`",
     "{{7*7}} ${7*7} '; DROP TABLE events;--",
 ]
-
-
-def _settle(page) -> None:
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT)
 
 
 def _guard(page) -> list[str]:
@@ -73,14 +69,14 @@ def test_an_inspector_finds_no_unmasked_phone_number_on_any_page_they_can_open(p
         sidebar.get_by_role("link", name=TITLES[key]).click()
         at_home = " || location.pathname === '/'" if key == "home" else ""  # the default page
         page.wait_for_function(f"() => location.pathname.endsWith('/{key}'){at_home}", timeout=TIMEOUT)
-        _settle(page)
+        settle(page)
         page.wait_for_timeout(1500)  # fragments and maps fill in after the first run
         if key == "my_day":  # open the first venue card: the responsible person's phone is on it
             page.locator("[class*='st-key-md_open_'] button").first.click()
             page.locator("[data-testid='venue-card']").wait_for(timeout=TIMEOUT)
             masked = page.locator("[data-testid='stMain']").get_by_text(re.compile(r"1[3-9]\d\*{4}\d{4}"))
             masked.first.wait_for(timeout=TIMEOUT)  # the responsible person's number is on the card, masked
-            _settle(page)
+            settle(page)
         seen[key] = _assert_no_phone(page, key)
     assert all(n > 50 for n in seen.values()), seen  # every page rendered something to look at
     for key in sorted(set(TITLES) - set(allowed) - {"big_screen"}):  # by URL: refused, and nothing shown
@@ -106,8 +102,7 @@ def test_hostile_text_never_runs_and_shows_as_typed(page, app_url, seeded_store_
     for k, title in enumerate(PAYLOADS):
         page.goto(app_url + "/report")
         page.get_by_label("标题").wait_for(timeout=TIMEOUT)
-        page.get_by_label("事项类别").click()
-        page.get_by_role("option").nth(k % 3).click()
+        choose(page, page.get_by_label("事项类别"), k % 3)
         page.get_by_label("标题").fill(title)
         page.get_by_label("问题描述").fill(PAYLOADS[(k + 1) % len(PAYLOADS)])
         page.get_by_label("姓名（可选）").fill(PAYLOADS[k][:32])
@@ -135,7 +130,7 @@ def test_hostile_text_never_runs_and_shows_as_typed(page, app_url, seeded_store_
         # Each an element whose whole text is exactly what was typed (a timeout here: not shown as typed).
         for typed in (f"#{event_id} {PAYLOADS[k]}", PAYLOADS[(k + 1) % len(PAYLOADS)]):  # title, description
             main.get_by_text(typed, exact=True).filter(visible=True).first.wait_for(timeout=TIMEOUT)
-        _settle(page)
+        settle(page)
         _no_script_ran(page, dialogs)
 
     # The last one: reveal the reporter (a payload as the name) with a reason, then act with a payload as note.
@@ -157,7 +152,7 @@ def test_hostile_text_never_runs_and_shows_as_typed(page, app_url, seeded_store_
         if len(notes) > 1:
             break
         page.wait_for_timeout(500)
-    _settle(page)
+    settle(page)
     _no_script_ran(page, dialogs)
     assert notes[-1] == note
     engine.dispose()
@@ -183,7 +178,7 @@ def test_hostile_text_in_an_inspection_is_stored_as_typed_and_never_runs(page, a
     page.locator(f".st-key-md_note_{vid} textarea").fill(PAYLOADS[3] + "\n" + PAYLOADS[0])
     page.get_by_role("button", name="保存检查结果").click()
     page.locator("[data-testid='stAlertContentSuccess']").filter(has_text="已保存检查").wait_for(timeout=TIMEOUT)
-    _settle(page)
+    settle(page)
     _no_script_ran(page, dialogs)
     with engine.connect() as conn:
         assert _count(engine, vid) == (before[0] + 1, before[1] + 1)
@@ -215,10 +210,8 @@ def test_hostile_text_in_leaders_and_admins_fields_never_runs(page, app_url, see
     name = PAYLOADS[2][:30]
     form = page.locator(".stForm").filter(has_text="新增专项整治")
     form.get_by_label("名称").fill(name)
-    form.get_by_label("场所类别").click()
-    page.get_by_role("option").first.click()
-    form.get_by_label("区域（乡镇或村）").click()
-    page.get_by_role("option").first.click()
+    choose(page, form.get_by_label("场所类别"))
+    choose(page, form.get_by_label("区域（乡镇或村）"))
     page.keyboard.press("Escape")
     form.get_by_role("button", name="保存专项整治").click()
     for _ in range(60):
@@ -228,7 +221,7 @@ def test_hostile_text_in_leaders_and_admins_fields_never_runs(page, app_url, see
             break
         page.wait_for_timeout(500)
     assert name in names  # stored exactly as typed
-    _settle(page)
+    settle(page)
     _no_script_ran(page, dialogs)
     _remove_campaign(engine, name)  # the shared demo store plans with it otherwise
 
@@ -240,7 +233,7 @@ def test_hostile_text_in_leaders_and_admins_fields_never_runs(page, app_url, see
     editor.fill(PAYLOADS[0] + PAYLOADS[1])
     page.get_by_role("button", name="保存规则").click()
     page.get_by_text("规则未保存", exact=False).wait_for(timeout=TIMEOUT)
-    _settle(page)
+    settle(page)
     _no_script_ran(page, dialogs)
     engine.dispose()
 

@@ -55,3 +55,24 @@ def test_five_failures_lock_the_account_even_for_the_right_password(sessions):
         authenticate(s, "leader", "s3cret-pass", NOW + timedelta(minutes=5))
     with sessions() as s:
         assert authenticate(s, "leader", "s3cret-pass", NOW + timedelta(minutes=16)).username == "leader"
+
+
+def test_simultaneous_wrong_passwords_each_count(sessions):
+    """Four wrong passwords at once (four sessions, four threads) leave exactly four failures counted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def attempt(_):
+        with sessions() as s:
+            try:
+                authenticate(s, "leader", "wrong", NOW)
+            except LoginRefused as refused:
+                return str(refused)
+        return "accepted"
+
+    with ThreadPoolExecutor(MAX_FAILURES - 1) as pool:
+        answers = sorted(pool.map(attempt, range(MAX_FAILURES - 1)))
+    assert answers == sorted(f"用户名或密码错误（还可尝试 {n} 次）" for n in range(1, MAX_FAILURES))
+    with sessions() as s:
+        assert s.execute(select(User.failed_logins)).scalar_one() == MAX_FAILURES - 1
+    with sessions() as s, pytest.raises(LoginRefused, match="已锁定"):  # the fifth locks, as one after another
+        authenticate(s, "leader", "wrong", NOW)
