@@ -41,6 +41,7 @@ ACTION_ROLES: dict[Action, set[Role]] = {
     Action.RATE: _LEADERS,
     Action.ARCHIVE: _LEADERS,
     Action.ESCALATE: _LEADERS | {Role.DEPARTMENT},
+    Action.COMMENT: set(Role),
 }
 KINDS = ("event", "venue", "unit", "act")
 
@@ -104,9 +105,11 @@ class Oracle:
         return self.unit(user, self.venue_grid[vid])
 
     def act(self, user: CurrentUser, eid: int, action: Action) -> bool:
-        """A cooperating department sees an event; only the lead department acts on it (decision 0005)."""
+        """A cooperating department sees an event and writes opinions; only the lead department moves it
+        (decision 0005)."""
         if user.role is Role.DEPARTMENT and self.event_lead.get(eid) != user.department_id:
-            return False
+            if not (action is Action.COMMENT and user.department_id in self.coop.get(eid, ())):
+                return False
         return user.role in ACTION_ROLES[action] and self.event(user, eid)
 
 

@@ -103,9 +103,18 @@ def _action_roles() -> dict:
         Action.RATE: frozenset(leaders),  # entered from the reporter's call-back (回访)
         Action.ARCHIVE: frozenset(leaders),
         Action.ESCALATE: frozenset(leaders | {Role.DEPARTMENT}),
+        Action.COMMENT: frozenset(Role),  # 处置意见 / 督办意见: whoever may see the event being handled
     }
 
 
 def may_act(user: CurrentUser, action) -> bool:
     """Whether the user's role may take ``action`` on an event in their scope."""
     return user.role in _action_roles().get(action, frozenset())
+
+
+def department_may_act(action, *, leads: bool, cooperates: bool) -> bool:
+    """Whether a department's handler may take ``action`` on an event (decision 0005): the lead department
+    moves it; a cooperating department (一件事 协办) sees it and writes its opinion (处置意见), nothing more."""
+    from domain.event_flow import NOTE_ONLY
+
+    return leads or (cooperates and action in NOTE_ONLY)

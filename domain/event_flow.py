@@ -28,6 +28,7 @@ class Action(StrEnum):
     RATE = "rate"  # 评价
     ARCHIVE = "archive"  # 归档
     ESCALATE = "escalate"  # 上移 to the parent level
+    COMMENT = "comment"  # 处置意见: a written opinion (协办意见 from a cooperating department); status unchanged
 
 
 ACTION_LABELS: dict[Action, str] = {
@@ -43,7 +44,11 @@ ACTION_LABELS: dict[Action, str] = {
     Action.RATE: "评价",
     Action.ARCHIVE: "归档",
     Action.ESCALATE: "上移",
+    Action.COMMENT: "处置意见",
 }
+
+# Actions that record something without moving the event: its status and stage deadline stay as they are.
+NOTE_ONLY: frozenset[Action] = frozenset({Action.COMMENT})
 
 # The whole loop. An escalated event lands, accepted, at the parent level, to be dispatched there.
 TRANSITIONS: dict[tuple[S | None, Action], S] = {
@@ -66,6 +71,9 @@ TRANSITIONS: dict[tuple[S | None, Action], S] = {
     (S.DISPATCHED, Action.ESCALATE): S.ACCEPTED,
     (S.RETURNED, Action.ESCALATE): S.ACCEPTED,
     (S.IN_PROGRESS, Action.ESCALATE): S.ACCEPTED,
+    # While a dispatched event is being handled, the lead and the cooperating departments write opinions.
+    (S.DISPATCHED, Action.COMMENT): S.DISPATCHED,
+    (S.IN_PROGRESS, Action.COMMENT): S.IN_PROGRESS,
 }
 
 

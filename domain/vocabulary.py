@@ -167,3 +167,14 @@ class Role(Labelled):
     TOWNSHIP_LEADER = "township_leader", "乡镇领导"
     DEPARTMENT = "department", "部门处置人员"
     INSPECTOR = "inspector", "网格员/检查员"
+
+
+# Who wrote a trail row when it was not a person with a role: the system's own steps, the simulator, a citizen.
+ACTOR_LABELS = {"system": "系统", "simulator": "模拟数据", "anonymous": "群众（匿名）", "citizen": "群众"}
+
+
+def actor_label(role: str | None) -> str:
+    """The Chinese name of a trail row's ``actor_role`` (a :class:`Role` value or a system actor)."""
+    if role in Role._value2member_map_:
+        return Role(role).label
+    return ACTOR_LABELS.get(role or "", role or "—")

@@ -21,10 +21,10 @@ from components.store import engine, geography
 from components.text import md_text
 from db.engine import session_factory
 from db.models import Department
-from domain.access import may_act
-from domain.event_flow import ACTION_LABELS, Action, IllegalTransition, allowed_actions
+from domain.access import department_may_act, may_act
+from domain.event_flow import ACTION_LABELS, NOTE_ONLY, Action, IllegalTransition, allowed_actions
 from domain.hierarchy import descendants, rollup
-from domain.vocabulary import OPEN_STATUSES, AdminLevel, EventStatus, Rating, Role
+from domain.vocabulary import OPEN_STATUSES, AdminLevel, EventStatus, Rating, Role, actor_label
 from services import clock
 from services.event_rules import suggest_dispatch
 from services.event_views import (
@@ -205,34 +205,40 @@ st.dataframe(
         "步骤": trail["seq"], "时间": trail["at"].map(lambda t: t.strftime("%Y-%m-%d %H:%M")),
         "操作": trail["action"].map(lambda a: ACTION_LABELS[Action(a)]),
         "状态": trail["to_status"].map(lambda s: EventStatus(s).label),
-        "角色": trail["actor_role"], "层级": trail["unit"], "部门": trail["department"], "说明": trail["note"],
+        "角色": trail["actor_role"].map(actor_label), "层级": trail["unit"], "部门": trail["department"], "说明": trail["note"],
     }),
     hide_index=True, width="stretch",
 )
 
 actions = [a for a in allowed_actions(EventStatus(e["status"])) if may_act(user, a)]
 if user.role is Role.DEPARTMENT and e["lead_department_id"] != user.department_id:
-    st.info("贵部门为本事件的协办部门：可查看事件和全程记录，办理由牵头部门进行。")
-    actions = []  # decision 0005: cooperators see, the lead acts (the service refuses them too)
+    st.info("贵部门为本事件的协办部门：可查看事件和全程记录、填写协办意见，办理由牵头部门进行。")
+    # decision 0005: cooperators see and write opinions, the lead acts (the service refuses them too)
+    actions = [a for a in actions if department_may_act(a, leads=False, cooperates=True)]
 if actions:
     st.markdown("**办理**")
     with st.form(f"act_{e['id']}"):
         action = st.radio("操作", actions, format_func=lambda a: ACTION_LABELS[a], horizontal=True)
-        note = st.text_input("说明（退回、退单、上移须填写原因）", max_chars=500)
-        with engine().connect() as conn:
-            depts = conn.execute(select(Department.id, Department.name).order_by(Department.name)).all()
-            decision, suggested = suggest_dispatch(conn, e)
-            coop_suggested = suggest_cooperators(conn, decision.cooperating_kinds, suggested)
-        ids = [d.id for d in depts]
-        dept = st.selectbox("派往部门（派单时）", ids, format_func=dict(depts).get,
-                            index=ids.index(suggested) if suggested in ids else None)
-        coop = st.multiselect("协办部门（一件事，派单时）", ids, default=[i for i in coop_suggested if i in ids],
-                              format_func=dict(depts).get, key=f"coop_{e['id']}")
-        st.caption(f"分拨建议：{md_text(decision.reason)}")
-        rating = st.selectbox("满意度（评价时）", list(Rating), format_func=lambda r: r.label, index=None)
+        note = st.text_input("说明（退回、退单、上移须填写原因；处置意见写在这里）", max_chars=500)
+        dept, coop, rating = None, [], None  # the dispatch and rating fields only where those actions apply
+        if Action.DISPATCH in actions:
+            with engine().connect() as conn:
+                depts = conn.execute(select(Department.id, Department.name).order_by(Department.name)).all()
+                decision, suggested = suggest_dispatch(conn, e)
+                coop_suggested = suggest_cooperators(conn, decision.cooperating_kinds, suggested)
+            ids = [d.id for d in depts]
+            dept = st.selectbox("派往部门（派单时）", ids, format_func=dict(depts).get,
+                                index=ids.index(suggested) if suggested in ids else None)
+            coop = st.multiselect("协办部门（一件事，派单时）", ids, default=[i for i in coop_suggested if i in ids],
+                                  format_func=dict(depts).get, key=f"coop_{e['id']}")
+            st.caption(f"分拨建议：{md_text(decision.reason)}")
+        if Action.RATE in actions:
+            rating = st.selectbox("满意度（评价时）", list(Rating), format_func=lambda r: r.label, index=None)
         if st.form_submit_button("提交"):
             needs_reason = action in (Action.REJECT, Action.RETURN, Action.ESCALATE, Action.REOPEN)
-            if needs_reason and not note.strip():
+            if action in NOTE_ONLY and not note.strip():
+                st.error("请在“说明”中填写意见内容。")
+            elif needs_reason and not note.strip():
                 st.error("请填写原因。")
             elif action is Action.DISPATCH and dept is None:
                 st.error("请选择派往的部门。")
@@ -240,7 +246,8 @@ if actions:
                 try:
                     with session_factory(engine()).begin() as s:
                         act_as(s, user, scope, event_id=int(e["id"]), action=action, now=clock.now(),
-                               note=note.strip() or None, department_id=dept, rating=rating,
+                               note=note.strip() or None, department_id=dept if action is Action.DISPATCH else None,
+                               rating=rating,
                                cooperating_department_ids=coop if action is Action.DISPATCH else None,
                                expected=EventStatus(e["status"]))
                 except (IllegalTransition, ConcurrentChange, OutOfScope, ValueError) as exc:

@@ -13,7 +13,7 @@ import logging
 from sqlalchemy import Connection, select
 
 from db.models import AdminUnit, Event, EventCooperator, InspectorGrid, User, Venue
-from domain.access import CurrentUser, in_scope, may_act
+from domain.access import CurrentUser, department_may_act, in_scope, may_act
 from domain.vocabulary import AdminLevel, Role
 
 log = logging.getLogger("access")
@@ -87,15 +87,25 @@ def event_in_scope(conn: Connection, user: CurrentUser, event_id: int) -> bool:
 
 
 def may_act_on(conn: Connection, user: CurrentUser, event_id: int, action) -> bool:
-    """Whether the user's role may take ``action`` and the event is in their scope; a department acts only
-    on events it leads (a cooperating one only sees them, decision 0005). The loop's own rules (which
-    actions a status allows) are :func:`domain.event_flow.next_status`'s."""
+    """Whether the user's role may take ``action`` and the event is in their scope; a department moves only
+    events it leads (a cooperating one sees them and writes opinions, decision 0005). The loop's own rules
+    (which actions a status allows) are :func:`domain.event_flow.next_status`'s."""
     if not may_act(user, action) or not event_in_scope(conn, user, event_id):
         return False
-    if user.role is Role.DEPARTMENT:
-        lead = conn.execute(select(Event.lead_department_id).where(Event.id == event_id)).scalar()
-        return lead == user.department_id
-    return True
+    return user.role is not Role.DEPARTMENT or department_acts(conn, user.department_id, event_id, action)
+
+
+def department_acts(conn: Connection, department_id: int | None, event_id: int, action) -> bool:
+    """Whether a handler of ``department_id`` may take ``action`` on the event, as its lead or as one of its
+    cooperating departments (:func:`domain.access.department_may_act`); without a department, nothing."""
+    if department_id is None:
+        return False
+    lead = conn.execute(select(Event.lead_department_id).where(Event.id == event_id)).scalar()
+    cooperates = conn.execute(
+        select(EventCooperator.event_id).where(EventCooperator.event_id == event_id,
+                                               EventCooperator.department_id == department_id)
+    ).first() is not None
+    return department_may_act(action, leads=lead == department_id, cooperates=cooperates)
 
 
 def grid_in_scope(conn: Connection, user: CurrentUser, grid_id: int) -> bool:

@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from db.models import AdminUnit, Department, Event, EventCooperator, EventTransition, User
-from domain.event_flow import ACTION_LABELS, Action, next_status
+from domain.event_flow import ACTION_LABELS, NOTE_ONLY, Action, next_status
 from domain.vocabulary import EventCategory, EventSource, EventStatus, Rating, Role, Urgency
 from services import audit
 from services.event_rules import stage_deadline
@@ -126,7 +126,9 @@ def act(
     event = session.get(Event, event_id)
     if event is None:
         raise LookupError(f"事件 {event_id} 不存在")
-    _lead_only(session, event, actor, action)
+    acting_department = _lead_only(session, event, actor, action)
+    if action in NOTE_ONLY and not (note or "").strip():
+        raise ValueError(f"{ACTION_LABELS[action]}：请填写意见内容")
     before = expected or event.status
     if before != event.status:
         raise ConcurrentChange(f"事件已被他人处理（当前状态：{EventStatus(event.status).label}）")
@@ -140,6 +142,11 @@ def act(
         "due_at": stage_deadline(session.connection(), after, Urgency(event.urgency), now),
         "is_overdue": bool(event.is_overdue or late),
     }
+    if action in NOTE_ONLY:  # an opinion moves nothing: the stage's deadline runs on
+        values = {"status": after, "updated_at": now}
+        department_id = acting_department
+    elif action is not Action.DISPATCH and department_id is None:  # the trail names the handler's department
+        department_id = acting_department
     owner = event.owner_unit_id
     if action is Action.ACCEPT:
         values["accepted_at"] = now
@@ -221,16 +228,18 @@ def _checked_cooperators(session: Session, lead_id: int | None, ids: Iterable[in
     return {i: names[i] for i in wanted}
 
 
-def _lead_only(session: Session, event: Event, actor: Actor, action: Action) -> None:
-    """A department handler moves only events their department leads; a cooperating department sees them."""
+def _lead_only(session: Session, event: Event, actor: Actor, action: Action) -> int | None:
+    """A department handler moves only events their department leads; a cooperating department sees them and
+    writes its opinion (decision 0005). Returns the acting handler's department (None for other roles)."""
     if actor.role != "department" or actor.user_id is None:
-        return
-    mine = session.execute(select(User.department_id).where(User.id == actor.user_id)).scalar()
-    if mine is None or mine != event.lead_department_id:  # a handler without a department acts on nothing
-        from services.access import deny
+        return None
+    from services.access import deny, department_acts
 
+    mine = session.execute(select(User.department_id).where(User.id == actor.user_id)).scalar()
+    if not department_acts(session.connection(), mine, event.id, action):  # no department: acts on nothing
         deny(SimpleNamespace(id=actor.user_id, role=Role.DEPARTMENT), f"event action {action.value} (not lead)", event.id)
-        raise OutOfScope(f"本事件由牵头部门办理，协办部门只能查看，不能执行“{ACTION_LABELS[action]}”")
+        raise OutOfScope(f"本事件由牵头部门办理，协办部门只能查看和填写处置意见，不能执行“{ACTION_LABELS[action]}”")
+    return mine
 
 
 def act_as(session: Session, user, scope, *, event_id: int, action: Action, now: datetime, **kwargs) -> EventStatus:

@@ -155,7 +155,7 @@ def test_the_lead_department_chosen_as_a_cooperator_too_is_refused_and_nothing_i
         assert not conn.execute(select(EventCooperator).where(EventCooperator.event_id == eid)).first()
 
 
-def test_a_cooperating_departments_handler_sees_the_event_but_is_offered_no_action(store):
+def test_a_cooperating_departments_handler_sees_the_event_and_may_only_write_an_opinion(store):
     from domain.event_flow import Action
     from services.events import act
 
@@ -170,4 +170,18 @@ def test_a_cooperating_departments_handler_sees_the_event_but_is_offered_no_acti
     at = _open(store, "demo_department", eid)
     assert not at.exception
     assert any("协办部门" in i.value for i in at.info)
-    assert not at.radio and not at.multiselect
+    assert [r.options for r in at.radio] == [["处置意见"]] and not at.multiselect  # no dispatch fields
+    submit = f"FormSubmitter:act_{eid}-提交"
+    at.button(key=submit).click().run()  # no text: told to write one, nothing stored
+    assert any("填写意见内容" in x.value for x in at.error)
+    at.text_input[0].set_value("建议联合执法，司法所可提供调解员")
+    at.button(key=submit).click().run()
+    assert not at.exception and not at.error
+    with store.connect() as conn:
+        from db.models import EventTransition
+
+        last = conn.execute(select(EventTransition.action, EventTransition.note, EventTransition.department_id)
+                            .where(EventTransition.event_id == eid).order_by(EventTransition.seq.desc())).first()
+        status = conn.execute(select(Event.status).where(Event.id == eid)).scalar_one()
+    assert tuple(last) == ("comment", "建议联合执法，司法所可提供调解员", handler.department_id)
+    assert status == EventStatus.DISPATCHED

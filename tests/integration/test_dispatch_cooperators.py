@@ -152,3 +152,47 @@ def test_the_suggested_cooperators_serve_the_leads_unit_or_the_nearest_unit_abov
         assert suggest_cooperators(conn, ("综治", "司法"), d["综治"]) == [d["司法"]]  # never the lead itself
         assert suggest_cooperators(conn, (), d["综治"]) == []
         assert suggest_cooperators(conn, ("司法",), None) == []
+
+
+def test_a_cooperating_department_writes_its_opinion_and_the_event_stays_where_it_was(team):
+    """协办意见: one trail row (the cooperator's department, the text), no change of status or deadline."""
+    from db.models import AuditLog
+
+    engine, _, d, h, _ = team
+    eid = _accepted(engine)
+    _dispatch(engine, eid, d["综治"], [d["司法"]])
+    with engine.connect() as conn:
+        due = conn.execute(select(Event.due_at).where(Event.id == eid)).scalar_one()
+    later = NOW.replace(hour=11)
+    with session_factory(engine).begin() as s:
+        after = act(s, event_id=eid, action=Action.COMMENT, now=later, actor=Actor(h["司法"], "department"),
+                    note="已约谈双方，建议先行调解")
+    assert after is EventStatus.DISPATCHED
+    with engine.connect() as conn:
+        ev = conn.execute(select(Event.status, Event.due_at, Event.updated_at).where(Event.id == eid)).one()
+        row = conn.execute(select(EventTransition.action, EventTransition.from_status, EventTransition.to_status,
+                                  EventTransition.department_id, EventTransition.note, EventTransition.actor_id)
+                           .where(EventTransition.event_id == eid).order_by(EventTransition.seq.desc()).limit(1)).one()
+        audited = conn.execute(select(AuditLog.action).order_by(AuditLog.id.desc()).limit(1)).scalar_one()
+    assert (ev.status, ev.due_at, ev.updated_at) == (EventStatus.DISPATCHED, due, later)
+    assert (row.action, row.from_status, row.to_status) == ("comment", "dispatched", "dispatched")
+    assert (row.department_id, row.note, row.actor_id) == (d["司法"], "已约谈双方，建议先行调解", h["司法"])
+    assert audited == "event.comment"
+    # The lead then starts handling, and writes its own progress note while in progress.
+    with session_factory(engine).begin() as s:
+        act(s, event_id=eid, action=Action.START, now=later, actor=Actor(h["综治"], "department"))
+        act(s, event_id=eid, action=Action.COMMENT, now=later, actor=Actor(h["综治"], "department"), note="调解中")
+    assert _state(engine, eid)[0] is EventStatus.IN_PROGRESS
+
+
+def test_an_empty_opinion_or_one_from_an_uninvolved_department_is_refused_and_nothing_changes(team, caplog):
+    engine, _, d, h, _ = team
+    eid = _accepted(engine)
+    _dispatch(engine, eid, d["综治"], [d["司法"]])
+    before = _state(engine, eid)
+    with pytest.raises(ValueError, match="请填写意见内容"), session_factory(engine).begin() as s:
+        act(s, event_id=eid, action=Action.COMMENT, now=NOW, actor=Actor(h["司法"], "department"), note="  ")
+    with pytest.raises(OutOfScope, match="协办部门只能查看和填写处置意见"), session_factory(engine).begin() as s:
+        act(s, event_id=eid, action=Action.COMMENT, now=NOW, actor=Actor(h["城管"], "department"), note="不是我们的事")
+    assert _state(engine, eid) == before
+    assert [(r.user_id, r.object_id) for r in caplog.records if r.name == "access"] == [(h["城管"], eid)]

@@ -52,13 +52,14 @@ WHO_MAY = {
     Action.RATE: LEADERS,
     Action.ARCHIVE: LEADERS,
     Action.ESCALATE: LEADERS | {"demo_department"},
+    Action.COMMENT: set(DEMO),  # 处置意见: anyone who sees the event while it is handled
 }
 # The system's steps that bring a fresh event to where the action applies (dispatched to the demo department).
 BEFORE = {
     Action.ACCEPT: [], Action.REJECT: [],
     Action.DISPATCH: [Action.ACCEPT],
     Action.RETURN: [Action.ACCEPT, Action.DISPATCH], Action.START: [Action.ACCEPT, Action.DISPATCH],
-    Action.ESCALATE: [Action.ACCEPT, Action.DISPATCH],
+    Action.ESCALATE: [Action.ACCEPT, Action.DISPATCH], Action.COMMENT: [Action.ACCEPT, Action.DISPATCH],
     Action.RESOLVE: [Action.ACCEPT, Action.DISPATCH, Action.START],
     Action.VERIFY: [Action.ACCEPT, Action.DISPATCH, Action.START, Action.RESOLVE],
     Action.REOPEN: [Action.ACCEPT, Action.DISPATCH, Action.START, Action.RESOLVE],
@@ -125,7 +126,7 @@ def test_event_action_as_each_role(engine, spread, spread_users, caplog, usernam
         assert all(p[3] == eid for p in denied_pairs(caplog))
     else:
         assert may, f"{username} could {action.value}"
-        assert _status(engine, eid) is not before or action is Action.ESCALATE
+        assert _status(engine, eid) is not before or action in (Action.ESCALATE, Action.COMMENT)
         assert not denied_pairs(caplog)
 
 

@@ -9,6 +9,7 @@ from domain.event_flow import (
     ACTION_LABELS,
     TRANSITIONS,
     Action,
+    NOTE_ONLY,
     IllegalTransition,
     allowed_actions,
     next_status,
@@ -147,3 +148,18 @@ EventLoop.TestCase.settings = settings(
     max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 test_random_action_sequences_keep_the_trail_and_the_status_in_step = EventLoop.TestCase
+
+
+def test_an_opinion_is_written_only_while_an_event_is_handled_and_moves_nothing():
+    assert {s for s in S if A.COMMENT in allowed_actions(s)} == {S.DISPATCHED, S.IN_PROGRESS}
+    assert all(next_status(s, A.COMMENT) is s for s in (S.DISPATCHED, S.IN_PROGRESS))
+    assert A.COMMENT in NOTE_ONLY and all(next_status(s, a) is not s for (s, a) in TRANSITIONS
+                                          if a not in NOTE_ONLY | {A.ESCALATE} and s is not None)
+
+
+def test_a_cooperating_department_may_only_write_opinions_and_the_lead_may_do_all():
+    from domain.access import department_may_act
+
+    assert [a for a in A if department_may_act(a, leads=False, cooperates=True)] == [A.COMMENT]
+    assert all(department_may_act(a, leads=True, cooperates=False) for a in A)
+    assert not any(department_may_act(a, leads=False, cooperates=False) for a in A)
