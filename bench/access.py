@@ -107,9 +107,10 @@ class Oracle:
     def act(self, user: CurrentUser, eid: int, action: Action) -> bool:
         """A cooperating department sees an event and writes opinions; only the lead department moves it
         (decision 0005)."""
-        if user.role is Role.DEPARTMENT and self.event_lead.get(eid) != user.department_id:
-            if not (action is Action.COMMENT and user.department_id in self.coop.get(eid, ())):
-                return False
+        leads = self.event_lead.get(eid) == user.department_id
+        opinion = action is Action.COMMENT and user.department_id in self.coop.get(eid, ())
+        if user.role is Role.DEPARTMENT and not (leads or opinion):
+            return False
         return user.role in ACTION_ROLES[action] and self.event(user, eid)
 
 

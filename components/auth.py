@@ -13,6 +13,9 @@ from services.access import deny, verified_user
 from services.auth import LoginRefused, authenticate, user_for_identity
 
 USER_KEY = "current_user"
+# The user app.py checked against the store in this run, handed to the page's guard (which takes it, so
+# it never outlives the run): one check per run instead of two. A page run without app.py checks itself.
+_CHECKED_KEY = "_user_checked_this_run"
 
 
 def current_user() -> CurrentUser | None:
@@ -28,7 +31,10 @@ def verified_current_user() -> CurrentUser | None:
     with engine().connect() as conn:
         verified = verified_user(conn, user)
     if verified is None:
+        st.session_state.pop(_CHECKED_KEY, None)
         logout()
+    else:
+        st.session_state[_CHECKED_KEY] = verified
     return verified
 
 
@@ -132,9 +138,11 @@ def require_page(page: str) -> CurrentUser:
             logout()
         st.error("请先登录。")
         st.stop()
-    if verified_current_user() is None:
+    checked = st.session_state.pop(_CHECKED_KEY, None)
+    if checked != user and verified_current_user() is None:  # not checked this run (or another user): check
         st.error("登录状态无效，请重新登录。")
         st.stop()
+    st.session_state.pop(_CHECKED_KEY, None)
     if not user.may_open(page):
         deny(user, f"page {page}", None)
         st.error(f"您的角色（{user.role.label}）无权访问此页面。")

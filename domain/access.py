@@ -24,9 +24,14 @@ PAGE_ROLES: dict[str, frozenset[Role]] = {
 }
 
 # Permissions beyond opening pages.
+_LEADERS = frozenset({Role.ADMIN, Role.COMMAND_CENTER, Role.TOWNSHIP_LEADER})
 PERMISSIONS: dict[str, frozenset[Role]] = {
     "edit_rules": frozenset({Role.ADMIN}),  # thresholds, dispatch rules, deadlines
     "unmask_personal_data": frozenset({Role.ADMIN, Role.COMMAND_CENTER}),  # PIPL: logged with who and why
+    "import_events": _LEADERS,  # 12345 / 110 files, every row inside the importer's scope
+    "import_venues": frozenset({Role.ADMIN, Role.TOWNSHIP_LEADER}),  # the township keeps its venue register
+    "plan_inspections": _LEADERS,  # 专项整治 and moving visits between inspectors
+    "event_analytics": _LEADERS,  # the event page's 分析排名 / 预警 / 报表 / 导入 views
 }
 
 

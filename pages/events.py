@@ -54,8 +54,7 @@ scope = scope_for(user, descendants(anc, user.scope_unit_id, AdminLevel.GRID.val
 scope_unit = units.loc[user.scope_unit_id]
 
 st.title(f"事件流 · {md_text(scope_unit['name'])}")
-LEADERS = {Role.ADMIN, Role.COMMAND_CENTER, Role.TOWNSHIP_LEADER}
-VIEWS = ["实时", "分析排名", "预警", "报表", "导入"] if user.role in LEADERS else ["实时"]
+VIEWS = ["实时", "分析排名", "预警", "报表", "导入"] if user.may("event_analytics") else ["实时"]
 if user.may("edit_rules"):
     VIEWS.append("规则")
 view = st.segmented_control("视图", VIEWS, default="实时", key="ev_view") or "实时"

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from db.models import Event
 from domain.access import CurrentUser
 from domain.intake import MAX_TEXT, MAX_TITLE
-from domain.vocabulary import EventCategory, EventSource, Role, Urgency
+from domain.vocabulary import EventCategory, EventSource, Urgency
 from services import audit
 from services.access import deny, grids_under
 from services.events import Actor, report_event
@@ -108,9 +108,6 @@ def check_rows(df: pd.DataFrame, now: datetime) -> tuple[list[dict], list[RowErr
     return rows, errors
 
 
-IMPORT_ROLES = {Role.ADMIN, Role.COMMAND_CENTER, Role.TOWNSHIP_LEADER}
-
-
 def import_events(session: Session, data: bytes, filename: str, *, actor: Actor, now: datetime,
                   user: CurrentUser | None = None) -> ImportOutcome:
     """Import every row of the file as an event, or none: the caller's transaction is left untouched on errors.
@@ -118,7 +115,7 @@ def import_events(session: Session, data: bytes, filename: str, *, actor: Actor,
     ``user`` (the logged-in importer; None for trusted callers) must be a leader, and every row must lie
     inside their scope: a row outside it is an error of that row, and the denial is logged.
     """
-    if user is not None and user.role not in IMPORT_ROLES:
+    if user is not None and not user.may("import_events"):
         deny(user, "import events", None)
         return ImportOutcome([RowError(1, "权限", f"您的角色（{user.role.label}）不能导入事件")])
     try:

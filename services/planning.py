@@ -291,7 +291,7 @@ def add_campaign(
     start: date | None, end: date | None, every_days: int | None, now: datetime,
 ) -> Campaign:
     """Validate and store a campaign; :class:`InvalidSetting` lists every problem."""
-    if user.role not in (Role.ADMIN, Role.COMMAND_CENTER, Role.TOWNSHIP_LEADER):
+    if not user.may("plan_inspections"):
         deny(user, "add campaign", None)
         raise InvalidSetting({"权限": f"您的角色（{user.role.label}）不能设置专项整治"})
     existing = load_campaigns(conn)
@@ -316,7 +316,7 @@ def remove_campaign(conn: Connection, *, user: CurrentUser, tree: Tree, name: st
     target = next((c for c in existing if c.name == name), None)
     if target is None:
         raise InvalidSetting({"名称": f"没有名为“{name}”的专项整治"})
-    if user.role not in (Role.ADMIN, Role.COMMAND_CENTER, Role.TOWNSHIP_LEADER) or not all(
+    if not user.may("plan_inspections") or not all(
         tree.contains(user.scope_unit_id, a) for a in target.area_ids
     ):
         deny(user, "remove campaign", None)  # the name is user text: not logged
@@ -339,7 +339,7 @@ def accept_proposals(
     conn: Connection, *, user: CurrentUser, tree: Tree, day: date, proposals: Iterable[Proposal], now: datetime
 ) -> dict[int, int]:
     """Store accepted proposals for ``day`` (the plan is then made with them); returns all of the day's."""
-    if user.role not in (Role.ADMIN, Role.COMMAND_CENTER, Role.TOWNSHIP_LEADER):
+    if not user.may("plan_inspections"):
         deny(user, "reassign inspections", None)
         raise InvalidSetting({"权限": f"您的角色（{user.role.label}）不能调整检查任务"})
     chosen = list(proposals)
@@ -376,7 +376,7 @@ def clear_reassignments(conn: Connection, *, day: date, now: datetime, user: Cur
     """Undo the day's accepted proposals: all of them (trusted callers) or, for ``user``, those in their scope."""
     kept: dict[int, int] = {}
     if user is not None:
-        if user.role not in (Role.ADMIN, Role.COMMAND_CENTER, Role.TOWNSHIP_LEADER):
+        if not user.may("plan_inspections"):
             deny(user, "clear reassignments", None)
             raise InvalidSetting({"权限": f"您的角色（{user.role.label}）不能调整检查任务"})
         tree = tree or load_tree(conn)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from db.models import AdminUnit, InspectorGrid, SafetyCodeChange, User, Venue
 from domain.access import CurrentUser
-from domain.vocabulary import AdminLevel, Role, SafetyCode, VenueCategory
+from domain.vocabulary import AdminLevel, SafetyCode, VenueCategory
 from services import audit
 from services.access import deny
 from services.locate import locate_grids
@@ -319,7 +319,7 @@ def _scope_check(conn: Connection, user: CurrentUser | None, grid_ids: Iterable[
 
 
 def may_import(user: CurrentUser) -> bool:
-    return user.role in (Role.ADMIN, Role.TOWNSHIP_LEADER)
+    return user.may("import_venues")
 
 
 def import_venues(

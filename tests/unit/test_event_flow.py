@@ -7,9 +7,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from domain.event_flow import (
     ACTION_LABELS,
+    NOTE_ONLY,
     TRANSITIONS,
     Action,
-    NOTE_ONLY,
     IllegalTransition,
     allowed_actions,
     next_status,
