@@ -17,7 +17,8 @@ from db.engine import session_factory
 from domain.planner import Proposal
 from domain.vocabulary import AdminLevel, HazardSeverity, SafetyCode, VenueCategory
 from services import clock
-from services.access import deny
+from services.access import deny, require_unit
+from services.events import OutOfScope
 from services.planning import (
     InvalidSetting,
     accept_proposals,
@@ -101,6 +102,12 @@ if scope not in choices:  # a value forced into the session: refused, logged, ba
     deny(user, "inspections scope", scope)
     st.session_state.pop("ins_scope", None)
     scope = user.scope_unit_id
+with engine().connect() as conn:  # the store says, on every run: the cached reads below are shared by users
+    try:
+        require_unit(conn, user, scope, "inspections scope")
+    except OutOfScope as exc:
+        st.error(md_text(str(exc)))
+        st.stop()
 day = c2.date_input("计划日期", value=today, min_value=today - timedelta(days=7), max_value=today + timedelta(days=30),
                     format="YYYY-MM-DD", key="ins_day")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from db.engine import make_engine
@@ -135,14 +136,17 @@ def test_hostile_text_never_runs_and_shows_as_typed(page, app_url, seeded_store_
 
     # The last one: reveal the reporter (a payload as the name) with a reason, then act with a payload as note.
     page.get_by_role("button", name="查看完整上报人信息").click()
-    page.get_by_label("查看原因").fill("核实反映人身份")
+    settle(page)
+    reason = page.get_by_label("查看原因").filter(visible=True)  # the open popover's (not a stale copy)
+    expect(reason).to_have_count(1, timeout=TIMEOUT)
+    reason.fill("核实反映人身份")
     page.get_by_role("button", name="确认查看").click()
     shown = page.locator("[data-testid='stAlertContentSuccess']").filter(has_text="已记录本次查看")
     shown.wait_for(timeout=TIMEOUT)
     assert f"上报人：{PAYLOADS[-1][:32]}" in shown.inner_text()
     page.keyboard.press("Escape")
     note = PAYLOADS[2]
-    page.get_by_label("说明（退回、退单、上移须填写原因）").fill(note)
+    page.get_by_label("说明（退回、退单、上移须填写原因").fill(note)
     page.get_by_role("button", name="提交").click()
     notes: list[str] = []
     for _ in range(60):  # the action's own rerun shows the new trail; the store is the witness here
