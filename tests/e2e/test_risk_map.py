@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from shapely.ops import polylabel
 
 from components import maps
@@ -123,22 +124,27 @@ def test_drilling_from_city_to_grid_shows_the_legends_colours_and_stays_offline(
         # Click the child with the most data: the demo town's branch when present.
         target = next((c for c in children if "330802001".startswith(c) or c.startswith("330802001")), children[0])
         dx, dy = points[target]
-        # deck.gl picks what is under the pointer: hover first, as a person does, then click; on a
-        # busy machine the first click can land before the chart listens, so try a few times.
-        for attempt in range(4):
+        # deck.gl picks what is under the pointer: hover first, as a person does, then click. On a busy
+        # machine a click can land before the chart listens, or its press and release arrive too far apart
+        # to count as a tap: after each run settles, look whether the drill happened, else click again.
+        arrived = f"() => location.search.includes('area={target}')"
+        for _attempt in range(8):
             page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=60_000)
+            if page.evaluate(arrived):
+                break
             box = chart.bounding_box()
             x, y = box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2 + dy
             page.mouse.move(x, y, steps=5)
             page.wait_for_timeout(300)
             page.mouse.click(x, y)
             try:
-                page.wait_for_function(f"() => location.search.includes('area={target}')", timeout=20_000)
+                page.wait_for_function(arrived, timeout=10_000)
                 break
-            except Exception:
-                if attempt == 3:
-                    page.screenshot(path="test-results/risk_map_click.png")
-                    raise
+            except PlaywrightTimeout:
+                continue
+        else:
+            page.screenshot(path="test-results/risk_map_click.png")
+            raise AssertionError(f"clicking {target} on the map never drilled into it")
         area = target
     assert len(area) == 15, "the drill should end at a grid"
     page.wait_for_selector("text=为什么是这个颜色", timeout=30_000)
