@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 from sqlalchemy import Connection, and_, case, func, not_, or_, select
 
+from db.frames import rows_frame
 from db.models import Department, Event
 from domain import kpi
 from domain.early_warning import Alert, WarningData, detect
@@ -31,7 +32,7 @@ def load_events(conn: Connection, scope: Scope, start: datetime, end: datetime, 
     rows = conn.execute(
         select(*(getattr(Event, c) for c in cols)).where(*scope.where(), Event.reported_at >= start, Event.reported_at < end)
     ).all()
-    df = pd.DataFrame(rows, columns=cols)
+    df = rows_frame(rows, cols)
     for c in ("category", "status", "rating", "source"):
         if c in df:
             df[c] = df[c].map(lambda v: None if v is None else getattr(v, "value", v))
@@ -76,7 +77,7 @@ def kpi_sums(conn: Connection, scope: Scope, start: datetime, end: datetime, key
         .where(*scope.where(by_time=True), Event.reported_at >= start, Event.reported_at < end, not_(rejected))
         .group_by(column)
     ).all()
-    df = pd.DataFrame(rows, columns=[key, *kpi.SUM_COLUMNS])
+    df = rows_frame(rows, [key, *kpi.SUM_COLUMNS])
     df[kpi.SUM_COLUMNS] = df[kpi.SUM_COLUMNS].fillna(0)
     df["handling_hours_sum"] = df["handling_hours_sum"].astype(float)
     return df
@@ -140,7 +141,7 @@ def warning_events(conn: Connection, scope: Scope, start: datetime, end: datetim
             select(*(getattr(Event, c) for c in WARNING_COLUMNS))
             .where(*scope.where(), Event.reported_at >= t, Event.reported_at < t1)
         ).all()
-        part = pd.DataFrame(rows, columns=WARNING_COLUMNS)
+        part = rows_frame(rows, WARNING_COLUMNS)
         part["category"] = part["category"].map(lambda v: getattr(v, "value", v)).astype("string")
         parts.append(part)
         t = t1

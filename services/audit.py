@@ -24,7 +24,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, inspect, select, update
+from sqlalchemy import Connection, bindparam, inspect, select, update
 from sqlalchemy.orm import Session
 
 from db.models import AuditHead, AuditLog, Event, EventCooperator
@@ -126,14 +126,8 @@ def record(
         from services import clock
 
         at = at.astimezone(clock.ZONE).replace(tzinfo=None)
-    new_id, prev_hash = conn.execute(
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(last_id=AuditHead.last_id + 1)
-        .returning(AuditHead.last_id, AuditHead.hash)
-    ).one()
-    row = {
-        "id": int(new_id),
+    row = {  # everything but the place in the chain first: the head's lock is held for as short as can be
+        "id": None,
         "at": at,
         "actor_id": None if actor_id is None else int(actor_id),
         "actor_role": str(getattr(actor_role, "value", actor_role)),
@@ -145,10 +139,19 @@ def record(
         "after": _redacted(to_json(after)),
         "reason": None if reason is None else redact(str(reason)[:1000]),
     }
+    new_id, prev_hash = conn.execute(_TAKE_NEXT).one()
+    row["id"] = int(new_id)
     digest = chain_hash(prev_hash, row)
-    conn.execute(AuditLog.__table__.insert().values(**row, prev_hash=prev_hash, hash=digest))
-    conn.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=digest))
+    conn.execute(_APPEND, {**row, "prev_hash": prev_hash, "hash": digest})
+    conn.execute(_MOVE_HEAD, {"digest": digest})
     return row["id"]
+
+
+# The three statements of :func:`record`, built once (intake writes one trail row per report).
+_TAKE_NEXT = (update(AuditHead).where(AuditHead.id == 1).values(last_id=AuditHead.last_id + 1)
+              .returning(AuditHead.last_id, AuditHead.hash))
+_APPEND = AuditLog.__table__.insert()
+_MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1).values(hash=bindparam("digest"))
 
 
 def new_event_state(event: Event) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 from sqlalchemy import Connection, func, or_, select
 
+from db.frames import rows_frame
 from db.models import AdminUnit, Attachment, Department, Event, EventCooperator, EventTransition
 from domain.access import CurrentUser, mask_name, mask_phone, redact
 from domain.vocabulary import (
@@ -70,7 +71,7 @@ def feed(conn: Connection, scope: Scope, since: datetime | None, limit: int = 50
     if since is not None:
         q = q.where(Event.updated_at > since)
     rows = conn.execute(q.order_by(Event.updated_at.desc(), Event.id.desc()).limit(limit)).all()
-    return _labelled(pd.DataFrame(rows, columns=FEED_COLUMNS))
+    return _labelled(rows_frame(rows, FEED_COLUMNS))
 
 
 def status_counts_by_grid(conn: Connection, scope: Scope, start: datetime, end: datetime) -> pd.DataFrame:
@@ -80,7 +81,7 @@ def status_counts_by_grid(conn: Connection, scope: Scope, start: datetime, end: 
         .where(*scope.where(), Event.reported_at >= start, Event.reported_at < end)
         .group_by(Event.grid_id, Event.status)
     ).all()
-    df = pd.DataFrame(rows, columns=["grid_id", "status", "n"])
+    df = rows_frame(rows, ["grid_id", "status", "n"])
     df["status"] = df["status"].map(lambda s: EventStatus(s).value)
     wide = df.pivot_table(index="grid_id", columns="status", values="n", aggfunc="sum", fill_value=0)
     return wide.reindex(columns=[s.value for s in EventStatus], fill_value=0)
@@ -93,7 +94,7 @@ def open_counts_by_grid(conn: Connection, scope: Scope) -> pd.DataFrame:
         .where(*scope.where(), Event.status.in_(OPEN_STATUSES))
         .group_by(Event.grid_id, Event.status)
     ).all()
-    df = pd.DataFrame(rows, columns=["grid_id", "status", "n"])
+    df = rows_frame(rows, ["grid_id", "status", "n"])
     df["status"] = df["status"].map(lambda s: EventStatus(s).value)
     wide = df.pivot_table(index="grid_id", columns="status", values="n", aggfunc="sum", fill_value=0)
     return wide.reindex(columns=[s.value for s in EventStatus if s in OPEN_STATUSES], fill_value=0)
@@ -109,7 +110,7 @@ def todays_flow(conn: Connection, scope: Scope, day_start: datetime) -> pd.DataF
         .where(*scope.where(), Event.reported_at >= day_start)
         .group_by(Event.source, owner.c.level, Department.kind, Event.status)
     ).all()
-    df = pd.DataFrame(rows, columns=["source", "level", "department", "status", "n"])
+    df = rows_frame(rows, ["source", "level", "department", "status", "n"])
     df["source"] = df["source"].map(lambda v: EventSource(v).label)
     df["level"] = df["level"].map(lambda v: AdminLevel(v).label + "级")
     df["department"] = df["department"].fillna("待派单")
@@ -135,7 +136,7 @@ def overdue(conn: Connection, scope: Scope, now: datetime, limit: int = 200) -> 
         .order_by(Event.due_at)
         .limit(limit)
     ).all()
-    df = _labelled(pd.DataFrame(rows, columns=["id", "title", "category", "status", "urgency", "due_at", "grid_id",
+    df = _labelled(rows_frame(rows, ["id", "title", "category", "status", "urgency", "due_at", "grid_id",
                                                 "owner_unit_id"]))
     df["late_hours"] = ((now - pd.to_datetime(df["due_at"])).dt.total_seconds() / 3600).round(1)
     return df
