@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Connection, and_, case, func, not_, or_, select
+from sqlalchemy import Connection, String, and_, case, func, not_, or_, select, type_coerce
 
 from db.frames import rows_frame
 from db.models import Department, Event
@@ -135,20 +135,22 @@ def warning_events(conn: Connection, scope: Scope, start: datetime, end: datetim
     """
     parts = []
     t = start
+    # The category and the time as the store holds them (text on SQLite): converted by column below, not
+    # row by row into enums and datetimes by the driver layer (a third of the read at city scale).
+    columns = [type_coerce(getattr(Event, c), String).label(c) if c in ("category", "reported_at")
+               else getattr(Event, c) for c in WARNING_COLUMNS]
     while t < end:
         t1 = min(t + timedelta(days=chunk_days), end)
         rows = conn.execute(
-            select(*(getattr(Event, c) for c in WARNING_COLUMNS))
-            .where(*scope.where(), Event.reported_at >= t, Event.reported_at < t1)
+            select(*columns).where(*scope.where(), Event.reported_at >= t, Event.reported_at < t1)
         ).all()
-        part = rows_frame(rows, WARNING_COLUMNS)
-        part["category"] = part["category"].map(lambda v: getattr(v, "value", v)).astype("string")
-        parts.append(part)
+        parts.append(rows_frame(rows, WARNING_COLUMNS))
         t = t1
     events = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=WARNING_COLUMNS)
+    events["category"] = events["category"].map(lambda v: getattr(v, "value", v), na_action="ignore")
     for c in ("category", "title", "address"):
         events[c] = events[c].astype("category")
-    events["reported_at"] = pd.to_datetime(events["reported_at"])
+    events["reported_at"] = pd.to_datetime(events["reported_at"], format="ISO8601")
     events["merged_into_id"] = events["merged_into_id"].astype("float64")  # NaN: not merged
     return events
 
