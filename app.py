@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components.auth import login_form, logout, verified_current_user
+from components.auth import end_of_run, login_form, logout, verified_current_user
 from services.personal_data import redact_logs
 
 redact_logs()  # no log line carries a phone number, whoever writes it (PIPL)
@@ -26,7 +26,7 @@ PAGES = {
 PUBLIC = {"report", "big_screen"}
 
 nav = st.navigation(list(PAGES.values()), position="hidden")
-user = verified_current_user()  # the session's claim checked against the store (decision 0007)
+user = verified_current_user(hand_to_page=True)  # the session's claim checked against the store (decision 0007)
 if user is None:
     if nav.url_path in PUBLIC:
         nav.run()
@@ -42,4 +42,7 @@ with st.sidebar:
     if st.button("退出登录"):
         logout()
         st.rerun()
-nav.run()
+try:
+    nav.run()
+finally:
+    end_of_run()  # the check handed to the page never outlives this run

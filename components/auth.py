@@ -23,8 +23,10 @@ def current_user() -> CurrentUser | None:
     return user if isinstance(user, CurrentUser) else None
 
 
-def verified_current_user() -> CurrentUser | None:
-    """The session's user, checked against the store (a forged or stale one is logged and logged out)."""
+def verified_current_user(*, hand_to_page: bool = False) -> CurrentUser | None:
+    """The session's user, checked against the store (a forged or stale one is logged and logged out).
+
+    ``hand_to_page``: app.py's check, handed to this run's page guard (:func:`require_page` takes it)."""
     user = current_user()
     if user is None:
         return None
@@ -33,9 +35,14 @@ def verified_current_user() -> CurrentUser | None:
     if verified is None:
         st.session_state.pop(_CHECKED_KEY, None)
         logout()
-    else:
+    elif hand_to_page:
         st.session_state[_CHECKED_KEY] = verified
     return verified
+
+
+def end_of_run() -> None:
+    """Drop app.py's hand-over if the page did not take it (a public page, a stopped run)."""
+    st.session_state.pop(_CHECKED_KEY, None)
 
 
 def oidc_provider() -> tuple[bool, str | None]:

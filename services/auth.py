@@ -47,13 +47,14 @@ def authenticate(session: Session, username: str, password: str, now: datetime) 
     try:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
-        failures, locked = _count_failure(session, user.id, now)
+        lock_before = user.locked_until  # the UPDATE below refreshes the loaded object
+        failures, locked, stored_lock = _count_failure(session, user.id, now)
         # The trail, after the change (row, then the trail's head: one lock order for every use case).
         # Nobody is logged in yet (actor None, "anonymous"); the row names the account only.
         audit.record(session.connection(), actor_id=None, actor_role="anonymous",
                      action="auth.lockout" if locked else "auth.login_failed", entity="users", entity_id=user.id,
-                     before={"failed_logins": failures - 1, "locked_until": user.locked_until},
-                     after={"failed_logins": 0 if locked else failures, "locked_until": locked})
+                     before={"failed_logins": failures - 1, "locked_until": lock_before},
+                     after={"failed_logins": 0 if locked else failures, "locked_until": stored_lock})
         session.commit()
         log.info("login refused for user id %s (%s failures)", user.id, failures)
         if locked:
@@ -69,22 +70,23 @@ def authenticate(session: Session, username: str, password: str, now: datetime) 
     return _current(user)
 
 
-def _count_failure(session: Session, user_id: int, now: datetime) -> tuple[int, datetime | None]:
+def _count_failure(session: Session, user_id: int, now: datetime) -> tuple[int, datetime | None, datetime | None]:
     """Count one failed login in the store itself (one UPDATE: simultaneous wrong passwords each count).
 
-    Returns this failure's number and, when it is the MAX_FAILURES-th, the lock's end (the counter then
-    starts again at 0 for after the lock)."""
+    Returns this failure's number; when it is the MAX_FAILURES-th, the lock's end (the counter then
+    starts again at 0 for after the lock), else None; and the lock as stored now."""
     reaches = User.failed_logins + 1 >= MAX_FAILURES
     lock_end = now + timedelta(minutes=LOCK_MINUTES)
     row = session.execute(
         update(User).where(User.id == user_id).values(
             failed_logins=case((reaches, 0), else_=User.failed_logins + 1),
-            locked_until=case((reaches, lock_end), else_=User.locked_until),
+            # a lock still running stays (a simultaneous failure may have just set it); an expired one goes
+            locked_until=case((reaches, lock_end), (User.locked_until > now, User.locked_until), else_=None),
         ).returning(User.failed_logins, User.locked_until)
     ).one()
     if row.failed_logins == 0:  # this failure reached the limit
-        return MAX_FAILURES, lock_end
-    return row.failed_logins, None
+        return MAX_FAILURES, lock_end, row.locked_until
+    return row.failed_logins, None, row.locked_until
 
 
 def user_for_identity(session: Session, claims: Mapping[str, object], claim: str = "preferred_username") -> CurrentUser:

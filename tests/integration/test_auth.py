@@ -76,3 +76,24 @@ def test_simultaneous_wrong_passwords_each_count(sessions):
         assert s.execute(select(User.failed_logins)).scalar_one() == MAX_FAILURES - 1
     with sessions() as s, pytest.raises(LoginRefused, match="已锁定"):  # the fifth locks, as one after another
         authenticate(s, "leader", "wrong", NOW)
+
+
+def test_the_trail_of_a_lockout_says_what_the_store_held_before_and_after(sessions):
+    """before: no lock; after: the lock; a failure after the lock ran out clears it in the store and the trail."""
+    from db.models import AuditLog
+
+    for _ in range(MAX_FAILURES):
+        with sessions() as s, pytest.raises(LoginRefused):
+            authenticate(s, "leader", "wrong", NOW)
+    later = NOW + timedelta(minutes=16)
+    with sessions() as s, pytest.raises(LoginRefused, match="还可尝试"):
+        authenticate(s, "leader", "wrong", later)
+    with sessions() as s:
+        rows = s.execute(select(AuditLog.action, AuditLog.before, AuditLog.after).order_by(AuditLog.id)).all()
+        stored = s.execute(select(User.failed_logins, User.locked_until)).one()
+    lockout, after_expiry = rows[-2], rows[-1]
+    lock_end = (NOW + timedelta(minutes=15)).isoformat()
+    assert lockout.action == "auth.lockout"
+    assert '"locked_until":null' in lockout.before and f'"locked_until":"{lock_end}"' in lockout.after
+    assert after_expiry.action == "auth.login_failed" and '"locked_until":null' in after_expiry.after
+    assert tuple(stored) == (1, None)

@@ -94,6 +94,22 @@ def _fresh_event(engine, spread, users, steps, grid="covered") -> int:
     return eid
 
 
+def _due(engine, eid):
+    with engine.connect() as conn:
+        return conn.execute(select(Event.due_at).where(Event.id == eid)).scalar_one()
+
+
+def _last_step(engine, eid):
+    """The last trail row's action and note, and the event's deadline now."""
+    from db.models import EventTransition
+
+    with engine.connect() as conn:
+        action, note = conn.execute(select(EventTransition.action, EventTransition.note)
+                                    .where(EventTransition.event_id == eid)
+                                    .order_by(EventTransition.seq.desc()).limit(1)).one()
+    return action, note, _due(engine, eid)
+
+
 def _status(engine, eid):
     with engine.connect() as conn:
         return EventStatus(conn.execute(select(Event.status).where(Event.id == eid)).scalar_one())
@@ -110,6 +126,7 @@ def test_event_action_as_each_role(engine, spread, spread_users, caplog, usernam
     user = spread_users[username]
     eid = _fresh_event(engine, spread, spread_users, BEFORE[action])
     before = _status(engine, eid)
+    due_before = _due(engine, eid)
     kwargs = {
         Action.DISPATCH: {"department_id": spread_users["demo_department"].department_id},
         Action.RATE: {"rating": Rating.SATISFIED},
@@ -128,6 +145,9 @@ def test_event_action_as_each_role(engine, spread, spread_users, caplog, usernam
         assert may, f"{username} could {action.value}"
         assert _status(engine, eid) is not before or action in (Action.ESCALATE, Action.COMMENT)
         assert not denied_pairs(caplog)
+        if action is Action.COMMENT:  # written down, nothing moved
+            assert _last_step(engine, eid) == ("comment", "测试", due_before)
+            assert _status(engine, eid) is before
 
 
 # Which planted event each demo account may see (the tree, written out by hand).
