@@ -145,11 +145,14 @@ def test_hostile_text_never_runs_and_shows_as_typed(page, app_url, seeded_store_
     shown.wait_for(timeout=TIMEOUT)
     assert f"上报人：{PAYLOADS[-1][:32]}" in shown.inner_text()
     page.keyboard.press("Escape")
+    settle(page)
     note = PAYLOADS[2]
-    page.get_by_label("说明（退回、退单、上移须填写原因").fill(note)
+    field = page.get_by_label("说明（退回、退单、上移须填写原因")
+    field.fill(note)
+    expect(field).to_have_value(note, timeout=TIMEOUT)
     page.get_by_role("button", name="提交").click()
     notes: list[str] = []
-    for _ in range(60):  # the action's own rerun shows the new trail; the store is the witness here
+    for _ in range(120):  # the action's own rerun shows the new trail; the store is the witness here
         with engine.connect() as conn:
             notes = conn.execute(select(EventTransition.note).where(EventTransition.event_id == ids[-1])
                                  .order_by(EventTransition.seq)).scalars().all()
