@@ -109,12 +109,18 @@ def page(browser):
     context.close()
 
 
+# Streamlit marks its root with the script's state (what its own browser tests wait on): 'notRunning'
+# once a run, a fragment's included, has ended; the status widget only shows after a delay.
+SETTLED_JS = """() => { const app = document.querySelector('[data-testid=stApp]');
+  return !!app && app.getAttribute('data-test-script-state') === 'notRunning'
+    && app.getAttribute('data-test-connection-state') === 'CONNECTED'; }"""
+
+
 def wait_for_app(page, timeout: float = 30_000) -> None:
-    """Wait until Streamlit has finished running the script (no 'running' indicator)."""
+    """Wait until Streamlit has finished running the script and the page shows its figures."""
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " && document.querySelectorAll('[data-testid=\"stMetric\"]').length > 0",
+        f"() => ({SETTLED_JS})() && document.querySelectorAll('[data-testid=\"stMetric\"]').length > 0",
         timeout=timeout,
     )
 
@@ -128,9 +134,11 @@ def login(page, app_url: str, username: str, password: str = "demo-cockpit", pat
     page.wait_for_selector("[data-testid='stSidebar']", timeout=30_000)
 
 
-def settle(page, timeout: float = 30_000) -> None:
-    """Wait until no script run is in progress (Streamlit's 'running' indicator is gone)."""
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+def settle(page, timeout: float = 30_000, after_ms: int = 0) -> None:
+    """Wait until no script run is in progress; ``after_ms`` first lets a just-sent event start its run."""
+    if after_ms:
+        page.wait_for_timeout(after_ms)
+    page.wait_for_function(SETTLED_JS, timeout=timeout)
 
 
 def choose(page, field, index: int = 0, attempts: int = 4) -> None:

@@ -17,7 +17,7 @@ from components import maps
 from db.engine import make_engine
 from domain.risk import CLASS_RGB, RiskClass
 from services.geography import load_units
-from tests.e2e.conftest import login
+from tests.e2e.conftest import SETTLED_JS, login, settle
 
 BACKGROUND = (238, 240, 243)  # static/map/blank-style.json
 ALPHA = 170 / 255  # the area layer's fill opacity
@@ -82,7 +82,7 @@ def _canvas(page):
         try:
             page.wait_for_function(
                 # one chart (the previous area's has gone) with its canvas drawn
-                "() => !document.querySelector('[data-testid=stStatusWidget]')"
+                f"() => ({SETTLED_JS})()"
                 " && document.querySelectorAll('[data-testid=stDeckGlJsonChart]').length === 1"
                 " && document.querySelectorAll('[data-testid=stDeckGlJsonChart] canvas').length >= 1",
                 timeout=60_000,
@@ -128,23 +128,22 @@ def test_drilling_from_city_to_grid_shows_the_legends_colours_and_stays_offline(
         # machine a click can land before the chart listens, or its press and release arrive too far apart
         # to count as a tap: after each run settles, look whether the drill happened, else click again.
         arrived = f"() => location.search.includes('area={target}')"
-        for _attempt in range(8):
-            page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=60_000)
+        for _attempt in range(6):
+            settle(page, timeout=60_000)  # never click while a run is going: a new event would cut it short
             if page.evaluate(arrived):
                 break
             box = chart.bounding_box()
             if _attempt:  # a click whose run was lost can leave the area selected in the chart, where a
                 # second click on it changes nothing: click the empty corner first to clear the selection
                 page.mouse.click(box["x"] + 8, box["y"] + 8)
-                page.wait_for_timeout(500)
-                page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')",
-                                       timeout=60_000)
+                settle(page, timeout=60_000, after_ms=500)
             x, y = box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2 + dy
             page.mouse.move(x, y, steps=5)
             page.wait_for_timeout(300)
             page.mouse.click(x, y)
+            settle(page, timeout=60_000, after_ms=500)  # the run the click caused, and the drill's rerun
             try:
-                page.wait_for_function(arrived, timeout=10_000)
+                page.wait_for_function(arrived, timeout=5_000)
                 break
             except PlaywrightTimeout:
                 continue
