@@ -97,6 +97,18 @@ def _canvas(page):
     return chart
 
 
+# A tap as deck.gl's gesture recogniser sees one: pointer down and up at one place, no time between.
+TAP_JS = """([x, y]) => {
+  const target = document.elementFromPoint(x, y);
+  const at = {clientX: x, clientY: y, bubbles: true, cancelable: true, composed: true, view: window,
+              pointerId: 1, pointerType: 'mouse', isPrimary: true, button: 0};
+  target.dispatchEvent(new PointerEvent('pointerdown', {...at, buttons: 1}));
+  target.dispatchEvent(new PointerEvent('pointerup', {...at, buttons: 0}));
+  target.dispatchEvent(new MouseEvent('click', at));
+  return target.tagName;
+}"""
+
+
 def _area(page) -> str | None:
     return parse_qs(urlparse(page.url).query).get("area", [None])[0]
 
@@ -140,7 +152,11 @@ def test_drilling_from_city_to_grid_shows_the_legends_colours_and_stays_offline(
             x, y = box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2 + dy
             page.mouse.move(x, y, steps=5)
             page.wait_for_timeout(300)
-            page.mouse.click(x, y)
+            if _attempt == 0:
+                page.mouse.click(x, y)
+            else:  # a starved renderer takes longer between press and release than deck.gl allows a tap
+                # (250 ms): the same tap, press and release in one go, through the same pointer events
+                page.evaluate(TAP_JS, [x, y])
             settle(page, timeout=60_000, after_ms=500)  # the run the click caused, and the drill's rerun
             try:
                 page.wait_for_function(arrived, timeout=5_000)
