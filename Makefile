@@ -6,8 +6,12 @@ PY := $(VENV)/bin/python
 SCALE ?= town
 SEED ?= 1
 PORT ?= 8501
+N ?= 2
 ADDRESS ?= 127.0.0.1
 SIM_RATE ?= 6
+# DEMO=1: the Quzhou demo (seeded store, demo accounts, live simulator). DEMO=0: your own area — an empty
+# store, no demo account, no simulator (README「使用自己的区划」).
+DEMO ?= 1
 
 .DEFAULT_GOAL := help
 
@@ -27,14 +31,18 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 
 venv: $(VENV)/.runtime ## Create .venv with the runtime dependencies
 
-store: $(VENV)/.runtime ## Create the store (seeded with the town demo) if absent, else migrate it in place
-	$(PY) -m services.bootstrap --scale $(SCALE) --seed $(SEED)
+store: $(VENV)/.runtime ## Create the store if absent (the town demo; DEMO=0: empty, for your own area), else migrate it
+	$(PY) -m demo.bootstrap --scale $(SCALE) --seed $(SEED) $(if $(filter 0,$(DEMO)),--no-demo)
 
-run: store ## Set up, then start the live simulator and the app on http://localhost:8501
-	@$(PY) -m services.bootstrap --print-accounts --port $(PORT)
+run: store ## Set up, then start the jobs runner, the simulator (demo stores only; DEMO=0: never) and the app on :8501
+	@$(PY) -m demo.bootstrap --print-accounts --port $(PORT)
 	@trap 'trap - EXIT INT TERM; kill $$(jobs -p) 2>/dev/null' EXIT INT TERM; \
-	$(PY) -m services.simulator --rate $(SIM_RATE) & \
-	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) --server.headless true
+	$(PY) -m services.jobs --every 60 & \
+	if [ "$(DEMO)" != "0" ] && $(PY) -m demo.bootstrap --is-demo; then $(PY) -m demo.simulator --rate $(SIM_RATE) & fi; \
+	$(PY) -m streamlit run serve.py --server.address $(ADDRESS) --server.port $(PORT) --server.headless true
+
+jobs: $(VENV)/.runtime ## Run the jobs runner alone (上移, 督办 reminders, 预警, scheduled reports, audit check), a pass every 60 s
+	$(PY) -m services.jobs --every 60
 
 seed: $(VENV)/.runtime ## (Re)seed the store from scratch: make seed SCALE=town|city SEED=n
 	$(PY) -m demo.seed --scale $(SCALE) --seed $(SEED) --force
@@ -52,8 +60,14 @@ lint: $(VENV)/.dev ## ruff check and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: $(VENV)/.dev ## Measure the figures: make bench SCALE=town|city (writes bench/results/<scale>.json)
+typecheck: $(VENV)/.dev ## mypy: strict on domain/, normal on services/, db/ and geo/
+	$(VENV)/bin/mypy
+
+bench: $(VENV)/.dev ## Measure the figures: make bench SCALE=town|city [BENCH_DATABASE_URL=postgresql+psycopg://…] (writes bench/results/<scale>[.postgresql].json)
 	$(PY) -m bench --scale $(SCALE) --seed $(SEED)
+
+cluster: store ## N app replicas behind nginx on DATABASE_URL (PostgreSQL for real use): make cluster N=2 [PORT=8501]
+	$(PY) -m deploy.cluster --replicas $(N) --port $(PORT) --address $(ADDRESS)
 
 audit-verify: $(VENV)/.runtime ## Verify the audit trail's hash chain on DATABASE_URL (default data/cockpit.db); exit 1 at the first broken row
 	$(PY) -m services.audit verify
@@ -61,4 +75,4 @@ audit-verify: $(VENV)/.runtime ## Verify the audit trail's hash chain on DATABAS
 migrate: $(VENV)/.runtime ## Apply pending migrations to DATABASE_URL (default data/cockpit.db)
 	$(PY) -m db.migrate
 
-.PHONY: help venv store run seed test lint bench migrate soak audit-verify
+.PHONY: help venv store run jobs seed test lint typecheck bench migrate soak audit-verify

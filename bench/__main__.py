@@ -37,31 +37,13 @@ def bench_seed(url: str, scale: str, seed: int) -> dict[str, float]:
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "demo.seed", "--scale", scale, "--seed", str(seed), "--force"],
-        cwd=ROOT, env={**os.environ, "DATABASE_URL": url}, check=True,
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url},
+        check=True,
     )
     seconds = time.perf_counter() - t0
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {"seed_s": round(seconds, 1), "seed_peak_rss_mb": round(peak_kb / 1024, 0)}
-
-
-def bench_point_to_grid(engine) -> dict[str, float]:
-    from services.locate import _index
-
-    with engine.connect() as conn:
-        t_build, (index, _ids) = _timed(lambda: _index(conn))
-    grids = index  # the index knows its bounds through the geometries it holds
-    minx, miny, maxx, maxy = grids.bounds if hasattr(grids, "bounds") else (118.02, 28.24, 119.34, 29.50)
-    rng = np.random.default_rng(0)
-    n = 1_000_000
-    lons = rng.uniform(minx, maxx, n)
-    lats = rng.uniform(miny, maxy, n)
-    seconds, codes = _timed(lambda: index.locate_many(lons, lats), repeat=2)
-    inside = sum(c is not None for c in codes)
-    return {
-        "point_to_grid_per_s": round(n / seconds),
-        "point_to_grid_index_build_s": round(t_build, 2),
-        "point_to_grid_inside_share": round(inside / n, 3),
-    }
 
 
 def bench_home(engine) -> dict[str, float]:
@@ -83,6 +65,44 @@ def bench_home(engine) -> dict[str, float]:
     }
 
 
+def store_floor_ms(engine, repeat: int = 5) -> float:
+    """The store's floor in this run: one indexed aggregate over the events (events per grid of the
+    last 7 days, on ``ix_events_grid_reported``), the median of ``repeat`` runs, in ms."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from db.models import Event
+
+    with engine.connect() as conn:
+        newest = conn.execute(select(func.max(Event.reported_at))).scalar()
+        if newest is None:
+            return float("nan")
+        query = (
+            select(Event.grid_id, func.count())
+            .where(Event.reported_at >= newest - timedelta(days=7))
+            .group_by(Event.grid_id)
+        )
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            conn.execute(query).all()
+            times.append((time.perf_counter() - t0) * 1000)
+    return float(np.median(times))
+
+
+def with_floor_ratios(figures: dict[str, float], floor_ms: float) -> dict[str, float]:
+    """``store_floor_ms`` and, for every time in ms, its ratio to the floor (``…_floor_ratio``): a slow
+    machine slows the floor too, so a ratio that grows is the code's doing, not the machine's."""
+    out: dict[str, float] = {"store_floor_ms": round(floor_ms, 2)}
+    if not floor_ms or floor_ms != floor_ms:  # no events to aggregate: no ratio
+        return out
+    for name, value in figures.items():
+        if name.endswith("_ms") and "floor" not in name and isinstance(value, int | float):
+            out[name[: -len("_ms")] + "_floor_ratio"] = round(value / floor_ms, 1)
+    return out
+
+
 def _section(module: str, function: str):
     """A section measured on the store's URL, imported only when it runs."""
 
@@ -96,15 +116,24 @@ def _section(module: str, function: str):
 
 # Each section adds its figures; ``--only`` picks some (a feature measures its own without the rest).
 SECTIONS = {
-    "point_to_grid": lambda engine, _url: bench_point_to_grid(engine),
+    "point_to_grid": _section("bench.point_to_grid", "bench_point_to_grid"),
     "home": lambda engine, _url: bench_home(engine),
     "risk_map": _section("bench.risk_map", "bench_risk"),
     "inspections": _section("bench.inspections", "bench_inspections"),
     "access": _section("bench.access", "bench_access"),
     "early_warning": _section("bench.early_warning", "bench_early_warning"),
     "events": _section("bench.events", "bench_events"),
+    "views": _section("bench.events", "bench_views"),
     "audit": _section("bench.audit", "bench_audit"),
+    "contention": _section("bench.contention", "bench_contention"),
+    "faults": _section("bench.faults", "bench_faults"),
+    "boundary_import": _section("bench.boundaries", "bench_boundary_import"),
+    "api": _section("bench.api", "bench_api"),
+    "forecast": _section("bench.forecast", "bench_forecast"),
+    "load": _section("bench.load", "bench_load"),
 }
+#: Sections only run when named in ``--only`` (``load`` drives 20 browsers for 5 minutes).
+OPT_IN = {"load"}
 
 
 def main() -> None:
@@ -115,6 +144,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help=f"comma-separated sections of: {','.join(SECTIONS)}")
     args = parser.parse_args()
     url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:////tmp/cockpit_bench_{args.scale}.db"
+    os.environ["BENCH_SCALE"] = args.scale  # sections that seed more stores (bench.forecast) need it
     figures: dict[str, float] = {}
     if not args.reuse:
         figures |= bench_seed(url, args.scale, args.seed)
@@ -123,15 +153,20 @@ def main() -> None:
         from db.migrate import upgrade
 
         upgrade(engine)
-    chosen = [name for name in args.only.split(",") if name] or list(SECTIONS)
+    chosen = [name for name in args.only.split(",") if name] or [n for n in SECTIONS if n not in OPT_IN]
     unknown = set(chosen) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    floors = [store_floor_ms(engine)]
     for name in chosen:
         figures |= SECTIONS[name](engine, url)
+    floors.append(store_floor_ms(engine))
+    figures |= with_floor_ratios(figures, float(np.median(floors)))
     figures["bench_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"{args.scale}.json"
+    # One file per store, side by side: <scale>.json (SQLite), <scale>.postgresql.json (BENCH_DATABASE_URL).
+    suffix = "" if engine.dialect.name == "sqlite" else "." + engine.dialect.name
+    out = RESULTS / f"{args.scale}{suffix}.json"
     merged = json.loads(out.read_text()) if out.exists() else {}
     merged |= figures
     out.write_text(json.dumps(merged, indent=2, ensure_ascii=False, sort_keys=True) + "\n")

@@ -54,8 +54,12 @@ def _chunks(ids: list[int], n: int = 900):
 class Oracle:
     """The tree (all units), the given events and venues, and inspectors' grids, in plain dicts."""
 
-    def __init__(self, conn: Connection, event_ids: list[int] | None = None, venue_ids: list[int] | None = None):
-        self.parent: dict[int, int | None] = dict(conn.execute(select(AdminUnit.id, AdminUnit.parent_id)).all())
+    def __init__(
+        self, conn: Connection, event_ids: list[int] | None = None, venue_ids: list[int] | None = None
+    ):
+        self.parent: dict[int, int | None] = dict(
+            conn.execute(select(AdminUnit.id, AdminUnit.parent_id)).all()
+        )
         self.event_grid: dict[int, int] = {}
         self.event_lead: dict[int, int | None] = {}
         self.coop: dict[int, set[int]] = defaultdict(set)
@@ -69,11 +73,18 @@ class Oracle:
             for eid, grid, lead in conn.execute(q):
                 self.event_grid[eid], self.event_lead[eid] = grid, lead
         for c in _chunks(sorted(self.event_grid)):
-            for eid, dept in conn.execute(select(EventCooperator.event_id, EventCooperator.department_id)
-                                          .where(EventCooperator.event_id.in_(c))):
+            for eid, dept in conn.execute(
+                select(EventCooperator.event_id, EventCooperator.department_id).where(
+                    EventCooperator.event_id.in_(c)
+                )
+            ):
                 self.coop[eid].add(dept)
         vq = select(Venue.id, Venue.grid_id)
-        vqueries = [vq] if venue_ids is None else [vq.where(Venue.id.in_(c)) for c in _chunks(sorted(set(venue_ids)))]
+        vqueries = (
+            [vq]
+            if venue_ids is None
+            else [vq.where(Venue.id.in_(c)) for c in _chunks(sorted(set(venue_ids)))]
+        )
         for q in vqueries:
             self.venue_grid.update(dict(conn.execute(q).all()))
         self.covers: dict[int, set[int]] = defaultdict(set)
@@ -106,10 +117,14 @@ class Oracle:
 
     def act(self, user: CurrentUser, eid: int, action: Action) -> bool:
         """A cooperating department sees an event and writes opinions; only the lead department moves it
-        (decision 0005)."""
+        (decision 0005), and a grid worker does not handle it."""
         leads = self.event_lead.get(eid) == user.department_id
         opinion = action is Action.COMMENT and user.department_id in self.coop.get(eid, ())
         if user.role is Role.DEPARTMENT and not (leads or opinion):
+            return False
+        # A grid worker handles only what no department leads (issue 16: 交由村（社区）自行处置).
+        handling = action in (Action.START, Action.RETURN, Action.RESOLVE)
+        if user.role is Role.INSPECTOR and handling and self.event_lead.get(eid) is not None:
             return False
         return user.role in ACTION_ROLES[action] and self.event(user, eid)
 
@@ -117,9 +132,13 @@ class Oracle:
 def load_users(conn: Connection) -> list[CurrentUser]:
     rows = conn.execute(
         select(User.id, User.username, User.display_name, User.role, User.scope_unit_id, User.department_id)
-        .where(User.is_active).order_by(User.id)
+        .where(User.is_active)
+        .order_by(User.id)
     ).all()
-    return [CurrentUser(r.id, r.username, r.display_name, Role(r.role), r.scope_unit_id, r.department_id) for r in rows]
+    return [
+        CurrentUser(r.id, r.username, r.display_name, Role(r.role), r.scope_unit_id, r.department_id)
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -191,7 +210,9 @@ def draw_pairs(conn: Connection, users: list[CurrentUser], n: int, seed: int) ->
             obj = rng.randint(lo_v, hi_v) if lo_v is not None else 1
         else:
             obj = rng.choice(unit_ids)
-        drafts.append((kind, obj, rng.random() < 0.5, rng.choice(roles), rng.random(), rng.choice(list(ACTION_ROLES))))
+        drafts.append(
+            (kind, obj, rng.random() < 0.5, rng.choice(roles), rng.random(), rng.choice(list(ACTION_ROLES)))
+        )
     # Where each object lies, to find users near it.
     ev_grid = {}
     for c in _chunks(sorted({o for k, o, *_ in drafts if k in ("event", "act")})):
@@ -201,7 +222,9 @@ def draw_pairs(conn: Connection, users: list[CurrentUser], n: int, seed: int) ->
         ve_grid.update(dict(conn.execute(select(Venue.id, Venue.grid_id).where(Venue.id.in_(c))).all()))
     pairs = []
     for kind, obj, near, role, r, action in drafts:
-        home = {"event": ev_grid, "act": ev_grid, "venue": ve_grid}.get(kind, {}).get(obj, obj if kind == "unit" else None)
+        home = {"event": ev_grid, "act": ev_grid, "venue": ve_grid}.get(kind, {}).get(
+            obj, obj if kind == "unit" else None
+        )
         user = None
         if near and home is not None:
             chain, node = [], home
@@ -220,8 +243,11 @@ def draw_pairs(conn: Connection, users: list[CurrentUser], n: int, seed: int) ->
 
 def check_pairs(conn: Connection, pairs: list[Pair]) -> tuple[list[tuple[Pair, bool, bool]], int]:
     """(counterexamples as (pair, service answer, oracle answer), how many pairs the services allowed)."""
-    oracle = Oracle(conn, event_ids=[p.obj for p in pairs if p.kind in ("event", "act")],
-                    venue_ids=[p.obj for p in pairs if p.kind == "venue"])
+    oracle = Oracle(
+        conn,
+        event_ids=[p.obj for p in pairs if p.kind in ("event", "act")],
+        venue_ids=[p.obj for p in pairs if p.kind == "venue"],
+    )
     checker = Checker(conn)
     bad, allowed = [], 0
     access_log = logging.getLogger("access")
@@ -250,8 +276,10 @@ def bench_access(url: str, n: int = 20_000, seed: int = 0) -> dict[str, float]:
         seconds = time.perf_counter() - t0
     engine.dispose()
     for p, got, want in bad[:10]:
-        print(f"counterexample: user {p.user.id} ({p.user.role.value}) {p.kind} {p.obj} {p.action}: "
-              f"services {got}, oracle {want}")
+        print(
+            f"counterexample: user {p.user.id} ({p.user.role.value}) {p.kind} {p.obj} {p.action}: "
+            f"services {got}, oracle {want}"
+        )
     return {
         "counterexamples_count": len(bad),
         "pairs_checked_count": len(pairs),

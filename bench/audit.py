@@ -20,6 +20,7 @@ from sqlalchemy import update
 from db.engine import make_engine
 from db.migrate import upgrade
 from db.models import AuditHead, AuditLog
+from db.uow import UnitOfWork
 from services import audit
 
 RECORDS = 200
@@ -32,11 +33,22 @@ def _synthetic_chain(url: str, n: int) -> None:
     prev, t0, batch = audit.GENESIS, datetime(2026, 1, 1), []
     with engine.begin() as conn:
         for i in range(1, n + 1):
-            row = {"id": i, "at": t0 + timedelta(seconds=i), "actor_id": i % 500, "actor_role": "township_leader",
-                   "action": "event.dispatch", "entity": "events", "entity_id": i,
-                   "before": audit.to_json({"status": "accepted", "owner_unit_id": 12, "lead_department_id": None}),
-                   "after": audit.to_json({"status": "dispatched", "owner_unit_id": 12, "lead_department_id": 3}),
-                   "reason": "派单"}
+            row = {
+                "id": i,
+                "at": t0 + timedelta(seconds=i),
+                "actor_id": i % 500,
+                "actor_role": "township_leader",
+                "action": "event.dispatch",
+                "entity": "events",
+                "entity_id": i,
+                "before": audit.to_json(
+                    {"status": "accepted", "owner_unit_id": 12, "lead_department_id": None}
+                ),
+                "after": audit.to_json(
+                    {"status": "dispatched", "owner_unit_id": 12, "lead_department_id": 3}
+                ),
+                "reason": "派单",
+            }
             digest = audit.chain_hash(prev, row)
             batch.append(row | {"prev_hash": prev, "hash": digest})
             prev = digest
@@ -52,11 +64,21 @@ def _synthetic_chain(url: str, n: int) -> None:
 def bench_audit(url: str) -> dict[str, float]:
     engine = make_engine(url)
     times = []
+    uow = UnitOfWork(engine)
     for i in range(RECORDS):
         t = time.perf_counter()
-        with engine.begin() as conn:
-            audit.record(conn, actor_id=None, actor_role="system", action="bench.record", entity="settings",
-                         entity_id=None, before={"n": i}, after={"n": i + 1})
+        with uow.begin("bench.audit"):  # one use case's trail row, committed as a use case commits
+            audit.record(
+                uow.conn,
+                actor_id=None,
+                actor_role="system",
+                action="bench.record",
+                entity="settings",
+                entity_id=None,
+                before={"n": i},
+                after={"n": i + 1},
+            )
+            uow.commit()
         times.append((time.perf_counter() - t) * 1000)
     t = time.perf_counter()
     with engine.connect() as conn:

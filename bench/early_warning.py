@@ -23,8 +23,8 @@ from bench.warning_match import anomalies_from_manifest, chronic_ready, chronic_
 from db.engine import make_engine
 from db.models import Event
 from domain.early_warning import DEFAULT_PARAMS, detect
+from services.access import Scope
 from services.analytics import warning_data
-from services.event_views import Scope
 from services.geography import load_units
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,14 +35,19 @@ def _describes(manifest: dict, conn) -> bool:
     mass = next((a for a in manifest.get("anomalies", []) if a["kind_en"] == "mass"), None)
     if mass is None or mass.get("event_id") is None:
         return False
-    row = conn.execute(select(Event.reporter_count, Event.reported_at).where(Event.id == mass["event_id"])).first()
+    row = conn.execute(
+        select(Event.reporter_count, Event.reported_at).where(Event.id == mass["event_id"])
+    ).first()
     return row is not None and row[0] == mass["reporter_count"] and str(row[1]) == mass["start"]
 
 
 def find_manifest(conn, data_dir: Path = ROOT / "data") -> tuple[Path, dict]:
     """The manifest (``data/manifest_<scale>_<seed>.json``, or ``BENCH_MANIFEST``) that describes the store."""
-    paths = [Path(os.environ["BENCH_MANIFEST"])] if os.environ.get("BENCH_MANIFEST") else \
-        sorted(data_dir.glob("manifest_*.json"), key=lambda p: -p.stat().st_mtime)
+    paths = (
+        [Path(os.environ["BENCH_MANIFEST"])]
+        if os.environ.get("BENCH_MANIFEST")
+        else sorted(data_dir.glob("manifest_*.json"), key=lambda p: -p.stat().st_mtime)
+    )
     for path in paths:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         if _describes(manifest, conn):
@@ -60,8 +65,9 @@ def bench_early_warning(url: str, *, verbose: bool = True) -> dict[str, float]:
         first_day = pd.Timestamp(manifest["start"]).normalize()
         last_day = pd.Timestamp(manifest["end"]).normalize()
         t0 = time.perf_counter()
-        data = warning_data(conn, scope, first_day.to_pydatetime(), (last_day + pd.Timedelta(days=1)).to_pydatetime(),
-                            units)
+        data = warning_data(
+            conn, scope, first_day.to_pydatetime(), (last_day + pd.Timedelta(days=1)).to_pydatetime(), units
+        )
         load_s = time.perf_counter() - t0
     days = pd.date_range(first_day, last_day, freq="D")
     t0 = time.perf_counter()
@@ -81,8 +87,9 @@ def bench_early_warning(url: str, *, verbose: bool = True) -> dict[str, float]:
             mine = chronic_report_days(reports, a["title"], a["lon"], a["lat"])
             ready[i] = chronic_ready(mine, first_day.date(), last_day.date(), DEFAULT_PARAMS.chronic)
     level_of = units["level"].astype(str).to_dict()
-    anomalies = anomalies_from_manifest(manifest, dict(zip(units["code"].astype(str), units.index, strict=True)),
-                                        level_of, ready)
+    anomalies = anomalies_from_manifest(
+        manifest, dict(zip(units["code"].astype(str), units.index, strict=True)), level_of, ready
+    )
     parent_of = {int(u): (None if pd.isna(p) else int(p)) for u, p in units["parent_id"].items()}
     evaluation = match(alerts, anomalies, parent_of)
     township_weeks = len(days) / 7 * len(manifest["data_townships"])
@@ -110,11 +117,15 @@ def _print(path: Path, units: pd.DataFrame, ev, township_weeks: float) -> None:
         name = units.at[a.unit_id, "name"]
         first = x.first_day.isoformat() if x.found else "NOT FOUND"
         after = x.delay_after_ready_days if a.ready else ""
-        print(f"  {a.label} {a.category} {a.title} | {name} | {a.start} | {first} | "
-              f"{'' if x.delay_days is None else x.delay_days} | {after} | {x.alert_days}")
+        print(
+            f"  {a.label} {a.category} {a.title} | {name} | {a.start} | {first} | "
+            f"{'' if x.delay_days is None else x.delay_days} | {after} | {x.alert_days}"
+        )
     episodes = ev.false_episodes
-    print(f"false alarms: {len(episodes)} episodes, {len(ev.false_alerts)} alert-days over {township_weeks:.1f} "
-          f"township-weeks; by kind {dict(Counter(v[0].kind.label for v in episodes.values()))}")
+    print(
+        f"false alarms: {len(episodes)} episodes, {len(ev.false_alerts)} alert-days over {township_weeks:.1f} "
+        f"township-weeks; by kind {dict(Counter(v[0].kind.label for v in episodes.values()))}"
+    )
     for _key, v in sorted(episodes.items(), key=lambda kv: (kv[1][0].day, kv[1][0].unit_id))[:60]:
         print(f"    {v[0].day} ×{len(v)} {v[0].message}")
 
@@ -127,7 +138,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description="预警回放评估 (early-warning replay)")
     parser.add_argument("url", nargs="?", default="sqlite:////tmp/cockpit_bench_town.db")
-    parser.add_argument("--results", choices=["tiny", "town", "city"], help="merge into bench/results/<scale>.json")
+    parser.add_argument(
+        "--results", choices=["tiny", "town", "city"], help="merge into bench/results/<scale>.json"
+    )
     args = parser.parse_args()
     out = bench_early_warning(args.url)
     for k, v in out.items():

@@ -15,10 +15,9 @@ from components import maps
 from components.risk_view import LAYERS, assemble, shapes_of
 from db.engine import make_engine
 from db.models import AdminUnit
-from domain.hierarchy import ancestor_table
 from domain.vocabulary import AdminLevel
 from services import clock
-from services.geography import load_units
+from services.geography import load_tree, load_units
 from services.risk import area_risk
 from services.risk_map import event_frame, period_bounds, recent_events, venue_frame
 
@@ -32,7 +31,7 @@ def bench_risk(url: str) -> dict[str, float]:
         cold = time.perf_counter() - t0
         t0 = time.perf_counter()
         units = load_units(conn).set_index("id")
-        anc = ancestor_table(units.reset_index()[["id", "parent_id", "level"]])
+        tree = load_tree(conn)
         venues = venue_frame(conn, today)
         events = event_frame(conn, *period_bounds(today, 30))
         shapes_of(units)  # the display shapes, converted once per process like the frames
@@ -40,18 +39,25 @@ def bench_risk(url: str) -> dict[str, float]:
         warm, sizes, names = [], [], []
         path = _drill_path(conn)
         # One untimed view first: imports and first-use set-up are not a switch.
-        maps.risk_deck(assemble(units, anc, risk, venues, events, path[-1], AdminLevel.GRID, LAYERS).layers,
-                       tuple(units.at[path[-1], "geometry"].bounds)).to_json()
+        maps.risk_deck(
+            assemble(units, tree, risk, venues, events, path[-1], AdminLevel.GRID, LAYERS).layers,
+            tuple(units.at[path[-1], "geometry"].bounds),
+        ).to_json()
         for area_id in path:
             level = AdminLevel(units.at[area_id, "level"])
             for shown_level in [lv for lv in AdminLevel if lv.depth > level.depth] or [level]:
                 t0 = time.perf_counter()
-                view = assemble(units, anc, risk, venues, events, area_id, shown_level, LAYERS)
+                view = assemble(units, tree, risk, venues, events, area_id, shown_level, LAYERS)
                 recent_events(conn, view.grid_ids, now)
                 payload = maps.risk_deck(view.layers, tuple(units.at[area_id, "geometry"].bounds)).to_json()
                 size = len(payload.encode())
                 if level in (AdminLevel.VILLAGE, AdminLevel.GRID):
-                    size += len(maps.detail_map(units.at[area_id, "geometry"], view.venues).get_root().render().encode())
+                    size += len(
+                        maps.detail_map(units.at[area_id, "geometry"], view.venues)
+                        .get_root()
+                        .render()
+                        .encode()
+                    )
                 warm.append((time.perf_counter() - t0) * 1000)
                 sizes.append(size)
                 names.append(f"{units.at[area_id, 'name']}→{shown_level.label}")
@@ -72,8 +78,10 @@ def _drill_path(conn) -> list[int]:
     path = [conn.execute(select(AdminUnit.id).where(AdminUnit.parent_id.is_(None))).scalar()]
     for _ in range(4):
         child = conn.execute(
-            select(AdminUnit.id).where(AdminUnit.parent_id == path[-1])
-            .order_by(AdminUnit.population.desc(), AdminUnit.code).limit(1)
+            select(AdminUnit.id)
+            .where(AdminUnit.parent_id == path[-1])
+            .order_by(AdminUnit.population.desc(), AdminUnit.code)
+            .limit(1)
         ).scalar()
         if child is None:
             break

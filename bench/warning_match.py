@@ -91,14 +91,19 @@ class Evaluation:
             "found_count": len(found),
             "found_share": round(len(found) / n, 3) if n else 0.0,
             "found_within_1_day_share": round(sum(x.delay_days <= 1 for x in found) / n, 3) if n else 0.0,
-            "found_within_1_day_of_definition_share":
-                round(sum(x.delay_after_ready_days <= 1 for x in found) / n, 3) if n else 0.0,
+            "found_within_1_day_of_definition_share": round(
+                sum(x.delay_after_ready_days <= 1 for x in found) / n, 3
+            )
+            if n
+            else 0.0,
             "max_days_to_detect": max((x.delay_days for x in found), default=-1),
             "max_days_after_definition": max((x.delay_after_ready_days for x in found), default=-1),
             "township_weeks": round(township_weeks, 1),
         }
         episodes = self.false_episodes
-        out["false_alarms_per_township_week"] = round(len(episodes) / township_weeks, 4) if township_weeks else 0.0
+        out["false_alarms_per_township_week"] = (
+            round(len(episodes) / township_weeks, 4) if township_weeks else 0.0
+        )
         out["false_alarm_days_per_township_week"] = (
             round(len(self.false_alerts) / township_weeks, 4) if township_weeks else 0.0
         )
@@ -112,34 +117,52 @@ class Evaluation:
             out[f"{kind}_found_share"] = round(len(got) / len(mine), 3)
             out[f"{kind}_max_days_to_detect"] = max((x.delay_days for x in got), default=-1)
             if kind == "chronic":
-                out[f"{kind}_max_days_after_definition"] = max((x.delay_after_ready_days for x in got), default=-1)
+                out[f"{kind}_max_days_after_definition"] = max(
+                    (x.delay_after_ready_days for x in got), default=-1
+                )
         return {prefix + k: v for k, v in out.items()}
 
 
 def anomalies_from_manifest(
-    manifest: Mapping, unit_id_of: Mapping[str, int], level_of: Mapping[int, str],
+    manifest: Mapping,
+    unit_id_of: Mapping[str, int],
+    level_of: Mapping[int, str],
     ready: Mapping[int, date | None] | None = None,
 ) -> list[Anomaly]:
     """The manifest's anomalies with unit codes resolved (``ready``: per manifest index, for 顽疾)."""
     out = []
     for i, a in enumerate(manifest["anomalies"]):
         ids = [unit_id_of[str(c)] for c in a["unit_codes"]]
-        out.append(Anomaly(
-            kind=a["kind_en"], label=a["kind"], category=a["category"], title=a["title"], unit_id=ids[0],
-            units_above=frozenset(u for u in ids[1:] if level_of[u] != "township"),
-            start=datetime.fromisoformat(a["start"]).date(), end=datetime.fromisoformat(a["end"]).date(),
-            ready=(ready or {}).get(i),
-        ))
+        out.append(
+            Anomaly(
+                kind=a["kind_en"],
+                label=a["kind"],
+                category=a["category"],
+                title=a["title"],
+                unit_id=ids[0],
+                units_above=frozenset(u for u in ids[1:] if level_of[u] != "township"),
+                start=datetime.fromisoformat(a["start"]).date(),
+                end=datetime.fromisoformat(a["end"]).date(),
+                ready=(ready or {}).get(i),
+            )
+        )
     return out
 
 
 def _on_units(alert: Alert, a: Anomaly, lineage: Callable[[int], Sequence[int]]) -> bool:
-    return alert.category.value == a.category and (a.unit_id in lineage(alert.unit_id) or alert.unit_id in a.units_above)
+    return alert.category.value == a.category and (
+        a.unit_id in lineage(alert.unit_id) or alert.unit_id in a.units_above
+    )
 
 
 def match(
-    alerts: Iterable[Alert], anomalies: Sequence[Anomaly], parent_of: Mapping[int, int | None], *,
-    detect_slack_days: int = 1, related_slack_days: int = 7, chronic_slack_days: int = DEFAULT_PARAMS.chronic.recent_days,
+    alerts: Iterable[Alert],
+    anomalies: Sequence[Anomaly],
+    parent_of: Mapping[int, int | None],
+    *,
+    detect_slack_days: int = 1,
+    related_slack_days: int = 7,
+    chronic_slack_days: int = DEFAULT_PARAMS.chronic.recent_days,
 ) -> Evaluation:
     """Score ``alerts`` (of every day judged) against ``anomalies``; ``parent_of`` gives each unit's parent."""
     cache: dict[int, tuple[int, ...]] = {}
@@ -157,18 +180,30 @@ def match(
     detections = []
     for a in anomalies:
         last = a.end + timedelta(days=detect_slack_days)
-        days = sorted({x.day for x in alerts
-                       if x.kind.value == a.kind and a.start <= x.day <= last and _on_units(x, a, lineage)})
+        days = sorted(
+            {
+                x.day
+                for x in alerts
+                if x.kind.value == a.kind and a.start <= x.day <= last and _on_units(x, a, lineage)
+            }
+        )
         detections.append(Detection(a, days[0] if days else None, len(days)))
     related, false = [], []
     for x in alerts:
-        hit = any(_on_units(x, a, lineage) and a.start <= x.day <= a.end + timedelta(
-            days=chronic_slack_days if a.kind == "chronic" else related_slack_days) for a in anomalies)
+        hit = any(
+            _on_units(x, a, lineage)
+            and a.start
+            <= x.day
+            <= a.end + timedelta(days=chronic_slack_days if a.kind == "chronic" else related_slack_days)
+            for a in anomalies
+        )
         (related if hit else false).append(x)
     return Evaluation(detections, false, related)
 
 
-def chronic_ready(report_days: Iterable[date], first: date, last: date, p: ChronicParams = DEFAULT_PARAMS.chronic) -> date | None:
+def chronic_ready(
+    report_days: Iterable[date], first: date, last: date, p: ChronicParams = DEFAULT_PARAMS.chronic
+) -> date | None:
     """The first day in [first, last] on which these reports alone meet the 顽疾 definition.
 
     As the detector counts: reports of the last ``p.weeks`` weeks (the day judged included), at least
@@ -195,9 +230,20 @@ def chronic_report_days(reports, title: str, lon: float, lat: float) -> list[dat
     r = reports
     if "merged_into_id" in r.columns:
         r = r[r["merged_into_id"].isna()]
-    mine = r[(r["title"].astype(str) == title) & np.isclose(r["lon"], lon, rtol=0, atol=1e-9)
-             & np.isclose(r["lat"], lat, rtol=0, atol=1e-9)]
+    mine = r[
+        (r["title"].astype(str) == title)
+        & np.isclose(r["lon"], lon, rtol=0, atol=1e-9)
+        & np.isclose(r["lat"], lat, rtol=0, atol=1e-9)
+    ]
     return [t.date() for t in mine["reported_at"]]
 
 
-__all__ = ["Anomaly", "Detection", "Evaluation", "anomalies_from_manifest", "chronic_ready", "chronic_report_days", "match"]
+__all__ = [
+    "Anomaly",
+    "Detection",
+    "Evaluation",
+    "anomalies_from_manifest",
+    "chronic_ready",
+    "chronic_report_days",
+    "match",
+]

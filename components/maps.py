@@ -19,19 +19,12 @@ import shapely
 from folium.elements import MacroElement
 from folium.template import Template
 from pydeck.bindings.json_tools import default_serialize
-from pyproj import Transformer
 
 from components import offline
-from domain.risk import CLASS_RGB, RiskClass
+from components.palette import CLASS_RGB, EVENT_RAMP, NO_DATA_RGB, SAFETY_CODE_RGB, hex_color
+from domain.risk import RiskClass
 from domain.vocabulary import SafetyCode, VenueCategory
-from geo.crs import WGS84, metric_crs_for
-
-#: 平安码 display colours, the one place that knows them (deck.gl dots and folium markers).
-SAFETY_CODE_RGB: dict[SafetyCode, tuple[int, int, int]] = {
-    SafetyCode.RED: (230, 0, 18),
-    SafetyCode.YELLOW: (255, 193, 7),
-    SafetyCode.GREEN: (0, 168, 89),
-}
+from geo.bins import bin_points, default_hex_size, hexbin
 
 #: The deck tooltip; every pickable layer below gives its objects ``name``, ``class_label`` and ``score``.
 DEFAULT_TOOLTIP = "{name}<br/>{class_label} · {score}"
@@ -49,8 +42,6 @@ AREA_LAYER_BUDGET = 3_000_000
 #: Raw event points above this are binned on a fine grid before the heatmap gets them.
 MAX_HEAT_POINTS = 20_000
 DECIMALS = 5  # ~1 m; more only bloats the JSON
-# Sequential ramp (ColorBrewer YlOrRd, 6 classes) for event counts, distinct from the risk colours.
-EVENT_RAMP = [(255, 255, 178), (254, 217, 118), (254, 178, 76), (253, 141, 60), (240, 59, 32), (189, 0, 38)]
 
 
 class RawJson(str):
@@ -241,8 +232,14 @@ def area_layer(
     codes = features["code"].tolist() if "code" in features else None
     out = []
     for i, (uid, name, label, score, geom) in enumerate(
-        zip(ids, features["name"].tolist(), features["class_label"].tolist(), features["score"].tolist(),
-            geometries, strict=True)
+        zip(
+            ids,
+            features["name"].tolist(),
+            features["class_label"].tolist(),
+            features["score"].tolist(),
+            geometries,
+            strict=True,
+        )
     ):
         shown = repr(round(float(score), 1)) if not _missing(score) else '"—"'
         code = f',"code":{_js_str(str(codes[i]))}' if codes is not None else ""
@@ -309,7 +306,10 @@ def venue_points_layer(df: pd.DataFrame, *, radius_m: float = 15, min_pixels: fl
         code_labels = [_js_str(c.label) for c in codes]
     labels: dict = {}
     if "category_label" in df:
-        cat_labels = [labels[c] if c in labels else labels.setdefault(c, _js_str(str(c))) for c in df["category_label"].tolist()]
+        cat_labels = [
+            labels[c] if c in labels else labels.setdefault(c, _js_str(str(c)))
+            for c in df["category_label"].tolist()
+        ]
     else:
         cat_labels = [
             labels[c] if c in labels else labels.setdefault(c, _js_str(_category_label(c)))
@@ -357,15 +357,22 @@ def venue_cluster_layer(df: pd.DataFrame) -> pdk.Layer:
     if "rgb" in df:
         rgbs = [_rgb(v) for v in df["rgb"]]
     else:  # the worst code present: red, yellow, green
-        worst = np.select(
-            [per_code[c] > 0 for c in present], [i for i, c in enumerate(SafetyCode) if c in per_code],
-            default=list(SafetyCode).index(SafetyCode.GREEN),
-        ) if present else np.full(len(df), list(SafetyCode).index(SafetyCode.GREEN))
+        worst = (
+            np.select(
+                [per_code[c] > 0 for c in present],
+                [i for i, c in enumerate(SafetyCode) if c in per_code],
+                default=list(SafetyCode).index(SafetyCode.GREEN),
+            )
+            if present
+            else np.full(len(df), list(SafetyCode).index(SafetyCode.GREEN))
+        )
         palette = [_rgb(SAFETY_CODE_RGB[c]) for c in SafetyCode]
         rgbs = [palette[k] for k in worst.tolist()]
     names = [str(n or "场所聚合") for n in df["name"]] if "name" in df else ["场所聚合"] * len(df)
     label_columns = [[f"{c.label} {n:,}" for n in per_code[c].tolist()] for c in present]
-    labels = [" / ".join(parts) for parts in zip(*label_columns, strict=True)] if present else ["场所"] * len(df)
+    labels = (
+        [" / ".join(parts) for parts in zip(*label_columns, strict=True)] if present else ["场所"] * len(df)
+    )
     radii = np.round(np.minimum(36.0, 4.0 + 2.2 * np.sqrt(np.asarray(counts, dtype=float))), 1).tolist()
     records = [
         f'{{"c":[{r},{g},{b},210],"class_label":{_js_str(label)},"name":{_js_str(name)},"p":[{x},{y}],'
@@ -401,31 +408,6 @@ def _weights(df: pd.DataFrame) -> np.ndarray:
     return np.ones(len(df))
 
 
-def bin_points(lon: np.ndarray, lat: np.ndarray, weight: np.ndarray, max_points: int):
-    """Points merged on a square grid (coarsened until at most ``max_points`` occupied cells).
-
-    Each cell becomes one point at the mean position of its points with the sum of their weights.
-    """
-    if len(lon) <= max_points:
-        return lon, lat, weight
-    minx, miny = lon.min(), lat.min()
-    extent = max(np.ptp(lon), np.ptp(lat), 1e-6)
-    cell = extent / 2048
-    while True:
-        ix = np.floor((lon - minx) / cell).astype(np.int64)
-        iy = np.floor((lat - miny) / cell).astype(np.int64)
-        inverse, cells = pd.factorize(ix * (iy.max() + 1) + iy)  # hashing: no sort of every point
-        counts = np.bincount(inverse, minlength=len(cells))
-        if len(counts) <= max_points:
-            break
-        cell *= 2
-    return (
-        np.bincount(inverse, weights=lon) / counts,
-        np.bincount(inverse, weights=lat) / counts,
-        np.bincount(inverse, weights=weight),
-    )
-
-
 def event_heat_layer(
     df: pd.DataFrame, *, max_points: int = MAX_HEAT_POINTS, radius_pixels: int = 40
 ) -> pdk.Layer:
@@ -438,7 +420,9 @@ def event_heat_layer(
         "["
         + ",".join(
             f'{{"p":[{x},{y}],"w":{w}}}'
-            for x, y, w in zip(lon.tolist(), lat.tolist(), np.round(np.asarray(weight, dtype=float), 3).tolist(), strict=True)
+            for x, y, w in zip(
+                lon.tolist(), lat.tolist(), np.round(np.asarray(weight, dtype=float), 3).tolist(), strict=True
+            )
         )
         + "]"
     )
@@ -455,59 +439,12 @@ def event_heat_layer(
     )
 
 
-def hexbin(
-    lons: Sequence[float], lats: Sequence[float], size_m: float, weights: Sequence[float] | None = None
-):
-    """Bin WGS84 points into pointy-top hexagons of circumradius ``size_m`` metres (in the local UTM zone).
-
-    Returns ``(polygons, counts)``: an array (k, 7, 2) of closed WGS84 lon/lat rings and the k counts
-    (sums of ``weights`` if given) of the non-empty hexagons.
-    """
-    lon = np.asarray(lons, dtype=float)
-    lat = np.asarray(lats, dtype=float)
-    w = np.ones(len(lon)) if weights is None else np.asarray(weights, dtype=float)
-    if len(lon) == 0:
-        return np.zeros((0, 7, 2)), np.zeros(0)
-    crs = metric_crs_for(float(np.mean(lon)), float(np.mean(lat)))
-    fwd = Transformer.from_crs(WGS84, crs, always_xy=True)
-    back = Transformer.from_crs(crs, WGS84, always_xy=True)
-    x, y = fwd.transform(lon, lat)
-    # Axial coordinates (Red Blob Games' pointy-top layout), rounded in cube space.
-    qf = (math.sqrt(3) / 3 * x - y / 3) / size_m
-    rf = (2 / 3 * y) / size_m
-    sf = -qf - rf
-    q, r, s = np.round(qf), np.round(rf), np.round(sf)
-    dq, dr, ds = np.abs(q - qf), np.abs(r - rf), np.abs(s - sf)
-    fix_q = (dq > dr) & (dq > ds)
-    fix_r = ~fix_q & (dr > ds)
-    q = np.where(fix_q, -r - s, q)
-    r = np.where(fix_r, -q - s, r)
-    keys = np.column_stack([q, r]).astype(np.int64)
-    cells, inverse = np.unique(keys, axis=0, return_inverse=True)
-    counts = np.bincount(inverse.ravel(), weights=w)
-    cx = size_m * math.sqrt(3) * (cells[:, 0] + cells[:, 1] / 2)
-    cy = size_m * 1.5 * cells[:, 1]
-    angles = np.radians(60 * np.arange(7) - 30)  # 7 vertices: the ring closes on the first
-    vx = cx[:, None] + size_m * np.cos(angles)[None, :]
-    vy = cy[:, None] + size_m * np.sin(angles)[None, :]
-    vlon, vlat = back.transform(vx.ravel(), vy.ravel())
-    polygons = np.stack([np.asarray(vlon).reshape(vx.shape), np.asarray(vlat).reshape(vy.shape)], axis=-1)
-    polygons[:, -1] = polygons[:, 0]
-    return polygons, counts
-
-
-def _default_hex_size(lon: np.ndarray, lat: np.ndarray) -> float:
-    """About 40 hexagons across the points' extent, between 150 m and 5 km, rounded to 10 m."""
-    width_m = max(np.ptp(lon) * 111_320 * math.cos(math.radians(float(np.mean(lat)))), np.ptp(lat) * 110_574)
-    return float(min(5000.0, max(150.0, round(width_m / 40 / 10) * 10)))
-
-
 def event_hex_layer(df: pd.DataFrame, *, size_m: float | None = None) -> pdk.Layer:
     """A pickable PolygonLayer (id ``events_hex``) of event counts per hexagon, binned server-side."""
     df = _with_position(df)
     lon = df["lon"].to_numpy(dtype=float)
     lat = df["lat"].to_numpy(dtype=float)
-    size = size_m or (_default_hex_size(lon, lat) if len(lon) else 500.0)
+    size = size_m or (default_hex_size(lon, lat) if len(lon) else 500.0)
     polygons, counts = hexbin(lon, lat, size, _weights(df))
     records = []
     if len(counts):
@@ -539,6 +476,99 @@ def event_hex_layer(df: pd.DataFrame, *, size_m: float | None = None) -> pdk.Lay
         get_line_width=1,
         auto_highlight=True,
     )
+
+
+# ---------------------------------------------------------------- the base: unit outlines and names
+
+#: The levels drawn under a map of a street or a village (issue 17): where you are, offline.
+BASE_LEVELS = ("village", "grid")
+#: At this zoom and closer, grid names join the village names.
+GRID_NAMES_ZOOM = 14.0
+OUTLINE_RGB = _rgb(NO_DATA_RGB)
+
+
+def units_in_view(units: gpd.GeoDataFrame, bounds: Sequence[float], *, pad: float = 0.5) -> gpd.GeoDataFrame:
+    """The villages and grids of ``units`` (WGS84, with ``level`` and ``name``) that meet ``bounds``
+    widened by ``pad`` of its size on each side."""
+    minx, miny, maxx, maxy = (float(b) for b in bounds)
+    dx, dy = max(maxx - minx, 0.002) * pad, max(maxy - miny, 0.002) * pad
+    view = shapely.box(minx - dx, miny - dy, maxx + dx, maxy + dy)
+    shown = units[units["level"].isin(BASE_LEVELS)]
+    hits = shown.sindex.query(view, predicate="intersects") if len(shown) else []
+    return shown.iloc[np.sort(np.asarray(hits, dtype=int))]
+
+
+def _label_points(geoms) -> tuple[np.ndarray, np.ndarray]:
+    """A point inside each polygon (not its centroid, which may fall outside), in the display CRS."""
+    inside = shapely.point_on_surface(np.asarray(geoms, dtype=object))
+    lon, lat = offline.to_display(shapely.get_x(inside), shapely.get_y(inside))
+    return np.round(np.atleast_1d(lon), DECIMALS), np.round(np.atleast_1d(lat), DECIMALS)
+
+
+def outline_layers(units: gpd.GeoDataFrame, *, grid_names: bool = True) -> list[pdk.Layer]:
+    """The base of a street-level deck: village and grid outlines (``unit_outlines``, villages thicker)
+    and their names (``unit_names``, villages bold; grids only with ``grid_names``)."""
+    if units.empty:
+        return []
+    geoms = display_geojson(np.asarray(units.geometry, dtype=object), budget_bytes=1_000_000)
+    levels, names = units["level"].tolist(), units["name"].tolist()
+    features = RawJson(
+        '{"features":['
+        + ",".join(
+            f'{{"geometry":{g},"properties":{{"w":{2 if lv == "village" else 1}}},"type":"Feature"}}'
+            for g, lv in zip(geoms, levels, strict=True)
+        )
+        + '],"type":"FeatureCollection"}'
+    )
+    lon, lat = _label_points(units.geometry)
+    labels = [
+        {"p": [x, y], "t": str(n), "s": 14 if lv == "village" else 11, "w": 700 if lv == "village" else 400}
+        for x, y, n, lv in zip(lon.tolist(), lat.tolist(), names, levels, strict=True)
+        if lv == "village" or grid_names
+    ]
+    return [
+        pdk.Layer(
+            "GeoJsonLayer",
+            data=features,
+            id="unit_outlines",
+            pickable=False,
+            stroked=True,
+            filled=False,
+            get_line_color=[*OUTLINE_RGB, 210],
+            get_line_width="properties.w",
+            line_width_units="'pixels'",
+        ),
+        pdk.Layer(
+            "TextLayer",
+            data=labels,
+            id="unit_names",
+            get_position="p",
+            get_text="t",
+            get_size="s",
+            get_color=[*OUTLINE_RGB, 255],
+            character_set="'auto'",
+            font_settings={"sdf": True},
+            outline_width=3,
+            outline_color=[255, 255, 255, 230],
+            get_text_anchor="'middle'",
+            get_alignment_baseline="'center'",
+            pickable=False,
+        ),
+    ]
+
+
+def _base_units(bounds: Sequence[float]) -> gpd.GeoDataFrame | None:
+    """The store's villages and grids around ``bounds`` while a page runs; None elsewhere (tests of the
+    builders, the bench) or when the store has no such units."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if get_script_run_ctx(suppress_warning=True) is None:
+        return None
+    from components import store
+
+    units, _ = store.geography()
+    view = units_in_view(units, bounds)
+    return view if len(view) else None
 
 
 # ---------------------------------------------------------------- the deck
@@ -577,6 +607,7 @@ def risk_deck(
     dark: bool = False,
     width: int = 600,
     height: int = 600,
+    base: gpd.GeoDataFrame | str | None = "auto",
 ) -> pdk.Deck:
     """The risk map Deck: local map style (no request off the machine), view fitted to ``bounds``.
 
@@ -586,10 +617,21 @@ def risk_deck(
     ``map_provider=None``: Streamlit loads ``map_style`` itself whatever the provider; a provider would only
     add a Carto/Mapbox key. The JSON is compact (see :class:`_CompactDeck`). An empty or None
     ``tooltip_html`` means no tooltip. Streamlit HTML-escapes the ``{field}`` values it substitutes.
+
+    ``base``: villages and grids (WGS84, ``level``, ``name``) drawn first as outlines with names
+    (:func:`outline_layers`), over the intranet tiles when there are any. ``"auto"``: a map without its
+    own areas layer gets the store's units around ``bounds`` while a page runs (an event's spot, an
+    inspector's route); None: none.
     """
+    layers = list(layers)
+    view = fit_view(bounds, width=width, height=height)
+    if isinstance(base, str):
+        base = None if any(getattr(layer, "id", None) == "areas" for layer in layers) else _base_units(bounds)
+    if base is not None:
+        layers = [*outline_layers(base, grid_names=view.zoom >= GRID_NAMES_ZOOM), *layers]
     return _CompactDeck(
-        layers=list(layers),
-        initial_view_state=fit_view(bounds, width=width, height=height),
+        layers=layers,
+        initial_view_state=view,
         map_style=offline.map_style(dark=dark),
         map_provider=None,
         tooltip={"html": tooltip_html, "style": TOOLTIP_STYLE} if tooltip_html else False,
@@ -628,11 +670,185 @@ class _PlainAttribution(MacroElement):
     )
 
 
+class MetricScale(MacroElement):
+    """A scale bar in metres and kilometres only (folium's ``control_scale`` adds feet and miles)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            L.control.scale({imperial: false, metric: true, maxWidth: 120}).addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+
+#: The labels of :class:`UnitOutlines` and the 定位 button of :class:`LocateControl` (in the map's page).
+_FOLIUM_CSS = """
+<style>
+.leaflet-container { background: @GROUND@; }
+.unit-label { background: none; border: none; }
+.unit-label span { position: absolute; transform: translate(-50%, -50%); white-space: nowrap;
+  color: @TEXT@; font-size: 13px; font-weight: 700;
+  text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 2px #fff; pointer-events: none; }
+.unit-label-grid span { font-size: 11px; font-weight: 400; display: none; }
+.unit-grid-names .unit-label-grid span { display: inline; }
+.cockpit-locate a { width: auto !important; height: 40px !important; line-height: 40px !important;
+  padding: 0 14px; font-size: 15px; font-weight: 600; color: #1f2328; }
+.cockpit-locate-note { max-width: 220px; padding: 4px 8px; font-size: 12px; line-height: 1.4;
+  background: rgba(255, 255, 255, 0.95); color: #1f2328; }
+.cockpit-locate-note:empty { display: none; }
+</style>
+""".replace("@TEXT@", hex_color(NO_DATA_RGB)).replace("@GROUND@", offline.LIGHT_BACKGROUND)
+
+
+def _add_css(m: folium.Map) -> None:
+    root = m.get_root()
+    if not getattr(root, "_cockpit_css", False):
+        root.header.add_child(folium.Element(_FOLIUM_CSS))
+        root._cockpit_css = True
+
+
+class UnitOutlines(MacroElement):
+    """Village and grid outlines with their names, drawn from one JSON table (the offline base of a
+    folium map). Names are set as text (never HTML); grid names show from :data:`GRID_NAMES_ZOOM` + 1."""
+
+    _template = Template(
+        r"""
+        {% macro script(this, kwargs) %}
+        (function () {
+            var map = {{ this._parent.get_name() }};
+            var units = {{ this.units_json }};
+            var styles = {
+                village: {color: {{ this.colour }}, weight: 2.5, opacity: 0.9, fill: false},
+                grid: {color: {{ this.colour }}, weight: 1, opacity: 0.7, fill: false, dashArray: "4 3"}
+            };
+            units.forEach(function (u) {
+                L.geoJSON(u.g, {style: styles[u.l], interactive: false}).addTo(map);
+                var name = document.createElement("span");
+                name.textContent = u.n;
+                L.marker(u.p, {
+                    icon: L.divIcon({className: "unit-label unit-label-" + u.l, html: name, iconSize: [0, 0]}),
+                    interactive: false, keyboard: false
+                }).addTo(map);
+            });
+            function grids() {
+                map.getContainer().classList.toggle("unit-grid-names", map.getZoom() >= {{ this.grid_zoom }});
+            }
+            map.on("zoomend", grids);
+            grids();
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, units: gpd.GeoDataFrame):
+        super().__init__()
+        self._name = "UnitOutlines"
+        geoms = offline.geometry_to_display(np.asarray(units.geometry, dtype=object))
+        max_coords = _max_coords(len(geoms), 1_000_000)
+        if len(geoms) and int(shapely.get_num_coordinates(geoms).sum()) > max_coords:
+            geoms = simplify_for_display(geoms, max_coords)
+        geoms = shapely.transform(geoms, _round_coords)
+        inside = shapely.point_on_surface(geoms)
+        rows = [
+            {"g": _geojson_geometry(g), "n": str(n), "l": lv, "p": [round(y, DECIMALS), round(x, DECIMALS)]}
+            for g, n, lv, x, y in zip(
+                geoms,
+                units["name"].tolist(),
+                units["level"].tolist(),
+                shapely.get_x(inside).tolist(),
+                shapely.get_y(inside).tolist(),
+                strict=True,
+            )
+        ]
+        self.units_json = _js_json(rows)
+        self.colour = _js_json(hex_color(NO_DATA_RGB))
+        self.grid_zoom = int(GRID_NAMES_ZOOM + 1)
+
+    def add_to(self, parent, name=None, index=None):
+        _add_css(parent)
+        return super().add_to(parent, name=name, index=index)
+
+
+LOCATE_NOT_SECURE = "此页面未通过 HTTPS 打开，浏览器不允许定位。请在地图上点选位置或搜索地名。"
+LOCATE_DENIED = "未获得定位权限。请在浏览器设置中允许定位，或在地图上点选位置。"
+LOCATE_FAILED = "暂时无法定位，请在地图上点选位置。"
+
+
+class LocateControl(MacroElement):
+    """The 定位 button: the browser's position (WGS84) shifted to the tiles' CRS with ``shift`` (degrees,
+    taken at the map's centre: the GCJ-02 offset changes by metres across a town) and given to the map
+    as a click there, so the page receives it as the chosen point. Without HTTPS (no secure context) or
+    permission it says so in Chinese instead."""
+
+    _template = Template(
+        r"""
+        {% macro script(this, kwargs) %}
+        (function () {
+            var map = {{ this._parent.get_name() }};
+            var shift = {{ this.shift_json }};
+            var words = {{ this.words_json }};
+            var control = L.control({position: "topleft"});
+            control.onAdd = function () {
+                var box = L.DomUtil.create("div", "leaflet-bar cockpit-locate");
+                var button = L.DomUtil.create("a", "", box);
+                button.href = "#";
+                button.setAttribute("role", "button");
+                button.title = "定位到我的位置";
+                button.textContent = "定位";
+                var note = L.DomUtil.create("div", "cockpit-locate-note", box);
+                L.DomEvent.disableClickPropagation(box);
+                L.DomEvent.on(button, "click", function (e) {
+                    L.DomEvent.preventDefault(e);
+                    if (!window.isSecureContext || !navigator.geolocation) {
+                        note.textContent = words.not_secure;
+                        return;
+                    }
+                    button.textContent = "定位中…";
+                    note.textContent = "";
+                    navigator.geolocation.getCurrentPosition(function (pos) {
+                        button.textContent = "定位";
+                        var here = L.latLng(pos.coords.latitude + shift[1], pos.coords.longitude + shift[0]);
+                        map.setView(here, Math.max(map.getZoom(), 17));
+                        map.fire("click", {latlng: here});
+                    }, function (err) {
+                        button.textContent = "定位";
+                        note.textContent = err.code === 1 ? words.denied : words.failed;
+                    }, {enableHighAccuracy: true, timeout: 15000, maximumAge: 30000});
+                });
+                return box;
+            };
+            control.addTo(map);
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, lon: float, lat: float):
+        super().__init__()
+        self._name = "LocateControl"
+        dlon, dlat = offline.to_display(lon, lat)
+        self.shift_json = _js_json([round(float(dlon) - lon, 7), round(float(dlat) - lat, 7)])
+        self.words_json = _js_json(
+            {"not_secure": LOCATE_NOT_SECURE, "denied": LOCATE_DENIED, "failed": LOCATE_FAILED}
+        )
+
+    def add_to(self, parent, name=None, index=None):
+        _add_css(parent)
+        return super().add_to(parent, name=name, index=index)
+
+
 def _js_json(value) -> str:
     """``value`` as JSON safe inside an inline <script>: no ``<``, ``>``, ``&``, ``'`` or line separators."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("'", "\\u0027"),
-                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for char, escape in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("'", "\\u0027"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, escape)
     return text
 
@@ -649,8 +865,11 @@ VENUE_CARD_TEMPLATE = (
     + "".join(
         f"<tr><td style='color:#6b7280;padding:1px 8px 1px 0;white-space:nowrap'>{label}</td><td>{{{slot}}}</td></tr>"
         for label, slot in [
-            ("类别", "category"), ("地址", "address"), ("负责人", "person"),
-            ("最近检查", "inspected"), ("未整改隐患", "hazards"),
+            ("类别", "category"),
+            ("地址", "address"),
+            ("负责人", "person"),
+            ("最近检查", "inspected"),
+            ("未整改隐患", "hazards"),
         ]
     )
     + "</table></div>"
@@ -744,13 +963,17 @@ class _VenueMarkers(MacroElement):
         self.rows_json = _js_json(rows)
 
 
-def detail_map(boundary_geom, venues: pd.DataFrame, *, height: int = 480) -> folium.Map:
+def detail_map(
+    boundary_geom, venues: pd.DataFrame, *, height: int = 480, units: gpd.GeoDataFrame | None = None
+) -> folium.Map:
     """A folium map of one area: its outline and its venues as CircleMarkers coloured by 平安码.
 
     ``venues``: ``lon``, ``lat``, ``name``, ``code`` (SafetyCode value) and optionally ``category``
     (or ``category_label``), ``address``, ``responsible_person``, ``last_inspected_on``, ``open_hazards``
     (or ``major`` and ``general``). Every venue opens its card (:func:`venue_card`) when clicked.
-    Leaflet comes from ``static/``; no tiles unless ``COCKPIT_TILE_URL`` is set.
+    The villages and grids inside are outlined with their names (``units``, or the store's while a
+    page runs); the scale is in metres only. Leaflet comes from ``static/``; no tiles unless
+    ``COCKPIT_TILE_URL`` is set.
     """
     offline.use_local_assets()
     outline = offline.geometry_to_display(boundary_geom)
@@ -761,14 +984,20 @@ def detail_map(boundary_geom, venues: pd.DataFrame, *, height: int = 480) -> fol
         zoom_start=14,
         tiles=None,
         height=height,
-        control_scale=True,
+        control_scale=False,
         attribution_control=bool(url),
     )
+    m.add_child(MetricScale())
     if url:
         folium.TileLayer(
             tiles=url, attr=offline.TILE_ATTRIBUTION, name="内网底图", max_zoom=18, control=False
         ).add_to(m)
         m.add_child(_PlainAttribution())
+    inner = _base_units(boundary_geom.bounds) if units is None else units
+    if inner is not None and len(inner):  # the villages and grids inside, with their names
+        inner = inner[shapely.intersects(np.asarray(inner.geometry), boundary_geom.buffer(-1e-6))]
+        if len(inner):
+            UnitOutlines(inner).add_to(m)
     folium.GeoJson(
         {"type": "Feature", "geometry": _geojson_geometry(outline), "properties": {}},
         name="辖区边界",

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components.store import engine
+from components import store
 from components.text import md_text
 from domain.access import CurrentUser
 from services import clock
-from services.access import verified_user
-from services.events import OutOfScope
+from services.access import OutOfScope, verified_user
 from services.personal_data import PERMISSION, ReasonRequired, reveal_event_reporter, reveal_venue_contact
 
 _REVEAL = {"event": (reveal_event_reporter, "上报人"), "venue": (reveal_venue_contact, "负责人")}
@@ -31,14 +30,16 @@ def reveal_control(user: CurrentUser | None, kind: str, object_id: int) -> None:
             go = st.form_submit_button("确认查看")
         if go:
             try:
-                with engine().begin() as conn:
+                with store.reader() as conn:
                     viewer = verified_user(conn, user)
-                    if viewer is None:
-                        raise OutOfScope("登录信息已失效，请重新登录")
-                    contact = reveal(conn, viewer, int(object_id), reason, clock.now())
+                if viewer is None:
+                    raise OutOfScope("登录信息已失效，请重新登录")
+                contact = reveal(store.uow(), viewer, int(object_id), reason, clock.now())
             except ReasonRequired as exc:
                 st.error(md_text(str(exc)))
             except OutOfScope as exc:
                 st.error(md_text(str(exc)))
             else:
-                st.success(f"{who}：{md_text(contact.name or '—')}　电话：{md_text(contact.phone or '—')}（已记录本次查看）")
+                st.success(
+                    f"{who}：{md_text(contact.name or '—')}　电话：{md_text(contact.phone or '—')}（已记录本次查看）"
+                )

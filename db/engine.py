@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from db.uow import AUDITED, USE_CASE, WRITE_TRANSACTION, AuditMissing
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = ROOT / "data" / "cockpit.db"
@@ -22,9 +21,11 @@ def database_url() -> str:
     return os.environ.get("DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE_PATH}"
 
 
-def _tune_sqlite(dbapi_conn, _record) -> None:
+def _tune_sqlite(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets the simulator write while pages read; busy_timeout makes writers queue, not fail;
     # foreign keys are off by default in SQLite and the schema relies on them.
+    # The driver's own implicit BEGIN is switched off: _begin_sqlite says how each transaction begins.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=10000")
@@ -33,7 +34,15 @@ def _tune_sqlite(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def make_engine(url: str | None = None, **kwargs) -> Engine:
+def _begin_sqlite(conn: Connection) -> None:
+    """A unit of work begins with BEGIN IMMEDIATE: it takes the write lock up front and waits its turn
+    in busy_timeout, instead of starting as a reader and failing with "database is locked" when two
+    writers both try to upgrade (SQLite cannot wait for that deadlock). Reads begin deferred."""
+    immediate = conn.get_execution_options().get(WRITE_TRANSACTION)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """Create an Engine for ``url`` (default :func:`database_url`), SQLite tuned as above.
 
     ``hide_parameters``: a failed statement's error names the SQL, never the values (a reporter's
@@ -47,6 +56,7 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _tune_sqlite)
+        event.listen(engine, "begin", _begin_sqlite)
         if os.environ.get("AUDIT_GUARD", "1") != "0":
             install_audit_guard(engine)
         return engine
@@ -62,92 +72,53 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The trail's guard (decision 0006): a service use case that changes business tables must write
-# an audit_log row in the same transaction, or its commit fails.
+# The trail's guard (decision 0006), the safety net under db.uow.UnitOfWork.commit: a transaction
+# opened by a unit of work that wrote business tables must hold an audit_log row, or its commit fails.
+# Writes outside a unit of work (migrations, the demo seed, test set-up) are not use cases.
 # ---------------------------------------------------------------------------------------------
 
 AUDIT_TABLES = frozenset({"audit_log", "audit_head"})
-#: Service functions that write but are helpers, not use cases: ``store_units`` is called by the
-#: seed (exempt) and by test builders; ``import_boundaries``, the use case around it, records.
-GUARD_HELPERS = frozenset({("geography.py", "store_units")})
-_SERVICES_DIR = str(ROOT / "services") + os.sep
 _DML = re.compile(
     r'^\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?)\s+"?(\w+)',
     re.IGNORECASE,
 )
-_exempt: ContextVar[bool] = ContextVar("audit_exempt", default=False)
-_STATE = "audit_guard"
-
-
-class AuditMissing(RuntimeError):
-    """A service changed business tables in a transaction that wrote no audit row; nothing was committed."""
-
-
-@contextmanager
-def audit_exempt() -> Iterator[None]:
-    """Writes inside this block need no audit row: the demo seed (one ``demo.seed`` row) and migrations."""
-    token = _exempt.set(True)
-    try:
-        yield
-    finally:
-        _exempt.reset(token)
-
-
-def _service_entry() -> str | None:
-    """The outermost function under services/ on the stack (the use case), unless it is a helper."""
-    frame, entry = sys._getframe(2), None
-    while frame is not None:
-        if frame.f_code.co_filename.startswith(_SERVICES_DIR):
-            entry = frame
-        frame = frame.f_back
-    if entry is None:
-        return None
-    name = os.path.basename(entry.f_code.co_filename)
-    if (name, entry.f_code.co_name) in GUARD_HELPERS:
-        return None
-    return f"services.{name[:-3]}.{entry.f_code.co_name}"
-
-
-def _guard_begin(conn) -> None:
-    conn.info.pop(_STATE, None)
+_WRITTEN = "written_tables"
 
 
 def _guard_statement(conn, _cursor, statement, _params, _context, _executemany) -> None:
+    if USE_CASE not in conn.info:
+        return
     m = _DML.match(statement)
     if m is None:
         return
-    state = conn.info.setdefault(_STATE, {"audited": False, "tables": set(), "entry": None})
     table = m.group(1).lower()
     if table in AUDIT_TABLES:
-        state["audited"] = True
-    elif not state["audited"] and not _exempt.get():
-        if state["tables"]:
-            state["tables"].add(table)
-        elif (entry := _service_entry()) is not None:
-            state["tables"].add(table)
-            state["entry"] = entry
+        conn.info[AUDITED] = True
+    else:
+        conn.info.setdefault(_WRITTEN, set()).add(table)
 
 
 def _guard_commit(conn) -> None:
-    state = conn.info.pop(_STATE, None)
-    if state and state["tables"] and not state["audited"]:
+    tables = conn.info.pop(_WRITTEN, None)
+    if tables and USE_CASE in conn.info and not conn.info.get(AUDITED):
         raise AuditMissing(
-            f"{state['entry']} changed {', '.join(sorted(state['tables']))} without an audit_log row"
-            " (全留痕: call services.audit.record in the same transaction)"
+            f"{conn.info[USE_CASE]} changed {', '.join(sorted(tables))} without an audit_log row"
+            " (全留痕: call services.audit.record in the same unit of work)"
         )
 
 
-def _guard_rollback(conn) -> None:
-    conn.info.pop(_STATE, None)
+def _guard_end(conn: Connection) -> None:
+    if conn.invalidated:  # a lost connection: nothing to clear, and asking for .info would raise
+        return
+    conn.info.pop(_WRITTEN, None)
 
 
 def install_audit_guard(engine: Engine) -> None:
-    """Fail the commit of any transaction in which a service wrote business tables but no audit row.
+    """Fail the commit of a unit of work's transaction that wrote business tables but no audit row.
 
-    Installed by :func:`make_engine` unless ``AUDIT_GUARD=0``. Writes from outside services/ (test
-    set-up, tools) and inside :func:`audit_exempt` are not checked.
+    Installed by :func:`make_engine` unless ``AUDIT_GUARD=0``.
     """
-    event.listen(engine, "begin", _guard_begin)
+    event.listen(engine, "begin", _guard_end)
     event.listen(engine, "before_cursor_execute", _guard_statement)
     event.listen(engine, "commit", _guard_commit)
-    event.listen(engine, "rollback", _guard_rollback)
+    event.listen(engine, "rollback", _guard_end)

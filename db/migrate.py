@@ -21,10 +21,8 @@ def alembic_config(url: str | None = None) -> Config:
 
 def upgrade(engine: Engine) -> None:
     """Apply every pending migration to ``engine``'s database."""
-    from db.engine import audit_exempt
-
     cfg = alembic_config(str(engine.url))
-    with audit_exempt(), engine.begin() as conn:  # schema and data migrations are not use cases (decision 0006)
+    with engine.begin() as conn:  # schema and data migrations are not use cases (decision 0006)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

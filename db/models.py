@@ -50,7 +50,9 @@ class AdminUnit(Base):
     __table_args__ = (
         CheckConstraint("population >= 0", name="population_non_negative"),
         CheckConstraint("area_km2 >= 0", name="area_non_negative"),
-        CheckConstraint("centroid_lon BETWEEN -180 AND 180 AND centroid_lat BETWEEN -90 AND 90", name="centroid_range"),
+        CheckConstraint(
+            "centroid_lon BETWEEN -180 AND 180 AND centroid_lat BETWEEN -90 AND 90", name="centroid_range"
+        ),
         CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
     )
 
@@ -89,7 +91,9 @@ class User(Base):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("failed_logins >= 0", name="failed_logins_non_negative"),
-        CheckConstraint("role <> 'department' OR department_id IS NOT NULL", name="department_role_has_department"),
+        CheckConstraint(
+            "role <> 'department' OR department_id IS NOT NULL", name="department_role_has_department"
+        ),
     )
 
     id: Mapped[intpk]
@@ -105,7 +109,61 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     locked_until: Mapped[datetime | None]
+    # Set by an administrator's initial or reset password: the next login sees only 修改密码 (decision 0014).
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime]
+
+
+class LoginSession(Base):
+    """A server-side login session (登录会话, decision 0017): what a browser's HttpOnly cookie stands for.
+
+    Only digests are stored: ``token_hash`` of the cookie's random token (set when the browser redeems
+    its one-time ``handoff_hash`` code at ``/auth/session``, within ``handoff_until``, from the browser
+    whose XSRF token digests to ``binding``). ``stamp`` digests the account's password hash, role, scope
+    and department at login: any change ends the session. ``role`` picks the idle and absolute limits
+    (``domain.access.SESSION_LIMITS``); ``last_seen_at`` slides with use. ``ended_at`` and ``end_reason``
+    (logout, idle, absolute, credentials, disabled) end it for good. ``draft_json``: the inspector's
+    unsaved inspection form, restored after a reload. ``fresh_password``: logged in with a password an
+    administrator set, so it may choose a new one without typing the old (decision 0014).
+    """
+
+    __tablename__ = "login_sessions"
+    __table_args__ = (Index("ix_login_sessions_user_id_ended_at", "user_id", "ended_at"),)
+
+    id: Mapped[intpk]
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    handoff_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    handoff_until: Mapped[datetime | None]
+    binding: Mapped[str] = mapped_column(String(64))
+    stamp: Mapped[str] = mapped_column(String(64))
+    role: Mapped[Role] = mapped_column(enum_column(Role, "login_session_role"))
+    fresh_password: Mapped[bool] = mapped_column(default=False, server_default=false())
+    started_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    draft_json: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiKey(Base):
+    """An Open311 API key of one channel (接口密钥: 12345 hotline, 110 linkage, video analytics, a
+    mini-program). Only the key's sha256 is stored (``key_hash``); ``scope_unit_id`` is the area it may
+    file and read in, ``categories`` the comma-separated event categories it may file (empty: all),
+    ``per_minute`` its rate limit; ``revoked_at`` ends it for good (services.api_keys)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[intpk]
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(100))
+    scope_unit_id: Mapped[int] = mapped_column(BigId, ForeignKey("admin_units.id"))
+    categories: Mapped[str] = mapped_column(String(300), default="")
+    per_minute: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
 
 
 class InspectorGrid(Base):
@@ -179,9 +237,7 @@ class Hazard(Base):
     __table_args__ = (
         CheckConstraint("rectified_on IS NULL OR rectified_on >= found_on", name="rectified_after_found"),
         CheckConstraint("deadline >= found_on", name="deadline_after_found"),
-        CheckConstraint(
-            "(status = 'rectified') = (rectified_on IS NOT NULL)", name="rectified_iff_date"
-        ),
+        CheckConstraint("(status = 'rectified') = (rectified_on IS NOT NULL)", name="rectified_iff_date"),
         Index("ix_hazards_venue_status", "venue_id", "status"),
     )
 
@@ -213,6 +269,8 @@ class Event(Base):
         Index("ix_events_owner_unit", "owner_unit_id"),
         Index("ix_events_venue_reported", "venue_id", "reported_at"),
         Index("ix_events_merged_into", "merged_into_id"),
+        # 外部编号 unique per source (a 12345 work order imported once); NULLs (no number) repeat freely.
+        Index("uq_events_source_external_ref", "source", "external_ref", unique=True),
     )
 
     id: Mapped[intpk]
@@ -233,6 +291,9 @@ class Event(Base):
     reporter_phone: Mapped[str | None] = mapped_column(String(20))
     reporter_count: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))  # 群发
     merged_into_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("events.id"))
+    # 疑似重复: the likely original (same category, ≤ 50 m, ≤ 24 h) flagged at intake for staff to merge.
+    duplicate_of_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("events.id"))
+    external_ref: Mapped[str | None] = mapped_column(String(64))  # 外部编号 of an imported event
     reported_at: Mapped[datetime]
     accepted_at: Mapped[datetime | None]
     dispatched_at: Mapped[datetime | None]
@@ -261,6 +322,8 @@ class EventTransition(Base):
     __table_args__ = (
         UniqueConstraint("event_id", "seq", name="uq_event_transitions_event_seq"),
         CheckConstraint("seq >= 1", name="seq_positive"),
+        Index("ix_event_transitions_unit", "unit_id"),
+        Index("ix_event_transitions_department", "department_id"),
     )
 
     id: Mapped[intpk]
@@ -275,6 +338,31 @@ class EventTransition(Base):
     unit_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("admin_units.id"))
     department_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("departments.id"))
     note: Mapped[str | None] = mapped_column(String(1000))
+
+
+class Submission(Base):
+    """A client's submission key (提交编号, decision 0021): a retried create finds its first result here.
+
+    ``kind`` names the create (``event.report``, ``inspection.record``, ``event.import``); the key is the
+    client's (a form's once-per-display key, an API's Idempotency-Key, a file's digest) and unique per
+    kind. ``fingerprint`` is the digest of what was submitted: the same key with other content is refused.
+    ``origin`` is a digest of the submitting browser session (the 随手拍 rate limit counts it).
+    """
+
+    __tablename__ = "submissions"
+    __table_args__ = (
+        UniqueConstraint("kind", "key", name="uq_submissions_kind_key"),
+        Index("ix_submissions_origin_at", "origin", "created_at"),
+    )
+
+    id: Mapped[intpk]
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str | None] = mapped_column(String(64))
+    entity_id: Mapped[int | None] = mapped_column(BigId)  # the row created (events.id, inspections.id)
+    result_json: Mapped[str | None] = mapped_column(Text)  # what the first call returned
+    created_at: Mapped[datetime]
 
 
 class Setting(Base):
@@ -343,3 +431,234 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_id: Mapped[int] = mapped_column(BigId)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class JobRun(Base):
+    """One run of a timed job (定时任务) for one due moment; the row is also the claim (decision 0015).
+
+    A runner inserts (job, due_at) before doing the work: the unique pair lets one runner have it and the
+    others skip. ``outcome`` is running → ok or failed; a failed or abandoned run may be taken again
+    (``attempts``) by a later pass. The runner's own record: not a business change, no trail row.
+    """
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        UniqueConstraint("job", "due_at", name="uq_job_runs_job_due_at"),
+        CheckConstraint("outcome IN ('running', 'ok', 'failed')", name="outcome_known"),
+        CheckConstraint("attempts >= 1", name="attempts_positive"),
+    )
+
+    id: Mapped[intpk]
+    job: Mapped[str] = mapped_column(String(64))
+    due_at: Mapped[datetime]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    count: Mapped[int | None] = mapped_column(Integer)  # items done (events, reminders, alerts, files, rows)
+    summary: Mapped[str | None] = mapped_column(String(500))
+    error: Mapped[str | None] = mapped_column(Text)
+    runner: Mapped[str] = mapped_column(String(100))  # host:pid
+
+
+class EventReminder(Base):
+    """督办提醒: one reminder per event and stage deadline, raised by the jobs runner (near or past it)."""
+
+    __tablename__ = "event_reminders"
+    __table_args__ = (
+        UniqueConstraint("event_id", "due_at", name="uq_event_reminders_event_due_at"),
+        CheckConstraint("kind IN ('near', 'late')", name="kind_known"),
+        Index("ix_event_reminders_raised_at", "raised_at"),
+    )
+
+    id: Mapped[intpk]
+    event_id: Mapped[int] = mapped_column(BigId, ForeignKey("events.id"))
+    due_at: Mapped[datetime]  # the stage deadline reminded of
+    stage: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(String(300))
+    raised_at: Mapped[datetime]
+
+
+class DailyAlert(Base):
+    """An early warning (预警) of the daily pass, judged over the whole store for ``day``.
+
+    The unit is kept by its code (and its id at the time): alerts outlive a boundary replacement.
+    """
+
+    __tablename__ = "daily_alerts"
+    __table_args__ = (Index("ix_daily_alerts_day", "day"),)
+
+    id: Mapped[intpk]
+    day: Mapped[date]
+    unit_code: Mapped[str_code]
+    unit_level: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    period_start: Mapped[date]
+    period_end: Mapped[date]
+    evidence_json: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class AuditCheck(Base):
+    """A verification of the audit chain (审计链校验): rows checked, and the first broken row if any."""
+
+    __tablename__ = "audit_checks"
+
+    id: Mapped[intpk]
+    checked_at: Mapped[datetime] = mapped_column(index=True)
+    rows_checked: Mapped[int] = mapped_column(BigId)
+    ok: Mapped[bool]
+    broken_id: Mapped[int | None] = mapped_column(BigId)
+    problem: Mapped[str | None] = mapped_column(String(500))
+
+
+class ForecastModel(Base):
+    """A trained hazard forecast (隐患预测模型, decision 0030): one row per version, kept for rollback.
+
+    ``cutoff`` is the last day of the history it learned from (validated on the 30 days after it);
+    ``features_json`` its feature names in order; ``metrics_json`` the validation figures (AUC, Brier,
+    reliability bins, top-10 %/20 % capture); ``model_blob`` the pickled estimator, read only from this
+    store. Exactly one version is ``is_active`` once any is trained.
+    """
+
+    __tablename__ = "forecast_models"
+
+    id: Mapped[intpk]
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    created_at: Mapped[datetime]
+    cutoff: Mapped[date]
+    features_json: Mapped[str] = mapped_column(Text)
+    metrics_json: Mapped[str] = mapped_column(Text)
+    model_blob: Mapped[bytes] = mapped_column(LargeBinary)
+    is_active: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class VenueForecast(Base):
+    """One venue's forecast by one model version: the probability that a visit within 30 days finds a
+    hazard, the expected severity weight, and the top contributing features (``explanation_json``)."""
+
+    __tablename__ = "venue_forecasts"
+    __table_args__ = (Index("ix_venue_forecasts_venue", "venue_id"),)
+
+    model_id: Mapped[int] = mapped_column(BigId, ForeignKey("forecast_models.id"), primary_key=True)
+    venue_id: Mapped[int] = mapped_column(BigId, ForeignKey("venues.id"), primary_key=True)
+    scored_on: Mapped[date]
+    probability: Mapped[float] = mapped_column(Float)
+    severity: Mapped[float] = mapped_column(Float)
+    explanation_json: Mapped[str] = mapped_column(Text)
+
+
+class EventDaily(Base):
+    """Rollup (decision 0032): the KPI sums of the events reported on one China-local ``day`` in one grid
+    with one lead department (``department_id`` 0: none yet). Every column adds up over grids, days and
+    departments, so a period's KPIs are sums of these rows (:data:`domain.kpi.SUM_COLUMNS`), and
+    ``all_events`` (rejected and merged ones included) is what the home page counts. Maintained by
+    :mod:`services.rollups`; never written by a use case."""
+
+    __tablename__ = "event_daily"
+    __table_args__ = (Index("ix_event_daily_grid_day", "grid_id", "day"),)  # migration 0015
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    grid_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    department_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    all_events: Mapped[int] = mapped_column(Integer)
+    events: Mapped[int] = mapped_column(Integer)
+    reports: Mapped[int] = mapped_column(Integer)
+    resolved: Mapped[int] = mapped_column(Integer)
+    rated: Mapped[int] = mapped_column(Integer)
+    satisfied: Mapped[int] = mapped_column(Integer)
+    overdue: Mapped[int] = mapped_column(Integer)
+    handling_hours_sum: Mapped[float] = mapped_column(Float)
+    handled: Mapped[int] = mapped_column(Integer)
+
+
+class _KpiSums:
+    """The :data:`domain.kpi.SUM_COLUMNS` and ``all_events``, as in :class:`EventDaily`."""
+
+    all_events: Mapped[int] = mapped_column(Integer)
+    events: Mapped[int] = mapped_column(Integer)
+    reports: Mapped[int] = mapped_column(Integer)
+    resolved: Mapped[int] = mapped_column(Integer)
+    rated: Mapped[int] = mapped_column(Integer)
+    satisfied: Mapped[int] = mapped_column(Integer)
+    overdue: Mapped[int] = mapped_column(Integer)
+    handling_hours_sum: Mapped[float] = mapped_column(Float)
+    handled: Mapped[int] = mapped_column(Integer)
+
+
+class EventGridDaily(_KpiSums, Base):
+    """Rollup (decision 0034): :class:`EventDaily` summed over departments, per day × grid (area views)."""
+
+    __tablename__ = "event_grid_daily"
+    __table_args__ = (Index("ix_event_grid_daily_grid_day", "grid_id", "day"),)
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    grid_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+
+
+class EventDepartmentDaily(_KpiSums, Base):
+    """Rollup (decision 0034): :class:`EventDaily` summed over grids, per day × lead department (0: none);
+    the department view of a scope holding every grid."""
+
+    __tablename__ = "event_department_daily"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    department_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+
+
+class EventCategoryDaily(Base):
+    """Rollup (decision 0034): per day × grid × category (its value) the events not merged into another,
+    what 预警's daily counts are made of (:func:`domain.early_warning.daily_counts`)."""
+
+    __tablename__ = "event_category_daily"
+    __table_args__ = (Index("ix_event_category_daily_grid_day", "grid_id", "day", "category", "counted"),)
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    grid_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    counted: Mapped[int] = mapped_column(Integer)
+
+
+class EventGridTotal(Base):
+    """Rollup (decision 0034): every event ever reported in a grid (the home page's all-time count)."""
+
+    __tablename__ = "event_grid_totals"
+
+    grid_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    all_events: Mapped[int] = mapped_column(Integer)
+
+
+class EventRecentReport(Base):
+    """Rollup (decision 0034): the reports of the last :data:`services.rollups.RECENT_DAYS` days as 预警's
+    顽疾 and 群发 read them, stored by grid then time (clustered on SQLite: a township's eight weeks are
+    contiguous pages, not scattered rows of the city's events). From ``rollup_state.kept_from`` on."""
+
+    __tablename__ = "event_recent_reports"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    grid_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    reported_at: Mapped[datetime] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    category: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    address: Mapped[str | None] = mapped_column(String(300))
+    reporter_count: Mapped[int] = mapped_column(Integer)
+    merged_into_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class RollupState(Base):
+    """How far a rollup has read: ``watermark`` is the last ``event_transitions.id`` folded in."""
+
+    __tablename__ = "rollup_state"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    watermark: Mapped[int] = mapped_column(BigId)
+    rebuilt_at: Mapped[datetime]
+    refreshed_at: Mapped[datetime]
+    #: The first day a rollup keeping recent days only holds (``event_recent_reports``; migration 0015).
+    kept_from: Mapped[date | None]

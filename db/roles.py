@@ -41,9 +41,9 @@ def grant_app_role(conn: Connection, role: str = APP_ROLE, *, login: bool = Fals
     if not _IDENT.match(role):
         raise ValueError(f"角色名“{role}”无效（小写字母、数字、下划线）")
     # Roles are cluster-wide and parallel runs may race to create one: a duplicate is fine.
-    conn.execute(text(
-        f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
-    ))
+    conn.execute(
+        text(f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    )
     if login:
         conn.execute(text(f"ALTER ROLE {role} LOGIN"))
     database = conn.execute(text("SELECT current_database()")).scalar_one()

@@ -52,6 +52,8 @@ class DemoData:
     model: EventModel
     manifest: dict
     chunks: list[tuple[int, int]] = field(default_factory=list)
+    # Hidden truth the store never holds (each venue row's daily hazard rate): replay inputs only.
+    venue_propensity: np.ndarray | None = None
 
     def event_chunks(self) -> Iterator[dict[str, pd.DataFrame]]:
         """Frames of events, trails and cooperators per month (or part), ids continuing across chunks."""
@@ -128,7 +130,16 @@ def generate(
     org = build_org(
         area, sc.inspectors, seed, before - timedelta(days=30) + timedelta(hours=9), _rng(seed, STREAM_ORG)
     )
-    venues = build_venues(area, org, sc.venues, before, window_start, end, _rng(seed, STREAM_VENUES))
+    venues = build_venues(
+        area,
+        org,
+        sc.venues,
+        before,
+        window_start,
+        end,
+        _rng(seed, STREAM_VENUES),
+        _rng(seed, STREAM_VENUES, 1),
+    )
     model = build_event_model(
         area,
         org,
@@ -171,6 +182,7 @@ def generate(
         model,
         manifest,
         month_chunks(to_secs(start), to_secs(end), sc.chunks_per_month),
+        venues.propensity,
     )
 
 

@@ -6,13 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Boolean, Connection, Date, DateTime, Engine, Float, Integer, Table, text
+from sqlalchemy import Boolean, Connection, Date, DateTime, Float, Integer, Table, text
 
 from db.models import Base
-
-# Kept by a reseed: admin-edited parameters are not demo data; the trail is append-only and
-# continues across reseeds (the seed's own ``demo.seed`` row says the store was emptied).
-KEEP_TABLES = {"settings", "audit_log", "audit_head"}
 
 
 def table(name: str) -> Table:
@@ -137,29 +133,3 @@ def reset_sequences(conn: Connection) -> None:
                     f"COALESCE((SELECT MAX(id) FROM {tbl.name}), 0) + 1, false)"
                 )
             )
-
-
-def empty_store(engine: Engine) -> None:
-    """Delete every row of every table but :data:`KEEP_TABLES`, ids restarting at 1."""
-    tables = [t for t in reversed(Base.metadata.sorted_tables) if t.name not in KEEP_TABLES]
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE TABLE {', '.join(t.name for t in tables)} RESTART IDENTITY CASCADE"))
-        return
-    # SQLite checks each deleted parent row against unindexed child columns (quadratic on millions of
-    # rows); every table is emptied, so nothing can dangle: switch the checks off around the deletes.
-    raw = engine.raw_connection()
-    cur = raw.cursor()
-    try:
-        cur.execute("PRAGMA foreign_keys=OFF")
-        for t in tables:
-            cur.execute(f"DELETE FROM {t.name}")
-        raw.commit()
-    finally:
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.close()
-        raw.close()
-
-
-def count_rows(conn: Connection, names: list[str]) -> dict[str, int]:
-    return {n: int(conn.execute(text(f"SELECT COUNT(*) FROM {n}")).scalar_one()) for n in names}

@@ -138,14 +138,19 @@ def build_org(area: Area, inspectors: int, seed: int, created_at: datetime, rng:
             phone=str(fake_phones(rng, 1)[0]),
         )
 
-    # One handler per department; the demo county's 城管 handler is the demo department account.
+    # One handler per department; the demo county's 城管 handler is the demo department account, the demo
+    # township's 综合行政执法队 handler the demo township department account (乡镇部门).
     names = fake_names(rng, len(departments))
     phones = fake_phones(rng, len(departments))
     dept_handler = np.zeros(len(departments) + 1, dtype=np.int64)
-    demo_dept_code = f"{demo_county['code']}-cg"
+    demo_dept_accounts = {
+        f"{demo_county['code']}-cg": "demo_department",
+        f"{area.demo_township}-cg": "demo_township_department",
+    }
     for i, d in enumerate(departments.itertuples(index=False)):
-        demo = d.code == demo_dept_code
-        username = "demo_department" if demo else f"bm_{d.code}"
+        account = demo_dept_accounts.get(d.code)
+        demo = account is not None
+        username = account or f"bm_{d.code}"
         dept_handler[d.id] = add(
             username,
             str(names[i]),
@@ -155,8 +160,8 @@ def build_org(area: Area, inspectors: int, seed: int, created_at: datetime, rng:
             phone=str(phones[i]),
             password=pw if demo else None,
         )
-        if demo:
-            demo_users["demo_department"] = int(dept_handler[d.id])
+        if account is not None:
+            demo_users[account] = int(dept_handler[d.id])
 
     grids = area.grids
     n_grids = len(grids)

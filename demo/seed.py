@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
 import json
 import os
@@ -19,11 +18,12 @@ from pathlib import Path
 import geopandas as gpd
 from sqlalchemy import Engine, func, select
 
-from db.engine import ROOT, audit_exempt, make_engine
+from db.engine import ROOT, make_engine
+from db.maintenance import count_rows, empty_store
 from db.migrate import upgrade
 from db.models import AdminUnit
 from demo.generator import EVENT_TABLES, STATIC_TABLES, generate
-from demo.load import Prepared, count_rows, empty_store, prepare, reset_sequences, write_frame, write_prepared
+from demo.load import Prepared, prepare, reset_sequences, write_frame, write_prepared
 from demo.org import DEMO_PASSWORD
 from services import audit
 from services.geography import store_units
@@ -95,18 +95,6 @@ def load_geography(seed: int, cache_dir: Path | None = DATA_DIR) -> gpd.GeoDataF
     return units
 
 
-def _bulk_load(fn):
-    """The seed bulk-loads rows no service wrote: exempt from the audit guard, one ``demo.seed`` row instead."""
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        with audit_exempt():
-            return fn(*args, **kwargs)
-
-    return run
-
-
-@_bulk_load
 def seed(
     engine: Engine,
     scale: str = "town",
@@ -177,14 +165,32 @@ def seed(
         with engine.begin() as conn:
             reset_sequences(conn)
             # The trail (全留痕) gets one row for the whole load, with its counts, not one per row.
-            audit.record(conn, actor_id=None, actor_role=audit.SYSTEM_ROLE, action="demo.seed", entity="store",
-                         entity_id=None, before={"emptied": bool(units_present)},
-                         after={"scale": data.scale.name, "seed": seed, "start": data.start, "end": data.end,
-                                "rows": rows},
-                         reason="演示数据批量装载：逐行不留痕，本行记录各表行数")
+            audit.record(
+                conn,
+                actor_id=None,
+                actor_role=audit.SYSTEM_ROLE,
+                action="demo.seed",
+                entity="store",
+                entity_id=None,
+                before={"emptied": bool(units_present)},
+                after={
+                    "scale": data.scale.name,
+                    "seed": seed,
+                    "start": data.start,
+                    "end": data.end,
+                    "rows": rows,
+                },
+                reason="演示数据批量装载：逐行不留痕，本行记录各表行数",
+            )
     except BaseException:
         empty_store(engine)
         raise
+    # Planner statistics for what was just bulk-loaded: PostgreSQL's autovacuum may take its time to
+    # analyze millions of COPY'd rows, and until then it plans seq scans (a city's views 3-20× slower).
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE")
+        t = lap("analyze", t)
     manifest = data.manifest
     manifest_path = None
     if manifest_dir is not None:

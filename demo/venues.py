@@ -37,10 +37,17 @@ CODE_ODDS = {
     VenueCategory.CROWDED_VENUE: (0.08, 0.30),
     VenueCategory.GENERAL_FIRM: (0.03, 0.15),
 }
-FAIL_RATE = np.array(
-    [0.05, 0.06, 0.03]
-)  # an inspection finds a hazard, by code in force (red, yellow, green)
 RISK_WORD = ["高", "中", "低"]
+
+# The hidden hazard propensity (decision 0030): hazards appear at a venue as a Poisson process whose
+# daily rate is BASE_RATE × category × first colour × the grid's crowding × a venue factor nobody sees.
+# Observable history explains part of it (category, colour, past hazards, busy grids with many
+# events); the lognormal venue factor it cannot. The rate is never written to the store.
+BASE_RATE = 0.0022
+#               shop security rental hazchem labour site crowded general  (order of VenueCategory)
+RATE_BY_CATEGORY = np.array([0.8, 1.2, 1.0, 2.6, 1.5, 2.0, 1.3, 0.7])
+RATE_BY_CODE = np.array([3.0, 1.8, 1.0])  # red, yellow, green at the window's start
+HIDDEN_SIGMA = 0.9  # the venue factor's lognormal spread
 
 
 @dataclass
@@ -51,6 +58,8 @@ class Venues:
     hazards: pd.DataFrame
     grid_start: np.ndarray  # grid index → first venue row (venues are grouped by grid)
     grid_count: np.ndarray
+    # Hidden (never stored): each venue row's daily hazard rate, for the forecast replay only.
+    propensity: np.ndarray | None = None
 
 
 def build_venues(
@@ -61,8 +70,14 @@ def build_venues(
     window_start: datetime,
     end: datetime,
     rng: np.random.Generator,
+    hidden_rng: np.random.Generator | None = None,
 ) -> Venues:
-    """``n_venues`` venues over the data grids, their code history and inspections from ``window_start``."""
+    """``n_venues`` venues over the data grids, their code history and inspections from ``window_start``.
+
+    Hazards appear at each venue at its hidden rate (:func:`propensity`, drawn from ``hidden_rng``
+    so the venue stream's other draws stay where they were); a visit finds them if any appeared
+    since the previous visit.
+    """
     grids = area.grids
     n_grids = len(grids)
     kind = grids["township_kind"].map(lambda k: k if k in VENUE_MIX else "镇").to_numpy()
@@ -105,7 +120,9 @@ def build_venues(
     created = t_lo + (rng.random(n) * (to_secs(created_before) - DAY - t_lo)).astype(np.int64)
     created = created - created % DAY + rng.integers(9 * 3600, 17 * 3600, n)
 
-    ins = _inspect(c0, c1, has_change, to_secs(window_start), to_secs(end), rng)
+    population = grids["population"].to_numpy(dtype=float)
+    rate = propensity(cat_idx, c0, population[grid_idx], hidden_rng or np.random.default_rng(0))
+    ins = _inspect(c0, c1, has_change, rate, to_secs(window_start), to_secs(end), rng)
     code = ins.pop("final_code")
     changed = ins.pop("changed")
     change_at = ins.pop("change_at")
@@ -163,7 +180,24 @@ def build_venues(
     changes.insert(0, "id", np.arange(1, len(changes) + 1, dtype=np.int64))
 
     inspections, hazards = _inspection_frames(ins, cat_idx, inspector, grid_idx, org, to_secs(end), rng)
-    return Venues(venues, changes, inspections, hazards, start[:-1], per_grid)
+    return Venues(venues, changes, inspections, hazards, start[:-1], per_grid, rate)
+
+
+def propensity(
+    cat_idx: np.ndarray, code: np.ndarray, population: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Each venue's hidden daily hazard rate (see :data:`BASE_RATE`); ``population`` is its grid's."""
+    crowding = ((population + 100.0) / (np.mean(population) + 100.0)) ** 0.5
+    hidden = rng.lognormal(-(HIDDEN_SIGMA**2) / 2, HIDDEN_SIGMA, len(cat_idx))  # mean 1
+    return BASE_RATE * RATE_BY_CATEGORY[cat_idx] * RATE_BY_CODE[code] * crowding * hidden
+
+
+def hazard_onsets(rate: np.ndarray, days: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Hidden onset days (offsets in ``[0, days)``, sorted) per venue row: a Poisson process at ``rate``."""
+    counts = rng.poisson(rate * days)
+    offsets = rng.integers(0, days, int(counts.sum()))
+    cuts = np.cumsum(counts)[:-1]
+    return [np.sort(part) for part in np.split(offsets, cuts)]
 
 
 def _venue_names(cat_idx: np.ndarray, person: np.ndarray, village: np.ndarray, rng) -> np.ndarray:
@@ -191,12 +225,17 @@ def _venue_names(cat_idx: np.ndarray, person: np.ndarray, village: np.ndarray, r
     return out
 
 
-def _inspect(c0, c1, has_change, win_start: int, end: int, rng) -> dict:
-    """Walk every venue's visits on its cadence, all venues at once, one visit per loop turn."""
+def _inspect(c0, c1, has_change, rate, win_start: int, end: int, rng) -> dict:
+    """Walk every venue's visits on its cadence, all venues at once, one visit per loop turn.
+
+    A visit fails if a hazard appeared since the previous one (the first looks back one cadence):
+    probability ``1 − exp(−rate × gap)``, so rarely visited venues collect more per visit.
+    """
     n = len(c0)
     code = c0.copy()
     end_day = end // DAY
     day = win_start // DAY + (rng.random(n) * INTERVAL[code]).astype(np.int64)
+    prev = day - INTERVAL[code]
     window = max(end - win_start, 8 * DAY)
     tau = np.where(
         has_change,
@@ -217,7 +256,9 @@ def _inspect(c0, c1, has_change, win_start: int, end: int, rng) -> dict:
         cur = code[idx]
         cp = has_change[idx] & ~changed[idx] & (at >= tau[idx])
         worse = c1[idx] < c0[idx]
-        fail = np.where(cp, worse, rng.random(len(idx)) < FAIL_RATE[cur])
+        gap = np.maximum(day[idx] - prev[idx], 1)
+        fail = np.where(cp, worse, rng.random(len(idx)) < -np.expm1(-rate[idx] * gap))
+        prev[idx] = day[idx]
         for k, val in (("venue", idx), ("at", at), ("code", cur), ("fail", fail), ("forced", cp)):
             out[k].append(val)
         last_day[idx] = at // DAY

@@ -6,9 +6,10 @@ Pure: the services enforce these rules on every call; pages only use them to dec
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from domain.event_flow import Action
 from domain.vocabulary import Role
 
 # Page key → roles that may open it. Keys are the stable URL paths.
@@ -21,6 +22,20 @@ PAGE_ROLES: dict[str, frozenset[Role]] = {
     "my_day": frozenset({Role.INSPECTOR, Role.ADMIN}),
     "big_screen": frozenset({Role.ADMIN, Role.COMMAND_CENTER}),
     "admin": frozenset({Role.ADMIN}),
+    "boundaries": frozenset({Role.ADMIN}),  # 区划导入: an administrator of the whole store (services check)
+    # 进度查询: a citizen follows up a report by its number and phone digits; public like 随手拍.
+    "track": frozenset(Role),
+}
+
+#: Where each role lands after logging in (its "home" on a phone): the inspector on today's route, a
+#: department handler on its events (我的待办), the leaders on the overview. Citizens do not log in: their
+#: home is 随手拍 (``report``), linked from the login page with 进度查询 (``track``).
+HOME_PAGE: dict[Role, str] = {
+    Role.ADMIN: "home",
+    Role.COMMAND_CENTER: "home",
+    Role.TOWNSHIP_LEADER: "home",
+    Role.DEPARTMENT: "events",
+    Role.INSPECTOR: "my_day",
 }
 
 # Permissions beyond opening pages.
@@ -53,16 +68,44 @@ class CurrentUser:
         return self.role in PERMISSIONS.get(permission, frozenset())
 
 
-def in_scope(unit_id: int, scope_unit_id: int, parent_of: Mapping[int, int | None]) -> bool:
-    """Whether ``unit_id`` lies in the subtree rooted at ``scope_unit_id`` (itself included)."""
-    node: int | None = unit_id
-    seen = 0
-    while node is not None and seen < 16:  # five levels; the bound guards a corrupted cycle
-        if node == scope_unit_id:
-            return True
-        node = parent_of.get(node)
-        seen += 1
-    return False
+@dataclass(frozen=True)
+class SessionLimits:
+    """How long a login session (登录会话) lasts: ``idle`` without any use, ``absolute`` from the login."""
+
+    idle: timedelta
+    absolute: timedelta
+
+
+#: Per role (decision 0017): the administrator's session is short (it can change everything); a
+#: leader's or a department's lasts the working week; an inspector's phone stays signed in through a
+#: fortnight in the field, but not through half a day untouched. A reload, a bookmark or a new tab
+#: keeps the session; a password change, a role or scope change and a disabled account end it.
+SESSION_LIMITS: dict[Role, SessionLimits] = {
+    Role.ADMIN: SessionLimits(idle=timedelta(minutes=30), absolute=timedelta(hours=12)),
+    Role.COMMAND_CENTER: SessionLimits(idle=timedelta(hours=4), absolute=timedelta(hours=24)),
+    Role.TOWNSHIP_LEADER: SessionLimits(idle=timedelta(hours=8), absolute=timedelta(days=7)),
+    Role.DEPARTMENT: SessionLimits(idle=timedelta(hours=8), absolute=timedelta(days=7)),
+    Role.INSPECTOR: SessionLimits(idle=timedelta(hours=12), absolute=timedelta(days=14)),
+}
+#: Why a login session ended, as the trail and the login form name it.
+SESSION_END_LABELS: dict[str, str] = {
+    "idle": "长时间未操作，登录已过期，请重新登录",
+    "absolute": "登录已超过有效期，请重新登录",
+    "credentials": "账号的密码、角色或管辖范围已变更，请重新登录",
+    "disabled": "账号已停用或不存在",
+    "logout": "已退出登录",
+}
+
+
+def session_end(role: Role, started_at: datetime, last_seen_at: datetime, now: datetime) -> str | None:
+    """Why a login session of ``role`` has ended at ``now`` ("absolute" past its lifetime, "idle" past
+    its idle time), or None while it runs. The absolute limit is checked first: it never slides."""
+    limits = SESSION_LIMITS[role]
+    if now >= started_at + limits.absolute:
+        return "absolute"
+    if now >= last_seen_at + limits.idle:
+        return "idle"
+    return None
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -79,6 +122,12 @@ def mask_phone(phone: str | None) -> str | None:
 MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
 
 
+def is_mobile(text: str) -> bool:
+    """Whether ``text`` is exactly one mainland mobile number (11 digits, 13x–19x): the one phone rule of
+    what people type (随手拍, imported events) and what the trail masks (:func:`redact`)."""
+    return MOBILE.fullmatch(text) is not None
+
+
 def redact(text: str) -> str:
     """Mask every mobile number in free text (138****5678): for logs, the trail, anything that leaves."""
     return MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
@@ -91,33 +140,41 @@ def mask_name(name: str | None) -> str | None:
     return name[0] + "*" * (len(name) - 1)
 
 
-def _action_roles() -> dict:
-    # Imported here so the vocabulary of actions stays with the loop (domain.event_flow).
-    from domain.event_flow import Action
-
-    leaders = {Role.ADMIN, Role.COMMAND_CENTER, Role.TOWNSHIP_LEADER}
-    return {
-        Action.ACCEPT: frozenset(leaders | {Role.INSPECTOR}),
-        Action.REJECT: frozenset(leaders),
-        Action.DISPATCH: frozenset(leaders),
-        Action.RETURN: frozenset({Role.DEPARTMENT, Role.INSPECTOR, Role.ADMIN}),
-        Action.START: frozenset({Role.DEPARTMENT, Role.INSPECTOR, Role.ADMIN}),
-        Action.RESOLVE: frozenset({Role.DEPARTMENT, Role.INSPECTOR, Role.ADMIN}),
-        Action.VERIFY: frozenset(leaders),
-        Action.REOPEN: frozenset(leaders),
-        Action.RATE: frozenset(leaders),  # entered from the reporter's call-back (回访)
-        Action.ARCHIVE: frozenset(leaders),
-        Action.ESCALATE: frozenset(leaders | {Role.DEPARTMENT}),
-        Action.COMMENT: frozenset(Role),  # 处置意见 / 督办意见: whoever may see the event being handled
-    }
+#: Which roles may take each action of the loop (the loop's own table says from which status).
+ACTION_ROLES: dict[Action, frozenset[Role]] = {
+    Action.ACCEPT: frozenset(_LEADERS | {Role.INSPECTOR}),
+    Action.REJECT: frozenset(_LEADERS),
+    Action.DISPATCH: frozenset(_LEADERS),
+    Action.RETURN: frozenset({Role.DEPARTMENT, Role.INSPECTOR, Role.ADMIN}),
+    Action.START: frozenset({Role.DEPARTMENT, Role.INSPECTOR, Role.ADMIN}),
+    Action.RESOLVE: frozenset({Role.DEPARTMENT, Role.INSPECTOR, Role.ADMIN}),
+    Action.VERIFY: frozenset(_LEADERS),
+    Action.REOPEN: frozenset(_LEADERS),
+    Action.RATE: frozenset(_LEADERS),  # entered from the reporter's call-back (回访)
+    Action.ARCHIVE: frozenset(_LEADERS),
+    Action.ESCALATE: frozenset(_LEADERS | {Role.DEPARTMENT}),
+    Action.COMMENT: frozenset(Role),  # 处置意见 / 督办意见: whoever may see the event being handled
+}
 
 
-def may_act(user: CurrentUser, action) -> bool:
+def may_act(user: CurrentUser, action: Action) -> bool:
     """Whether the user's role may take ``action`` on an event in their scope."""
-    return user.role in _action_roles().get(action, frozenset())
+    return user.role in ACTION_ROLES.get(action, frozenset())
 
 
-def department_may_act(action, *, leads: bool, cooperates: bool) -> bool:
+#: The handling actions of the loop (处置): taken by whoever handles the event on the ground.
+HANDLING: frozenset[Action] = frozenset({Action.START, Action.RETURN, Action.RESOLVE})
+
+
+def handler_may_act(role: Role, action: Action, *, led_by_department: bool) -> bool:
+    """Whether ``role`` may take ``action`` given who handles the event: an event with a lead department is
+    handled (开始处置 / 退单 / 办结) by that department's handlers only (:func:`department_may_act`); a grid
+    worker handles only what was handed to their village or grid with no lead department (交由村（社区）自行
+    处置). Every other action, and every other role, is the role table's (:func:`may_act`) and scope's."""
+    return not (role is Role.INSPECTOR and action in HANDLING and led_by_department)
+
+
+def department_may_act(action: Action, *, leads: bool, cooperates: bool) -> bool:
     """Whether a department's handler may take ``action`` on an event (decision 0005): the lead department
     moves it; a cooperating department (一件事 协办) sees it and writes its opinion (处置意见), nothing more."""
     from domain.event_flow import NOTE_ONLY

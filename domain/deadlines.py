@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from domain.settings_codec import parse_json
 from domain.vocabulary import EventStatus, Labelled, Urgency
 
 
@@ -94,9 +95,8 @@ class DeadlineRules:
                     errors.append(f"“{stage.label}”阶段“{u.label}”事件的时限必须是正数（小时），当前为 {h!r}")
             # A more urgent event must never get more time than a less urgent one.
             ordered = [per.get(u) for u in Urgency]
-            if all(isinstance(h, int | float) and not isinstance(h, bool) for h in ordered) and any(
-                ordered[i] < ordered[i + 1] for i in range(len(ordered) - 1)
-            ):
+            hours = [float(h) for h in ordered if isinstance(h, int | float) and not isinstance(h, bool)]
+            if len(hours) == len(ordered) and any(hours[i] < hours[i + 1] for i in range(len(hours) - 1)):
                 errors.append(f"“{stage.label}”阶段时限应满足 一般 ≥ 紧急 ≥ 特急")
         return errors
 
@@ -136,11 +136,7 @@ class DeadlineRules:
 
     @classmethod
     def from_json(cls, text: str) -> DeadlineRules:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DeadlineRulesError([f"不是有效的 JSON（第 {exc.lineno} 行）"]) from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text, DeadlineRulesError))
 
 
 DEFAULT_DEADLINES = DeadlineRules()
@@ -159,7 +155,9 @@ def stage_of(status: EventStatus | str) -> Stage | None:
     return STAGE_OF_STATUS[EventStatus(status)]
 
 
-def due_at(stage: Stage, urgency: Urgency, started_at: datetime, rules: DeadlineRules = DEFAULT_DEADLINES) -> datetime:
+def due_at(
+    stage: Stage, urgency: Urgency, started_at: datetime, rules: DeadlineRules = DEFAULT_DEADLINES
+) -> datetime:
     """When ``stage``, started at ``started_at``, must be done for an event of ``urgency``."""
     return started_at + rules.limit(stage, urgency)
 
@@ -188,7 +186,9 @@ def overdue(events: pd.DataFrame, now: datetime, rules: DeadlineRules = DEFAULT_
     stages = [st for st in stage_list if st is not None]
     out["stage"] = [st.value for st in stages]
     out["stage_label"] = [st.label for st in stages]
-    limit = pd.to_timedelta([rules.limit(st, Urgency(u)) for st, u in zip(stages, out["urgency"], strict=True)])
+    limit = pd.to_timedelta(
+        [rules.limit(st, Urgency(u)) for st, u in zip(stages, out["urgency"], strict=True)]
+    )
     start = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns]")
     for stage, col in STAGE_START_COLUMN.items():
         if col in out.columns:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from domain.deadlines import DEFAULT_DEADLINES, DeadlineRules, Stage, due_at, late_label, stage_of
+from domain.settings_codec import parse_json
 from domain.vocabulary import AdminLevel, EventCategory, EventStatus, Labelled, Urgency
 
 C, L, U = EventCategory, AdminLevel, Urgency
@@ -16,7 +17,18 @@ C, L, U = EventCategory, AdminLevel, Urgency
 # The department kinds (条线) that exist in the store: township offices and county departments
 # (demo/vocab.py TOWNSHIP_DEPARTMENTS and COUNTY_DEPARTMENTS use exactly these).
 DEPARTMENT_KINDS: tuple[str, ...] = (
-    "公安", "交警", "城管", "市场监管", "应急管理", "消防", "生态环境", "住建", "民政", "司法", "水利", "综治",
+    "公安",
+    "交警",
+    "城管",
+    "市场监管",
+    "应急管理",
+    "消防",
+    "生态环境",
+    "住建",
+    "民政",
+    "司法",
+    "水利",
+    "综治",
 )
 
 # Levels that can own (承办) an event; grids report, their village handles.
@@ -49,11 +61,12 @@ class JointMatter:
 
 @dataclass(frozen=True)
 class EscalationPolicy:
-    """When an event moves up on its own: its handling deadline passed and its urgency says so."""
+    """When an event moves up on its own: its handling deadline passed and its urgency says so.
 
-    auto: Mapping[Urgency, bool] = field(
-        default_factory=lambda: {U.NORMAL: False, U.URGENT: True, U.CRITICAL: True}
-    )
+    By default every urgency moves up (decision 0027): a matter left unhandled past its deadline goes one
+    level up whatever its urgency; an administrator may turn an urgency off in the rules."""
+
+    auto: Mapping[Urgency, bool] = field(default_factory=lambda: dict.fromkeys(U, True))
     grace_hours: float = 0.0  # extra time past the deadline before moving up
     top_level: AdminLevel = L.COUNTY  # 矛盾不上交: nothing is pushed above this level automatically
 
@@ -132,7 +145,9 @@ def _default_keyword_levels() -> dict[str, AdminLevel]:
 
 def _default_joint() -> tuple[JointMatter, ...]:
     return (
-        JointMatter("群体性劳资纠纷", "综治", ("司法", "公安", "住建"), (C.DISPUTE,), ("劳资", "拖欠工资", "欠薪")),
+        JointMatter(
+            "群体性劳资纠纷", "综治", ("司法", "公安", "住建"), (C.DISPUTE,), ("劳资", "拖欠工资", "欠薪")
+        ),
         JointMatter("渣土偷倒", "城管", ("交警", "生态环境", "住建"), (C.URBAN,), ("渣土",)),
         JointMatter("餐饮油烟扰民", "生态环境", ("城管", "市场监管"), (C.ENVIRONMENT,), ("油烟",)),
         JointMatter("污水直排", "生态环境", ("住建", "城管"), (C.ENVIRONMENT,), ("污水",)),
@@ -189,7 +204,11 @@ class DispatchRules:
             level_ok(level, f"事项“{_shown(c)}”的最低承办层级")
         for kw, level in self.min_level_by_keyword.items():
             level_ok(level, f"关键词“{kw}”的最低承办层级")
-        if not isinstance(self.mass_reporters, int) or isinstance(self.mass_reporters, bool) or self.mass_reporters < 2:
+        if (
+            not isinstance(self.mass_reporters, int)
+            or isinstance(self.mass_reporters, bool)
+            or self.mass_reporters < 2
+        ):
             errors.append(f"群体性事件的反映人数门槛应为不小于 2 的整数，当前为 {self.mass_reporters!r}")
         for j in self.joint_matters:
             where = f"一件事“{j.name}”"
@@ -209,7 +228,11 @@ class DispatchRules:
             if u not in esc.auto:
                 errors.append(f"未设置“{u.label}”事件是否自动上移")
         level_ok(esc.top_level, "自动上移的最高层级")
-        if not isinstance(esc.grace_hours, int | float) or isinstance(esc.grace_hours, bool) or esc.grace_hours < 0:
+        if (
+            not isinstance(esc.grace_hours, int | float)
+            or isinstance(esc.grace_hours, bool)
+            or esc.grace_hours < 0
+        ):
             errors.append(f"上移宽限时间应为非负的小时数，当前为 {esc.grace_hours!r}")
         return errors
 
@@ -223,8 +246,13 @@ class DispatchRules:
             "min_level_by_keyword": {k: lv.value for k, lv in self.min_level_by_keyword.items()},
             "mass_reporters": self.mass_reporters,
             "joint_matters": [
-                {"name": j.name, "lead": j.lead, "cooperating": list(j.cooperating),
-                 "categories": [c.value for c in j.categories], "keywords": list(j.keywords)}
+                {
+                    "name": j.name,
+                    "lead": j.lead,
+                    "cooperating": list(j.cooperating),
+                    "categories": [c.value for c in j.categories],
+                    "keywords": list(j.keywords),
+                }
                 for j in self.joint_matters
             ],
             "escalation": {
@@ -254,25 +282,32 @@ class DispatchRules:
         kw: dict[str, Any] = {}
         if "department_by_category" in data:
             kw["department_by_category"] = {
-                c: v for k, v in p.mapping(data["department_by_category"], "归口部门").items()
+                c: v
+                for k, v in p.mapping(data["department_by_category"], "归口部门").items()
                 if (c := p.enum(EventCategory, k, "事项类别")) is not None
             }
         if "department_by_keyword" in data:
-            kw["department_by_keyword"] = {str(k): v for k, v in p.mapping(data["department_by_keyword"], "关键词部门").items()}
+            kw["department_by_keyword"] = {
+                str(k): v for k, v in p.mapping(data["department_by_keyword"], "关键词部门").items()
+            }
         if "level_by_urgency" in data:
             kw["level_by_urgency"] = {
-                u: lv for k, v in p.mapping(data["level_by_urgency"], "承办层级").items()
-                if (u := p.enum(Urgency, k, "紧急程度")) is not None and (lv := p.enum(AdminLevel, v, "层级")) is not None
+                u: lv
+                for k, v in p.mapping(data["level_by_urgency"], "承办层级").items()
+                if (u := p.enum(Urgency, k, "紧急程度")) is not None
+                and (lv := p.enum(AdminLevel, v, "层级")) is not None
             }
         if "min_level_by_category" in data:
             kw["min_level_by_category"] = {
-                c: lv for k, v in p.mapping(data["min_level_by_category"], "最低承办层级").items()
+                c: lv
+                for k, v in p.mapping(data["min_level_by_category"], "最低承办层级").items()
                 if (c := p.enum(EventCategory, k, "事项类别")) is not None
                 and (lv := p.enum(AdminLevel, v, "层级")) is not None
             }
         if "min_level_by_keyword" in data:
             kw["min_level_by_keyword"] = {
-                str(k): lv for k, v in p.mapping(data["min_level_by_keyword"], "关键词层级").items()
+                str(k): lv
+                for k, v in p.mapping(data["min_level_by_keyword"], "关键词层级").items()
                 if (lv := p.enum(AdminLevel, v, "层级")) is not None
             }
         if "mass_reporters" in data:
@@ -289,11 +324,7 @@ class DispatchRules:
 
     @classmethod
     def from_json(cls, text: str) -> DispatchRules:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RulesError([f"不是有效的 JSON（第 {exc.lineno} 行）"]) from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text, RulesError))
 
 
 DEFAULT_RULES = DispatchRules()
@@ -334,12 +365,18 @@ class _Parser:
             unknown = set(item) - {"name", "lead", "cooperating", "categories", "keywords"}
             for key in sorted(unknown):
                 self.errors.append(f"第 {i} 个一件事：未知的设置项 {key}")
-            cats = tuple(c for k in item.get("categories", []) if (c := self.enum(EventCategory, k, "事项类别")))
-            out.append(JointMatter(
-                name=str(item.get("name", "")), lead=str(item.get("lead", "")),
-                cooperating=tuple(str(k) for k in item.get("cooperating", [])), categories=cats,
-                keywords=tuple(str(k) for k in item.get("keywords", [])),
-            ))
+            cats = tuple(
+                c for k in item.get("categories", []) if (c := self.enum(EventCategory, k, "事项类别"))
+            )
+            out.append(
+                JointMatter(
+                    name=str(item.get("name", "")),
+                    lead=str(item.get("lead", "")),
+                    cooperating=tuple(str(k) for k in item.get("cooperating", [])),
+                    categories=cats,
+                    keywords=tuple(str(k) for k in item.get("keywords", [])),
+                )
+            )
         return tuple(out)
 
     def escalation(self, value: Any, default: EscalationPolicy) -> EscalationPolicy:
@@ -356,7 +393,9 @@ class _Parser:
         top = default.top_level
         if "top_level" in value:
             top = self.enum(AdminLevel, value["top_level"], "层级") or top
-        return EscalationPolicy(auto=auto, grace_hours=value.get("grace_hours", default.grace_hours), top_level=top)
+        return EscalationPolicy(
+            auto=auto, grace_hours=value.get("grace_hours", default.grace_hours), top_level=top
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,7 +487,9 @@ def route(facts: EventFacts, rules: DispatchRules = DEFAULT_RULES) -> DispatchDe
 
 
 def should_escalate(
-    facts: EventFacts, now: datetime, rules: DispatchRules = DEFAULT_RULES,
+    facts: EventFacts,
+    now: datetime,
+    rules: DispatchRules = DEFAULT_RULES,
     deadlines: DeadlineRules = DEFAULT_DEADLINES,
 ) -> Escalation | None:
     """An automatic 上移 when the handling deadline (plus grace) passed and the urgency's policy allows it.
@@ -471,6 +512,8 @@ def should_escalate(
     if parent is None or parent.depth < policy.top_level.depth:
         return None
     return Escalation(
-        from_level=level, to_level=parent, overdue_by=late,
+        from_level=level,
+        to_level=parent,
+        overdue_by=late,
         reason=f"处置{late_label(late)}（时限 {due:%m-%d %H:%M}），{urgency.label}事件自动上移至{parent.label}",
     )

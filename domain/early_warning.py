@@ -11,9 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from domain.vocabulary import EventCategory, Labelled
-
-EARTH_RADIUS_M = 6_371_008.8
+from domain.vocabulary import AdminLevel, EventCategory, Labelled
 
 
 class AlertKind(Labelled):
@@ -28,7 +26,6 @@ class AlertKind(Labelled):
 
 
 KIND_ORDER = {k: i for i, k in enumerate(AlertKind)}
-LEVEL_ORDER = {"city": 0, "county": 1, "township": 2, "village": 3, "grid": 4}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +161,9 @@ class WarningParams:
                 rule = getattr(default, name)
                 unknown = sorted(set(value) - set(type(rule).__dataclass_fields__))
                 errors += [f"预警设置项“{name}”中未知的参数：{k}" for k in unknown]
-                fields_ = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items() if k not in unknown}
+                fields_ = {
+                    k: tuple(v) if isinstance(v, list) else v for k, v in value.items() if k not in unknown
+                }
                 kw[name] = replace(rule, **fields_)
         if errors:
             raise ValueError("预警参数有误：" + "；".join(errors))
@@ -187,8 +186,9 @@ class WarningData:
     ``category`` (value) and ``count`` (rows with zero may be left out), at any levels.
     ``units``: indexed by unit id, with ``level``, ``parent_id``, ``population`` and optionally
     ``name``. ``reports``: one row per report with ``id``, ``reported_at``,
-    ``category``, ``grid_id``, ``lon``, ``lat`` and optionally ``reporter_count``,
-    ``merged_into_id``, ``title``, ``address`` (needed by 顽疾 and 群发 only).
+    ``category``, ``grid_id``, ``x_m``, ``y_m`` (the place in metres, any one projected CRS: the
+    services project with ``geo.crs.to_metres``; rows without a place are left out) and optionally
+    ``reporter_count``, ``merged_into_id``, ``title``, ``address`` (needed by 顽疾 and 群发 only).
     """
 
     counts: pd.DataFrame
@@ -201,7 +201,9 @@ class WarningData:
     def __post_init__(self) -> None:
         # Normalise once, not on every day judged: midnight days, category values as text.
         c = self.counts
-        self.counts = c.assign(day=pd.to_datetime(c["day"]).dt.normalize(), category=c["category"].astype(str))
+        self.counts = c.assign(
+            day=pd.to_datetime(c["day"]).dt.normalize(), category=c["category"].astype(str)
+        )
         self.units = _units(self.units)
 
     @property
@@ -224,16 +226,28 @@ class WarningData:
             c = self.counts
             if c.empty:
                 index = pd.MultiIndex.from_tuples([], names=["unit_id", "category"])
-                self._cache["cube"] = (index, np.zeros((0, 0), dtype=np.int64), np.array([], dtype=object), None)
+                self._cache["cube"] = (
+                    index,
+                    np.zeros((0, 0), dtype=np.int64),
+                    np.array([], dtype=object),
+                    None,
+                )
             else:
-                keys = c[["unit_id", "category"]].drop_duplicates().sort_values(["unit_id", "category"], kind="stable")
+                keys = (
+                    c[["unit_id", "category"]]
+                    .drop_duplicates()
+                    .sort_values(["unit_id", "category"], kind="stable")
+                )
                 index = pd.MultiIndex.from_frame(keys)
                 first = c["day"].min()
                 n_days = (c["day"].max() - first).days + 1
                 row = index.get_indexer(pd.MultiIndex.from_frame(c[["unit_id", "category"]]))
                 col = (c["day"] - first).dt.days.to_numpy()
-                flat = np.bincount(row * n_days + col, weights=c["count"].to_numpy(dtype=float),
-                                   minlength=len(index) * n_days)
+                flat = np.bincount(
+                    row * n_days + col,
+                    weights=c["count"].to_numpy(dtype=float),
+                    minlength=len(index) * n_days,
+                )
                 cube = flat.reshape(len(index), n_days).round().astype(np.int64)
                 level = self.units["level"].astype(str).reindex(index.get_level_values(0)).to_numpy()
                 self._cache["cube"] = (index, cube, level, first)
@@ -250,7 +264,7 @@ class WarningData:
             a, b = (start - first).days, (end - first).days + 1
             lo, hi = max(a, 0), min(b, cube.shape[1])
             if lo < hi:
-                sub[:, lo - a: hi - a] = cube[rows, lo:hi]
+                sub[:, lo - a : hi - a] = cube[rows, lo:hi]
         keep = sub.any(axis=1)
         return pd.DataFrame(sub[keep], index=index[rows[keep]], columns=days)
 
@@ -262,18 +276,27 @@ class WarningData:
                 self._cache["reports"] = None
             else:
                 r = r.assign(reported_at=pd.to_datetime(r["reported_at"]), category=r["category"].astype(str))
-                r = r[r["lon"].notna() & r["lat"].notna()]
-                self._cache["reports"] = r.sort_values(["reported_at", "id"], kind="stable").reset_index(drop=True)
+                r = r[r["x_m"].notna() & r["y_m"].notna()]
+                self._cache["reports"] = r.sort_values(["reported_at", "id"], kind="stable").reset_index(
+                    drop=True
+                )
         r = self._cache["reports"]
         if r is None:
             return None
         t = r["reported_at"].to_numpy()
-        lo, hi = np.searchsorted(t, np.datetime64(start), "left"), np.searchsorted(t, np.datetime64(end), "left")
+        lo, hi = (
+            np.searchsorted(t, np.datetime64(start), "left"),
+            np.searchsorted(t, np.datetime64(end), "left"),
+        )
         return r.iloc[lo:hi].reset_index(drop=True)
 
     @classmethod
-    def from_events(cls, events: pd.DataFrame, units: pd.DataFrame,
-                    levels: Sequence[str] = ("grid", "village", "township")) -> WarningData:
+    def from_events(
+        cls,
+        events: pd.DataFrame,
+        units: pd.DataFrame,
+        levels: Sequence[str] = ("grid", "village", "township"),
+    ) -> WarningData:
         """Counts at ``levels`` from event rows (merged duplicates are not counted: one matter once)."""
         units = _units(units)
         return cls(daily_counts(events, units, levels), units, events)
@@ -286,24 +309,54 @@ def _units(units: pd.DataFrame) -> pd.DataFrame:
 
 
 def daily_counts(events: pd.DataFrame, units: pd.DataFrame, levels: Sequence[str]) -> pd.DataFrame:
-    """Events per day, unit (each of ``levels``, through the grid's ancestors) and category."""
-    units = _units(units)
+    """Events per day, unit (each of ``levels``, through the grid's ancestors) and category: each event
+    counted once, as a rollup row of one (:func:`counts_at_levels`)."""
     ev = events
     if "merged_into_id" in ev.columns:
         ev = ev[ev["merged_into_id"].isna()]
-    day = pd.to_datetime(ev["reported_at"]).dt.normalize()
-    unit_at = _ancestor_columns(units, ev["grid_id"].to_numpy(), levels)
+    ones = pd.DataFrame(
+        {
+            "day": pd.to_datetime(ev["reported_at"]).dt.normalize().to_numpy(),
+            "grid_id": ev["grid_id"].to_numpy(),
+            "category": ev["category"].astype(str).to_numpy(),
+            "count": np.ones(len(ev), dtype=np.int64),
+        }
+    )
+    return counts_at_levels(ones, units, levels)
+
+
+def counts_at_levels(grid_counts: pd.DataFrame, units: pd.DataFrame, levels: Sequence[str]) -> pd.DataFrame:
+    """Counts per day, grid and category (``day``, ``grid_id``, ``category``, ``count``: a rollup's rows)
+    summed up to each of ``levels`` through the grid's ancestors: what :func:`daily_counts` gives from the
+    events themselves (rows with a zero count left out)."""
+    units = _units(units)
+    g = grid_counts[grid_counts["count"] > 0]
+    day = pd.to_datetime(g["day"]).dt.normalize()
+    unit_at = _ancestor_columns(units, g["grid_id"].to_numpy(), levels)
     parts = []
     for level in levels:
-        f = pd.DataFrame({"day": day.to_numpy(), "unit_id": unit_at[level], "category": ev["category"].astype(str).to_numpy()})
+        f = pd.DataFrame(
+            {
+                "day": day.to_numpy(),
+                "unit_id": unit_at[level],
+                "category": g["category"].astype(str).to_numpy(),
+                "count": g["count"].to_numpy(dtype=np.int64),
+            }
+        )
         f = f[f["unit_id"] >= 0]
-        parts.append(f.groupby(["day", "unit_id", "category"], sort=True).size().rename("count").reset_index())
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["day", "unit_id", "category", "count"])
+        parts.append(f.groupby(["day", "unit_id", "category"], sort=True)["count"].sum().reset_index())
+    out = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=["day", "unit_id", "category", "count"])
+    )
     out["unit_id"] = out["unit_id"].astype("int64")
     return out
 
 
-def _ancestor_columns(units: pd.DataFrame, grid_ids: np.ndarray, levels: Iterable[str]) -> dict[str, np.ndarray]:
+def _ancestor_columns(
+    units: pd.DataFrame, grid_ids: np.ndarray, levels: Iterable[str]
+) -> dict[str, np.ndarray]:
     """For each grid id, the id of its ancestor at each level (-1 where none)."""
     parent = units["parent_id"]
     level_of = units["level"].astype(str)
@@ -317,9 +370,9 @@ def _ancestor_columns(units: pd.DataFrame, grid_ids: np.ndarray, levels: Iterabl
             row[level_of.at[node]] = int(node)
             node = parent.at[node]
         chain[int(g)] = row
+    at = pd.Index(uniq).get_indexer(grid_ids)  # each row's place among the unique grids
     for level in levels:
-        m = {g: r.get(level, -1) for g, r in chain.items()}
-        out[level] = np.array([m[int(g)] for g in grid_ids], dtype=np.int64)
+        out[level] = np.array([chain[int(g)].get(level, -1) for g in uniq], dtype=np.int64)[at]
     return out
 
 
@@ -338,17 +391,24 @@ class Alert:
     message: str
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[object, ...]:
         """What stays the same while the same situation lasts (for a service to track episodes)."""
         place = self.evidence.get("place_key")
         return (self.kind.value, self.unit_id, self.category.value, place)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "kind": self.kind.value, "kind_label": self.kind.label, "day": self.day.isoformat(),
-            "unit_id": self.unit_id, "unit_level": self.unit_level, "category": self.category.value,
-            "category_label": self.category.label, "period_start": self.period_start.isoformat(),
-            "period_end": self.period_end.isoformat(), "evidence": self.evidence, "message": self.message,
+            "kind": self.kind.value,
+            "kind_label": self.kind.label,
+            "day": self.day.isoformat(),
+            "unit_id": self.unit_id,
+            "unit_level": self.unit_level,
+            "category": self.category.value,
+            "category_label": self.category.label,
+            "period_start": self.period_start.isoformat(),
+            "period_end": self.period_end.isoformat(),
+            "evidence": self.evidence,
+            "message": self.message,
         }
 
 
@@ -422,8 +482,10 @@ def poisson_sf(k: int, lam: float) -> float:
     return max(0.0, 1.0 - math.exp(log_front) * h)
 
 
-def _fmt_p(p: float) -> str:
-    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+def _how_unusual(p: float) -> str:
+    """The chance of a count this high in a usual period, in words for staff (the figure stays in the
+    evidence): a leader reads "远高于常态", not a tail probability."""
+    return "远高于常态" if p < 1e-6 else "明显高于常态"
 
 
 def _day(d: date | datetime | pd.Timestamp) -> pd.Timestamp:
@@ -498,14 +560,36 @@ def detect_spikes(ctx: _Context, p: SpikeParams) -> list[Alert]:
         category = _category(cat)
         n = int(today[i])
         times = n / lam[i]
-        ev = {"count": n, "baseline_per_day": round(float(base[i]), 3), "baseline_days": history,
-              "ratio": round(float(times), 1), "p_value": pv, "period": [day.date().isoformat()] * 2}
-        usual = (f"为前{history}天日均{base[i]:.1f}件的{times:.1f}倍" if base[i] >= p.min_baseline
-                 else f"前{history}天日均仅{base[i]:.2f}件")
-        msg = (f"【突发】{ctx.name(unit_id)}{_md(day)}“{category.label}”类事件{n}件，"
-               f"{usual}（泊松尾概率{_fmt_p(pv)}）")
-        alerts.append(Alert(AlertKind.SPIKE, day.date(), unit_id, ctx.level_of(unit_id), category,
-                            day.date(), day.date(), ev, msg))
+        ev = {
+            "count": n,
+            "baseline_per_day": round(float(base[i]), 3),
+            "baseline_days": history,
+            "ratio": round(float(times), 1),
+            "p_value": pv,
+            "period": [day.date().isoformat()] * 2,
+        }
+        usual = (
+            f"近{history}天日均{base[i]:.1f}件，今日{n}件，是平时的{times:.1f}倍"
+            if base[i] >= p.min_baseline
+            else f"近{history}天几乎没有，今日{n}件"
+        )
+        msg = (
+            f"【突发】{ctx.name(unit_id)}{_md(day)}“{category.label}”类事件{n}件，"
+            f"{_how_unusual(pv)}（{usual}）"
+        )
+        alerts.append(
+            Alert(
+                AlertKind.SPIKE,
+                day.date(),
+                unit_id,
+                ctx.level_of(unit_id),
+                category,
+                day.date(),
+                day.date(),
+                ev,
+                msg,
+            )
+        )
     return alerts
 
 
@@ -534,7 +618,7 @@ def detect_high_frequency(ctx: _Context, p: HighFrequencyParams) -> list[Alert]:
     grp = group_of.reindex(units_idx).fillna(-2).to_numpy()
     high = np.zeros_like(weekly, dtype=bool)
     stats: dict[tuple[int, int], tuple[float, float]] = {}
-    for (g, c) in sorted(set(zip(grp.tolist(), cats.tolist(), strict=True))):
+    for g, c in sorted(set(zip(grp.tolist(), cats.tolist(), strict=True))):
         members = group_of.index[group_of == g]
         peer_pop = float(pop.reindex(members).fillna(0).sum())
         rows = np.flatnonzero((grp == g) & (cats == c))
@@ -544,33 +628,60 @@ def detect_high_frequency(ctx: _Context, p: HighFrequencyParams) -> list[Alert]:
             total = weekly[rows, k].sum()
             rate = total / peer_pop  # per resident, units without events count as zero
             expected = rate * unit_pop[rows]
-            unit_rate = np.divide(weekly[rows, k], unit_pop[rows], out=np.zeros(len(rows)), where=unit_pop[rows] > 0)
+            unit_rate = np.divide(
+                weekly[rows, k], unit_pop[rows], out=np.zeros(len(rows)), where=unit_pop[rows] > 0
+            )
             n_top = max(1, math.ceil(p.top_share * len(members)))
             cutoff = np.sort(unit_rate)[::-1][min(n_top, len(rows)) - 1] if len(rows) else np.inf
             for j, r in enumerate(rows):
                 cnt = weekly[r, k]
-                ok = (cnt >= p.min_count and unit_pop[r] > 0 and cnt >= p.ratio * expected[j]
-                      and unit_rate[j] >= cutoff and poisson_sf(int(cnt), float(expected[j])) < p.p_value)
+                ok = (
+                    cnt >= p.min_count
+                    and unit_pop[r] > 0
+                    and cnt >= p.ratio * expected[j]
+                    and unit_rate[j] >= cutoff
+                    and poisson_sf(int(cnt), float(expected[j])) < p.p_value
+                )
                 high[r, k] = ok
-                stats[(r, k)] = (float(rate), float(expected[j]))
+                stats[(int(r), k)] = (float(rate), float(expected[j]))
     alerts = []
     need = max(1, math.ceil(p.min_weeks_share * len(weeks)))
     for r in np.flatnonzero(high[:, 0] & (high.sum(axis=1) >= need)):
         unit_id, category = int(units_idx[r]), _category(cats[r])
         total = float(weekly[r].sum())
-        peer_rate = sum(stats[(r, k)][0] for k in range(len(weeks))) / n_days  # per resident a day
+        peer_rate = sum(stats[(int(r), k)][0] for k in range(len(weeks))) / n_days  # per resident a day
         unit_rate = total / unit_pop[r] / n_days
         per10k = unit_rate * 10_000 * 7
-        ev = {"count": int(total), "population": int(unit_pop[r]), "days": n_days,
-              "rate_per_10k_week": round(per10k, 2), "peer_rate_per_10k_week": round(peer_rate * 70_000, 2),
-              "ratio": round(unit_rate / peer_rate, 2) if peer_rate > 0 else None,
-              "weekly_counts": [int(x) for x in weekly[r][::-1]], "weeks_high": int(high[r].sum()),
-              "weeks": len(weeks), "period": [start.date().isoformat(), day.date().isoformat()]}
+        ev = {
+            "count": int(total),
+            "population": int(unit_pop[r]),
+            "days": n_days,
+            "rate_per_10k_week": round(per10k, 2),
+            "peer_rate_per_10k_week": round(peer_rate * 70_000, 2),
+            "ratio": round(unit_rate / peer_rate, 2) if peer_rate > 0 else None,
+            "weekly_counts": [int(x) for x in weekly[r][::-1]],
+            "weeks_high": int(high[r].sum()),
+            "weeks": len(weeks),
+            "period": [start.date().isoformat(), day.date().isoformat()],
+        }
         ratio_txt = f"，为同级平均的{ev['ratio']:.1f}倍" if ev["ratio"] else ""
-        msg = (f"【高发】{ctx.name(unit_id)}近{len(weeks)}周“{category.label}”类事件{int(total)}件，"
-               f"每万人每周{per10k:.1f}件{ratio_txt}，{len(weeks)}周中{int(high[r].sum())}周明显高于同级")
-        alerts.append(Alert(AlertKind.HIGH_FREQUENCY, day.date(), unit_id, ctx.level_of(unit_id), category,
-                            start.date(), day.date(), ev, msg))
+        msg = (
+            f"【高发】{ctx.name(unit_id)}近{len(weeks)}周“{category.label}”类事件{int(total)}件，"
+            f"每万人每周{per10k:.1f}件{ratio_txt}，{len(weeks)}周中{int(high[r].sum())}周明显高于同级"
+        )
+        alerts.append(
+            Alert(
+                AlertKind.HIGH_FREQUENCY,
+                day.date(),
+                unit_id,
+                ctx.level_of(unit_id),
+                category,
+                start.date(),
+                day.date(),
+                ev,
+                msg,
+            )
+        )
     return alerts
 
 
@@ -584,7 +695,7 @@ def detect_frequent(ctx: _Context, p: FrequentParams) -> list[Alert]:
     if table.empty:
         return []
     values = table.to_numpy(dtype=float)
-    week = values[:, -p.window_days:].sum(axis=1)
+    week = values[:, -p.window_days :].sum(axis=1)
     base = values[:, : -p.window_days].mean(axis=1)
     expected = np.maximum(base, p.min_baseline) * p.window_days
     pre = (week >= p.min_count) & (week >= p.ratio * base * p.window_days)
@@ -595,26 +706,47 @@ def detect_frequent(ctx: _Context, p: FrequentParams) -> list[Alert]:
             continue
         unit_id, category = int(table.index[i][0]), _category(table.index[i][1])
         n = int(week[i])
-        ev = {"count": n, "window_days": p.window_days, "expected": round(float(expected[i]), 2),
-              "baseline_per_day": round(float(base[i]), 3), "baseline_days": history, "p_value": pv,
-              "daily_counts": [int(x) for x in values[i, -p.window_days:]],
-              "period": [win_start.date().isoformat(), day.date().isoformat()]}
-        msg = (f"【多发】{ctx.name(unit_id)}近{p.window_days}天“{category.label}”类事件{n}件，"
-               f"此前{history}天同期平均{expected[i]:.1f}件（泊松尾概率{_fmt_p(pv)}）")
-        alerts.append(Alert(AlertKind.FREQUENT, day.date(), unit_id, ctx.level_of(unit_id), category,
-                            win_start.date(), day.date(), ev, msg))
+        ev = {
+            "count": n,
+            "window_days": p.window_days,
+            "expected": round(float(expected[i]), 2),
+            "baseline_per_day": round(float(base[i]), 3),
+            "baseline_days": history,
+            "p_value": pv,
+            "daily_counts": [int(x) for x in values[i, -p.window_days :]],
+            "period": [win_start.date().isoformat(), day.date().isoformat()],
+        }
+        msg = (
+            f"【多发】{ctx.name(unit_id)}近{p.window_days}天“{category.label}”类事件{n}件，"
+            f"{_how_unusual(pv)}（此前{history}天每{p.window_days}天平均{expected[i]:.1f}件）"
+        )
+        alerts.append(
+            Alert(
+                AlertKind.FREQUENT,
+                day.date(),
+                unit_id,
+                ctx.level_of(unit_id),
+                category,
+                win_start.date(),
+                day.date(),
+                ev,
+                msg,
+            )
+        )
     return alerts
 
 
-def _metres(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Local east/north metres (equirectangular about the mean longitude; exact enough within 50 m)."""
-    lon0 = float(np.nanmean(lon)) if len(lon) else 0.0
-    k = math.pi / 180.0 * EARTH_RADIUS_M
-    return (lon - lon0) * k * np.cos(np.radians(lat)), lat * k
+def _depth(level: str) -> int:
+    """The level's place from the top (city 0 … grid 4); an unknown level sorts last."""
+    try:
+        return AdminLevel(level).depth
+    except ValueError:
+        return len(AdminLevel)
 
 
-def _pairs(x: np.ndarray, y: np.ndarray, group: np.ndarray, radius: float,
-           seeds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(
+    x: np.ndarray, y: np.ndarray, group: np.ndarray, radius: float, seeds: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """All (i, j) with the same ``group`` within ``radius`` metres, i == j included; i only among ``seeds``.
 
     Points are binned in square cells of side ``radius``; a neighbour can only be in the 3 × 3
@@ -657,7 +789,7 @@ def _pairs(x: np.ndarray, y: np.ndarray, group: np.ndarray, radius: float,
     return i[close], j[close]
 
 
-def _mode(values: Iterable) -> Any:
+def _mode(values: Iterable[Any]) -> Any:
     s = pd.Series(list(values)).dropna()
     return None if s.empty else s.value_counts(sort=True).index[0]
 
@@ -677,7 +809,7 @@ def detect_chronic(ctx: _Context, data: WarningData, p: ChronicParams) -> list[A
     # "The same matter" is the same title (事项小类) where titles are known, else the category.
     matter = r["title"].astype(str) if "title" in r.columns else r["category"]
     matter_key = r["category"] + "|" + matter
-    x, y = _metres(r["lon"].to_numpy(float), r["lat"].to_numpy(float))
+    x, y = r["x_m"].to_numpy(float), r["y_m"].to_numpy(float)
     codes, _ = pd.factorize(matter_key, sort=True)
     i, j = _pairs(x, y, codes, p.radius_m)
     week = ((day - r["reported_at"].dt.normalize()).dt.days // 7).to_numpy()
@@ -687,7 +819,9 @@ def detect_chronic(ctx: _Context, data: WarningData, p: ChronicParams) -> list[A
     weeks_of = np.bincount(np.unique(i * p.weeks + week[j]) // p.weeks, minlength=n)
     last = np.full(n, np.datetime64("NaT"), dtype=t.dtype)
     order = np.lexsort((t[j], i))
-    ends = np.flatnonzero(np.r_[i[order][1:] != i[order][:-1], True]) if len(i) else np.empty(0, dtype=np.int64)
+    ends = (
+        np.flatnonzero(np.r_[i[order][1:] != i[order][:-1], True]) if len(i) else np.empty(0, dtype=np.int64)
+    )
     last[i[order][ends]] = t[j][order][ends]
     agg = pd.DataFrame({"n": count, "weeks": weeks_of, "last": last})
     recent = day - pd.Timedelta(days=p.recent_days - 1)
@@ -703,7 +837,9 @@ def detect_chronic(ctx: _Context, data: WarningData, p: ChronicParams) -> list[A
     ai, _ = _pairs(x, y, np.zeros(len(r), dtype=np.int64), p.radius_m, seeds=seeds)
     local_all = np.bincount(ai, minlength=n)[seeds].astype(float)
     grid_all = pd.Series(grid).value_counts()
-    grid_matter = pd.Series(1, index=pd.MultiIndex.from_arrays([grid, matter_key])).groupby(level=[0, 1]).sum()
+    grid_matter = (
+        pd.Series(1, index=pd.MultiIndex.from_arrays([grid, matter_key])).groupby(level=[0, 1]).sum()
+    )
     seed_grid = grid[seeds]
     seed_matter = grid_matter.reindex(pd.MultiIndex.from_arrays([seed_grid, matter_key.to_numpy()[seeds]]))
     n_here = cand["n"].to_numpy(dtype=float)
@@ -720,7 +856,9 @@ def detect_chronic(ctx: _Context, data: WarningData, p: ChronicParams) -> list[A
     # reports (8 of its 8 reports, a quiet grid where it is 12 % of the rest) it was ~180× too high
     # (9e-6 against 5e-8): the spot was named only at its 10th report. For a busy spot (n ≪ N) the
     # two tails agree.
-    for seed, n_here, n_weeks, n_all, s_ in zip(seeds, cand["n"], cand["weeks"], local_all, share, strict=True):
+    for seed, n_here, n_weeks, n_all, s_ in zip(
+        seeds, cand["n"], cand["weeks"], local_all, share, strict=True
+    ):
         mu = float(n_all * s_)
         pv = binomial_sf(int(n_here), int(n_all), float(s_))
         if pv < p.p_value:
@@ -732,7 +870,7 @@ def detect_chronic(ctx: _Context, data: WarningData, p: ChronicParams) -> list[A
     for _, _, _, seed, mu, pv in sorted(scored):
         if used[seed]:
             continue
-        members = j[by_seed[starts[seed]: starts[seed + 1]]]
+        members = j[by_seed[starts[seed] : starts[seed + 1]]]
         members = np.sort(members[~used[members]])
         if len(members) < p.min_events or len(set(week[members])) < p.min_weeks:
             continue
@@ -746,21 +884,36 @@ def detect_chronic(ctx: _Context, data: WarningData, p: ChronicParams) -> list[A
         title = _mode(sub["title"]) if "title" in sub.columns else None
         address = _mode(sub["address"]) if "address" in sub.columns else None
         n_weeks = int((weekly > 0).sum())
-        ev = {"count": len(members), "weeks_with_events": n_weeks, "weeks": p.weeks,
-              "weekly_counts": [int(v) for v in weekly], "lon": round(lon, 6), "lat": round(lat, 6),
-              "radius_m": p.radius_m, "grid_id": g, "title": title, "address": address,
-              "expected_background": round(mu, 3), "p_value": pv,
-              "first_report": sub["reported_at"].min().isoformat(sep=" "),
-              "last_report": sub["reported_at"].max().isoformat(sep=" "),
-              "report_ids": [int(v) for v in sub["id"]],
-              "place_key": f"{round(lon, 3)},{round(lat, 3)}|{title or category.value}",
-              "period": [start.date().isoformat(), day.date().isoformat()]}
+        ev = {
+            "count": len(members),
+            "weeks_with_events": n_weeks,
+            "weeks": p.weeks,
+            "weekly_counts": [int(v) for v in weekly],
+            "lon": round(lon, 6),
+            "lat": round(lat, 6),
+            "radius_m": p.radius_m,
+            "grid_id": g,
+            "title": title,
+            "address": address,
+            "expected_background": round(mu, 3),
+            "p_value": pv,
+            "first_report": sub["reported_at"].min().isoformat(sep=" "),
+            "last_report": sub["reported_at"].max().isoformat(sep=" "),
+            "report_ids": [int(v) for v in sub["id"]],
+            "place_key": f"{round(lon, 3)},{round(lat, 3)}|{title or category.value}",
+            "period": [start.date().isoformat(), day.date().isoformat()],
+        }
         where = address or f"{lon:.5f}, {lat:.5f}"
         what = f"“{title}”" if title else f"“{category.label}”类事件"
-        msg = (f"【顽疾】{ctx.name(g)}（{where}）附近{p.radius_m:.0f}米内近{p.weeks}周反复发生{what}{len(members)}件，"
-               f"涉及{n_weeks}周（按周边事件量预期约{mu:.1f}件）")
-        alerts.append(Alert(AlertKind.CHRONIC, day.date(), g, ctx.level_of(g), category, start.date(), day.date(),
-                            ev, msg))
+        msg = (
+            f"【顽疾】{ctx.name(g)}（{where}）附近{p.radius_m:.0f}米内近{p.weeks}周反复发生{what}{len(members)}件，"
+            f"涉及{n_weeks}周（按周边事件量预期约{mu:.1f}件）"
+        )
+        alerts.append(
+            Alert(
+                AlertKind.CHRONIC, day.date(), g, ctx.level_of(g), category, start.date(), day.date(), ev, msg
+            )
+        )
     return alerts
 
 
@@ -771,7 +924,7 @@ def detect_mass(ctx: _Context, data: WarningData, p: MassParams) -> list[Alert]:
     if r is None or r.empty:
         return []
     on_day = (r["reported_at"] >= day).to_numpy()
-    x, y = _metres(r["lon"].to_numpy(float), r["lat"].to_numpy(float))
+    x, y = r["x_m"].to_numpy(float), r["y_m"].to_numpy(float)
     cat_codes, _ = pd.factorize(r["category"], sort=True)
     i, j = _pairs(x, y, cat_codes, p.radius_m)
     t = r["reported_at"].to_numpy()
@@ -781,7 +934,11 @@ def detect_mass(ctx: _Context, data: WarningData, p: MassParams) -> list[Alert]:
     counts = np.bincount(i, minlength=len(r))
     ids = r["id"].to_numpy()
     merged = r["merged_into_id"].to_numpy() if "merged_into_id" in r.columns else np.full(len(r), np.nan)
-    reporters = r["reporter_count"].fillna(1).to_numpy(dtype=int) if "reporter_count" in r.columns else np.ones(len(r), int)
+    reporters = (
+        r["reporter_count"].fillna(1).to_numpy(dtype=int)
+        if "reporter_count" in r.columns
+        else np.ones(len(r), int)
+    )
     order = sorted(np.flatnonzero(counts >= p.min_reports), key=lambda s: (-counts[s], t[s], ids[s]))
     members_of = pd.Series(j).groupby(i).apply(np.asarray) if len(i) else pd.Series(dtype=object)
     used = np.zeros(len(r), dtype=bool)
@@ -812,17 +969,33 @@ def detect_mass(ctx: _Context, data: WarningData, p: MassParams) -> list[Alert]:
         title = _mode(sub["title"]) if "title" in sub.columns else None
         address = _mode(sub["address"]) if "address" in sub.columns else None
         lon, lat = float(sub["lon"].mean()), float(sub["lat"].mean())
-        ev = {"reports": n_reports, "max_reporter_count": max_reporters, "event_id": int(ids[head]),
-              "report_ids": [int(v) for v in sub["id"]], "lon": round(lon, 6), "lat": round(lat, 6),
-              "radius_m": p.radius_m, "window_hours": p.window_hours, "title": title, "address": address,
-              "first_report": sub["reported_at"].min().isoformat(sep=" "),
-              "last_report": sub["reported_at"].max().isoformat(sep=" "),
-              "place_key": f"{round(lon, 3)},{round(lat, 3)}", "period": [day.date().isoformat()] * 2}
+        ev = {
+            "reports": n_reports,
+            "max_reporter_count": max_reporters,
+            "event_id": int(ids[head]),
+            "report_ids": [int(v) for v in sub["id"]],
+            "lon": round(lon, 6),
+            "lat": round(lat, 6),
+            "radius_m": p.radius_m,
+            "window_hours": p.window_hours,
+            "title": title,
+            "address": address,
+            "first_report": sub["reported_at"].min().isoformat(sep=" "),
+            "last_report": sub["reported_at"].max().isoformat(sep=" "),
+            "place_key": f"{round(lon, 3)},{round(lat, 3)}",
+            "period": [day.date().isoformat()] * 2,
+        }
         what = f"“{title}”" if title else f"“{category.label}”类事项"
         where = f"（{address}附近）" if address else ""
-        detail = f"{p.window_hours:g}小时内{p.radius_m:.0f}米范围报告{n_reports}次" if n_reports > 1 else "合并为一件"
+        detail = (
+            f"{p.window_hours:g}小时内{p.radius_m:.0f}米范围报告{n_reports}次"
+            if n_reports > 1
+            else "合并为一件"
+        )
         msg = f"【群发】{ctx.name(g)}{where}{what}{people}人反映（{detail}）"
-        alerts.append(Alert(AlertKind.MASS, day.date(), g, ctx.level_of(g), category, day.date(), day.date(), ev, msg))
+        alerts.append(
+            Alert(AlertKind.MASS, day.date(), g, ctx.level_of(g), category, day.date(), day.date(), ev, msg)
+        )
     return alerts
 
 
@@ -850,25 +1023,45 @@ def detect_emerging(ctx: _Context, p: EmergingParams) -> list[Alert]:
             unit_id, category = int(table.index[i][0]), _category(table.index[i][1])
             n = int(recent[i])
             where = _children_with(ctx, unit_id, category.value, win_start, day)
-            ev = {"rule": "new", "count": n, "window_days": p.window_days, "quiet_days": quiet_seen,
-                  "daily_counts": [int(v) for v in values[i, days >= win_start]], "where": where,
-                  "period": [win_start.date().isoformat(), day.date().isoformat()]}
+            ev = {
+                "rule": "new",
+                "count": n,
+                "window_days": p.window_days,
+                "quiet_days": quiet_seen,
+                "daily_counts": [int(v) for v in values[i, days >= win_start]],
+                "where": where,
+                "period": [win_start.date().isoformat(), day.date().isoformat()],
+            }
             tail = f"，集中在{'、'.join(w['name'] for w in where[:3])}" if where else ""
-            msg = (f"【新苗头】{ctx.name(unit_id)}此前{quiet_seen}天无“{category.label}”类事件，"
-                   f"近{p.window_days}天出现{n}件{tail}")
-            alerts.append(Alert(AlertKind.EMERGING, day.date(), unit_id, ctx.level_of(unit_id), category,
-                                win_start.date(), day.date(), ev, msg))
+            msg = (
+                f"【新苗头】{ctx.name(unit_id)}此前{quiet_seen}天无“{category.label}”类事件，"
+                f"近{p.window_days}天出现{n}件{tail}"
+            )
+            alerts.append(
+                Alert(
+                    AlertKind.EMERGING,
+                    day.date(),
+                    unit_id,
+                    ctx.level_of(unit_id),
+                    category,
+                    win_start.date(),
+                    day.date(),
+                    ev,
+                    msg,
+                )
+            )
     # Growth: the last weeks each well above the one before, the last far above the usual week.
     if ctx.first_day <= day - pd.Timedelta(days=7 * weeks_needed - 1):
         n_days = values.shape[1]
         weekly = np.stack(
-            [values[:, n_days - 7 * (k + 1): n_days - 7 * k].sum(axis=1) for k in range(weeks_needed)], axis=1
+            [values[:, n_days - 7 * (k + 1) : n_days - 7 * k].sum(axis=1) for k in range(weeks_needed)],
+            axis=1,
         )
         last = weekly[:, 0]
         growing = np.ones(len(values), dtype=bool)
         for k in range(p.growth_weeks - 1):
             growing &= weekly[:, k] >= p.growth_factor * np.maximum(weekly[:, k + 1], 1)
-        base = weekly[:, p.growth_weeks:].mean(axis=1)
+        base = weekly[:, p.growth_weeks :].mean(axis=1)
         season = _peer_growth(ctx, table.index, last, base, p)
         pre = growing & (last >= p.growth_min_count) & (last >= p.growth_ratio * base * season)
         for i in np.flatnonzero(pre):
@@ -880,20 +1073,39 @@ def detect_emerging(ctx: _Context, p: EmergingParams) -> list[Alert]:
             unit_id, category = int(table.index[i][0]), _category(table.index[i][1])
             trend = [int(v) for v in weekly[i, : p.growth_weeks][::-1]]
             period_start = day - pd.Timedelta(days=7 * p.growth_weeks - 1)
-            ev = {"rule": "growth", "weekly_counts": trend, "baseline_per_week": round(float(base[i]), 2),
-                  "peer_growth": round(float(season[i]), 2),
-                  "baseline_weeks": p.baseline_weeks, "p_value": pv,
-                  "where": _children_with(ctx, unit_id, category.value, win_start, day),
-                  "period": [period_start.date().isoformat(), day.date().isoformat()]}
-            msg = (f"【新苗头】{ctx.name(unit_id)}“{category.label}”类事件连续{p.growth_weeks}周快速增长"
-                   f"（每周{'→'.join(map(str, trend))}件，此前周均{base[i]:.1f}件）")
-            alerts.append(Alert(AlertKind.EMERGING, day.date(), unit_id, ctx.level_of(unit_id), category,
-                                period_start.date(), day.date(), ev, msg))
+            ev = {
+                "rule": "growth",
+                "weekly_counts": trend,
+                "baseline_per_week": round(float(base[i]), 2),
+                "peer_growth": round(float(season[i]), 2),
+                "baseline_weeks": p.baseline_weeks,
+                "p_value": pv,
+                "where": _children_with(ctx, unit_id, category.value, win_start, day),
+                "period": [period_start.date().isoformat(), day.date().isoformat()],
+            }
+            msg = (
+                f"【新苗头】{ctx.name(unit_id)}“{category.label}”类事件连续{p.growth_weeks}周快速增长"
+                f"（每周{'→'.join(map(str, trend))}件，此前周均{base[i]:.1f}件）"
+            )
+            alerts.append(
+                Alert(
+                    AlertKind.EMERGING,
+                    day.date(),
+                    unit_id,
+                    ctx.level_of(unit_id),
+                    category,
+                    period_start.date(),
+                    day.date(),
+                    ev,
+                    msg,
+                )
+            )
     return alerts
 
 
-def _peer_growth(ctx: _Context, index: pd.MultiIndex, last: np.ndarray, base: np.ndarray,
-                 p: EmergingParams) -> np.ndarray:
+def _peer_growth(
+    ctx: _Context, index: pd.MultiIndex, last: np.ndarray, base: np.ndarray, p: EmergingParams
+) -> np.ndarray:
     """Per series, how much the same category grew among the unit's peers (last week ÷ their usual
     week, at least 1): its siblings with data in the category when there are ``min_peers`` of them;
     units with fewer such siblings are pooled with each other."""
@@ -911,7 +1123,9 @@ def _peer_growth(ctx: _Context, index: pd.MultiIndex, last: np.ndarray, base: np
     return np.maximum(growth, 1.0)
 
 
-def _children_with(ctx: _Context, unit_id: int, category: str, start: pd.Timestamp, end: pd.Timestamp) -> list[dict]:
+def _children_with(
+    ctx: _Context, unit_id: int, category: str, start: pd.Timestamp, end: pd.Timestamp
+) -> list[dict[str, Any]]:
     """The unit's children (when counted) with events of ``category`` in [start, end], most first."""
     children = ctx.parent.index[ctx.parent == unit_id]
     c = ctx.counts
@@ -930,7 +1144,9 @@ def _suppress_ancestors(ctx: _Context, alerts: list[Alert]) -> list[Alert]:
     return [a for a in alerts if a.kind not in kinds or (a.kind, a.unit_id, a.category) not in covered]
 
 
-def detect(day: date | datetime | pd.Timestamp, data: WarningData, params: WarningParams = DEFAULT_PARAMS) -> list[Alert]:
+def detect(
+    day: date | datetime | pd.Timestamp, data: WarningData, params: WarningParams = DEFAULT_PARAMS
+) -> list[Alert]:
     """Every warning for ``day`` (judged on that day's complete data and what came before), in a fixed order.
 
     Deterministic: the same data and parameters give the same alerts in the same order (kind, level
@@ -949,13 +1165,31 @@ def detect(day: date | datetime | pd.Timestamp, data: WarningData, params: Warni
         alerts = _suppress_ancestors(ctx, alerts)
     return sorted(
         alerts,
-        key=lambda a: (KIND_ORDER[a.kind], LEVEL_ORDER.get(a.unit_level, 9), a.unit_id, a.category.value,
-                       str(a.evidence.get("place_key", ""))),
+        key=lambda a: (
+            KIND_ORDER[a.kind],
+            _depth(a.unit_level),
+            a.unit_id,
+            a.category.value,
+            str(a.evidence.get("place_key", "")),
+        ),
     )
 
 
 __all__ = [
-    "DEFAULT_PARAMS", "Alert", "AlertKind", "ChronicParams", "EmergingParams", "FrequentParams",
-    "HighFrequencyParams", "MassParams", "SpikeParams", "WarningData", "WarningParams", "binomial_sf", "daily_counts",
-    "detect", "poisson_sf",
+    "DEFAULT_PARAMS",
+    "Alert",
+    "AlertKind",
+    "ChronicParams",
+    "EmergingParams",
+    "FrequentParams",
+    "HighFrequencyParams",
+    "MassParams",
+    "SpikeParams",
+    "WarningData",
+    "WarningParams",
+    "binomial_sf",
+    "counts_at_levels",
+    "daily_counts",
+    "detect",
+    "poisson_sf",
 ]

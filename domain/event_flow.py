@@ -8,8 +8,10 @@ the status, which is how the trail proves itself.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+from domain.vocabulary import OPEN_STATUSES
 from domain.vocabulary import EventStatus as S
 
 
@@ -28,7 +30,9 @@ class Action(StrEnum):
     RATE = "rate"  # 评价
     ARCHIVE = "archive"  # 归档
     ESCALATE = "escalate"  # 上移 to the parent level
-    COMMENT = "comment"  # 处置意见: a written opinion (协办意见 from a cooperating department); status unchanged
+    COMMENT = (
+        "comment"  # 处置意见: a written opinion (协办意见 from a cooperating department); status unchanged
+    )
 
 
 ACTION_LABELS: dict[Action, str] = {
@@ -49,6 +53,20 @@ ACTION_LABELS: dict[Action, str] = {
 
 # Actions that record something without moving the event: its status and stage deadline stay as they are.
 NOTE_ONLY: frozenset[Action] = frozenset({Action.COMMENT})
+
+# Actions that turn an event back or up: refused without a written reason (退回、退单、上移、重新处置).
+NEEDS_REASON: frozenset[Action] = frozenset({Action.REJECT, Action.RETURN, Action.ESCALATE, Action.REOPEN})
+
+# Which time column each action stamps with the moment it is taken (the KPIs are measured between them).
+STAMPS: dict[Action, str] = {
+    Action.ACCEPT: "accepted_at",
+    Action.DISPATCH: "dispatched_at",
+    Action.RESOLVE: "resolved_at",
+    Action.ARCHIVE: "closed_at",
+}
+
+# An open event reported longer ago than this is 滞留 (stuck), whatever its stage deadline says.
+STUCK_AFTER = timedelta(days=3)
 
 # The whole loop. An escalated event lands, accepted, at the parent level, to be dispatched there.
 TRANSITIONS: dict[tuple[S | None, Action], S] = {
@@ -92,6 +110,22 @@ def next_status(status: S | None, action: Action) -> S:
         return TRANSITIONS[(status, action)]
     except KeyError:
         raise IllegalTransition(status, action) from None
+
+
+def missing_note(action: Action, note: str | None) -> str | None:
+    """What is missing when ``action`` needs written text and ``note`` is blank (None when nothing is)."""
+    if (note or "").strip():
+        return None
+    if action in NOTE_ONLY:
+        return "请填写意见内容"
+    if action in NEEDS_REASON:
+        return f"请填写原因（{ACTION_LABELS[action]}须写明原因）"
+    return None
+
+
+def is_stuck(status: S | str, reported_at: datetime, now: datetime) -> bool:
+    """滞留: still open and reported more than :data:`STUCK_AFTER` before ``now``."""
+    return S(status) in OPEN_STATUSES and reported_at < now - STUCK_AFTER
 
 
 def allowed_actions(status: S | None) -> list[Action]:

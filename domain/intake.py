@@ -1,17 +1,27 @@
-"""Intake checks for a report (随手拍 / 网格员上报): fields, photo signature, and possible duplicates.
+"""Intake checks for a reported event (随手拍, 网格员上报, a 12345 file's row): fields, photo, duplicates,
+submission keys and the anonymous channel's rate limits.
 
-Pure: bytes and plain values in, Chinese messages out; the service stores what passes.
+Pure: bytes and plain values in, Chinese messages out; the service stores what passes. Distances are
+handed in, in metres (the services measure with :func:`geo.crs.distance_m`). A photo's pixel count is
+read here from its header (:func:`image_size`), before anything decodes it.
 """
 
 from __future__ import annotations
 
-import math
+import re
+import struct
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from domain.access import is_mobile
+from domain.errors import FieldProblems
 from domain.vocabulary import EventCategory
 
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
+#: Photos above this many pixels are refused from their header, before any decode (a 40 Mpx RGBA
+#: image is 160 MB decoded; phone cameras write 12–50 Mpx).
+MAX_PHOTO_PIXELS = 40_000_000
 DUPLICATE_RADIUS_M = 50.0
 DUPLICATE_WINDOW = timedelta(hours=24)
 MAX_TITLE = 100
@@ -25,12 +35,8 @@ SIGNATURES: list[tuple[bytes, int, str]] = [
 ]
 
 
-class InvalidReport(ValueError):
+class InvalidReport(FieldProblems):
     """The report cannot be accepted; ``problems`` maps each field to its Chinese message."""
-
-    def __init__(self, problems: dict[str, str]):
-        self.problems = problems
-        super().__init__("；".join(f"{k}：{v}" for k, v in problems.items()))
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,8 @@ def photo_mime(data: bytes) -> str | None:
 
 
 def check_photo(data: bytes | None) -> str | None:
-    """The photo's MIME type, or :class:`InvalidReport` (too large, empty, not an image)."""
+    """The photo's MIME type, or :class:`InvalidReport` (too large in bytes or in pixels, empty, not an
+    image, a header that cannot be read)."""
     if data is None:
         return None
     if len(data) == 0:
@@ -63,11 +70,101 @@ def check_photo(data: bytes | None) -> str | None:
     mime = photo_mime(data)
     if mime is None:
         raise InvalidReport({"照片": "不是有效的图片文件（仅支持 JPEG、PNG、WebP）"})
+    size = image_size(data, mime)
+    if size is None:
+        raise InvalidReport({"照片": "图片已损坏或不完整，无法读取尺寸"})
+    if (problem := pixel_problem(*size)) is not None:
+        raise InvalidReport({"照片": problem})
     return mime
 
 
+def pixel_problem(width: int, height: int) -> str | None:
+    """Why an image of ``width`` × ``height`` pixels is refused (None when it is acceptable)."""
+    if width <= 0 or height <= 0:
+        return "图片已损坏或不完整，无法读取尺寸"
+    if width * height > MAX_PHOTO_PIXELS:
+        return (
+            f"图片像素过大（{width}×{height}，约 {width * height / 1e6:.0f} 百万像素），"
+            f"上限 {MAX_PHOTO_PIXELS // 1_000_000} 百万像素，请缩小后重试"
+        )
+    return None
+
+
+#: JPEG start-of-frame markers (SOF0–SOF15 but DHT C4, JPG C8 and DAC CC): they carry the size.
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def image_size(data: bytes, mime: str) -> tuple[int, int] | None:
+    """(width, height) as the image's header declares them, without decoding it; None when the header
+    cannot be read (cut short, or not the format it claims)."""
+    try:
+        if mime == "image/png":
+            return _png_size(data)
+        if mime == "image/jpeg":
+            return _jpeg_size(data)
+        if mime == "image/webp":
+            return _webp_size(data)
+    except (struct.error, IndexError):
+        return None
+    return None
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    # Signature (8 bytes), then the IHDR chunk: length (4), b"IHDR", width (4), height (4), big-endian.
+    if data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return int(width), int(height)
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    # Walk the marker segments after SOI up to the first frame header (SOFn: precision, height, width).
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # standalone markers: no length
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no frame header before them
+            return None
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if length < 2:
+            return None
+        if marker in _SOF:
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return int(width), int(height)
+        i += 2 + length
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    # RIFF container: the first chunk is VP8 (lossy), VP8L (lossless) or VP8X (extended, canvas size).
+    chunk = data[12:16]
+    if chunk == b"VP8 ":
+        if data[23:26] != b"\x9d\x01\x2a":
+            return None
+        width, height = struct.unpack("<HH", data[26:30])
+        return int(width & 0x3FFF), int(height & 0x3FFF)
+    if chunk == b"VP8L":
+        if data[20] != 0x2F:
+            return None
+        (bits,) = struct.unpack("<I", data[21:25])
+        return int((bits & 0x3FFF) + 1), int(((bits >> 14) & 0x3FFF) + 1)
+    if chunk == b"VP8X":
+        if len(data) < 30:
+            return None
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    return None
+
+
 def check_form(form: ReportForm) -> dict[str, str]:
-    """Every field problem of the form (empty when it is acceptable)."""
+    """Every field problem of a reported event (empty when it is acceptable), keyed by the form's fields
+    (事项类别, 标题, 描述, 位置, 联系电话): the one checker of the 随手拍 form and of an imported file's rows."""
     problems: dict[str, str] = {}
     if form.category not in {c.value for c in EventCategory}:
         problems["事项类别"] = "请选择事项类别"
@@ -82,17 +179,9 @@ def check_form(form: ReportForm) -> dict[str, str]:
     elif not (-180 <= form.lon <= 180 and -90 <= form.lat <= 90):
         problems["位置"] = "经纬度超出范围"
     phone = form.reporter_phone.strip()
-    if phone and not (phone.isdigit() and len(phone) == 11 and phone.startswith("1")):
+    if phone and not is_mobile(phone):
         problems["联系电话"] = "请填写 11 位手机号码"
     return problems
-
-
-def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Great-circle distance in metres (haversine, mean Earth radius)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6_371_008.8 * math.asin(math.sqrt(a))
 
 
 @dataclass(frozen=True)
@@ -107,12 +196,90 @@ class OpenEvent:
 
 
 def possible_duplicates(
-    category: str, lon: float, lat: float, now: datetime, open_events: list[OpenEvent]
+    category: str, now: datetime, nearby: Iterable[tuple[OpenEvent, float]]
 ) -> list[tuple[OpenEvent, float]]:
-    """Open events of the same category within 50 m and 24 h, nearest first, with their distance."""
-    hits = [
-        (e, distance_m(lon, lat, e.lon, e.lat))
-        for e in open_events
-        if e.category == category and timedelta(0) <= now - e.reported_at <= DUPLICATE_WINDOW
-    ]
-    return sorted(((e, d) for e, d in hits if d <= DUPLICATE_RADIUS_M), key=lambda x: (x[1], x[0].id))
+    """Of open events with their distance from the report (metres), those of the same category within
+    50 m and 24 h: nearest first."""
+    hits = (
+        (e, d)
+        for e, d in nearby
+        if e.category == category
+        and d <= DUPLICATE_RADIUS_M
+        and timedelta(0) <= now - e.reported_at <= DUPLICATE_WINDOW
+    )
+    return sorted(hits, key=lambda x: (x[1], x[0].id))
+
+
+# -- submission keys (提交编号) ---------------------------------------------------------------------
+
+#: A client's submission key: what a form makes once per display (a uuid4's hex) or an API's
+#: Idempotency-Key; letters, digits, - and _ only, so it is never markup or a path.
+SUBMISSION_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def key_problem(key: str | None) -> str | None:
+    """Why ``key`` cannot be a submission key (None when it can, or when there is none)."""
+    if key is None or SUBMISSION_KEY.fullmatch(key):
+        return None
+    return "提交编号无效（16–64 位字母、数字、- 或 _），请刷新页面后重新提交"
+
+
+# -- the anonymous channel's rate limits (随手拍) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``count`` reports within ``window``."""
+
+    count: int
+    window: timedelta
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """The 随手拍 limits per browser session and per phone number (each a list of windows)."""
+
+    session: tuple[RateLimit, ...] = (RateLimit(5, timedelta(minutes=10)),)
+    phone: tuple[RateLimit, ...] = (
+        RateLimit(5, timedelta(minutes=10)),
+        RateLimit(20, timedelta(hours=24)),
+    )
+
+
+class RateLimited(InvalidReport):
+    """Too many reports from one browser session or one phone number; ``retry_at`` says when to try."""
+
+    def __init__(self, message: str, retry_at: datetime):
+        super().__init__({"提交": message})
+        self.retry_at = retry_at
+
+
+def retry_at(times: Sequence[datetime], limit: RateLimit, now: datetime) -> datetime | None:
+    """When one more report is allowed under ``limit`` given the earlier ones at ``times`` (None: now).
+
+    With ``count`` reports inside the window, the next may come once the ``count``-th most recent of them
+    has left the window.
+    """
+    recent = sorted((t for t in times if now - limit.window < t <= now), reverse=True)
+    if len(recent) < limit.count:
+        return None
+    return recent[limit.count - 1] + limit.window
+
+
+def window_label(window: timedelta) -> str:
+    """A window in words: 10 分钟, 1 小时, 24 小时, 2 天."""
+    minutes = int(window.total_seconds() // 60)
+    if minutes % (24 * 60) == 0 and minutes >= 48 * 60:
+        return f"{minutes // (24 * 60)} 天"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} 小时"
+    return f"{minutes} 分钟"
+
+
+def too_often(who: str, limit: RateLimit, when: datetime, now: datetime) -> RateLimited:
+    """The refusal: who (本设备 / 同一手机号) reported how often, and when to try again."""
+    at = f"{when:%H:%M}" if when.date() == now.date() else f"{when:%Y-%m-%d %H:%M}"
+    return RateLimited(
+        f"提交过于频繁：{who} {window_label(limit.window)}内最多上报 {limit.count} 次，请于 {at} 后再试",
+        when,
+    )

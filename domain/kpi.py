@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from domain.vocabulary import EventStatus, Rating
+from domain.vocabulary import RESOLVED_STATUSES, EventStatus, Rating
 
-# Statuses an accepted event has once it was resolved (办结); a reopened event is in progress again.
-RESOLVED_STATUSES = frozenset(
-    {EventStatus.RESOLVED.value, EventStatus.VERIFIED.value, EventStatus.RATED.value, EventStatus.ARCHIVED.value}
-)
 # 满意率 counts 满意 and 基本满意 as satisfied, over every rated event (the 12345 好差评 convention).
 SATISFIED_RATINGS = frozenset({Rating.SATISFIED.value, Rating.BASICALLY.value})
 
@@ -43,7 +40,9 @@ def valid_mask(events: pd.DataFrame) -> pd.Series:
     status = events["status"].astype(str)
     rejected = status.eq(EventStatus.REJECTED.value)
     if "resolved_at" in events.columns and "closed_at" in events.columns:
-        rejected |= status.eq(EventStatus.ARCHIVED.value) & events["resolved_at"].isna() & events["closed_at"].notna()
+        rejected |= (
+            status.eq(EventStatus.ARCHIVED.value) & events["resolved_at"].isna() & events["closed_at"].notna()
+        )
     if "merged_into_id" in events.columns:
         rejected |= events["merged_into_id"].notna()
     return ~rejected
@@ -51,16 +50,30 @@ def valid_mask(events: pd.DataFrame) -> pd.Series:
 
 # What every KPI rests on, summed per group: these add up across grids, periods and levels, so the store
 # can sum them per grid (services.analytics) and the rates follow here, the same for rows as for sums.
-SUM_COLUMNS = ["events", "reports", "resolved", "rated", "satisfied", "overdue", "handling_hours_sum", "handled"]
+SUM_COLUMNS = [
+    "events",
+    "reports",
+    "resolved",
+    "rated",
+    "satisfied",
+    "overdue",
+    "handling_hours_sum",
+    "handled",
+]
 
 
 def row_sums(events: pd.DataFrame) -> pd.DataFrame:
     """Each valid event's contribution to :data:`SUM_COLUMNS`, beside its other columns (keys, times)."""
     ev = events[valid_mask(events)]
-    resolved = ev["status"].astype(str).isin(RESOLVED_STATUSES)
-    rating = ev["rating"].astype(object) if "rating" in ev.columns else pd.Series(None, index=ev.index, dtype=object)
-    hours = ((pd.to_datetime(ev["resolved_at"]) - pd.to_datetime(ev["reported_at"])).dt.total_seconds() / 3600.0
-             ).where(resolved)
+    resolved = ev["status"].astype(str).isin({s.value for s in RESOLVED_STATUSES})
+    rating = (
+        ev["rating"].astype(object)
+        if "rating" in ev.columns
+        else pd.Series(None, index=ev.index, dtype=object)
+    )
+    hours = (
+        (pd.to_datetime(ev["resolved_at"]) - pd.to_datetime(ev["reported_at"])).dt.total_seconds() / 3600.0
+    ).where(resolved)
     out = pd.DataFrame(
         {
             "events": 1,
@@ -68,7 +81,9 @@ def row_sums(events: pd.DataFrame) -> pd.DataFrame:
             "resolved": resolved.astype(int),
             "rated": rating.notna().astype(int),
             "satisfied": rating.isin(SATISFIED_RATINGS).astype(int),
-            "overdue": ev["is_overdue"].fillna(False).astype(bool).astype(int) if "is_overdue" in ev.columns else 0,
+            "overdue": ev["is_overdue"].fillna(False).astype(bool).astype(int)
+            if "is_overdue" in ev.columns
+            else 0,
             "handling_hours_sum": hours.fillna(0.0),
             "handled": hours.notna().astype(int),
         },
@@ -82,7 +97,7 @@ def kpi_table(
     by: str | Sequence[str] | None = None,
     *,
     unit_of: Mapping[int, int] | pd.Series | None = None,
-    population: float | Mapping | pd.Series | None = None,
+    population: float | Mapping[Any, float] | pd.Series | None = None,
 ) -> pd.DataFrame:
     """The KPIs of ``events``, one row per group of ``by`` (or one row ``"全部"`` when None).
 
@@ -100,7 +115,7 @@ def kpi_from_sums(
     by: str | Sequence[str] | None = None,
     *,
     unit_of: Mapping[int, int] | pd.Series | None = None,
-    population: float | Mapping | pd.Series | None = None,
+    population: float | Mapping[Any, float] | pd.Series | None = None,
 ) -> pd.DataFrame:
     """The KPIs from partial sums (:data:`SUM_COLUMNS` per row: one event each, or one grid each).
 
@@ -112,7 +127,9 @@ def kpi_from_sums(
     """
     ev = sums
     if unit_of is not None:
-        ev = ev.assign(unit_id=ev["grid_id"].map(pd.Series(unit_of) if isinstance(unit_of, Mapping) else unit_of))
+        ev = ev.assign(
+            unit_id=ev["grid_id"].map(pd.Series(unit_of) if isinstance(unit_of, Mapping) else unit_of)
+        )
     keys = [by] if isinstance(by, str) else list(by) if by is not None else []
     if keys:
         ev = ev.dropna(subset=keys)
@@ -121,9 +138,11 @@ def kpi_from_sums(
         table = ev[SUM_COLUMNS].sum().to_frame().T
         table.index = pd.Index(["全部"], name="group")
     with np.errstate(divide="ignore", invalid="ignore"):
-        table["mean_handling_hours"] = np.where(table["handled"] > 0,
-                                                table["handling_hours_sum"] / table["handled"].where(table["handled"] > 0),
-                                                np.nan)
+        table["mean_handling_hours"] = np.where(
+            table["handled"] > 0,
+            table["handling_hours_sum"] / table["handled"].where(table["handled"] > 0),
+            np.nan,
+        )
     pop = _population(table.index, population, bool(keys))
     table["population"] = pop
     n = table["events"].astype(float)
@@ -135,22 +154,41 @@ def kpi_from_sums(
     for c in ("events", "reports", "resolved", "rated", "satisfied", "overdue"):
         table[c] = table[c].astype("int64")
     return table[
-        ["events", "reports", "resolved", "rated", "satisfied", "overdue", "population", "complaint_rate",
-         "resolution_rate", "satisfaction_rate", "on_time_rate", "mean_handling_hours"]
+        [
+            "events",
+            "reports",
+            "resolved",
+            "rated",
+            "satisfied",
+            "overdue",
+            "population",
+            "complaint_rate",
+            "resolution_rate",
+            "satisfaction_rate",
+            "on_time_rate",
+            "mean_handling_hours",
+        ]
     ]
 
 
-def _population(index: pd.Index, population, grouped: bool) -> np.ndarray:
+def _population(
+    index: pd.Index, population: float | Mapping[Any, float] | pd.Series | None, grouped: bool
+) -> np.ndarray:
     if population is None:
         return np.full(len(index), np.nan)
     if not grouped or np.isscalar(population):
-        return np.full(len(index), float(population) if np.isscalar(population) else np.nan)
-    pop = pd.Series(population) if isinstance(population, Mapping) else population
+        return np.full(len(index), float(population) if isinstance(population, int | float) else np.nan)
+    pop = population if isinstance(population, pd.Series) else pd.Series(population)
     return pop.reindex(index).astype(float).to_numpy()
 
 
-def rank(table: pd.DataFrame, metric: str, *, min_events: int = DEFAULT_MIN_EVENTS,
-         higher_is_better: bool | None = None) -> pd.DataFrame:
+def rank(
+    table: pd.DataFrame,
+    metric: str,
+    *,
+    min_events: int = DEFAULT_MIN_EVENTS,
+    higher_is_better: bool | None = None,
+) -> pd.DataFrame:
     """Rank groups by ``metric`` (1 = best), only those with at least ``min_events`` events.
 
     Small groups keep their row and their N (``events``) but get no rank (NA) and ``ranked`` False,
@@ -189,7 +227,9 @@ def comparison_periods(start: datetime | pd.Timestamp, end: datetime | pd.Timest
     return Periods(s, e, (s - year, e - year), (s - (e - s), s))
 
 
-def in_period(events: pd.DataFrame, start, end) -> pd.DataFrame:
+def in_period(
+    events: pd.DataFrame, start: datetime | pd.Timestamp, end: datetime | pd.Timestamp
+) -> pd.DataFrame:
     """Events reported in [start, end)."""
     t = pd.to_datetime(events["reported_at"])
     return events[(t >= pd.Timestamp(start)) & (t < pd.Timestamp(end))]
@@ -202,7 +242,7 @@ def compare(
     by: str | Sequence[str] | None = None,
     *,
     unit_of: Mapping[int, int] | pd.Series | None = None,
-    population: float | Mapping | pd.Series | None = None,
+    population: float | Mapping[Any, float] | pd.Series | None = None,
 ) -> pd.DataFrame:
     """KPIs of events reported in [start, end) beside their 同比 and 环比 values and changes.
 
@@ -212,10 +252,11 @@ def compare(
     (0.10 = +10%); NaN when the base is missing or zero. Groups present in any period appear.
     """
     p = comparison_periods(start, end)
-    args = {"by": by, "unit_of": unit_of, "population": population}
-    return compare_tables(kpi_table(in_period(events, p.start, p.end), **args),
-                          kpi_table(in_period(events, *p.year_ago), **args),
-                          kpi_table(in_period(events, *p.previous), **args))
+
+    def table(start: datetime | pd.Timestamp, end: datetime | pd.Timestamp) -> pd.DataFrame:
+        return kpi_table(in_period(events, start, end), by, unit_of=unit_of, population=population)
+
+    return compare_tables(table(p.start, p.end), table(*p.year_ago), table(*p.previous))
 
 
 def compare_tables(cur: pd.DataFrame, yoy: pd.DataFrame, prev: pd.DataFrame) -> pd.DataFrame:
@@ -233,7 +274,7 @@ def compare_tables(cur: pd.DataFrame, yoy: pd.DataFrame, prev: pd.DataFrame) -> 
     return out
 
 
-def change(current, base, *, share: bool) -> pd.Series:
+def change(current: Any, base: Any, *, share: bool) -> pd.Series:
     """Difference for shares, relative change otherwise; NaN where the base is missing (or zero)."""
     current, base = pd.Series(current, dtype=float), pd.Series(base, dtype=float)
     if share:

@@ -1,19 +1,27 @@
-"""平安码 day planner: who visits which venues today, in what order, what does not fit, and a replay of policies."""
+"""平安码 day planner: who visits which venues today, in what order, what does not fit, and a replay of policies.
+
+Also the rules leaders dispute around the plan: what a campaign (专项整治) may be (:func:`check_campaign`),
+each inspector's daily capacity (:class:`Capacity`) and the 30-day load forecast (:func:`forecast_visits`).
+Positions are handed in as metres (``x`` east, ``y`` north in one projected CRS, chosen by the caller:
+``services`` project with :func:`geo.crs.to_metres`); the planner only measures between them.
+"""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from functools import lru_cache
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
-from pyproj import Transformer
+import pandas as pd
 
+from domain.hierarchy import Tree
 from domain.safety_code import (
+    CADENCE_DAYS,
     RANK,
     CodeRules,
     HazardFact,
@@ -23,11 +31,18 @@ from domain.safety_code import (
     next_due,
     overdue_days,
 )
-from domain.vocabulary import HazardSeverity, InspectionResult, Labelled, SafetyCode, VenueCategory
+from domain.vocabulary import (
+    AdminLevel,
+    HazardSeverity,
+    InspectionResult,
+    Labelled,
+    SafetyCode,
+    VenueCategory,
+)
 
-# Quzhou lies at 118–119.5°E, inside UTM zone 50N (114–120°E): metres with < 0.1 % scale error.
-PLANNING_CRS = "EPSG:32650"
 DEFAULT_CAPACITY = 15
+#: The longest campaign (专项整治) that may be set, in days.
+MAX_CAMPAIGN_DAYS = 366
 
 
 # ---------------------------------------------------------------------------------------------
@@ -40,8 +55,8 @@ class Inspector:
     id: int
     name: str
     grid_ids: frozenset[int]
-    lon: float  # where the day starts (home, office or first grid's centre)
-    lat: float
+    x: float  # where the day starts (home, office or first grid's centre), metres east
+    y: float  # ... metres north (the same projected CRS as the venues')
     village_ids: frozenset[int] = frozenset()  # villages and townships of the grids: overflow proposals
     township_ids: frozenset[int] = frozenset()
     capacity: int | None = None  # visits per day; None → the plan's default
@@ -61,8 +76,8 @@ class VenueToVisit:
     township_id: int
     code: SafetyCode
     category: VenueCategory
-    lon: float
-    lat: float
+    x: float  # metres east (a projected CRS shared by every position of the plan)
+    y: float  # metres north
     next_due_on: date | None  # None: never inspected, due now
 
 
@@ -98,8 +113,23 @@ class Campaign:
         """
         if not (self.start <= day <= self.end):
             return False
-        period = min(self.every_days, (self.end - self.start).days + 1)
-        return (day - self.start).days % period == venue_id % period
+        return (day - self.start).days % self.period == venue_id % self.period
+
+    @property
+    def period(self) -> int:
+        """Days between two visits of one venue: ``every_days``, capped by the campaign's length."""
+        return min(self.every_days, (self.end - self.start).days + 1)
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Visits an inspector can make in a day: a default and per-inspector overrides (an admin's setting)."""
+
+    default: int = DEFAULT_CAPACITY
+    per_inspector: Mapping[int, int] = field(default_factory=dict)
+
+    def of(self, inspector_id: int) -> int:
+        return int(self.per_inspector.get(inspector_id, self.default))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,6 +146,7 @@ class PriorityTier(Labelled):
     YELLOW = "yellow", "黄码到期"
     GREEN = "green", "绿码到期"
     CAMPAIGN = "campaign", "专项整治"
+    FORECAST = "forecast", "预测隐患"  # not due: chosen for the hazards it is expected to find
 
 
 TIER_ORDER: dict[PriorityTier, int] = {t: i for i, t in enumerate(PriorityTier)}
@@ -137,8 +168,8 @@ class PlannedVisit:
     township_id: int
     code: SafetyCode
     category: VenueCategory
-    lon: float
-    lat: float
+    x: float  # metres, as the venue was given
+    y: float
     tier: PriorityTier
     overdue_days: int
     recheck_deadline: date | None
@@ -189,6 +220,22 @@ class Proposal:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """What capacity left undone (forecast-guided plans): mandatory visits — red venues due and hazard
+    re-checks — that did not fit, and the extra visits a day (and inspectors at the default capacity)
+    that would cover them."""
+
+    mandatory: int
+    done: int
+    extra_visits: int
+    inspectors_needed: int
+
+    @property
+    def undone(self) -> int:
+        return self.mandatory - self.done
+
+
 @dataclass(frozen=True)
 class DayPlan:
     day: date
@@ -197,6 +244,7 @@ class DayPlan:
     overflow: tuple[Overflow, ...]
     proposals: tuple[Proposal, ...]
     uncovered: tuple[PlannedVisit, ...] = ()  # needed visits in grids no inspector covers
+    shortfall: Shortfall | None = None  # with a forecast: mandatory visits left undone
 
     def route_of(self, inspector_id: int) -> Route:
         return next(r for r in self.routes if r.inspector_id == inspector_id)
@@ -217,17 +265,6 @@ class DayPlan:
 # ---------------------------------------------------------------------------------------------
 # Space and routing
 # ---------------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def _transformer() -> Transformer:
-    return Transformer.from_crs("EPSG:4326", PLANNING_CRS, always_xy=True)
-
-
-def to_metres(lon: Sequence[float] | np.ndarray, lat: Sequence[float] | np.ndarray) -> np.ndarray:
-    """WGS84 lon/lat → (n, 2) UTM 50N easting/northing in metres."""
-    x, y = _transformer().transform(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
-    return np.column_stack([np.atleast_1d(x), np.atleast_1d(y)])
 
 
 def distance_matrix(xy: np.ndarray) -> list[list[float]]:
@@ -287,7 +324,15 @@ class _Need:
     due: bool = False
     deadlines: list[tuple[date, int]] = field(default_factory=list)  # (deadline, hazard id)
     campaigns: list[str] = field(default_factory=list)
+    expected: float | None = None  # forecast: expected severity-weighted hazards this visit finds
     _key: tuple[int, int, int, int] | None = None  # cached: sorts call key() tens of thousands of times
+
+    def mandatory(self) -> bool:
+        """A red venue due today or a hazard re-check: first in a forecast-guided plan."""
+        return (self.due and self.venue.code == SafetyCode.RED) or bool(self.deadlines)
+
+    def forecast_key(self) -> tuple[int, float, tuple[int, int, int, int]]:
+        return (0 if self.mandatory() else 1, -(self.expected or 0.0), self.key())
 
     def tier(self) -> PriorityTier:
         code = self.venue.code
@@ -299,7 +344,9 @@ class _Need:
             return PriorityTier.RECHECK
         if self.due:
             return PriorityTier.YELLOW if code == SafetyCode.YELLOW else PriorityTier.GREEN
-        return PriorityTier.CAMPAIGN
+        if self.campaigns:
+            return PriorityTier.CAMPAIGN
+        return PriorityTier.FORECAST
 
     def key(self) -> tuple[int, int, int, int]:
         """The priority sort key; valid once every reason has been gathered (keys are cached)."""
@@ -325,6 +372,8 @@ class _Need:
             late = (day - deadline).days
             out.append(f"隐患整改期限{deadline}复查" + (f"（已过期{late}天）" if late > 0 else ""))
         out.extend(f"专项整治：{name}" for name in sorted(set(self.campaigns)))
+        if self.expected is not None and self.expected > 0:
+            out.append(f"预测本次检查发现隐患期望{self.expected:.2f}")
         return tuple(out)
 
 
@@ -360,7 +409,10 @@ def _needs(
 
 
 def _assign(
-    order: Sequence[_Need], inspectors: Mapping[int, Inspector], reassign: Mapping[int, int]
+    order: Sequence[_Need],
+    inspectors: Mapping[int, Inspector],
+    reassign: Mapping[int, int],
+    key: Any = _Need.key,
 ) -> tuple[dict[int, list[_Need]], list[_Need]]:
     """Give each needed visit to one inspector: accepted proposals, then sole owners, then the least loaded.
 
@@ -391,7 +443,7 @@ def _assign(
         best = min(covering[n.venue.grid_id], key=lambda i: (len(lists[i]), i))
         lists[best].append(n)
     for lst in lists.values():
-        lst.sort(key=_Need.key)
+        lst.sort(key=key)
     return lists, uncovered
 
 
@@ -405,6 +457,7 @@ def plan_day(
     *,
     recheck_lead_days: int = 1,
     reassign: Mapping[int, int] | None = None,
+    expected: Mapping[int, float] | None = None,
 ) -> DayPlan:
     """Every inspector's visits for ``day``: who, which venues, in which order, with reasons.
 
@@ -415,6 +468,11 @@ def plan_day(
     rest is reported per inspector and village with proposals to move visits to inspectors of the
     same village, else township, with spare capacity. ``reassign`` (venue id → inspector id)
     applies accepted proposals. The result does not depend on the order of any input.
+
+    With ``expected`` (venue id → expected severity-weighted hazards a visit today finds, from the
+    forecast) the plan is forecast-guided: mandatory visits (red venues due, hazard re-checks) first,
+    by expected value, then every other venue with a positive expected value — due or not — by it;
+    the plan's :class:`Shortfall` says how many mandatory visits did not fit.
     """
     if capacity < 0:
         raise ValueError("每日检查容量不得为负")
@@ -426,18 +484,32 @@ def plan_day(
         vs[v.id] = v
     camp = sorted(campaigns, key=lambda c: (c.name, c.start, c.end, c.category))
     needs = _needs(day, vs, rechecks, camp, recheck_lead_days)
-    order = sorted(needs.values(), key=_Need.key)
-    lists, uncovered = _assign(order, insp, reassign or {})
+    key: Any = _Need.key
+    if expected is not None:
+        key = _Need.forecast_key
+        for vid, value in expected.items():
+            if vid in vs and value > 0:
+                needs.setdefault(vid, _Need(vs[vid])).expected = float(value)
+        for n in needs.values():
+            if n.expected is None:
+                n.expected = float(expected.get(n.venue.id, 0.0))
+    order = sorted(needs.values(), key=key)
+    lists, uncovered = _assign(order, insp, reassign or {}, key)
 
     caps = {i: (x.capacity if x.capacity is not None else capacity) for i, x in insp.items()}
     chosen = {i: lst[: caps[i]] for i, lst in lists.items()}
+    shortfall = None
+    if expected is not None:
+        mandatory = sum(n.mandatory() for n in needs.values())
+        done = sum(n.mandatory() for lst in chosen.values() for n in lst)
+        extra = mandatory - done
+        shortfall = Shortfall(mandatory, done, extra, math.ceil(extra / capacity) if capacity else 0)
 
-    # One projection call for every start point and chosen stop: pyproj is fast per array, slow per point.
     ids = list(insp)
     stops = [n for i in ids for n in chosen[i]]
-    lon = [insp[i].lon for i in ids] + [n.venue.lon for n in stops]
-    lat = [insp[i].lat for i in ids] + [n.venue.lat for n in stops]
-    xy = to_metres(lon, lat) if lon else np.empty((0, 2))
+    xy = np.array(
+        [(insp[i].x, insp[i].y) for i in ids] + [(n.venue.x, n.venue.y) for n in stops], dtype=float
+    ).reshape(-1, 2)
     starts = {i: xy[k] for k, i in enumerate(ids)}
 
     routes: list[Route] = []
@@ -447,18 +519,19 @@ def plan_day(
         pts = xy[at : at + len(ch)]
         at += len(ch)
         visits, length = _route(day, i, ch, starts[i], pts)
-        overflow = tuple(_visit(day, n, i) for n in lists[i][caps[i] :])
-        routes.append(Route(i, insp[i].name, caps[i], visits, overflow, length))
-    unc = tuple(_visit(day, n, None) for n in uncovered)
+        # A venue wanted only for its forecast is not missed when it does not fit: not overflow.
+        late = tuple(_visit(day, n, i) for n in lists[i][caps[i] :] if n.tier() != PriorityTier.FORECAST)
+        routes.append(Route(i, insp[i].name, caps[i], visits, late, length))
+    unc = tuple(_visit(day, n, None) for n in uncovered if n.tier() != PriorityTier.FORECAST)
     overflow, proposals = _overflow(routes, unc, insp, starts)
-    return DayPlan(day, capacity, tuple(routes), overflow, proposals, unc)
+    return DayPlan(day, capacity, tuple(routes), overflow, proposals, unc, shortfall)
 
 
 def _visit(day: date, n: _Need, inspector_id: int | None, stop: int = 0, leg: float = 0.0) -> PlannedVisit:
     v = n.venue
     return PlannedVisit(
         v.id, v.name, inspector_id, v.grid_id, v.village_id, v.township_id, SafetyCode(v.code),
-        VenueCategory(v.category), v.lon, v.lat, _TIERS[n.key()[0]], n.overdue,
+        VenueCategory(v.category), v.x, v.y, _TIERS[n.key()[0]], n.overdue,
         min(n.deadlines)[0] if n.deadlines else None, n.reasons(day), n.key(), stop, leg,
     )  # fmt: skip
 
@@ -511,7 +584,7 @@ def _overflow(
             by_township[x].append(i.id)
     proposals: list[Proposal] = []
     late.sort(key=lambda v: v.priority)
-    there = to_metres([v.lon for v in late], [v.lat for v in late]) if late else np.empty((0, 2))
+    there = np.array([(v.x, v.y) for v in late], dtype=float).reshape(-1, 2)
     for v, pos in zip(late, there, strict=True):
         for scope, pool in (
             (ProposalScope.VILLAGE, by_village.get(v.village_id, ())),
@@ -538,6 +611,125 @@ def _overflow(
 
 
 # ---------------------------------------------------------------------------------------------
+# Campaign rules and the load forecast
+# ---------------------------------------------------------------------------------------------
+
+CAMPAIGN_LEVELS = (AdminLevel.VILLAGE, AdminLevel.TOWNSHIP)
+
+
+def check_campaign(
+    *,
+    name: str,
+    category: str | None,
+    area_ids: Iterable[int],
+    start: date | None,
+    end: date | None,
+    every_days: int | None,
+    today: date,
+    existing: Iterable[Campaign],
+    tree: Tree,
+    scope_unit_id: int,
+) -> dict[str, str]:
+    """Every problem of a new campaign, by field (empty when it can be stored).
+
+    A campaign has a unique name of at most 50 characters, one venue category, villages or
+    townships inside the user's scope (``scope_unit_id``), an end not before its start, not past
+    and at most :data:`MAX_CAMPAIGN_DAYS` after it, and a cycle of 1–90 days.
+    """
+    problems: dict[str, str] = {}
+    name = (name or "").strip()
+    if not name:
+        problems["名称"] = "请填写专项整治名称"
+    elif len(name) > 50:
+        problems["名称"] = "名称不能超过 50 字"
+    elif any(c.name == name for c in existing):
+        problems["名称"] = f"已有同名专项整治“{name}”"
+    if category not in {c.value for c in VenueCategory}:
+        problems["场所类别"] = "请选择场所类别"
+    areas = list(area_ids or [])
+    if not areas:
+        problems["区域"] = "请至少选择一个村（社区）或乡镇（街道）"
+    else:
+        bad = [a for a in areas if a not in tree or tree.level(a) not in CAMPAIGN_LEVELS]
+        outside = [a for a in areas if a not in bad and not tree.contains(scope_unit_id, a)]
+        if bad:
+            problems["区域"] = "区域只能是村（社区）或乡镇（街道）"
+        elif outside:
+            problems["区域"] = f"{'、'.join(tree.name(a) for a in outside)}不在您的管辖范围内"
+    if start is None:
+        problems["开始日期"] = "请填写开始日期"
+    if end is None:
+        problems["结束日期"] = "请填写结束日期"
+    if start is not None and end is not None:
+        if end < start:
+            problems["结束日期"] = "结束日期不能早于开始日期"
+        elif (end - start).days + 1 > MAX_CAMPAIGN_DAYS:
+            problems["结束日期"] = f"专项整治不能超过 {MAX_CAMPAIGN_DAYS} 天"
+        elif end < today:
+            problems["结束日期"] = "结束日期已过，无需再安排"
+    if every_days is None or not 1 <= int(every_days) <= 90:
+        problems["检查周期"] = "检查周期须为 1–90 天"
+    return problems
+
+
+#: The columns :func:`forecast_visits` reads, one row per active venue.
+FORECAST_COLUMNS = ["venue_id", "code", "category", "next_due_on", "village_id", "township_id"]
+
+
+def forecast_visits(
+    venues: pd.DataFrame,
+    rechecks: Iterable[tuple[int, date]],
+    campaigns: Iterable[Campaign],
+    start: date,
+    days: int,
+    *,
+    recheck_lead_days: int = 1,
+) -> pd.DataFrame:
+    """The visits due on each of ``days`` days from ``start``: one row per venue and day (``venue_id``,
+    ``day`` as the offset from ``start``).
+
+    ``venues`` has :data:`FORECAST_COLUMNS`. Each venue is projected forward from its next due date
+    by its colour's cadence, assuming every visit happens on its due day (an overdue or
+    never-inspected venue is due on ``start``). Each open hazard in ``rechecks`` (venue id, deadline)
+    adds a re-check ``recheck_lead_days`` before its deadline (on ``start`` if that is past), and each
+    campaign its slots (:meth:`Campaign.visits_on`), unless the venue is visited that day anyway.
+    """
+    if venues.empty or days <= 0:
+        return pd.DataFrame({"venue_id": pd.Series(dtype="int64"), "day": pd.Series(dtype="int64")})
+    vid = venues["venue_id"].to_numpy(dtype=np.int64)
+    cadence = venues["code"].map({c.value: d for c, d in CADENCE_DAYS.items()}).to_numpy(dtype=np.int64)
+    first = np.array(
+        [0 if due is None or pd.isna(due) else max(0, (due - start).days) for due in venues["next_due_on"]],
+        dtype=np.int64,
+    )
+    pairs: list[np.ndarray] = []  # (row, day offset)
+    for k in range(days):
+        hit = np.flatnonzero((first <= k) & ((k - first) % cadence == 0))
+        pairs.append(np.column_stack([hit, np.full(len(hit), k)]))
+    row_of = {int(v): i for i, v in enumerate(vid)}
+    extra: list[tuple[int, int]] = []
+    for venue_id, deadline in rechecks:
+        k = max(0, (deadline - start).days - recheck_lead_days)
+        if k < days and int(venue_id) in row_of:
+            extra.append((row_of[int(venue_id)], k))
+    cats = venues["category"].map(lambda c: VenueCategory(c).value).to_numpy(dtype=object)
+    villages = venues["village_id"].to_numpy(dtype=np.int64)
+    townships = venues["township_id"].to_numpy(dtype=np.int64)
+    for c in campaigns:
+        areas = list(c.area_ids)
+        sel = np.flatnonzero(
+            (cats == VenueCategory(c.category).value) & (np.isin(villages, areas) | np.isin(townships, areas))
+        )
+        for k in range(days):
+            d = start + timedelta(days=k)
+            if c.start <= d <= c.end:
+                hit = sel[(vid[sel] % c.period) == ((d - c.start).days % c.period)]
+                extra.extend((int(i), k) for i in hit)
+    both = np.unique(np.vstack([*pairs, np.array(extra, dtype=np.int64).reshape(-1, 2)]), axis=0)
+    return pd.DataFrame({"venue_id": vid[both[:, 0]], "day": both[:, 1].astype(np.int64)})
+
+
+# ---------------------------------------------------------------------------------------------
 # Replay: does risk-based planning pay?
 # ---------------------------------------------------------------------------------------------
 
@@ -548,14 +740,23 @@ _DEFAULT_RULES = CodeRules()
 class ReplayPolicy(Labelled):
     RISK = "risk", "按风险排序"
     ROUND_ROBIN = "round_robin", "固定顺序轮巡"
+    FORECAST = "forecast", "按预测分配"
 
 
 @dataclass(frozen=True, slots=True)
 class ReplayVenue:
-    """A venue and the hidden days hazards appear at it (unknown to both policies)."""
+    """A venue and the hidden days hazards appear at it (unknown to every policy).
+
+    ``rate`` and ``severity`` are the forecast's (a daily hazard rate from the model's probability,
+    :func:`domain.forecast.daily_rate`, and the expected severity weight): what FORECAST plans with.
+    ``last_visit`` is the venue's last inspection before the replay (None: never).
+    """
 
     venue: VenueToVisit
     onsets: tuple[date, ...] = ()
+    rate: float = 0.0
+    severity: float = 1.0
+    last_visit: date | None = None
 
 
 @dataclass(frozen=True)
@@ -572,6 +773,12 @@ class ReplayResult:
     red_due: int  # red venue-days on which the venue was due
     red_on_time: int  # ... and was visited that day
     final_codes: dict[SafetyCode, int] = field(default_factory=dict)
+    hazards_first_half: int = 0  # onsets in the first half of the period
+    found_first_half: int = 0  # hazards discovered in the first half
+
+    @property
+    def found_first_half_share(self) -> float:
+        return self.found_first_half / self.hazards_first_half if self.hazards_first_half else math.nan
 
     @property
     def red_on_time_share(self) -> float:
@@ -586,6 +793,9 @@ class _State:
     clean: int = 0
     code_since: date | None = None
     rectified: date | None = None
+    last: date | None = None  # last visit
+    rate: float = 0.0
+    severity: float = 1.0
 
 
 def replay(
@@ -600,6 +810,7 @@ def replay(
     rectify_days: int = 3,
     fill_spare: bool = True,
     rules: CodeRules = _DEFAULT_RULES,
+    visits_per_venue_month: float | None = None,
 ) -> ReplayResult:
     """Replay ``days`` days from ``start`` under one policy and measure how fast hidden hazards are found.
 
@@ -610,6 +821,11 @@ def replay(
     (re-checks included) and, with ``fill_spare``, spends leftover capacity on the venues due
     soonest (worse colour first), so both policies spend the same visits. ROUND_ROBIN visits each
     inspector's venues in id order, ``capacity`` a day, cycling from a seeded random offset.
+    FORECAST plans each day with :func:`plan_day` given each venue's expected hazards found by a
+    visit today (its forecast rate over the days since its last visit, times its severity weight).
+
+    ``visits_per_venue_month`` replaces ``capacity``: each inspector gets that many visits a month
+    per venue they cover, spread over the days (fractions carried, so 0.1 is honoured exactly).
     """
     policy = ReplayPolicy(policy)
     end = start + timedelta(days=days)
@@ -617,23 +833,34 @@ def replay(
     # Onsets outside the replayed period are ignored: a hazard present before the start would be
     # charged to whichever policy happens to come by first, not to its ordering.
     states = {
-        rv.venue.id: _State(rv.venue, sorted(d for d in rv.onsets if start <= d < end))
+        rv.venue.id: _State(
+            rv.venue, sorted(d for d in rv.onsets if start <= d < end),
+            last=rv.last_visit, rate=rv.rate, severity=rv.severity,
+        )
         for rv in sorted(venues, key=lambda r: r.venue.id)
-    }
-    caps = {i.id: i.capacity if i.capacity is not None else capacity for i in insp}
+    }  # fmt: skip
     # The baseline's fixed rounds use the planner's own assignment of venues to inspectors.
     owners, _ = _assign([_Need(s.venue) for s in states.values()], {i.id: i for i in insp}, {})
     rounds = {i: sorted(n.venue.id for n in lst) for i, lst in owners.items()}
+    per_day = {i.id: float(i.capacity if i.capacity is not None else capacity) for i in insp}
+    if visits_per_venue_month is not None:
+        per_day = {i: visits_per_venue_month * len(ids) / 30.0 for i, ids in rounds.items()}
     rng = np.random.default_rng(seed)
     cursor = {i: int(rng.integers(0, max(1, len(rounds[i])))) for i in rounds}
 
     delays: list[int] = []
     open_days: list[int] = []
     visits = red_due = red_on_time = 0
+    half = start + timedelta(days=days // 2)
+    found_first_half = 0
     for k in range(days):
         day = start + timedelta(days=k)
+        caps = {i: math.floor((k + 1) * c + 1e-9) - math.floor(k * c + 1e-9) for i, c in per_day.items()}
+        insp_today = [replace(i, capacity=caps[i.id]) for i in insp]
         if policy == ReplayPolicy.RISK:
-            today = _risk_visits(day, insp, states, rounds, caps, capacity, fill_spare)
+            today = _risk_visits(day, insp_today, states, rounds, caps, capacity, fill_spare)
+        elif policy == ReplayPolicy.FORECAST:
+            today = _forecast_visits(day, insp_today, states, capacity)
         else:
             today = []
             for i, ids in rounds.items():
@@ -650,6 +877,8 @@ def replay(
             found, closed = _inspect(states[vid], day, rectify_days, rules)
             delays.extend(found)
             open_days.extend(closed)
+            if day < half:
+                found_first_half += len(found)
         visits += len(seen)
 
     hazards = sum(1 for rv in venues for d in rv.onsets if start <= d < end)
@@ -660,6 +889,7 @@ def replay(
         _mean(delays), _mean(delays + undiscovered), _mean(open_days + unconfirmed + undiscovered),
         red_due, red_on_time,
         {c: sum(1 for s in states.values() if s.venue.code == c) for c in SafetyCode},
+        sum(1 for rv in venues for d in rv.onsets if start <= d < half), found_first_half,
     )  # fmt: skip
 
 
@@ -669,10 +899,11 @@ def compare_policies(
     inspectors: Sequence[Inspector],
     venues: Sequence[ReplayVenue],
     capacity: int = DEFAULT_CAPACITY,
-    **options,
+    policies: Sequence[ReplayPolicy] = tuple(ReplayPolicy),
+    **options: Any,
 ) -> dict[ReplayPolicy, ReplayResult]:
-    """:func:`replay` under both policies on the same input."""
-    return {p: replay(start, days, inspectors, venues, capacity, p, **options) for p in ReplayPolicy}
+    """:func:`replay` under each of ``policies`` (every one by default) on the same input."""
+    return {p: replay(start, days, inspectors, venues, capacity, p, **options) for p in policies}
 
 
 def _risk_visits(
@@ -684,11 +915,7 @@ def _risk_visits(
     capacity: int,
     fill_spare: bool,
 ) -> list[int]:
-    rechecks = [
-        HazardRecheck(vid * 1000 + n, vid, deadline)
-        for vid, s in states.items()
-        for n, (deadline, _) in enumerate(s.open)
-    ]
+    rechecks = _open_rechecks(states)
     plan = plan_day(day, insp, [s.venue for s in states.values()], rechecks, capacity=capacity)
     today = [v.venue_id for r in plan.routes for v in r.visits]
     if fill_spare:
@@ -703,12 +930,40 @@ def _risk_visits(
     return today
 
 
+def _open_rechecks(states: Mapping[int, _State]) -> list[HazardRecheck]:
+    """A re-check for every hazard found and not yet confirmed fixed."""
+    return [
+        HazardRecheck(vid * 1000 + n, vid, deadline)
+        for vid, s in states.items()
+        for n, (deadline, _) in enumerate(s.open)
+    ]
+
+
+#: Days since the last visit assumed for a venue never inspected before the replay.
+NEVER_VISITED_DAYS = 60
+
+
+def _forecast_visits(
+    day: date, insp: Sequence[Inspector], states: Mapping[int, _State], capacity: int
+) -> list[int]:
+    rechecks = _open_rechecks(states)
+    expected = {
+        vid: s.severity * -math.expm1(-s.rate * ((day - s.last).days if s.last else NEVER_VISITED_DAYS))
+        for vid, s in states.items()
+    }
+    plan = plan_day(
+        day, insp, [s.venue for s in states.values()], rechecks, capacity=capacity, expected=expected
+    )
+    return [v.venue_id for r in plan.routes for v in r.visits]
+
+
 def _mean(xs: list[int]) -> float:
     return float(np.mean(xs)) if xs else math.nan
 
 
 def _inspect(s: _State, day: date, rectify_days: int, rules: CodeRules) -> tuple[list[int], list[int]]:
     """One visit: find what appeared, confirm what was fixed, recolour; (discovery delays, days open)."""
+    s.last = day
     found = [d for d in s.pending if d <= day]
     s.pending = [d for d in s.pending if d > day]
     fixed = [h for h in s.open if h[0] <= day]
@@ -737,6 +992,4 @@ def _inspect(s: _State, day: date, rectify_days: int, rules: CodeRules) -> tuple
 
 
 def _with(v: VenueToVisit, code: SafetyCode, due: date) -> VenueToVisit:
-    return VenueToVisit(
-        v.id, v.name, v.grid_id, v.village_id, v.township_id, code, v.category, v.lon, v.lat, due
-    )
+    return VenueToVisit(v.id, v.name, v.grid_id, v.village_id, v.township_id, code, v.category, v.x, v.y, due)

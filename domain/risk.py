@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -17,23 +18,16 @@ from domain.vocabulary import Labelled, VenueCategory
 
 
 class RiskClass(Labelled):
-    """The five colours, worst first (重大/较大/一般/低 is the national 四色; 无明显风险 adds green)."""
+    """The five colours, worst first (重大/较大/一般/低 is the national 四色; 无明显风险 adds green), then
+    暂无数据: an area where nothing is recorded (:func:`has_data`) is not "safe", it is unknown (grey)."""
 
     RED = "red", "重大风险"
     ORANGE = "orange", "较大风险"
     YELLOW = "yellow", "一般风险"
     BLUE = "blue", "低风险"
     GREEN = "green", "无明显风险"
+    NO_DATA = "no_data", "暂无数据"
 
-
-# Display colours (RGB) of the five classes, the one place that knows them.
-CLASS_RGB: dict[RiskClass, tuple[int, int, int]] = {
-    RiskClass.RED: (214, 39, 40),
-    RiskClass.ORANGE: (255, 127, 14),
-    RiskClass.YELLOW: (240, 200, 30),
-    RiskClass.BLUE: (31, 119, 180),
-    RiskClass.GREEN: (44, 160, 44),
-}
 
 # Base risk of a venue category: hazardous chemicals and crowds weigh more than a general firm.
 CATEGORY_BASE: dict[VenueCategory, float] = {
@@ -61,6 +55,9 @@ class RiskInputs:
     overdue_inspections: int = 0  # venues past their re-check due date
     safety_events: int = 0  # safety-related events in the look-back window
     population: int = 0
+    red_venues: int = 0  # venue counts by colour (the explanation's whole numbers; no weight of their own)
+    yellow_venues: int = 0
+    green_venues: int = 0
 
     def __add__(self, other: RiskInputs) -> RiskInputs:
         return RiskInputs(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
@@ -118,11 +115,20 @@ FACTORS: list[tuple[str, str, str]] = [
 ]
 
 
+# The whole count behind a weighted input: venues by colour (the weight sums their category bases).
+COUNT_OF: dict[str, str] = {
+    "red_weight": "red_venues",
+    "yellow_weight": "yellow_venues",
+    "green_weight": "green_venues",
+}
+
+
 @dataclass(frozen=True)
 class Contribution:
     factor: str
     amount: float  # the input (count or category-weighted count)
     points: float  # its share of the score
+    count: int = 0  # the whole number of venues, hazards or events behind it
 
 
 def _scale(inputs: RiskInputs, w: RiskWeights) -> float:
@@ -133,7 +139,12 @@ def explain(inputs: RiskInputs, model: RiskModel = RiskModel()) -> list[Contribu
     """Each factor with its contribution to the score, largest first (why is this area red?)."""
     scale = _scale(inputs, model.weights)
     parts = [
-        Contribution(label, getattr(inputs, i), getattr(model.weights, w) * getattr(inputs, i) * scale)
+        Contribution(
+            label,
+            getattr(inputs, i),
+            getattr(model.weights, w) * getattr(inputs, i) * scale,
+            round(getattr(inputs, COUNT_OF.get(i, i))),
+        )
         for label, i, w in FACTORS
     ]
     return sorted(parts, key=lambda c: -c.points)
@@ -150,7 +161,9 @@ def points_many(columns: Mapping[str, np.ndarray], model: RiskModel = RiskModel(
     return sum(getattr(w, wf) * np.asarray(columns.get(i, 0), dtype=float) for _, i, wf in FACTORS)
 
 
-def score_many(columns: Mapping[str, np.ndarray], population: np.ndarray, model: RiskModel = RiskModel()) -> np.ndarray:
+def score_many(
+    columns: Mapping[str, np.ndarray], population: np.ndarray, model: RiskModel = RiskModel()
+) -> np.ndarray:
     """:func:`score` of many areas at once: ``columns`` maps each input field to an array."""
     scale = 10_000 / np.maximum(np.asarray(population, dtype=float), model.weights.min_population)
     return points_many(columns, model) * scale
@@ -169,13 +182,75 @@ def classify(value: float, thresholds: Thresholds = Thresholds()) -> RiskClass:
     return RiskClass.GREEN
 
 
+# Every input but population: when all are zero nothing is recorded for the area.
+_RECORDED = [f.name for f in fields(RiskInputs) if f.name != "population"]
+
+
+def has_data(inputs: RiskInputs) -> bool:
+    """Whether anything is recorded for the area: a coded venue, an open hazard, an overdue inspection or
+    an event in the window. Without any (no venues, no events: often no population either) its score of 0
+    means "unknown", not "safe"."""
+    return any(getattr(inputs, name) for name in _RECORDED)
+
+
+def has_data_many(columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    """:func:`has_data` of many areas: ``columns`` maps input fields to arrays (missing ones are 0)."""
+    recorded = [np.nan_to_num(np.asarray(columns[n], dtype=float)) != 0 for n in _RECORDED if n in columns]
+    return np.logical_or.reduce(recorded) if recorded else np.zeros(0, dtype=bool)
+
+
+def classify_area(value: float, inputs: RiskInputs, thresholds: Thresholds = Thresholds()) -> RiskClass:
+    """An area's class: :attr:`RiskClass.NO_DATA` when nothing is recorded, else :func:`classify`."""
+    return classify(value, thresholds) if has_data(inputs) else RiskClass.NO_DATA
+
+
+def rank_among(scores: Mapping[int, float], unit_id: int) -> tuple[int, int]:
+    """(rank, of how many) of ``unit_id`` among ``scores`` (its siblings with data, itself included), the
+    highest score first; ties share the better rank (1, 2, 2, 4)."""
+    mine = scores[unit_id]
+    return 1 + sum(1 for s in scores.values() if s > mine), len(scores)
+
+
+def class_band(cls: RiskClass, thresholds: Thresholds = Thresholds()) -> str:
+    """The score range of a class in words, e.g. "400–650 分"."""
+    t = thresholds
+    bands = {
+        RiskClass.RED: f"≥ {t.red:.0f} 分",
+        RiskClass.ORANGE: f"{t.orange:.0f}–{t.red:.0f} 分",
+        RiskClass.YELLOW: f"{t.yellow:.0f}–{t.orange:.0f} 分",
+        RiskClass.BLUE: f"{t.blue:.0f}–{t.yellow:.0f} 分",
+        RiskClass.GREEN: f"< {t.blue:.0f} 分",
+        RiskClass.NO_DATA: "无场所、无事件记录",
+    }
+    return bands[cls]
+
+
+def verdict(
+    name: str,
+    cls: RiskClass,
+    value: float,
+    parts: list[Contribution],
+    rank: tuple[int, int] | None,
+    thresholds: Thresholds = Thresholds(),
+) -> str:
+    """One Chinese sentence: the class, the score against its band, the main factor, the rank."""
+    if cls is RiskClass.NO_DATA:
+        return f"{name}暂无场所和事件记录，无法评定风险等级（不等于没有风险）。"
+    main = next((p for p in parts if p.points > 0), None)
+    because = f"，主要来自{main.factor}（{main.count} 项，{main.points:.0f} 分）" if main else ""
+    where = f"，在同级 {rank[1]} 个区域中排第 {rank[0]}" if rank and rank[1] > 1 else ""
+    return f"{name}为{cls.label}：{value:.0f} 分/万人（{cls.label}区间 {class_band(cls, thresholds)}）{because}{where}。"
+
+
 def venue_weight(category: VenueCategory | str) -> float:
     return CATEGORY_BASE[VenueCategory(category)]
 
 
 def inputs_from_mapping(row: Mapping[str, float]) -> RiskInputs:
     """RiskInputs from a mapping (a DataFrame row) holding the input fields; missing ones are 0."""
-    return RiskInputs(**{f.name: type(f.default)(row.get(f.name, 0) or 0) for f in fields(RiskInputs)})
+    kinds = {f.name: int if isinstance(f.default, int) else float for f in fields(RiskInputs)}
+    values: dict[str, Any] = {name: kind(row.get(name, 0) or 0) for name, kind in kinds.items()}
+    return RiskInputs(**values)
 
 
 def venue_points(inputs: RiskInputs, model: RiskModel = RiskModel()) -> float:

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import pandas as pd
+
 from domain.vocabulary import HazardSeverity, InspectionResult, Labelled, SafetyCode, VenueCategory
 
 # Re-check cadence in days: red daily, yellow weekly, green monthly (DOMAIN.md §2).
@@ -23,6 +25,42 @@ def next_due(code: SafetyCode, last_inspected: date) -> date:
 def overdue_days(due: date | None, today: date) -> int:
     """How many days late a visit due on ``due`` is on ``today`` (0 when not late or never scheduled)."""
     return max(0, (today - due).days) if due else 0
+
+
+#: Each colour's value (``"red"``…) from either the enum or its stored text.
+_VALUE: dict[str, str] = {c.value: c.value for c in SafetyCode}
+
+
+def on_time(visits: pd.DataFrame, changes: pd.DataFrame, current: Mapping[int, str]) -> pd.DataFrame:
+    """Whether each visit was on time, by the colour in force when the previous visit's day ended.
+
+    A visit is due the previous visit's day plus the cadence (:data:`CADENCE_DAYS`) of the colour the
+    venue had at the end of that day, and on time if made on or before it. The colour at the end of
+    a day is the last change stored up to that day's end (``changes``: ``venue_id``, ``changed_at``,
+    ``code``); a venue without one has its colour now (``current``), else green.
+
+    ``visits`` has ``venue_id``, ``day`` and ``prev_day`` (midnight timestamps); the result is the same
+    rows (in another order) with ``code`` (the colour that set the due date) and ``on_time`` added.
+    """
+    if visits.empty:
+        return visits.assign(code=pd.Series(dtype=object), on_time=pd.Series(dtype=bool))
+    end_of_day = visits["prev_day"] + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    left = visits.assign(prev_end=end_of_day.astype("datetime64[ns]")).sort_values("prev_end", kind="stable")
+    right = (
+        changes[["venue_id", "changed_at", "code"]]
+        .assign(changed_at=pd.to_datetime(changes["changed_at"], format="ISO8601").astype("datetime64[ns]"))
+        .astype({"venue_id": left["venue_id"].dtype})
+        .sort_values("changed_at", kind="stable")
+    )
+    merged = pd.merge_asof(
+        left, right, left_on="prev_end", right_on="changed_at", by="venue_id", direction="backward"
+    )
+    now = merged["venue_id"].map({v: _VALUE[c] for v, c in current.items()})
+    code = merged["code"].map(_VALUE)
+    merged["code"] = code.where(code.notna(), now).fillna(SafetyCode.GREEN.value)
+    cadence = merged["code"].map({c.value: d for c, d in CADENCE_DAYS.items()})
+    merged["on_time"] = merged["day"] <= merged["prev_day"] + pd.to_timedelta(cadence, unit="D")
+    return merged.drop(columns=["prev_end", "changed_at"])
 
 
 # ---------------------------------------------------------------------------------------------

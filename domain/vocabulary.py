@@ -14,7 +14,9 @@ class Labelled(StrEnum):
 
     label: str
 
-    def __new__(cls, value: str, label: str) -> Labelled:
+    def __new__(
+        cls, value: str, label: str = ""
+    ) -> Labelled:  # label's default: lets mypy see Enum(value) lookups
         obj = str.__new__(cls, value)
         obj._value_ = value
         obj.label = label
@@ -114,7 +116,10 @@ class EventStatus(Labelled):
     ARCHIVED = "archived", "已归档"
 
 
-# Statuses in which an event still needs someone's work (open); the rest are closed.
+# The status groups every count and filter uses (one place, as FixMyStreet's State filters):
+# OPEN still needs someone's work; CLOSED is every other status; RESOLVED are the closed ones that were
+# handled to the end (办结 and after; a reopened event is in progress, open again). Rejected is closed
+# without a resolution.
 OPEN_STATUSES: frozenset[EventStatus] = frozenset(
     {
         EventStatus.REPORTED,
@@ -123,6 +128,10 @@ OPEN_STATUSES: frozenset[EventStatus] = frozenset(
         EventStatus.RETURNED,
         EventStatus.IN_PROGRESS,
     }
+)
+CLOSED_STATUSES: frozenset[EventStatus] = frozenset(EventStatus) - OPEN_STATUSES
+RESOLVED_STATUSES: frozenset[EventStatus] = frozenset(
+    {EventStatus.RESOLVED, EventStatus.VERIFIED, EventStatus.RATED, EventStatus.ARCHIVED}
 )
 
 
@@ -175,6 +184,6 @@ ACTOR_LABELS = {"system": "系统", "simulator": "模拟数据", "anonymous": "�
 
 def actor_label(role: str | None) -> str:
     """The Chinese name of a trail row's ``actor_role`` (a :class:`Role` value or a system actor)."""
-    if role in Role._value2member_map_:
+    if role is not None and role in Role._value2member_map_:
         return Role(role).label
     return ACTOR_LABELS.get(role or "", role or "—")

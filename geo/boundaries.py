@@ -1,50 +1,141 @@
-"""Validation of a user-supplied boundary file (GeoJSON or Shapefile) of administrative units."""
+"""A user's boundary file, from bytes to checked units (EPSG:4326): reading, the column mapping, the CRS, checks.
+
+Reading (:func:`read_source`): GeoJSON, a Shapefile (``.shp`` with its siblings, or a ``.zip``; a ``.dbf``
+without ``.cpg`` is read as UTF-8 when its text is valid UTF-8, else as GBK), a GeoPackage (the first
+polygon layer, or the one named). Files up to :data:`MAX_FILE_BYTES`; GDAL's GeoJSON object-size limit
+is raised to the same figure explicitly (its default refuses a single 35 MB feature).
+
+Mapping (:class:`ColumnMapping`, :func:`suggest_mapping`): which property is the code, the name, the
+level, the parent, the population. Pre-filled for DataV-style files (``adcode``/``name``/``level``/
+``parent`` with ``{"adcode": …}``), for the project's own columns, and for name-only files (省/市/区县
+names: each feature's level is its finest filled column, its parent the next coarser, codes generated).
+
+CRS (:func:`to_wgs84`): a file without CRS in lon/lat is WGS84; without CRS in metres it is refused
+(projected coordinates); CGCS2000 (EPSG:4490) is taken as WGS84 (they differ by centimetres); other
+CRSs are reprojected; GCJ-02 is converted when the user declares it; coordinates outside lon/lat
+ranges are refused before anything is generated.
+
+Checks (:func:`validate_units`), in the shape of geopandas' ``_basic_checks``: one function per kind of
+problem — fields, each feature, duplicates, parents, containment — every problem listed with the
+feature's position, code and field, in Chinese. Nothing here reads or writes a store: the units already
+stored come in as :class:`KnownUnit`.
+"""
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
-from typing import NamedTuple
+import os
+import tempfile
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import shapely
+from pyproj import CRS
 
-from geo.crs import WGS84
-from geo.generate import LEVEL_INDEX, LEVELS
+from geo import names as _names
+from geo.crs import WGS84, gcj02_to_wgs84
+from geo.generate import LEVEL_INDEX, LEVELS, estimate_population
 
-REQUIRED_FIELDS = ("code", "name", "level", "parent_code")
+#: Largest file accepted (bytes), zipped or not; also GDAL's GeoJSON object-size limit.
+MAX_FILE_BYTES = 1 << 30
 
 #: Share of a unit's area that may lie outside its parent before it is an error. Boundary
 #: files from different sources rarely match to the metre; 0.5 % tolerates such slivers
 #: while any real misplacement is far larger.
 OUTSIDE_PARENT_TOLERANCE = 0.005
 
-#: Chinese spellings accepted for ``level``, besides the five English names.
+#: Spellings accepted for ``level`` besides the five English names (Chinese, and DataV's English).
 LEVEL_ALIASES = {
     "市": "city",
     "地级市": "city",
+    "地级": "city",
     "区县": "county",
     "县区": "county",
     "县": "county",
     "区": "county",
     "县级": "county",
+    "district": "county",
     "乡镇": "township",
     "乡镇街道": "township",
     "街道": "township",
     "乡": "township",
     "镇": "township",
+    "乡级": "township",
+    "street": "township",
+    "town": "township",
     "村": "village",
     "社区": "village",
     "村社区": "village",
     "村居": "village",
+    "村级": "village",
     "网格": "grid",
 }
+#: Levels above the five: named in the refusal so the user knows why.
+UNSUPPORTED_LEVELS = {"province": "省级", "省": "省级", "省级": "省级", "country": "国家级", "国家": "国家级"}
 
+CRS_AUTO = "auto"
+CRS_GCJ02 = "gcj02"
 
-#: Other spellings of the field names: a Shapefile (dBase) cuts names to 10 characters.
-FIELD_ALIASES = {"parent_cod": "parent_code", "parentcode": "parent_code", "pcode": "parent_code"}
+PARENT_AUTO = "auto"  # a top unit's parent is in the file or the store, or it has none
+PARENT_CREATE = "create"  # the parent is made from the union of the file's top units
+PARENT_NONE = "none"  # the file's top units become top units of the store
+
+# Column names each field is looked for under (lower case), best first.
+_CANDIDATES: dict[str, list[str]] = {
+    "code": [
+        "code",
+        "adcode",
+        "区划代码",
+        "行政区划代码",
+        "区划编码",
+        "编码",
+        "代码",
+        "xzqdm",
+        "gbcode",
+        "admin_code",
+    ],
+    "name": ["name", "名称", "区划名称", "单位名称", "xzqmc", "name_chn", "cname"],
+    "level": ["level", "级别", "层级", "行政级别", "jb"],
+    "parent": [
+        "parent_code",
+        "parent_cod",
+        "parentcode",
+        "pcode",
+        "上级编码",
+        "上级代码",
+        "上级区划代码",
+        "parent",
+    ],
+    "population": ["population", "pop", "人口", "常住人口", "户籍人口", "总人口", "rk"],
+    "kind": ["kind", "类型"],
+}
+# Name-only files: one column of names per level (coarse to fine).
+_LEVEL_COLUMNS: dict[str, list[str]] = {
+    "province": ["province", "省", "省份", "省名", "省级", "provname", "prov_name"],
+    "city": ["city", "市", "地级市", "市名", "地市", "cityname", "city_name"],
+    "county": [
+        "district",
+        "county",
+        "区县",
+        "县区",
+        "县",
+        "区",
+        "县名",
+        "区县名",
+        "countyname",
+        "county_name",
+    ],
+    "township": ["town", "township", "street", "乡镇", "街道", "乡镇街道", "乡镇名", "townname", "town_name"],
+    "village": ["village", "村", "社区", "村社区", "村名", "villname", "village_name"],
+}
 
 
 class BoundaryError(NamedTuple):
@@ -56,33 +147,295 @@ class BoundaryError(NamedTuple):
     field: str | None
     reason: str
 
+    def where(self) -> str:
+        """第 n 个要素 / 文件, as the user reads it."""
+        return "文件" if self.feature_index is None else f"第 {self.feature_index + 1} 个要素"
+
+
+@dataclass(frozen=True)
+class KnownUnit:
+    """A unit already in the store, as the checks need it (a parent of the file's top units)."""
+
+    code: str
+    level: str
+    name: str = ""
+    geometry: Any = None
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which property of the file holds what. None: not in the file.
+
+    ``fixed_level`` is every feature's level when there is no level column; ``parent_is_name`` says the
+    parent column holds the parent's name (resolved within the file); ``names_by_level`` (name-only files)
+    lists (level, column) coarse to fine: each feature's level is its finest filled column, its name that
+    value, its parent the next coarser one. Without a code column codes are generated (``code_prefix``
+    then two digits per top unit, parent code + two or three digits below, in name order).
+    """
+
+    code: str | None = None
+    name: str | None = None
+    level: str | None = None
+    fixed_level: str | None = None
+    parent: str | None = None
+    parent_is_name: bool = False
+    population: str | None = None
+    kind: str | None = None
+    names_by_level: tuple[tuple[str, str], ...] = ()
+    code_prefix: str = "N"
+    style: str = "standard"  # how it was guessed: standard / datav / names
+
+    def columns(self) -> list[str]:
+        cols = [self.code, self.name, self.level, self.parent, self.population, self.kind]
+        return [c for c in cols if c] + [c for _, c in self.names_by_level]
+
+
+@dataclass(frozen=True)
+class ParentChoice:
+    """What the file's top units hang under: :data:`PARENT_AUTO` (their parent code is in the file or the
+    store; none given: they are top units), :data:`PARENT_CREATE` (a parent made from their union, with
+    ``code``/``name``, by default the common parent code / parent name the file gives), or
+    :data:`PARENT_NONE` (they become top units whatever the file says)."""
+
+    mode: str = PARENT_AUTO
+    code: str | None = None
+    name: str | None = None
+
+
+@dataclass
+class SourceFile:
+    """A file as read: its features with their own properties (CRS as the file declares it)."""
+
+    frame: gpd.GeoDataFrame
+    name: str
+    format: str  # GeoJSON / Shapefile / GeoPackage
+    notes: list[str] = field(default_factory=list)
+    layers: list[str] = field(default_factory=list)
+
+    @property
+    def properties(self) -> list[str]:
+        return [str(c) for c in self.frame.columns if c != self.frame.geometry.name]
+
 
 @dataclass
 class BoundaryCheck:
-    """Result of a validation: ``units`` (EPSG:4326) when there are no errors, else None."""
+    """Result of a validation: ``units`` (EPSG:4326; code, name, level, parent_code, population, kind,
+    geometry) when there are no errors, else None; ``notes`` say what was assumed or converted."""
 
     units: gpd.GeoDataFrame | None
     errors: list[BoundaryError] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    estimated: list[str] = field(default_factory=list)  # codes whose population was estimated
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
 
-def read_boundaries(source) -> BoundaryCheck:
-    """Read and validate a boundary file: a path (GeoJSON, .shp, or a zipped Shapefile) or
-    a file-like object. Nothing is written anywhere.
+# --------------------------------------------------------------------------------------------- reading
 
-    The file must have fields ``code``, ``name``, ``level`` (city/county/township/village/
-    grid or 市/区县/乡镇/村社区/网格) and ``parent_code`` (``parent_cod`` in a Shapefile,
-    whose field names stop at 10 characters); ``population`` and ``kind`` are optional.
-    See :func:`validate_units` for the checks.
+
+def read_source(
+    source, *, filename: str | None = None, max_bytes: int = MAX_FILE_BYTES, layer: str | None = None
+) -> tuple[SourceFile | None, list[BoundaryError]]:
+    """Read a boundary file: a path, bytes (``filename`` gives the format), or a file object (an upload).
+
+    Nothing is written anywhere. A file over ``max_bytes`` (or a zip unpacking to more) is refused
+    before it is parsed.
     """
     try:
-        gdf = gpd.read_file(source)
-    except Exception as exc:  # any reader failure is the user's file, reported not raised
-        return BoundaryCheck(None, [BoundaryError(None, None, None, f"无法读取文件: {exc}")])
-    return validate_units(gdf)
+        name, data, path = _materialise(source, filename)
+    except OSError as exc:
+        return None, [BoundaryError(None, None, None, f"无法读取文件: {exc}")]
+    size = len(data) if data is not None else os.path.getsize(path)  # type: ignore[arg-type]
+    if size > max_bytes:
+        return None, [_oversized(size, max_bytes)]
+    if size == 0:
+        return None, [BoundaryError(None, None, None, "文件为空")]
+    with tempfile.TemporaryDirectory(prefix="boundaries-") as tmp:
+        if data is not None:
+            path = Path(tmp) / (Path(name).name or "upload")
+            if not path.suffix:
+                path = path.with_suffix(_sniff(data))
+            path.write_bytes(data)
+        assert path is not None
+        try:
+            found, problem = _dataset(Path(path), Path(tmp), max_bytes, layer)
+        except (OSError, zipfile.BadZipFile) as exc:
+            return None, [BoundaryError(None, None, None, f"无法读取文件: {exc}")]
+        if problem is not None:
+            return None, [problem]
+        assert found is not None
+        dataset, kind, layer_name, layers, notes = found
+        encoding = None
+        if kind == "Shapefile" and not dataset.with_suffix(".cpg").exists():
+            encoding = _dbf_encoding(dataset.with_suffix(".dbf"))
+            if encoding == "GBK":
+                notes.append("未找到 .cpg 文件，属性按 GBK 编码读取")
+        _allow_large_geojson(max_bytes)
+        try:
+            frame = gpd.read_file(dataset, layer=layer_name, encoding=encoding)
+        except Exception as exc:  # any reader failure is the user's file, reported not raised
+            return None, [BoundaryError(None, None, None, f"无法读取文件: {exc}")]
+    return SourceFile(frame, name, kind, notes, layers), []
+
+
+def _oversized(size: int, max_bytes: int) -> BoundaryError:
+    return BoundaryError(
+        None,
+        None,
+        None,
+        f"文件过大（{size / 2**20:.0f} MB），上限为 {max_bytes / 2**20:.0f} MB：请拆分后分批导入",
+    )
+
+
+def _materialise(source, filename: str | None) -> tuple[str, bytes | None, Path | None]:
+    """(file name, its bytes or None, its path on disk or None)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise OSError(f"找不到文件 {path}")
+        return path.name, None, path
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return filename or "upload", bytes(source), None
+    data = source.getvalue() if hasattr(source, "getvalue") else source.read()
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return filename or str(getattr(source, "name", "") or "upload"), bytes(data), None
+
+
+def _sniff(data: bytes) -> str:
+    if data[:2] == b"PK":
+        return ".zip"
+    if data[:16].startswith(b"SQLite format 3"):
+        return ".gpkg"
+    return ".geojson"
+
+
+def _dataset(path: Path, tmp: Path, max_bytes: int, layer: str | None):
+    """((dataset path, format, layer, layers, notes), None) or (None, the problem)."""
+    suffix = path.suffix.lower()
+    notes: list[str] = []
+    if suffix == ".zip":
+        with zipfile.ZipFile(path) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            if sum(m.file_size for m in members) > max_bytes:
+                return None, _oversized(sum(m.file_size for m in members), max_bytes)
+            for m in members:
+                target = (tmp / "unzipped" / m.filename).resolve()
+                if not str(target).startswith(str((tmp / "unzipped").resolve())):
+                    return None, BoundaryError(None, None, None, f"压缩包中的路径无效: {m.filename}")
+            zf.extractall(tmp / "unzipped")
+        inside = sorted(p for p in (tmp / "unzipped").rglob("*") if p.is_file() and "__MACOSX" not in p.parts)
+        for wanted in (".shp", ".gpkg", ".geojson", ".json"):
+            hits = [p for p in inside if p.suffix.lower() == wanted]
+            if layer and wanted == ".shp":
+                hits = [p for p in hits if p.stem == layer] or hits
+            if hits:
+                if len(hits) > 1:
+                    notes.append(f"压缩包中有 {len(hits)} 个{wanted}文件，读取的是 {hits[0].name}")
+                return _dataset_of(hits[0], layer if wanted == ".gpkg" else None, notes)
+        return None, BoundaryError(None, None, None, "压缩包中没有 .shp、.gpkg 或 .geojson 文件")
+    if suffix == ".shp" and not path.with_suffix(".dbf").exists() and not path.with_suffix(".DBF").exists():
+        notes.append("未找到 .dbf 文件：没有属性")
+    return _dataset_of(path, layer, notes)
+
+
+def _dataset_of(path: Path, layer: str | None, notes: list[str]):
+    suffix = path.suffix.lower()
+    if suffix == ".shp":
+        return (path, "Shapefile", None, [], notes), None
+    if suffix == ".gpkg":
+        listed = [(str(n), str(t or "")) for n, t in pyogrio.list_layers(path)]
+        polygonal = [n for n, t in listed if "polygon" in t.lower()]
+        if layer is not None:
+            if layer not in {n for n, _ in listed}:
+                return None, BoundaryError(None, None, None, f"GeoPackage 中没有图层 {layer}")
+            chosen = layer
+        elif polygonal:
+            chosen = polygonal[0]
+        else:
+            return None, BoundaryError(None, None, None, "GeoPackage 中没有面图层 (Polygon/MultiPolygon)")
+        if len(polygonal) > 1:
+            notes.append(f"GeoPackage 有 {len(polygonal)} 个面图层，读取的是 {chosen}")
+        return (path, "GeoPackage", chosen, polygonal, notes), None
+    return (path, "GeoJSON", None, [], notes), None
+
+
+def _dbf_encoding(dbf: Path) -> str | None:
+    """UTF-8 or GBK for a .dbf without .cpg: its field names and records decoded as UTF-8 or not."""
+    if not dbf.exists():
+        return None
+    data = dbf.read_bytes()
+    if len(data) < 32:
+        return None
+    n_records = int.from_bytes(data[4:8], "little")
+    header = int.from_bytes(data[8:10], "little")
+    record = int.from_bytes(data[10:12], "little")
+    names = b"".join(data[i : i + 11].split(b"\0")[0] for i in range(32, max(32, header - 1), 32))
+    blob = names + data[header : header + n_records * record]
+    if blob.isascii():
+        return None
+    try:
+        blob.decode("utf-8")
+    except UnicodeDecodeError:
+        return "GBK"
+    return "UTF-8"
+
+
+def _allow_large_geojson(max_bytes: int) -> None:
+    # GDAL refuses a GeoJSON object above OGR_GEOJSON_MAX_OBJ_SIZE (MB; a single 35 MB feature failed at
+    # the default here): raised to the file limit, the one size rule.
+    pyogrio.set_gdal_config_options({"OGR_GEOJSON_MAX_OBJ_SIZE": str(max_bytes // 2**20 + 1)})
+
+
+# --------------------------------------------------------------------------------------------- mapping
+
+
+def _find(columns: Sequence[str], candidates: Sequence[str]) -> str | None:
+    by_low: dict[str, str] = {}
+    for c in columns:
+        by_low.setdefault(str(c).strip().lower(), c)
+    for cand in candidates:
+        if cand in by_low:
+            return by_low[cand]
+    return None
+
+
+def suggest_mapping(frame: pd.DataFrame) -> ColumnMapping:
+    """The mapping a person would most likely choose for this file (pre-filled in the mapping step)."""
+    geometry = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) else None
+    cols = [str(c) for c in frame.columns if c != geometry]
+    found = {key: _find(cols, cands) for key, cands in _CANDIDATES.items()}
+    if found["code"] is not None and str(found["code"]).lower() == "adcode":
+        return ColumnMapping(
+            code=found["code"],
+            name=found["name"],
+            level=found["level"],
+            fixed_level=None if found["level"] else "county",
+            parent=found["parent"],
+            population=found["population"],
+            kind=found["kind"],
+            style="datav",
+        )
+    by_level = {lv: _find(cols, cands) for lv, cands in _LEVEL_COLUMNS.items()}
+    named = [(lv, c) for lv, c in by_level.items() if c is not None and lv != "province"]
+    if found["code"] is None and named:
+        finest = LEVEL_INDEX[named[-1][0]]
+        plain = found["name"]
+        if plain is not None and plain not in {c for _, c in named} and finest + 1 < len(LEVELS):
+            named.append((LEVELS[finest + 1], plain))
+        return ColumnMapping(
+            names_by_level=tuple(named), population=found["population"], kind=found["kind"], style="names"
+        )
+    return ColumnMapping(
+        code=found["code"],
+        name=found["name"],
+        level=found["level"],
+        parent=found["parent"],
+        population=found["population"],
+        kind=found["kind"],
+    )
 
 
 def _text(value) -> str | None:
@@ -96,16 +449,251 @@ def _text(value) -> str | None:
             return str(int(value))
     if isinstance(value, (int, np.integer)):
         return str(int(value))
+    if np.ndim(value) == 0 and pd.isna(value):
+        return None
     text = str(value).strip()
     return text or None
 
 
-def _level(value) -> str | None:
+def _parent_text(value) -> str | None:
+    """A parent reference: text, or DataV's ``{"adcode": 330800}`` (an object, or its JSON text)."""
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return _text(value)
+    if isinstance(value, Mapping):
+        for key in ("adcode", "code", "parent_code"):
+            if key in value:
+                return _text(value[key])
+        return None
+    return _text(value) if np.ndim(value) == 0 else None
+
+
+def level_of(value) -> str | None:
+    """One of the five level names for a level value (English, Chinese, DataV), else None."""
     text = _text(value)
     if text is None:
         return None
     low = text.lower()
-    return low if low in LEVEL_INDEX else LEVEL_ALIASES.get(text)
+    return low if low in LEVEL_INDEX else LEVEL_ALIASES.get(low, LEVEL_ALIASES.get(text))
+
+
+@dataclass
+class _Mapped:
+    """The file's values under the project's field names, one list per field, one entry per feature."""
+
+    codes: list[str | None]
+    names: list[str | None]
+    raw_levels: list[Any]
+    levels: list[str | None]
+    parents: list[str | None]
+    parent_names: list[str | None]
+    populations: list[Any]
+    kinds: list[str | None]
+    generated_codes: bool = False
+
+
+def _check_fields(frame: gpd.GeoDataFrame, m: ColumnMapping) -> list[BoundaryError]:
+    """File-level: every mapped column exists, and the mapping says where code, name and level are."""
+    cols = {str(c) for c in frame.columns if c != frame.geometry.name}
+    errors = []
+    for key, col in (
+        ("code", m.code),
+        ("name", m.name),
+        ("level", m.level),
+        ("parent_code", m.parent),
+        ("population", m.population),
+        ("kind", m.kind),
+    ):
+        if col is not None and col not in cols:
+            errors.append(BoundaryError(None, None, key, f"文件中没有字段 {col}"))
+    for _, col in m.names_by_level:
+        if col not in cols:
+            errors.append(BoundaryError(None, None, "name", f"文件中没有字段 {col}"))
+    if m.names_by_level:
+        return errors
+    if m.code is None and m.parent is not None and not m.parent_is_name:
+        errors.append(BoundaryError(None, None, "code", "缺少字段 code"))
+    if m.name is None:
+        errors.append(BoundaryError(None, None, "name", "缺少字段 name"))
+    if m.level is None and m.fixed_level is None:
+        errors.append(BoundaryError(None, None, "level", "缺少字段 level（或为全部要素指定一个级别）"))
+    if m.fixed_level is not None and m.fixed_level not in LEVEL_INDEX:
+        errors.append(BoundaryError(None, None, "level", f"级别无效: {m.fixed_level}"))
+    return errors
+
+
+def _map_values(frame: gpd.GeoDataFrame, m: ColumnMapping) -> _Mapped:
+    n = len(frame)
+
+    def col(name: str | None) -> list:
+        return list(frame[name]) if name is not None else [None] * n
+
+    if m.names_by_level:
+        names: list[str | None] = [None] * n
+        levels: list[str | None] = [None] * n
+        parent_names: list[str | None] = [None] * n
+        table = [(lv, [_text(v) for v in frame[c]]) for lv, c in m.names_by_level]
+        for i in range(n):
+            filled = [(lv, vals[i]) for lv, vals in table if vals[i] is not None]
+            if filled:
+                levels[i], names[i] = filled[-1]
+                parent_names[i] = filled[-2][1] if len(filled) > 1 else None
+        return _Mapped(
+            [None] * n,
+            names,
+            list(levels),
+            levels,
+            [None] * n,
+            parent_names,
+            col(m.population),
+            [_text(v) for v in col(m.kind)],
+        )
+    raw_levels = col(m.level) if m.level is not None else [m.fixed_level] * n
+    parents = [_parent_text(v) for v in col(m.parent)]
+    return _Mapped(
+        [_text(v) for v in col(m.code)],
+        [_text(v) for v in col(m.name)],
+        raw_levels,
+        [level_of(v) for v in raw_levels],
+        [None] * n if m.parent_is_name else parents,
+        parents if m.parent_is_name else [None] * n,
+        col(m.population),
+        [_text(v) for v in col(m.kind)],
+    )
+
+
+def _resolve_names(v: _Mapped, m: ColumnMapping) -> list[BoundaryError]:
+    """Parents given by name → codes (within the file); codes generated where the file has none."""
+    errors: list[BoundaryError] = []
+    n = len(v.names)
+    by_name: dict[tuple[str, str], list[int]] = {}
+    for i in range(n):
+        if v.levels[i] is not None and v.names[i] is not None:
+            by_name.setdefault((v.levels[i], v.names[i]), []).append(i)  # type: ignore[arg-type]
+    parent_row: list[int | None] = [None] * n
+    for i in range(n):
+        pname, level = v.parent_names[i], v.levels[i]
+        if pname is None or level is None or LEVEL_INDEX[level] == 0:
+            continue
+        rows = by_name.get((LEVELS[LEVEL_INDEX[level] - 1], pname), [])
+        if len(rows) > 1:
+            errors.append(
+                BoundaryError(i, v.codes[i], "parent_code", f"上级名称 {pname} 在文件中出现 {len(rows)} 次")
+            )
+        elif rows:
+            parent_row[i] = rows[0]
+    if all(c is None for c in v.codes):
+        v.generated_codes = True
+        order = sorted(range(n), key=lambda i: (LEVEL_INDEX.get(v.levels[i] or "", 9), v.names[i] or "", i))
+        seq: dict[Any, int] = {}
+        for i in order:
+            p = parent_row[i]
+            key: object
+            if p is not None and v.codes[p] is not None:
+                key, width = v.codes[p], 2 if v.levels[i] == "county" else 3
+            else:
+                key, width = (m.code_prefix, v.levels[i]), 2
+            seq[key] = seq.get(key, 0) + 1
+            prefix = v.codes[p] if p is not None and v.codes[p] is not None else m.code_prefix
+            v.codes[i] = f"{prefix}{seq[key]:0{width}d}"
+    for i in range(n):
+        p = parent_row[i]
+        if p is not None:
+            v.parents[i] = v.codes[p]
+    return errors
+
+
+# --------------------------------------------------------------------------------------------- CRS
+
+
+def _lonlat(bounds) -> bool:
+    minx, miny, maxx, maxy = bounds
+    return bool(np.all(np.isfinite(bounds)) and -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90)
+
+
+def to_wgs84(
+    gdf: gpd.GeoDataFrame, declared: str = CRS_AUTO
+) -> tuple[gpd.GeoDataFrame | None, list[str], BoundaryError | None]:
+    """(the frame in EPSG:4326, notes on what was assumed or converted, the problem or None).
+
+    ``declared``: :data:`CRS_AUTO` (the file's own CRS), :data:`CRS_GCJ02` (the file's lon/lat are GCJ-02,
+    as 高德/腾讯/DataV data are) or any CRS pyproj understands (``EPSG:4549``), overriding the file's.
+    """
+    declared = (declared or CRS_AUTO).strip()
+    notes: list[str] = []
+    crs = gdf.crs
+    if declared.lower() not in (CRS_AUTO, CRS_GCJ02):
+        try:
+            crs = CRS.from_user_input(declared)
+        except Exception:
+            return (
+                None,
+                notes,
+                BoundaryError(None, None, "geometry", f"无法识别坐标系 {declared}（请填写如 EPSG:4549）"),
+            )
+        gdf = gdf.set_crs(crs, allow_override=True)
+        notes.append(f"按指定坐标系 {crs.name} 读取")
+    bounds = gdf.total_bounds
+    shown = ", ".join(f"{b:.6g}" for b in bounds)
+    if crs is None:
+        if not _lonlat(bounds):
+            return (
+                None,
+                notes,
+                BoundaryError(
+                    None,
+                    None,
+                    "geometry",
+                    f"文件没有坐标参考系 (CRS)，且坐标不是经纬度（范围 {shown}），看起来是投影坐标（米）："
+                    "请在「坐标系」中填写文件所用的 EPSG 编号（如 CGCS2000 3 度带 EPSG:4549）",
+                ),
+            )
+        notes.append("文件未声明坐标系，坐标在经纬度范围内，按 WGS84 经纬度读取")
+        gdf = gdf.set_crs(WGS84)
+    elif crs.is_geographic:
+        if not _lonlat(bounds):
+            return (
+                None,
+                notes,
+                BoundaryError(
+                    None,
+                    None,
+                    "geometry",
+                    f"文件声明为经纬度坐标（{crs.name}），但坐标超出经纬度范围（{shown}），看起来是投影坐标（米）："
+                    "请在「坐标系」中填写文件实际所用的 EPSG 编号",
+                ),
+            )
+        epsg = crs.to_epsg()
+        if epsg == 4490:
+            notes.append("坐标系为 CGCS2000 (EPSG:4490)：与 WGS84 相差在厘米级，按 WGS84 处理")
+            gdf = gdf.set_crs(WGS84, allow_override=True)
+        elif epsg != 4326:
+            try:
+                gdf = gdf.to_crs(WGS84)
+            except Exception as exc:
+                return None, notes, BoundaryError(None, None, "geometry", f"无法转换到 WGS84 经纬度: {exc}")
+            notes.append(f"已从 {crs.name} 转换为 WGS84 经纬度")
+    else:
+        try:
+            gdf = gdf.to_crs(WGS84)
+        except Exception as exc:  # an unusable CRS definition in the file
+            return None, notes, BoundaryError(None, None, "geometry", f"无法转换到 WGS84 经纬度: {exc}")
+        epsg = crs.to_epsg()
+        notes.append(f"已从投影坐标系 {crs.name}{f'（EPSG:{epsg}）' if epsg else ''}转换为 WGS84 经纬度")
+    if declared.lower() == CRS_GCJ02:
+
+        def unshift(coords: np.ndarray) -> np.ndarray:
+            lon, lat = gcj02_to_wgs84(coords[:, 0], coords[:, 1])
+            return np.column_stack([lon, lat])
+
+        gdf = gdf.set_geometry(gpd.GeoSeries(shapely.transform(gdf.geometry.values, unshift), crs=WGS84))
+        notes.append("已按 GCJ-02（高德/腾讯/DataV 坐标）转换为 WGS84（偏移约数百米）")
+    return gdf, notes, None
+
+
+# --------------------------------------------------------------------------------------------- checks
 
 
 def _population(value) -> tuple[int | None, bool]:
@@ -121,88 +709,31 @@ def _population(value) -> tuple[int | None, bool]:
     return int(number), True
 
 
-def _to_wgs84(gdf: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame | None, BoundaryError | None]:
-    if gdf.crs is None:
-        minx, miny, maxx, maxy = gdf.total_bounds
-        if (
-            all(np.isfinite([minx, miny, maxx, maxy]))
-            and -180 <= minx <= maxx <= 180
-            and -90 <= miny <= maxy <= 90
-        ):
-            return gdf.set_crs(WGS84), None
-        return None, BoundaryError(None, None, "geometry", "文件没有坐标参考系 (CRS)，且坐标不是经纬度")
-    if gdf.crs.equals(WGS84):
-        return gdf, None
-    try:
-        return gdf.to_crs(WGS84), None
-    except Exception as exc:  # an unusable CRS definition in the file
-        return None, BoundaryError(None, None, "geometry", f"无法转换到 WGS84 经纬度: {exc}")
-
-
-def validate_units(gdf: gpd.GeoDataFrame) -> BoundaryCheck:
-    """Check units already read into a GeoDataFrame; every bad feature is reported.
-
-    Checks: required fields present and filled (缺少字段), level one of the five,
-    codes unique (编码重复), geometry present, polygonal and valid (几何无效, with GEOS'
-    explanation), population a non-negative integer, parent code known (未知的上级编码)
-    unless the unit is at the file's top level (a district file refers to a city outside
-    it), level exactly one below the parent's, and at most OUTSIDE_PARENT_TOLERANCE of a
-    unit's area outside its parent (超出上级范围). A file without CRS is taken as WGS84 when
-    its coordinates fit lon/lat, otherwise it is an error; another CRS is reprojected.
-    """
+def _check_features(
+    v: _Mapped, geoms: np.ndarray, m: ColumnMapping
+) -> tuple[list[BoundaryError], np.ndarray, list]:
+    """Per feature: code, name and level filled and valid, population a non-negative integer, geometry
+    present, polygonal, valid and within lon/lat ranges. Returns (errors, geometry ok, populations)."""
     errors: list[BoundaryError] = []
-    if len(gdf) == 0:
-        return BoundaryCheck(None, [BoundaryError(None, None, None, "文件中没有要素")])
-    renames = {}
-    for col in gdf.columns:
-        if col == gdf.geometry.name:
-            continue
-        key = str(col).strip().lower()
-        key = FIELD_ALIASES.get(key, key)
-        if key not in gdf.columns and key not in renames.values():
-            renames[col] = key
-    gdf = gdf.rename(columns=renames)
-    gdf, crs_error = _to_wgs84(gdf.reset_index(drop=True))
-    if crs_error is not None:
-        return BoundaryCheck(None, [crs_error])
-    for name in REQUIRED_FIELDS:
-        if name not in gdf.columns:
-            errors.append(BoundaryError(None, None, name, f"缺少字段 {name}"))
-
-    n = len(gdf)
-
-    def column(name: str) -> list:
-        return list(gdf[name]) if name in gdf.columns else [None] * n
-
-    codes = [_text(v) for v in column("code")]
-    names = [_text(v) for v in column("name")]
-    raw_levels = column("level")
-    levels = [_level(v) for v in raw_levels]
-    parents = [_text(v) for v in column("parent_code")]
-    geoms = np.asarray(gdf.geometry.values, dtype=object)
-    has_pop = "population" in gdf.columns
+    n = len(v.names)
+    ok = np.zeros(n, dtype=bool)
     pops: list[int | None] = [None] * n
-
-    geom_ok = np.zeros(n, dtype=bool)
     for i in range(n):
-        code = codes[i]
-        if "code" in gdf.columns and code is None:
+        code = v.codes[i]
+        if m.code is not None and code is None:
             errors.append(BoundaryError(i, None, "code", "缺少字段 code"))
-        if "name" in gdf.columns and names[i] is None:
+        if v.names[i] is None:
             errors.append(BoundaryError(i, code, "name", "缺少字段 name"))
-        if "level" in gdf.columns:
-            if _text(raw_levels[i]) is None:
-                errors.append(BoundaryError(i, code, "level", "缺少字段 level"))
-            elif levels[i] is None:
-                errors.append(
-                    BoundaryError(
-                        i, code, "level", f"级别无效: {raw_levels[i]}（应为 {'/'.join(LEVELS)} 之一）"
-                    )
-                )
-        if has_pop:
-            pops[i], ok = _population(gdf["population"].iloc[i])
-            if not ok:
-                errors.append(BoundaryError(i, code, "population", "人口必须为非负整数"))
+        raw = _text(v.raw_levels[i])
+        if raw is None:
+            errors.append(BoundaryError(i, code, "level", "缺少字段 level"))
+        elif v.levels[i] is None:
+            above = UNSUPPORTED_LEVELS.get(raw.lower(), UNSUPPORTED_LEVELS.get(raw))
+            why = f"{above}单元不在市-县-乡-村-网格五级之内" if above else f"应为 {'/'.join(LEVELS)} 之一"
+            errors.append(BoundaryError(i, code, "level", f"级别无效: {raw}（{why}）"))
+        pops[i], good = _population(v.populations[i])
+        if not good:
+            errors.append(BoundaryError(i, code, "population", "人口必须为非负整数"))
         geom = geoms[i]
         if geom is None or shapely.is_empty(geom):
             errors.append(BoundaryError(i, code, "geometry", "几何为空"))
@@ -212,12 +743,23 @@ def validate_units(gdf: gpd.GeoDataFrame) -> BoundaryCheck:
                     i, code, "geometry", f"几何类型应为面 (Polygon/MultiPolygon)，实际为 {geom.geom_type}"
                 )
             )
+        elif not _lonlat(shapely.bounds(geom)):
+            errors.append(
+                BoundaryError(i, code, "geometry", "坐标超出经纬度范围（经度 -180～180，纬度 -90～90）")
+            )
         elif not shapely.is_valid(geom):
             errors.append(BoundaryError(i, code, "geometry", f"几何无效: {shapely.is_valid_reason(geom)}"))
         else:
-            geom_ok[i] = True
+            ok[i] = True
+    return errors, ok, pops
 
-    # Duplicates: every occurrence is reported, so the user sees all the rows to fix.
+
+def _check_duplicates(
+    codes: Sequence[str | None], known: Mapping[str, KnownUnit] | None
+) -> tuple[list[BoundaryError], dict[str, int]]:
+    """Every occurrence of a repeated code (so the user sees all rows to fix), and codes already in the
+    store. Returns (errors, code → row of each unique code)."""
+    errors: list[BoundaryError] = []
     seen: dict[str, list[int]] = {}
     for i, code in enumerate(codes):
         if code is not None:
@@ -228,72 +770,308 @@ def validate_units(gdf: gpd.GeoDataFrame) -> BoundaryCheck:
             errors.extend(BoundaryError(i, code, "code", f"编码重复（共 {len(rows)} 处）") for i in rows)
         else:
             index_of[code] = rows[0]
+            if known is not None and code in known:
+                errors.append(
+                    BoundaryError(
+                        rows[0], code, "code", "编码已在数据库中（如需替换现有区划，请选择「替换现有区划」）"
+                    )
+                )
+    return errors, index_of
 
-    ranks = [LEVEL_INDEX[lv] for lv in levels if lv is not None]
+
+def _check_parents(
+    v: _Mapped, index_of: Mapping[str, int], known: Mapping[str, KnownUnit] | None, choice: ParentChoice
+) -> tuple[list[BoundaryError], list[int | None], list[KnownUnit | None]]:
+    """Each unit's parent exists (in the file, or the store for a top unit) and sits one level above.
+
+    A top unit (at the file's highest level) may name a parent outside the file: it must be in the store
+    unless the choice creates it or drops it; ``known`` None (no store consulted) leaves it unchecked.
+    Returns (errors, parent row in the file, parent in the store) per feature.
+    """
+    errors: list[BoundaryError] = []
+    n = len(v.codes)
+    ranks = [LEVEL_INDEX[lv] for lv in v.levels if lv is not None]
     top = min(ranks) if ranks else None
     parent_row: list[int | None] = [None] * n
-    if "parent_code" in gdf.columns:
-        for i in range(n):
-            code, parent, level = codes[i], parents[i], levels[i]
-            if level is None:
-                continue
-            if parent is None:
-                if LEVEL_INDEX[level] != top:
-                    errors.append(BoundaryError(i, code, "parent_code", "缺少上级编码"))
-                continue
-            if parent == code:
-                errors.append(BoundaryError(i, code, "parent_code", "上级编码不能是自身"))
-                continue
-            if parent not in index_of:
-                if parent in seen:  # duplicated parent, already reported
-                    continue
-                if LEVEL_INDEX[level] != top:
-                    errors.append(BoundaryError(i, code, "parent_code", f"未知的上级编码 {parent}"))
-                continue
+    parent_known: list[KnownUnit | None] = [None] * n
+    seen = {c for c in v.codes if c is not None}
+    for i in range(n):
+        code, parent, level = v.codes[i], v.parents[i], v.levels[i]
+        if level is None:
+            continue
+        is_top = LEVEL_INDEX[level] == top
+        if parent is None:
+            if not is_top and v.parent_names[i] is None:
+                errors.append(BoundaryError(i, code, "parent_code", "缺少上级编码"))
+            elif not is_top:
+                errors.append(BoundaryError(i, code, "parent_code", f"上级 {v.parent_names[i]} 不在文件中"))
+            continue
+        if parent == code:
+            errors.append(BoundaryError(i, code, "parent_code", "上级编码不能是自身"))
+            continue
+        if parent in index_of:
             j = index_of[parent]
-            parent_level = levels[j]
+            parent_level = v.levels[j]
             if parent_level is not None and LEVEL_INDEX[level] != LEVEL_INDEX[parent_level] + 1:
-                expected = LEVELS[LEVEL_INDEX[parent_level] + 1] if parent_level != "grid" else "（无）"
-                errors.append(
-                    BoundaryError(
-                        i,
-                        code,
-                        "level",
-                        f"级别与上级不匹配: 上级 {parent} 为 {parent_level}，本单位应为 {expected}",
-                    )
-                )
+                errors.append(_level_mismatch(i, code, parent, parent_level, level))
                 continue
             parent_row[i] = j
-
-    pairs = [(i, j) for i, j in enumerate(parent_row) if j is not None and geom_ok[i] and geom_ok[j]]
-    if pairs:
-        child_idx = np.array([i for i, _ in pairs])
-        parent_idx = np.array([j for _, j in pairs])
-        child_area = shapely.area(geoms[child_idx])
-        outside = shapely.area(shapely.difference(geoms[child_idx], geoms[parent_idx]))
-        share = np.divide(outside, child_area, out=np.zeros_like(outside), where=child_area > 0)
-        for i, j, s in zip(child_idx, parent_idx, share, strict=True):
-            if s > OUTSIDE_PARENT_TOLERANCE:
-                errors.append(
-                    BoundaryError(
-                        int(i), codes[i], "geometry", f"超出上级范围（{s:.1%} 的面积在上级 {codes[j]} 之外）"
-                    )
+            continue
+        if parent in seen:  # a duplicated parent, already reported
+            continue
+        if not is_top:
+            errors.append(BoundaryError(i, code, "parent_code", f"未知的上级编码 {parent}"))
+            continue
+        if choice.mode != PARENT_AUTO or known is None:
+            continue
+        if parent not in known:
+            errors.append(
+                BoundaryError(
+                    i,
+                    code,
+                    "parent_code",
+                    f"未知的上级编码 {parent}：既不在文件中，也不在数据库中。请选择「不设上级」"
+                    "（本文件的顶层单位即为最高一级）或「由文件合并生成上级」",
                 )
+            )
+            continue
+        if LEVEL_INDEX[level] != LEVEL_INDEX[known[parent].level] + 1:
+            errors.append(_level_mismatch(i, code, parent, known[parent].level, level, where="（数据库中）"))
+            continue
+        parent_known[i] = known[parent]
+    return errors, parent_row, parent_known
 
+
+def _level_mismatch(
+    i: int, code, parent: str, parent_level: str, level: str, where: str = ""
+) -> BoundaryError:
+    expected = LEVELS[LEVEL_INDEX[parent_level] + 1] if parent_level != "grid" else "（无）"
+    return BoundaryError(
+        i, code, "level", f"级别与上级不匹配: 上级 {parent}{where} 为 {parent_level}，本单位应为 {expected}"
+    )
+
+
+def _check_containment(
+    codes: Sequence[str | None],
+    geoms: np.ndarray,
+    geom_ok: np.ndarray,
+    parent_row: Sequence[int | None],
+    parent_known: Sequence[KnownUnit | None],
+) -> list[BoundaryError]:
+    """At most :data:`OUTSIDE_PARENT_TOLERANCE` of each unit's area outside its parent (超出上级范围)."""
+    errors: list[BoundaryError] = []
+    pairs = []
+    for i in range(len(codes)):
+        if not geom_ok[i]:
+            continue
+        j = parent_row[i]
+        if j is not None and geom_ok[j]:
+            pairs.append((i, geoms[j], codes[j]))
+        elif parent_known[i] is not None and parent_known[i].geometry is not None:  # type: ignore[union-attr]
+            pairs.append((i, parent_known[i].geometry, parent_known[i].code))  # type: ignore[union-attr]
+    if not pairs:
+        return errors
+    child = np.array([geoms[i] for i, _, _ in pairs], dtype=object)
+    parent = np.array([g for _, g, _ in pairs], dtype=object)
+    child_area = shapely.area(child)
+    outside = shapely.area(shapely.difference(child, parent))
+    share = np.divide(outside, child_area, out=np.zeros_like(outside), where=child_area > 0)
+    for (i, _, pcode), s in zip(pairs, share, strict=True):
+        if s > OUTSIDE_PARENT_TOLERANCE:
+            errors.append(
+                BoundaryError(
+                    int(i), codes[i], "geometry", f"超出上级范围（{s:.1%} 的面积在上级 {pcode} 之外）"
+                )
+            )
+    return errors
+
+
+def _top_parent(
+    units: gpd.GeoDataFrame,
+    choice: ParentChoice,
+    parent_names: Sequence[str | None],
+    known: Mapping[str, KnownUnit] | None,
+) -> tuple[gpd.GeoDataFrame, list[BoundaryError], list[str]]:
+    """Apply the choice for the file's top units: drop their parent, or add one made from their union."""
+    ranks = units["level"].map(LEVEL_INDEX)
+    top = units[ranks == ranks.min()]
+    if choice.mode == PARENT_NONE:
+        units = units.copy()
+        units.loc[top.index, "parent_code"] = None
+        return units, [], [f"文件的 {len(top)} 个顶层单位不设上级，作为最高一级导入"]
+    if choice.mode != PARENT_CREATE:
+        return units, [], []
+    level_rank = int(ranks.min())
+    if level_rank == 0:
+        return units, [BoundaryError(None, None, "parent_code", "顶层单位已是市级，无法再生成上级")], []
+    given = {c for c in top["parent_code"] if c is not None}
+    names_given = {parent_names[i] for i in top.index if parent_names[i] is not None}
+    code = (choice.code or "").strip() or (given.pop() if len(given) == 1 else None)
+    name = (choice.name or "").strip() or (names_given.pop() if len(names_given) == 1 else None)
+    problems = []
+    if not code:
+        problems.append(BoundaryError(None, None, "parent_code", "请填写要生成的上级单位的编码"))
+    elif code in set(units["code"]) or (known is not None and code in known):
+        problems.append(BoundaryError(None, None, "parent_code", f"上级编码 {code} 已被使用"))
+    if not name:
+        problems.append(BoundaryError(None, None, "name", "请填写要生成的上级单位的名称"))
+    if problems:
+        return units, problems, []
+    level = LEVELS[level_rank - 1]
+    pops = top["population"]
+    row = {
+        "code": code,
+        "name": name,
+        "level": level,
+        "parent_code": None,
+        "population": int(pops.sum()) if pops.notna().all() else pd.NA,
+        "kind": _names.kind_from_name(str(name), level),
+        "geometry": shapely.union_all(np.asarray(top.geometry.values, dtype=object)),
+    }
+    units = units.copy()
+    units.loc[top.index, "parent_code"] = code
+    parent = gpd.GeoDataFrame([row], geometry="geometry", crs=WGS84)
+    out = pd.concat([parent.astype({"population": "Int64"}), units], ignore_index=True)
+    note = f"由文件中 {len(top)} 个顶层单位合并生成上级「{name}」（编码 {code}，{level}）"
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=WGS84), [], [note]
+
+
+def validate_units(
+    gdf: gpd.GeoDataFrame,
+    mapping: ColumnMapping | None = None,
+    *,
+    crs: str = CRS_AUTO,
+    parent: ParentChoice | None = None,
+    known: Mapping[str, KnownUnit] | None = None,
+) -> BoundaryCheck:
+    """Check a file's features under ``mapping`` (None: :func:`suggest_mapping`); every bad feature is reported.
+
+    The checks run in order — fields (:func:`_check_fields`), the CRS (:func:`to_wgs84`), each feature
+    (:func:`_check_features`), duplicates (:func:`_check_duplicates`), parents (:func:`_check_parents`),
+    containment (:func:`_check_containment`) — and every problem found is listed before anything else is
+    done. ``known``: the units already in the store by code (a file's top units may hang under one;
+    a file code already there is refused); None checks the file alone. A missing population is estimated
+    per level and kind (:func:`geo.generate.estimate_population`; the codes are in ``estimated``).
+    """
+    parent = parent or ParentChoice()
+    if len(gdf) == 0:
+        return BoundaryCheck(None, [BoundaryError(None, None, None, "文件中没有要素")])
+    mapping = mapping or suggest_mapping(gdf)
+    gdf = gdf.reset_index(drop=True)
+    errors = _check_fields(gdf, mapping)
+    if errors:
+        return BoundaryCheck(None, errors)
+    gdf, notes, crs_error = to_wgs84(gdf, crs)
+    if crs_error is not None or gdf is None:
+        return BoundaryCheck(None, [crs_error] if crs_error else [], notes)
+    values = _map_values(gdf, mapping)
+    errors += _resolve_names(values, mapping)
+    if values.generated_codes:
+        notes.append("文件没有编码字段：已按名称顺序生成编码")
+    geoms = np.asarray(shapely.force_2d(np.asarray(gdf.geometry.values, dtype=object)), dtype=object)
+    feature_errors, geom_ok, pops = _check_features(values, geoms, mapping)
+    duplicate_errors, index_of = _check_duplicates(values.codes, known)
+    parent_errors, parent_row, parent_known = _check_parents(values, index_of, known, parent)
+    errors += feature_errors + duplicate_errors + parent_errors
+    errors += _check_containment(values.codes, geoms, geom_ok, parent_row, parent_known)
     if errors:
         errors.sort(key=lambda e: -1 if e.feature_index is None else e.feature_index)
-        return BoundaryCheck(None, errors)
-
+        return BoundaryCheck(None, errors, notes)
     units = gpd.GeoDataFrame(
         {
-            "code": pd.Series(codes, dtype=object),
-            "name": pd.Series(names, dtype=object),
-            "level": pd.Series(levels, dtype=object),
-            "parent_code": pd.Series(parents, dtype=object),
+            "code": pd.Series(values.codes, dtype=object),
+            "name": pd.Series(values.names, dtype=object),
+            "level": pd.Series(values.levels, dtype=object),
+            "parent_code": pd.Series(values.parents, dtype=object),
             "population": pd.array(pops, dtype="Int64"),
+            "kind": pd.Series(
+                [
+                    k or _names.kind_from_name(str(nm), str(lv))
+                    for k, nm, lv in zip(values.kinds, values.names, values.levels, strict=True)
+                ],
+                dtype=object,
+            ),
         },
-        geometry=gpd.GeoSeries(shapely.force_2d(geoms), crs=WGS84),
+        geometry=gpd.GeoSeries(geoms, crs=WGS84),
     )
-    if "kind" in gdf.columns:
-        units.insert(4, "kind", pd.Series([_text(v) for v in gdf["kind"]], dtype=object))
-    return BoundaryCheck(units, [])
+    units, top_errors, top_notes = _top_parent(units, parent, values.parent_names, known)
+    if top_errors:
+        return BoundaryCheck(None, top_errors, notes)
+    units, estimated = _fill_population(units)
+    if estimated:
+        notes.append(f"{len(estimated)} 个单元缺少人口，已按级别和类型估算（说明见 docs/boundaries.md）")
+    return BoundaryCheck(units.reset_index(drop=True), [], notes + top_notes, estimated)
+
+
+def _fill_population(units: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """Missing populations estimated by level and kind from the area; a parent gets at least its children."""
+    missing = units["population"].isna().to_numpy()
+    units = units.copy()
+    if missing.any():
+        est = estimate_population(
+            units["level"].tolist(), units["kind"].tolist(), np.asarray(units.geometry.values, dtype=object)
+        )
+        filled = units["population"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        filled[missing] = est[missing]
+        # A parent without population gets at least what its children were given (deepest first).
+        by_code = {c: i for i, c in enumerate(units["code"])}
+        order = np.argsort(-units["level"].map(LEVEL_INDEX).to_numpy(), kind="stable")
+        for i in order:
+            p = units["parent_code"].iloc[i]
+            j = by_code.get(p) if p is not None else None
+            if j is not None and missing[j]:
+                kids = units["parent_code"].to_numpy() == p
+                filled[j] = max(filled[j], float(np.nansum(filled[kids])))
+        units["population"] = np.round(filled).astype(np.int64)
+    else:
+        units["population"] = units["population"].astype(np.int64)
+    return units, [str(c) for c in units.loc[missing, "code"]]
+
+
+def read_boundaries(
+    source,
+    mapping: ColumnMapping | None = None,
+    *,
+    filename: str | None = None,
+    crs: str = CRS_AUTO,
+    parent: ParentChoice | None = None,
+    known: Mapping[str, KnownUnit] | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> BoundaryCheck:
+    """Read (:func:`read_source`) and validate (:func:`validate_units`) a boundary file. Nothing is written."""
+    source_file, errors = read_source(source, filename=filename, max_bytes=max_bytes)
+    if source_file is None:
+        return BoundaryCheck(None, errors)
+    check = validate_units(source_file.frame, mapping, crs=crs, parent=parent, known=known)
+    check.notes[:0] = source_file.notes
+    return check
+
+
+def top_parent_codes(frame: gpd.GeoDataFrame, mapping: ColumnMapping) -> set[str]:
+    """The parent codes the file's highest-level features name (empty: they name none), without checking
+    anything: what the mapping step needs to pre-select where the top units hang."""
+    if _check_fields(frame, mapping) or len(frame) == 0:
+        return set()
+    values = _map_values(frame, mapping)
+    ranks = [LEVEL_INDEX[lv] for lv in values.levels if lv is not None]
+    if not ranks:
+        return set()
+    top = min(ranks)
+    return {
+        p
+        for p, lv in zip(values.parents, values.levels, strict=True)
+        if p is not None and lv is not None and LEVEL_INDEX[lv] == top
+    }
+
+
+def with_mapping(mapping: ColumnMapping, **changes) -> ColumnMapping:
+    """A copy of ``mapping`` with some fields changed (the mapping form's edits)."""
+    return replace(mapping, **changes)
+
+
+def sample_rows(source_file: SourceFile, n: int = 5) -> pd.DataFrame:
+    """The first ``n`` features' properties as text (what the mapping step shows beside the choices)."""
+    props = pd.DataFrame(source_file.frame.drop(columns=source_file.frame.geometry.name)).head(n)
+    return props.map(
+        lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else ("" if v is None else str(v))
+    )

@@ -21,6 +21,7 @@ import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -74,8 +75,36 @@ QUZHOU_TOWNSHIPS = 61
 QUZHOU_VILLAGES = 1483
 QUZHOU_GRIDS = 5400
 
-#: Residents per km² assumed for user units without a population (Quzhou's 2020 density).
+#: Residents per km² assumed for user units without a population (Quzhou's 2020 density); the fallback of
+#: :func:`estimate_population` for a kind it does not know.
 DEFAULT_DENSITY = 257.0
+#: Residents per km² assumed, by level and kind, for a unit whose file gives no population (documented in
+#: docs/boundaries.md): national orders of magnitude (2020 census: county-level 县 ~250/km², urban 街道 and
+#: 社区 several thousand). An urban district (区) or street (街道) small enough to be a city core is dense;
+#: a large one is mostly rural (柯城区 is 609 km² at ~870/km²).
+DENSITY_BY_KIND: dict[tuple[str, str], float] = {
+    ("city", "市"): 400.0,
+    ("county", "区"): 600.0,
+    ("county", "县级市"): 450.0,
+    ("county", "县"): 250.0,
+    ("township", "街道"): 1_500.0,
+    ("township", "镇"): 400.0,
+    ("township", "乡"): 120.0,
+    ("village", "社区"): 10_000.0,
+    ("village", "村"): 300.0,
+    ("grid", "网格"): 1_000.0,
+}
+#: (level, kind) → (largest area in km² of a city core, its density): a 区 up to 300 km² or a 街道 up to
+#: 30 km² is taken as built-up.
+CORE_DENSITY: dict[tuple[str, str], tuple[float, float]] = {
+    ("county", "区"): (300.0, 6_000.0),
+    ("township", "街道"): (30.0, 8_000.0),
+}
+#: Residents per km² from which a parent counts as urban: its townships are all 街道, its villages all
+#: 社区, and it gets at least one 街道 per URBAN_PEOPLE["township"] residents (one 社区 per
+#: URBAN_PEOPLE["village"]), as a built-up district has, however small its area.
+URBAN_DENSITY = 1_500.0
+URBAN_PEOPLE = {"township": 60_000.0, "village": 8_000.0}
 #: generate_below refuses to create more units than this at one level.
 MAX_UNITS_PER_LEVEL = 250_000
 
@@ -247,7 +276,7 @@ def _merge_detached(pieces) -> list:
     return [g[0] if len(g) == 1 else shapely.union_all(g) for g in groups]
 
 
-def _node(geoms: list, tol: float = 1e-9) -> list:
+def _node(geoms: Any, tol: float = 1e-9) -> list[Any]:
     """Insert each neighbour's border vertices into every geometry (removes T-junctions).
 
     Pieces cut from different partitions of one parent (a carved core, its surroundings)
@@ -357,10 +386,13 @@ def _focus_of(geom, given=None) -> tuple[float, float]:
     return (p.x, p.y)
 
 
-def _child_kinds(level: str, parent_kind: str, n: int) -> list[str]:
-    """Kinds of n children, urban first, then from nearest to farthest from the centre."""
+def _child_kinds(level: str, parent_kind: str, n: int, urban: bool = False) -> list[str]:
+    """Kinds of n children, urban first, then from nearest to farthest from the centre; all urban
+    (街道 / 社区) under an ``urban`` parent (a dense district)."""
     if level == "grid":
         return ["网格"] * n
+    if urban and level in ("township", "village"):
+        return ["街道" if level == "township" else "社区"] * n
     if level == "county":
         n_urban = round(0.35 * n)
         return ["区"] * n_urban + ["县"] * (n - n_urban)
@@ -434,7 +466,9 @@ def _generate_level(
     fixed: dict[str, tuple[list[_Fixed], object]] | None = None,
     name_lists: dict[str, list[str]] | None = None,
     focus: dict[str, tuple[float, float]] | None = None,
+    urban_parents: frozenset[str] = frozenset(),
 ) -> gpd.GeoDataFrame:
+    """Children of every parent (``urban_parents``: codes of dense parents, whose children are all urban)."""
     fixed = fixed or {}
     name_lists = name_lists or {}
     focus = focus or {}
@@ -459,10 +493,10 @@ def _generate_level(
             rural = [rural[i] for i in rng.permutation(len(rural))]
             rural.sort(key=lambda nm: _KIND_ORDER[_names.kind_from_name(nm, level)])
             planned_names: list[str] | None = urban + rural
-            kinds = [_names.kind_from_name(nm, level) for nm in planned_names]
+            kinds = [_names.kind_from_name(nm, level) for nm in urban + rural]
         else:
             planned_names = None
-            kinds = _child_kinds(level, parent.kind, n_free)
+            kinds = _child_kinds(level, parent.kind, n_free, code in urban_parents)
         n_urban = sum(k in _URBAN_KINDS for k in kinds)
         center = _focus_of(parent.geometry, focus.get(code))
         urban_geoms, rural_geoms = (
@@ -552,9 +586,36 @@ def _raw_count(level: str, area_km2: float, population: float) -> float:
     return area_km2 / per_area + population / per_people
 
 
-def _default_count(level: str, area_km2: float, population: float) -> int:
-    """Plausible number of children at ``level`` for a parent of this size (Quzhou-like)."""
-    return max(1, round(_raw_count(level, area_km2, population)))
+def _default_count(level: str, area_km2: float, population: float, urban: bool = False) -> int:
+    """Plausible number of children at ``level`` for a parent of this size (Quzhou-like); an ``urban``
+    parent gets at least one child per URBAN_PEOPLE residents (a small dense district still has its
+    街道, a 街道 its 社区)."""
+    raw = _raw_count(level, area_km2, population)
+    if urban and level in URBAN_PEOPLE:
+        raw = max(raw, population / URBAN_PEOPLE[level])
+    return max(1, round(raw))
+
+
+def is_urban(area_km2: float, population: float) -> bool:
+    """Whether a unit is dense enough (URBAN_DENSITY) for all-urban children."""
+    return area_km2 > 0 and population / area_km2 >= URBAN_DENSITY
+
+
+def estimate_population(levels, kinds, geoms) -> np.ndarray:
+    """Residents estimated for units without a population: area (km², measured in the local UTM zone)
+    × DENSITY_BY_KIND[level, kind] (CORE_DENSITY for a small 区 or 街道), DEFAULT_DENSITY otherwise."""
+    geoms = np.asarray(geoms, dtype=object)
+    if len(geoms) == 0:
+        return np.zeros(0)
+    area = _Space.around(geoms).area_km2(geoms)
+    out = np.empty(len(geoms))
+    for i, (level, kind, a) in enumerate(zip(levels, kinds, area, strict=True)):
+        density = DENSITY_BY_KIND.get((str(level), str(kind)), DEFAULT_DENSITY)
+        core = CORE_DENSITY.get((str(level), str(kind)))
+        if core is not None and a <= core[0]:
+            density = core[1]
+        out[i] = round(a * density)
+    return out
 
 
 # --------------------------------------------------------------------------- public API
@@ -586,7 +647,7 @@ def generate_children(
 
     ``parents`` (EPSG:4326) needs ``code`` and ``geometry``; ``name``, ``kind`` and
     ``population`` are used when present (else code, the level's default kind and
-    area × DEFAULT_DENSITY). Children codes are the parent code + 3 digits; their
+    the estimate of :func:`estimate_population`). Children codes are the parent code + 3 digits; their
     populations add up exactly to the parent's. Deterministic for a given seed.
     """
     if level not in LEVELS[1:]:
@@ -606,7 +667,8 @@ def generate_below(units: gpd.GeoDataFrame, seed: int = DEFAULT_SEED) -> gpd.Geo
     covered) and their populations add up to it. How many children a unit gets follows
     its size, calibrated on Quzhou: townships = area/160 km² + population/400,000,
     villages = area/6.5 km² + population/20,000, grids = area/1.6 km² + population/3,000
-    (at least one). A missing population is estimated as area × DEFAULT_DENSITY.
+    (at least one); a dense parent (URBAN_DENSITY) gets at least one 街道 per 60,000 residents and one
+    社区 per 8,000, all urban. A missing population is estimated by :func:`estimate_population`.
     """
     units = _normalise(units)
     unknown = set(units["level"]) - set(LEVELS)
@@ -622,14 +684,21 @@ def generate_below(units: gpd.GeoDataFrame, seed: int = DEFAULT_SEED) -> gpd.Geo
         parents = pd.concat([childless[childless["level"] == above], generated], ignore_index=True)
         if parents.empty:
             continue
+        urban = frozenset(
+            c
+            for c, a, p in zip(parents["code"], parents["area_km2"], parents["population"], strict=True)
+            if is_urban(a, p)
+        )
         counts = {
-            c: _default_count(level, a, p)
+            c: _default_count(level, a, p, c in urban)
             for c, a, p in zip(parents["code"], parents["area_km2"], parents["population"], strict=True)
         }
         total = sum(counts.values())
         if total > MAX_UNITS_PER_LEVEL:
             raise ValueError(f"{total} {level} units would be generated (limit {MAX_UNITS_PER_LEVEL})")
-        generated = _generate_level(gpd.GeoDataFrame(parents, crs=WGS84), counts, level, seed, space)
+        generated = _generate_level(
+            gpd.GeoDataFrame(parents, crs=WGS84), counts, level, seed, space, urban_parents=urban
+        )
         frames.append(generated)
     return _concat(frames)
 
@@ -662,8 +731,8 @@ def _normalise(units: gpd.GeoDataFrame, parent_level: str | None = None) -> gpd.
     )
     missing = pop.isna().to_numpy()
     if missing.any():
-        est = np.round(area * DEFAULT_DENSITY)
-        pop = pop.where(~missing, est)
+        est = estimate_population(gdf["level"].tolist(), gdf["kind"].tolist(), gdf.geometry.values)
+        pop = pop.where(~missing, pd.Series(est, index=gdf.index))
     gdf["population"] = pop.round().astype(np.int64)
     gdf["area_km2"] = area
     return gdf

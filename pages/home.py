@@ -29,7 +29,9 @@ today = clock.today()
 # Everything below is the user's scope: their unit and its subtree (the service leaves out the rest).
 df = figures(str(engine().url), today.isoformat(), user, user.scope_unit_id)
 if df.empty:
-    st.warning("您的管辖范围内还没有区划数据。请运行 `make run`（自动创建演示数据）或 `make seed`，或联系管理员。")
+    st.warning(
+        "您的管辖范围内还没有区划数据。请运行 `make run`（自动创建演示数据）或 `make seed`，或联系管理员。"
+    )
     st.stop()
 scope = user.scope_unit_id
 scope_level = df.at[scope, "level"]

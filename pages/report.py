@@ -1,14 +1,22 @@
-"""随手拍: a citizen (or a grid worker) reports a problem with a place, a category, text and a photo."""
+"""随手拍: a citizen (or a grid worker) reports a problem with a place, a category, text and a photo.
+
+Each submission carries a key kept in the session (提交编号): a double click, or the same report sent
+again from this session (the form empties after a success), returns the first report's number instead
+of a second event. The key changes when the content does (the service says so:
+:class:`services.submissions.KeyReused`).
+"""
 
 from __future__ import annotations
 
+import uuid
+
 import streamlit as st
 
-from components.auth import through_entrypoint, verified_current_user
-from components.pick_map import show_pick_map
-from components.store import engine
+from components import store
+from components.auth import browser_id, link_to, through_entrypoint, verified_current_user
+from components.errors import show_incident
+from components.pick_map import place_search, show_pick_map, show_where
 from components.text import md_text
-from db.engine import session_factory
 from domain.intake import InvalidReport, ReportForm
 from domain.vocabulary import EventCategory, EventSource, Role
 from services import clock
@@ -16,8 +24,13 @@ from services.events import Actor
 from services.geography import default_focus
 from services.intake import find_duplicates, submit_report
 from services.locate import OutsideArea
+from services.submissions import KeyReused
 
 PENDING = "report_pending"  # a submitted form waiting for the duplicate decision
+KEY = "report_key"  # this form's submission key, kept until the content changes after a success
+ORIGIN = "report_origin"  # this browser, for the per-device rate limit (only its digest is stored)
+FORM = "report_form"  # the form's number: a new, empty form after each report that went through
+DONE = "report_done"  # the last success's words, shown above the new form
 
 through_entrypoint()
 user = verified_current_user()
@@ -26,19 +39,29 @@ source = EventSource.GRID_WORKER if worker else EventSource.CITIZEN
 actor = Actor(user.id, user.role.value) if user else Actor(None, "citizen")
 
 st.title("随手拍 · 问题上报" if not worker else "网格员上报")
-st.caption("在地图上点选位置（或填写经纬度），选择事项类别，描述问题并可附照片（10 MB 以内）。")
+st.caption("点“定位”、在地图上点选或搜索地名确定位置，选择事项类别，描述问题并可附照片（10 MB 以内）。")
+if DONE in st.session_state:
+    st.success(st.session_state.pop(DONE))
+    link_to("pages/track.py", "查询处理进度", ":material/search:")
 
 if "report_lon" not in st.session_state:
-    with engine().connect() as conn:
-        st.session_state.report_lon, st.session_state.report_lat = default_focus(conn, user.scope_unit_id if user else None)
+    with store.reader() as conn:
+        st.session_state.report_lon, st.session_state.report_lat = default_focus(
+            conn, user.scope_unit_id if user else None
+        )
 
+found = place_search(
+    st.session_state.report_lon, st.session_state.report_lat, key="report_search", staff=bool(user)
+)
 clicked = show_pick_map(st.session_state.report_lon, st.session_state.report_lat, key="report_pick")
+clicked = {"lng": found[0], "lat": found[1]} if found else clicked
 if clicked and (clicked["lng"], clicked["lat"]) != (st.session_state.report_lon, st.session_state.report_lat):
     st.session_state.report_lon, st.session_state.report_lat = clicked["lng"], clicked["lat"]
     st.rerun()
+show_where(st.session_state.report_lon, st.session_state.report_lat)  # grid and village, before sending
 
 categories = {c.label: c.value for c in EventCategory}
-with st.form("report", clear_on_submit=False):
+with st.form(f"report_{st.session_state.get(FORM, 0)}", clear_on_submit=False):
     c1, c2 = st.columns(2)
     lon = c1.number_input("经度", value=float(st.session_state.report_lon), format="%.6f", step=0.0001)
     lat = c2.number_input("纬度", value=float(st.session_state.report_lat), format="%.6f", step=0.0001)
@@ -64,42 +87,67 @@ if submitted:
     st.session_state[PENDING] = (form, photo.getvalue() if photo else None)
 
 
+def _send(form: ReportForm, data: bytes | None, merge_into: int | None):
+    """The use case with this form's key; a key used before for other content is replaced once."""
+    for _attempt in range(2):
+        try:
+            return submit_report(
+                store.uow(),
+                form,
+                now=clock.now(),
+                source=source,
+                actor=actor,
+                photo=data,
+                merge_into=merge_into,
+                submission_key=st.session_state.setdefault(KEY, uuid.uuid4().hex),
+                origin=st.session_state.setdefault(ORIGIN, browser_id() or uuid.uuid4().hex),
+            )
+        except KeyReused:  # the last success's key, and the person has written another report since
+            st.session_state[KEY] = uuid.uuid4().hex
+    raise RuntimeError("a new submission key was refused as reused")
+
+
 def _submit(merge_into: int | None) -> None:
-    form, data = st.session_state[PENDING]
+    form, data = st.session_state.pop(PENDING)
     try:
-        with session_factory(engine()).begin() as s:
-            event = submit_report(s, form, now=clock.now(), source=source, actor=actor, photo=data,
-                                  merge_into=merge_into)
-            event_id = event.id
+        event = _send(form, data, merge_into)
     except InvalidReport as exc:
         for field, problem in exc.problems.items():
             st.error(f"{field}：{md_text(problem)}")
-        st.session_state.pop(PENDING, None)
         return
     except OutsideArea as exc:
         st.error(md_text(str(exc)))
-        st.session_state.pop(PENDING, None)
         return
-    st.session_state.pop(PENDING, None)
-    if merge_into:
-        st.success(f"已合并至事件 #{merge_into}，感谢您的反映，我们会一并处理。")
+    except Exception as exc:  # a store fault: the report and its key stay; 重试 sends the same one again
+        st.session_state[PENDING] = (form, data)
+        show_incident(exc, "report.submit")
+        return
+    follow = "可凭事件编号和所留手机号后四位在「进度查询」查看处理进展。" if form.reporter_phone else ""
+    if event.merged_into_id:
+        st.session_state[DONE] = (
+            f"已合并至事件 #{event.merged_into_id}，感谢您的反映，我们会一并处理。{follow}"
+        )
     else:
-        st.success(f"上报成功，事件编号 #{event_id}。处理进展可凭编号查询。")
+        st.session_state[DONE] = f"上报成功，事件编号 #{event.id}。{follow}"
+    st.session_state[FORM] = st.session_state.get(FORM, 0) + 1  # the next report starts from an empty form
+    st.rerun()
 
 
 if PENDING in st.session_state:
     form, _ = st.session_state[PENDING]
     dups = []
     if form.category and form.lon is not None:
-        with session_factory(engine())() as s:
-            dups = find_duplicates(s, form.category, form.lon, form.lat, clock.now())
+        with store.reader() as conn:
+            dups = find_duplicates(conn, form.category, form.lon, form.lat, clock.now())
     if not dups:
         _submit(None)
     else:
         st.warning("附近 24 小时内已有同类问题上报，可能是同一件事：")
         for e, dist in dups[:5]:
             cols = st.columns([4, 1])
-            cols[0].markdown(f"\\#{e.id} {md_text(e.title)}（距此约 {dist:.0f} 米，{e.reported_at:%Y-%m-%d %H:%M}，已有 {e.reporter_count} 人反映）")
+            cols[0].markdown(
+                f"\\#{e.id} {md_text(e.title)}（距此约 {dist:.0f} 米，{e.reported_at:%Y-%m-%d %H:%M}，已有 {e.reporter_count} 人反映）"
+            )
             if cols[1].button("合并到此事件", key=f"merge_{e.id}"):
                 _submit(e.id)
         if st.button("不是同一件事，仍然新建"):

@@ -1,23 +1,38 @@
-"""Scope checks the services share: is this unit, event or venue inside the user's scope; the denial log.
+"""Every scope check and every denial line: may this user see this area, event, venue or grid.
 
-The rules are :mod:`domain.access` (roles, pages, actions, ``in_scope``); this module answers them
-against the store. Every denial is logged on the ``access`` logger with the user id, the role, what
-was asked and the object id (never a name or a phone number), and the record carries the same
-fields as attributes (``user_id``, ``role``, ``what``, ``object_id``) for log shippers and tests.
+The rules are :mod:`domain.access` (roles, pages, actions) and :class:`domain.hierarchy.Tree`
+(``contains`` is the scope test); this module answers them against the store, with the tree loaded
+once per process (:func:`services.geography.tree`). Pages and services that take an area call
+:func:`require_area` (or :func:`area_by_code` for an ``?area=`` code); objects (an event, a venue) are
+looked up for their grid, then asked of the tree. Every denial is logged on the ``access`` logger
+with the user id, the role, what was asked and the object id (never a name or a phone number), and
+the record carries the same fields as attributes (``user_id``, ``role``, ``what``, ``object_id``).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from types import SimpleNamespace
 
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, Connection, or_, select
 
-from db.models import AdminUnit, Event, EventCooperator, InspectorGrid, User, Venue
-from domain.access import CurrentUser, department_may_act, in_scope, may_act
-from domain.vocabulary import AdminLevel, Role
+from db.models import Event, EventCooperator, InspectorGrid, User, Venue
+from domain.access import CurrentUser, department_may_act, handler_may_act, may_act
+from domain.event_flow import ACTION_LABELS, Action
+from domain.hierarchy import Tree
+from domain.vocabulary import Role
+from services.geography import tree as store_tree
 
 log = logging.getLogger("access")
-MAX_DEPTH = 8  # five levels; the bound guards a corrupted cycle
+
+#: The refusal of an area outside the user's scope (a person), and outside a wall screen's token's area.
+AREA_REFUSED = "该区域不在您的管辖范围内"
+SCREEN_AREA_REFUSED = "该区域不在此大屏的管辖范围内"
+
+
+class OutOfScope(PermissionError):
+    """The user may not see or change this object; the denial is logged."""
 
 
 def deny(user: CurrentUser | None, what: str, object_id: object = None) -> None:
@@ -25,52 +40,95 @@ def deny(user: CurrentUser | None, what: str, object_id: object = None) -> None:
     uid = getattr(user, "id", None)
     role = getattr(getattr(user, "role", None), "value", None) or "anonymous"
     log.warning(
-        "denied: user=%s role=%s what=%s object=%s", uid, role, what, object_id,
+        "denied: user=%s role=%s what=%s object=%s",
+        uid,
+        role,
+        what,
+        object_id,
         extra={"user_id": uid, "role": role, "what": what, "object_id": object_id},
     )
 
 
-def out_of_scope(user: CurrentUser | None, what: str, object_id: object, message: str):
-    """Log the denial and return the exception to raise (:class:`services.events.OutOfScope`)."""
-    from services.events import OutOfScope
-
+def out_of_scope(user: CurrentUser | None, what: str, object_id: object, message: str) -> OutOfScope:
+    """Log the denial and return the exception to raise."""
     deny(user, what, object_id)
     return OutOfScope(message)
 
 
-def unit_path(conn: Connection, unit_id: int) -> dict[int, int | None]:
-    """``unit_id`` and its ancestors as a child → parent map (what :func:`domain.access.in_scope` walks)."""
-    parent_of: dict[int, int | None] = {}
-    node: int | None = unit_id
-    for _ in range(MAX_DEPTH):
-        if node is None or node in parent_of:
-            break
-        parent = conn.execute(select(AdminUnit.parent_id).where(AdminUnit.id == node)).one_or_none()
-        if parent is None:  # no such unit
-            break
-        parent_of[node] = parent[0]
-        node = parent[0]
-    return parent_of
+# -- areas ------------------------------------------------------------------------------------
+
+
+def require_area(
+    tree: Tree, user: CurrentUser, unit_id: int | None, what: str, refusal: str = AREA_REFUSED
+) -> int:
+    """The area a user asked for, checked: ``None`` means the user's own unit. Outside their scope (or
+    unknown) it raises :class:`OutOfScope` with the refusal text and logs one denial line."""
+    area = user.scope_unit_id if unit_id is None else int(unit_id)
+    if area not in tree or not tree.contains(user.scope_unit_id, area):
+        raise out_of_scope(user, what, area, refusal)
+    return area
+
+
+def area_by_code(
+    tree: Tree, user: CurrentUser, code: str | None, what: str, refusal: str = AREA_REFUSED
+) -> int:
+    """:func:`require_area` for an area given by its code (``?area=`` in a URL). Empty or unknown (a unit
+    that no longer exists after a boundary import): the user's own unit, as a bookmark should degrade."""
+    unit_id = tree.by_code(str(code)) if code else None
+    return require_area(tree, user, unit_id, what, refusal)
 
 
 def unit_in_scope(conn: Connection, user: CurrentUser, unit_id: int | None) -> bool:
     """Whether ``unit_id`` lies in the subtree under the user's scope unit."""
+    return unit_id is not None and store_tree(conn).contains(user.scope_unit_id, int(unit_id))
+
+
+def require_unit(conn: Connection, user: CurrentUser, unit_id: int | None, what: str) -> int:
+    """:func:`require_area` against the store's tree, for services that hold a connection."""
     if unit_id is None:
-        return False
-    parent_of = unit_path(conn, int(unit_id))
-    return bool(parent_of) and in_scope(int(unit_id), user.scope_unit_id, parent_of)
+        raise out_of_scope(user, what, None, AREA_REFUSED)
+    return require_area(store_tree(conn), user, unit_id, what)
 
 
-def require_unit(conn: Connection, user: CurrentUser, unit_id: int | None, what: str) -> None:
-    """Refuse (logged, :class:`OutOfScope`) unless ``unit_id`` is inside the user's scope."""
-    if not unit_in_scope(conn, user, unit_id):
-        raise out_of_scope(user, what, unit_id, "该区域不在您的管辖范围内")
+# -- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a user may see of events: grids of their subtree, and their department if they are a handler."""
+
+    grid_ids: tuple[int, ...]
+    department_id: int | None = None
+
+    def where(self, *, by_time: bool = False):
+        """The scope's clauses. ``by_time=True`` for a query bounded by a recent time window (today's
+        events, changes since the last tick, a month): the grid test is then applied row by row
+        (``grid_id + 0``), so the planner walks the time index over the window's few rows instead of
+        every event the scope ever had (SQLite otherwise prefers the grid index for an IN list)."""
+        grid = Event.grid_id + 0 if by_time else Event.grid_id
+        clauses: list[ColumnElement[bool]] = [grid.in_(self.grid_ids or (-1,))]
+        if self.department_id is not None:
+            coop = select(EventCooperator.event_id).where(EventCooperator.department_id == self.department_id)
+            clauses.append(or_(Event.lead_department_id == self.department_id, Event.id.in_(coop)))
+        return clauses
+
+
+def scope_for(user: CurrentUser, grid_ids: list[int]) -> Scope:
+    """The event scope of ``user`` given the grids under their scope unit."""
+    return Scope(tuple(grid_ids), user.department_id if user.role is Role.DEPARTMENT else None)
+
+
+def user_scope(conn: Connection, user: CurrentUser) -> Scope:
+    """The event :class:`Scope` of ``user``, from the store's tree (not from the page)."""
+    return scope_for(user, store_tree(conn).grids_under(user.scope_unit_id))
 
 
 def event_in_scope(conn: Connection, user: CurrentUser, event_id: int) -> bool:
     """Whether the user may see event ``event_id``: its grid in their subtree, and for a department
     handler, their department leads it or cooperates on it. False for an event that does not exist."""
-    row = conn.execute(select(Event.grid_id, Event.lead_department_id).where(Event.id == event_id)).one_or_none()
+    row = conn.execute(
+        select(Event.grid_id, Event.lead_department_id).where(Event.id == event_id)
+    ).one_or_none()
     if row is None or not unit_in_scope(conn, user, row.grid_id):
         return False
     if user.role is Role.DEPARTMENT:
@@ -78,21 +136,32 @@ def event_in_scope(conn: Connection, user: CurrentUser, event_id: int) -> bool:
             return False
         if row.lead_department_id == user.department_id:
             return True
-        return conn.execute(
-            select(EventCooperator.event_id).where(
-                EventCooperator.event_id == event_id, EventCooperator.department_id == user.department_id
-            )
-        ).first() is not None
+        return _cooperates(conn, user.department_id, event_id)
     return True
+
+
+def _cooperates(conn: Connection, department_id: int, event_id: int) -> bool:
+    return (
+        conn.execute(
+            select(EventCooperator.event_id).where(
+                EventCooperator.event_id == event_id, EventCooperator.department_id == department_id
+            )
+        ).first()
+        is not None
+    )
 
 
 def may_act_on(conn: Connection, user: CurrentUser, event_id: int, action) -> bool:
     """Whether the user's role may take ``action`` and the event is in their scope; a department moves only
-    events it leads (a cooperating one sees them and writes opinions, decision 0005). The loop's own rules
+    events it leads (a cooperating one sees them and writes opinions, decision 0005), and a grid worker
+    handles only events with no lead department (:func:`domain.access.handler_may_act`). The loop's own rules
     (which actions a status allows) are :func:`domain.event_flow.next_status`'s."""
     if not may_act(user, action) or not event_in_scope(conn, user, event_id):
         return False
-    return user.role is not Role.DEPARTMENT or department_acts(conn, user.department_id, event_id, action)
+    if user.role is Role.DEPARTMENT:
+        return department_acts(conn, user.department_id, event_id, action)
+    lead = conn.execute(select(Event.lead_department_id).where(Event.id == event_id)).scalar()
+    return handler_may_act(user.role, action, led_by_department=lead is not None)
 
 
 def department_acts(conn: Connection, department_id: int | None, event_id: int, action) -> bool:
@@ -101,20 +170,55 @@ def department_acts(conn: Connection, department_id: int | None, event_id: int, 
     if department_id is None:
         return False
     lead = conn.execute(select(Event.lead_department_id).where(Event.id == event_id)).scalar()
-    cooperates = conn.execute(
-        select(EventCooperator.event_id).where(EventCooperator.event_id == event_id,
-                                               EventCooperator.department_id == department_id)
-    ).first() is not None
+    cooperates = _cooperates(conn, department_id, event_id)
     return department_may_act(action, leads=lead == department_id, cooperates=cooperates)
+
+
+def require_lead_department(
+    conn: Connection, user_id: int | None, event_id: int, action: Action
+) -> int | None:
+    """A department handler moves only events their department leads; a cooperating department sees them
+    and writes its opinion (decision 0005). Returns the handler's department; refused (logged) otherwise."""
+    mine = conn.execute(select(User.department_id).where(User.id == user_id)).scalar()
+    if not department_acts(conn, mine, event_id, action):  # no department: acts on nothing
+        raise out_of_scope(
+            SimpleNamespace(id=user_id, role=Role.DEPARTMENT),  # type: ignore[arg-type]
+            f"event action {action.value} (not lead)",
+            event_id,
+            f"本事件由牵头部门办理，协办部门只能查看和填写处置意见，不能执行“{ACTION_LABELS[action]}”",
+        )
+    return mine
+
+
+def require_handler(
+    role: Role, user_id: int | None, event_id: int, lead_department_id, action: Action
+) -> None:
+    """A grid worker handles (开始处置 / 退单 / 办结) only events with no lead department: one led by a
+    department is that department's (:func:`domain.access.handler_may_act`). Refused (logged) otherwise."""
+    if not handler_may_act(role, action, led_by_department=lead_department_id is not None):
+        raise out_of_scope(
+            SimpleNamespace(id=user_id, role=role),  # type: ignore[arg-type]
+            f"event action {action.value} (led by a department)",
+            event_id,
+            f"本事件已派往牵头部门办理，由该部门执行“{ACTION_LABELS[action]}”，网格员不能代为操作",
+        )
+
+
+# -- venues and grids -------------------------------------------------------------------------
 
 
 def grid_in_scope(conn: Connection, user: CurrentUser, grid_id: int) -> bool:
     """Whether the user may see the venues of ``grid_id``: an inspector in their assigned grids, every
     other role inside their scope unit."""
     if user.role is Role.INSPECTOR:
-        return conn.execute(
-            select(InspectorGrid.grid_id).where(InspectorGrid.user_id == user.id, InspectorGrid.grid_id == grid_id)
-        ).first() is not None
+        return (
+            conn.execute(
+                select(InspectorGrid.grid_id).where(
+                    InspectorGrid.user_id == user.id, InspectorGrid.grid_id == grid_id
+                )
+            ).first()
+            is not None
+        )
     return unit_in_scope(conn, user, grid_id)
 
 
@@ -122,26 +226,6 @@ def venue_in_scope(conn: Connection, user: CurrentUser, venue_id: int) -> bool:
     """Whether the user may see venue ``venue_id`` (:func:`grid_in_scope` of its grid)."""
     grid_id = conn.execute(select(Venue.grid_id).where(Venue.id == venue_id)).scalar()
     return grid_id is not None and grid_in_scope(conn, user, grid_id)
-
-
-def grids_under(conn: Connection, unit_id: int) -> list[int]:
-    """Ids of the grids inside ``unit_id`` (itself if it is a grid), level by level down the tree."""
-    frontier = [unit_id]
-    grids: list[int] = []
-    for _ in range(MAX_DEPTH):
-        if not frontier:
-            break
-        rows = conn.execute(select(AdminUnit.id, AdminUnit.level).where(AdminUnit.id.in_(frontier))).all()
-        grids += [r.id for r in rows if AdminLevel(r.level) is AdminLevel.GRID]
-        frontier = list(conn.execute(select(AdminUnit.id).where(AdminUnit.parent_id.in_(frontier))).scalars())
-    return sorted(grids)
-
-
-def user_scope(conn: Connection, user: CurrentUser):
-    """The event :class:`services.event_views.Scope` of ``user``, from the store (not from the page)."""
-    from services.event_views import scope_for
-
-    return scope_for(user, grids_under(conn, user.scope_unit_id))
 
 
 def verified_user(conn: Connection, user: CurrentUser | None) -> CurrentUser | None:
@@ -153,7 +237,9 @@ def verified_user(conn: Connection, user: CurrentUser | None) -> CurrentUser | N
     if user is None:
         return None
     row = conn.execute(
-        select(User.username, User.role, User.scope_unit_id, User.department_id, User.is_active).where(User.id == user.id)
+        select(User.username, User.role, User.scope_unit_id, User.department_id, User.is_active).where(
+            User.id == user.id
+        )
     ).one_or_none()
     same = (
         row is not None
@@ -167,4 +253,3 @@ def verified_user(conn: Connection, user: CurrentUser | None) -> CurrentUser | N
         deny(user, "session user", user.id)
         return None
     return user
-

@@ -6,31 +6,72 @@ user's scope and shapes the results for display and download.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, String, and_, case, func, not_, or_, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    String,
+    and_,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+    type_coerce,
+)
 
 from db.frames import rows_frame
-from db.models import Department, Event
+from db.models import (
+    AdminUnit,
+    Department,
+    Event,
+    EventCategoryDaily,
+    EventDaily,
+    EventDepartmentDaily,
+    EventGridDaily,
+    EventRecentReport,
+)
 from domain import kpi
-from domain.early_warning import Alert, WarningData, detect
+from domain.early_warning import DEFAULT_PARAMS, Alert, WarningData, counts_at_levels, detect
 from domain.hierarchy import descendants
-from domain.vocabulary import AdminLevel, EventCategory, EventStatus, Rating
-from services.event_views import Scope
-from services.tabular import to_xlsx
+from domain.vocabulary import AdminLevel, EventCategory
+from geo.crs import to_metres
+from services import rollups
+from services.access import Scope
+from services.daily_alerts import stored_alerts
+from services.report_book import Cell, Col, Sheet, kpi_sheet, number, shown, write_book
 
-KPI_COLUMNS = ["id", "grid_id", "lead_department_id", "category", "status", "reported_at", "resolved_at", "closed_at",
-               "rating", "is_overdue", "reporter_count", "merged_into_id"]
+KPI_COLUMNS = [
+    "id",
+    "grid_id",
+    "lead_department_id",
+    "category",
+    "status",
+    "reported_at",
+    "resolved_at",
+    "closed_at",
+    "rating",
+    "is_overdue",
+    "reporter_count",
+    "merged_into_id",
+]
 WARNING_HISTORY_DAYS = 84  # 新苗头 growth needs 77 days, 顽疾 8 weeks
 REPORT_PERIODS = {"日报": 1, "周报": 7, "月报": 30}
 
 
-def load_events(conn: Connection, scope: Scope, start: datetime, end: datetime, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+def load_events(
+    conn: Connection, scope: Scope, start: datetime, end: datetime, extra: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """Events of the scope reported in [start, end), the columns the KPIs need (enums as values)."""
     cols = KPI_COLUMNS + [c for c in extra if c not in KPI_COLUMNS]
     rows = conn.execute(
-        select(*(getattr(Event, c) for c in cols)).where(*scope.where(), Event.reported_at >= start, Event.reported_at < end)
+        select(*(getattr(Event, c) for c in cols)).where(
+            *scope.where(), Event.reported_at >= start, Event.reported_at < end
+        )
     ).all()
     df = rows_frame(rows, cols)
     for c in ("category", "status", "rating", "source"):
@@ -39,45 +80,130 @@ def load_events(conn: Connection, scope: Scope, start: datetime, end: datetime, 
     return df
 
 
-def _handling_hours(dialect: str):
-    """Hours from report to 办结, in the store's own date arithmetic."""
-    if dialect == "postgresql":
-        return func.extract("epoch", Event.resolved_at - Event.reported_at) / 3600.0
-    return (func.julianday(Event.resolved_at) - func.julianday(Event.reported_at)) * 24.0
-
-
 def kpi_sums(conn: Connection, scope: Scope, start: datetime, end: datetime, key: str) -> pd.DataFrame:
     """:data:`domain.kpi.SUM_COLUMNS` per ``key`` (``grid_id`` or ``lead_department_id``) of the valid events
     reported in [start, end), summed by the store: the same numbers :func:`domain.kpi.row_sums` gives
-    row by row (and the tests hold them equal), without moving a month of events into Python."""
-    rejected = or_(
-        Event.status == EventStatus.REJECTED,
-        Event.merged_into_id.is_not(None),
-        and_(Event.status == EventStatus.ARCHIVED, Event.resolved_at.is_(None), Event.closed_at.is_not(None)),
-    )
-    resolved = Event.status.in_([EventStatus(v) for v in kpi.RESOLVED_STATUSES])
-    handled = and_(resolved, Event.resolved_at.is_not(None))
+    row by row (and the tests hold them equal), without moving a month of events into Python.
 
-    def count(cond):
-        return func.sum(case((cond, 1), else_=0))
+    Whole days of an area scope are summed from the rollups (:mod:`services.rollups`, decisions 0032 and
+    0034): by grid from ``event_grid_daily``, by department from ``event_department_daily`` when the
+    scope holds every grid of the store, else from ``event_daily``; the (day, grid) keys changed since
+    the watermark from their raw events. Otherwise (a partial day, a department's scope, which includes
+    the events it cooperates on, no rollup, too much changed since it was refreshed) from the raw events."""
+    whole_days = start.time() == end.time() == time() and end > start
+    keys = rollups.pending(conn) if whole_days and scope.department_id is None else None
+    if keys is None:
+        return _sums_frame(_raw_rows(conn, scope, start, end, key), key)
+    first, stop = start.date(), end.date()
+    grids = None if whole_store(conn, scope) else set(scope.grid_ids)
+    keys = {d: g if grids is None else g & grids for d, g in keys.items() if first <= d < stop}
+    keys = {d: g for d, g in keys.items() if g}
+    if key == "grid_id":
+        parts = [
+            rollup_rows(
+                conn, EventGridDaily, key, grids, first, stop, *rollups.rollup_outside(keys, EventGridDaily)
+            )
+        ]
+    elif grids is None:  # every grid: the departments' daily sums; a day with changed keys from event_daily
+        days = sorted(keys)
+        parts = [
+            rollup_rows(
+                conn,
+                EventDepartmentDaily,
+                key,
+                None,
+                first,
+                stop,
+                *([EventDepartmentDaily.day.not_in(days)] if days else []),
+            )
+        ]
+        if days:
+            parts.append(
+                rollup_rows(
+                    conn,
+                    EventDaily,
+                    key,
+                    None,
+                    first,
+                    stop,
+                    EventDaily.day.in_(days),
+                    *rollups.rollup_outside(keys),
+                )
+            )
+    else:
+        parts = [rollup_rows(conn, EventDaily, key, grids, first, stop, *rollups.rollup_outside(keys))]
+    if keys:
+        parts.append(_raw_rows(conn, scope, start, end, key, rollups.events_inside(keys)))
+    if len(parts) == 1:
+        return _sums_frame(parts[0], key)
+    patched = rows_frame([r for part in parts for r in part], [key, *kpi.SUM_COLUMNS])
+    summed = patched.groupby(key, dropna=False, sort=False)[kpi.SUM_COLUMNS].sum().reset_index()
+    return _sums_frame(list(summed.itertuples(index=False)), key)
 
+
+def whole_store(conn: Connection, scope: Scope) -> bool:
+    """Whether the scope holds every grid of the store (a rollup read then needs no grid test)."""
+    grids = conn.execute(
+        select(func.count()).select_from(AdminUnit).where(AdminUnit.level == AdminLevel.GRID)
+    ).scalar_one()
+    return grids > 0 and len(set(scope.grid_ids)) >= grids
+
+
+def in_ids(column, ids) -> ColumnElement[bool]:
+    """``column IN (…)`` with the ids written into the statement: a city's thousands of grids as bound
+    parameters cost SQLAlchemy more to compile (~70 ms a query) than the store takes to sum the rollup."""
+    listed = ",".join(str(int(i)) for i in ids) or "-1"
+    return column.op("IN")(literal_column(f"({listed})"))
+
+
+def raw_kpi_sums(conn: Connection, scope: Scope, start: datetime, end: datetime, key: str) -> pd.DataFrame:
+    """:func:`kpi_sums` from the raw events, whatever the period and the rollup."""
+    return _sums_frame(_raw_rows(conn, scope, start, end, key), key)
+
+
+def _raw_rows(
+    conn: Connection, scope: Scope, start: datetime, end: datetime, key: str, *where
+) -> list[tuple]:
     column = getattr(Event, key)
     rows = conn.execute(
-        select(
-            column,
-            func.count(),
-            func.sum(func.coalesce(Event.reporter_count, 1)),
-            count(resolved),
-            count(Event.rating.is_not(None)),
-            count(Event.rating.in_([Rating(v) for v in kpi.SATISFIED_RATINGS])),
-            count(Event.is_overdue),
-            func.sum(case((handled, _handling_hours(conn.dialect.name)), else_=0.0)),
-            count(handled),
+        select(column, *rollups.sum_columns(conn.dialect.name))
+        .where(
+            *scope.where(by_time=True),
+            Event.reported_at >= start,
+            Event.reported_at < end,
+            not_(rollups.rejected()),
+            *where,
         )
-        .where(*scope.where(by_time=True), Event.reported_at >= start, Event.reported_at < end, not_(rejected))
         .group_by(column)
     ).all()
+    return [tuple(r) for r in rows]
+
+
+def rollup_rows(
+    conn: Connection, model, key: str, grids: set[int] | None, first: date, stop: date, *where
+) -> list[tuple]:
+    """Per ``key`` the sums of the rollup table ``model`` over the days [first, stop) of ``grids`` (None:
+    every grid); a key without a valid event is left out, as the raw query leaves it out. The
+    department 0 (none yet) reads as None."""
+    column = model.grid_id if key == "grid_id" else model.department_id
+    rows = conn.execute(
+        select(column, *(func.sum(getattr(model, c)) for c in kpi.SUM_COLUMNS))
+        .where(
+            *([] if grids is None else [in_ids(model.grid_id, sorted(grids))]),
+            model.day >= first,
+            model.day < stop,
+            *where,
+        )
+        .group_by(column)
+        .having(func.sum(model.events) > 0)
+    ).all()
+    return [(None if key != "grid_id" and r[0] == 0 else r[0], *r[1:]) for r in rows]
+
+
+def _sums_frame(rows, key: str) -> pd.DataFrame:
     df = rows_frame(rows, [key, *kpi.SUM_COLUMNS])
+    if df.empty:  # numbers, not objects: a period without events gives rates of NaN, not a division error
+        df = df.astype(dict.fromkeys(kpi.SUM_COLUMNS, "float64"))
     df[kpi.SUM_COLUMNS] = df[kpi.SUM_COLUMNS].fillna(0)
     df["handling_hours_sum"] = df["handling_hours_sum"].astype(float)
     return df
@@ -103,50 +229,87 @@ def kpi_by(
     if group == "area":
         child = AdminLevel(units.at[scope_unit_id, "level"]).child or AdminLevel.GRID
         unit_of = anc.loc[anc[child.value].notna(), child.value].astype("int64")
-        table = kpi.compare_tables(*(
-            kpi.kpi_from_sums(kpi_sums(conn, scope, a.to_pydatetime(), b.to_pydatetime(), "grid_id"), "unit_id",
-                              unit_of=unit_of, population=units["population"])
-            for a, b in windows
-        ))
+        table = kpi.compare_tables(
+            *(
+                kpi.kpi_from_sums(
+                    kpi_sums(conn, scope, a.to_pydatetime(), b.to_pydatetime(), "grid_id"),
+                    "unit_id",
+                    unit_of=unit_of,
+                    population=units["population"],
+                )
+                for a, b in windows
+            )
+        )
         kids = descendants(anc, scope_unit_id, child.value)
         table = table.reindex(kids)
         table.insert(0, "name", units.loc[kids, "name"].to_numpy())
     else:
-        table = kpi.compare_tables(*(
-            kpi.kpi_from_sums(kpi_sums(conn, scope, a.to_pydatetime(), b.to_pydatetime(), "lead_department_id"),
-                              "lead_department_id")
-            for a, b in windows
-        ))
+        table = kpi.compare_tables(
+            *(
+                kpi.kpi_from_sums(
+                    kpi_sums(conn, scope, a.to_pydatetime(), b.to_pydatetime(), "lead_department_id"),
+                    "lead_department_id",
+                )
+                for a, b in windows
+            )
+        )
         names = dict(conn.execute(select(Department.id, Department.name)).all())
         table.insert(0, "name", [names.get(i, str(i)) for i in table.index])
     table["events"] = table["events"].fillna(0).astype(int)
     return kpi.rank(table, metric, min_events=min_events)
 
 
-WARNING_COLUMNS = ["id", "grid_id", "category", "title", "lon", "lat", "address", "reporter_count", "merged_into_id",
-                   "reported_at"]
+WARNING_COLUMNS = [
+    "id",
+    "grid_id",
+    "category",
+    "title",
+    "lon",
+    "lat",
+    "address",
+    "reporter_count",
+    "merged_into_id",
+    "reported_at",
+]
 
 
-def warning_events(conn: Connection, scope: Scope, start: datetime, end: datetime, *,
-                   chunk_days: int = 31) -> pd.DataFrame:
-    """The scope's events reported in [start, end) with the columns the detector reads.
+def warning_events(
+    conn: Connection, scope: Scope, start: datetime, end: datetime, *where, chunk_days: int = 31
+) -> pd.DataFrame:
+    """The scope's events reported in [start, end) (and where ``where`` holds) with the columns the
+    detector reads.
 
     Read a month at a time and kept compact (text as categoricals): a city year is ~2 million rows.
     """
     parts = []
     t = start
-    # The category and the time as the store holds them (text on SQLite): converted by column below, not
-    # row by row into enums and datetimes by the driver layer (a third of the read at city scale).
-    columns = [type_coerce(getattr(Event, c), String).label(c) if c in ("category", "reported_at")
-               else getattr(Event, c) for c in WARNING_COLUMNS]
+    columns = _warning_columns()
     while t < end:
         t1 = min(t + timedelta(days=chunk_days), end)
         rows = conn.execute(
-            select(*columns).where(*scope.where(), Event.reported_at >= t, Event.reported_at < t1)
+            select(*columns).where(*scope.where(), Event.reported_at >= t, Event.reported_at < t1, *where)
         ).all()
         parts.append(rows_frame(rows, WARNING_COLUMNS))
         t = t1
-    events = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=WARNING_COLUMNS)
+    return _warning_frame(
+        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=WARNING_COLUMNS)
+    )
+
+
+def _warning_columns() -> list:
+    # The category and the time as the store holds them (text on SQLite): converted by column below, not
+    # row by row into enums and datetimes by the driver layer (a third of the read at city scale).
+    return [
+        type_coerce(getattr(Event, c), String).label(c)
+        if c in ("category", "reported_at")
+        else getattr(Event, c)
+        for c in WARNING_COLUMNS
+    ]
+
+
+def _warning_frame(events: pd.DataFrame) -> pd.DataFrame:
+    """Read rows made compact: text as categoricals, times parsed by column, NaN for not merged."""
+    events = events.copy()
     events["category"] = events["category"].map(lambda v: getattr(v, "value", v), na_action="ignore")
     for c in ("category", "title", "address"):
         events[c] = events[c].astype("category")
@@ -155,18 +318,199 @@ def warning_events(conn: Connection, scope: Scope, start: datetime, end: datetim
     return events
 
 
-def warning_data(conn: Connection, scope: Scope, start: datetime, end: datetime, units: pd.DataFrame) -> WarningData | None:
+def warning_data(
+    conn: Connection, scope: Scope, start: datetime, end: datetime, units: pd.DataFrame
+) -> WarningData | None:
     """The detector's input over [start, end): the scope's events and ``units`` (indexed by id); None without events."""
     events = warning_events(conn, scope, start, end)
     if events.empty:
         return None
-    return WarningData.from_events(events, units.reset_index().rename(columns={"index": "id"}))
+    return WarningData.from_events(with_metres(events), units.reset_index().rename(columns={"index": "id"}))
+
+
+def with_metres(events: pd.DataFrame) -> pd.DataFrame:
+    """``events`` with ``x_m``/``y_m``: each place in metres (:func:`geo.crs.to_metres`), NaN without one."""
+    placed = events["lon"].notna() & events["lat"].notna()
+    x = np.full(len(events), np.nan)
+    y = np.full(len(events), np.nan)
+    if placed.any():
+        xy = to_metres(events.loc[placed, "lon"], events.loc[placed, "lat"])
+        x[placed.to_numpy()], y[placed.to_numpy()] = xy[:, 0], xy[:, 1]
+    return events.assign(x_m=x, y_m=y)
+
+
+#: The reports a day's judgement reads (the rest is counts): 顽疾 looks back its weeks, 群发 its hours
+#: before the day; merged reports only count for 群发.
+REPORT_DAYS = 7 * DEFAULT_PARAMS.chronic.weeks
+MASS_HOURS = DEFAULT_PARAMS.mass.window_hours
+COUNT_LEVELS = ("grid", "village", "township")
+
+
+def warning_counts(
+    conn: Connection, scope: Scope, start: datetime, end: datetime, units: pd.DataFrame
+) -> pd.DataFrame | None:
+    """The detector's daily counts (per day, unit of :data:`COUNT_LEVELS` and category, merged reports
+    left out) over the whole days [start, end), from ``event_category_daily`` (decision 0034), the keys
+    changed since its watermark from their raw events; None without a usable rollup (read the events)."""
+    keys = rollups.pending(conn) if scope.department_id is None else None
+    if keys is None:
+        return None
+    first, stop = start.date(), end.date()
+    grids = None if whole_store(conn, scope) else set(scope.grid_ids)
+    keys = {d: g if grids is None else g & grids for d, g in keys.items() if first <= d < stop}
+    keys = {d: g for d, g in keys.items() if g}
+    model = EventCategoryDaily
+    rows: Sequence = plain_rows(
+        conn,
+        select(type_coerce(model.day, String), model.grid_id, model.category, model.counted).where(
+            *([] if grids is None else [in_ids(model.grid_id, sorted(grids))]),
+            model.day >= first,
+            model.day < stop,
+            model.counted > 0,
+            *rollups.rollup_outside(keys, model),
+        ),
+    )
+    if keys:
+        changed = conn.execute(
+            rollups.category_aggregate(
+                conn.dialect.name,
+                *scope.where(by_time=True),
+                Event.reported_at >= start,
+                Event.reported_at < end,
+                rollups.events_inside(keys),
+            )
+        ).all()
+        rows = [*rows, *changed]
+    grid_counts = _text_frame(rows, ["day", "grid_id", "category", "count"])
+    # Days as the store gives them (text on SQLite, dates on PostgreSQL), parsed by column.
+    grid_counts["day"] = pd.to_datetime(grid_counts["day"].astype(str).str[:10], format="%Y-%m-%d")
+    if keys:  # the events' own rows hold the category as the enum
+        grid_counts["category"] = grid_counts["category"].map(lambda c: getattr(c, "value", c))
+    return counts_at_levels(grid_counts, units, COUNT_LEVELS)
+
+
+def day_warning_data(conn: Connection, scope: Scope, day: date, units: pd.DataFrame) -> WarningData | None:
+    """What judging ``day`` reads: :data:`WARNING_HISTORY_DAYS` of daily counts from the rollup and only
+    the reports 顽疾 and 群发 look at (:data:`REPORT_DAYS`, with a place): the same alerts as
+    :func:`warning_data` over the whole history, at the cost of the days, not of their events. Without
+    a usable rollup (or without counts), :func:`warning_data`."""
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time())
+    start = end - timedelta(days=WARNING_HISTORY_DAYS)
+    counts = warning_counts(conn, scope, start, end, units)
+    if counts is None or counts.empty:
+        return warning_data(conn, scope, start, end, units)
+    mass_from = end - timedelta(days=1, hours=MASS_HOURS)
+    first = max(start, end - timedelta(days=REPORT_DAYS))
+    kept = rollups.kept_from(conn)
+    if kept is not None and first.date() >= kept and scope.department_id is None:
+        reports = recent_reports(conn, scope, first, end, mass_from)
+    else:
+        reports = warning_events(
+            conn,
+            scope,
+            first,
+            end,
+            Event.lon.is_not(None),
+            Event.lat.is_not(None),
+            or_(Event.merged_into_id.is_(None), Event.reported_at >= mass_from),
+        )
+    return WarningData(counts, units, with_metres(reports))
+
+
+def recent_reports(
+    conn: Connection, scope: Scope, start: datetime, end: datetime, mass_from: datetime
+) -> pd.DataFrame:
+    """:func:`warning_events` of [start, end) not merged (or reported from ``mass_from`` on) read from
+    ``event_recent_reports`` (decision 0034), the (day, grid) keys changed since the watermark from the
+    events; a frame like :func:`warning_events`'s."""
+    keys = rollups.pending(conn) or {}
+    grids = None if whole_store(conn, scope) else set(scope.grid_ids)
+    keys = {d: g if grids is None else g & grids for d, g in keys.items() if start.date() <= d < end.date()}
+    keys = {d: g for d, g in keys.items() if g}
+    model = EventRecentReport
+    columns = [
+        type_coerce(getattr(model, c), String).label(c) if c == "reported_at" else getattr(model, c)
+        for c in WARNING_COLUMNS
+    ]
+    outside = (
+        [
+            not_(
+                or_(
+                    *(
+                        and_(
+                            model.reported_at >= _midnight(d),
+                            model.reported_at < _midnight(d + timedelta(days=1)),
+                            model.grid_id.in_(g),
+                        )
+                        for d, g in keys.items()
+                    )
+                )
+            )
+        ]
+        if keys
+        else []
+    )
+    rows = plain_rows(
+        conn,
+        select(*columns).where(
+            *([] if grids is None else [in_ids(model.grid_id, sorted(grids))]),
+            model.reported_at >= start,
+            model.reported_at < end,
+            or_(model.merged_into_id.is_(None), model.reported_at >= mass_from),
+            *outside,
+        ),
+    )
+    frames = [_text_frame(rows, WARNING_COLUMNS)]
+    if keys:
+        changed = plain_rows(
+            conn,
+            select(*_warning_columns()).where(
+                *scope.where(by_time=True),
+                Event.reported_at >= start,
+                Event.reported_at < end,
+                rollups.events_inside(keys),
+                or_(Event.merged_into_id.is_(None), Event.reported_at >= mass_from),
+            ),
+        )
+        frames.append(_text_frame(changed, WARNING_COLUMNS))
+    frames = [f for f in frames if len(f)] or frames[:1]
+    return _warning_frame(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
+
+
+def plain_rows(conn: Connection, statement) -> list[tuple]:
+    """The driver's own tuples for a statement whose columns need no conversion (numbers, text, times
+    read as text): SQLAlchemy's ``Row``s and result processing cost a third of a 50 k-row read."""
+    result = conn.execute(statement)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
+
+
+TEXT_COLUMNS = frozenset({"day", "category", "title", "address", "reported_at"})
+
+
+def _text_frame(rows: Sequence[Sequence], columns: list[str]) -> pd.DataFrame:
+    """Like :func:`db.frames.rows_frame`, text columns kept as Python objects (pandas 3 would build
+    Arrow strings of them first, five times slower, to be made categorical or parsed right after)."""
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    values = list(zip(*rows, strict=True))
+    return pd.DataFrame(
+        {
+            c: pd.Series(np.array(v, dtype=object), dtype=object) if c in TEXT_COLUMNS else pd.Series(v)
+            for c, v in zip(columns, values, strict=True)
+        }
+    )
+
+
+def _midnight(d: date) -> datetime:
+    return datetime.combine(d, datetime.min.time())
 
 
 def warnings(conn: Connection, scope: Scope, day: date, units: pd.DataFrame) -> list[Alert]:
     """Early warnings (预警) judged on ``day`` over the scope's recent events."""
-    end = datetime.combine(day + timedelta(days=1), datetime.min.time())
-    data = warning_data(conn, scope, end - timedelta(days=WARNING_HISTORY_DAYS), end, units)
+    data = day_warning_data(conn, scope, day, units)
     return [] if data is None else detect(day, data)
 
 
@@ -190,14 +534,15 @@ def alerts_frame(alerts: list[Alert], units: pd.DataFrame) -> pd.DataFrame:
 def kpi_display(table: pd.DataFrame) -> pd.DataFrame:
     """A ranked KPI table with Chinese headers, shares as percentages, N always shown."""
 
+    # As the report shows them (services.report_book): a change that rounds to zero reads 0.0, never -0.0.
     def pct(v):
-        return "—" if pd.isna(v) else f"{v * 100:.1f}%"
+        return "—" if pd.isna(v) else shown(number(v, "pct"), "pct")
 
     def pp(v):
-        return "—" if pd.isna(v) else f"{v * 100:+.1f}个百分点"
+        return "—" if pd.isna(v) else shown(number(v * 100, "pp"), "pp")
 
     def rel(v):
-        return "—" if pd.isna(v) else f"{v * 100:+.1f}%"
+        return "—" if pd.isna(v) else shown(number(v, "rel"), "rel")
 
     return pd.DataFrame(
         {
@@ -217,6 +562,18 @@ def kpi_display(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def report_alerts(
+    conn: Connection, scope: Scope, day: date, units: pd.DataFrame, unit_id: int
+) -> list[Alert]:
+    """A report's 预警 sheet: what the daily pass stored for ``day`` under ``unit_id`` when it has judged
+    that day (a scheduled report's day, the 报表 tab's default: yesterday), as the 预警 tab shows it;
+    otherwise judged now (:func:`warnings`)."""
+    from services.geography import tree
+
+    stored = stored_alerts(conn, tree(conn), unit_id, day)
+    return warnings(conn, scope, day, units) if stored is None else stored
+
+
 def report_workbook(
     conn: Connection,
     scope: Scope,
@@ -227,26 +584,54 @@ def report_workbook(
     anc: pd.DataFrame,
     scope_unit_id: int,
     min_events: int = kpi.DEFAULT_MIN_EVENTS,
+    first_day: date | None = None,
+    metric: str = "satisfaction_rate",
 ) -> bytes:
-    """日报/周报/月报 ending on ``day`` as XLSX: overview, by area, by department, early warnings."""
+    """日报/周报/月报 ending on ``day`` as XLSX: overview, by area, by department, early warnings, each
+    sheet titled with the area, the report and its period (:mod:`services.report_book`).
+
+    The period is the :data:`REPORT_PERIODS` days ending on ``day``, or from ``first_day`` (a scheduled
+    月报 covers its calendar month). Areas and departments are ranked on ``metric``."""
     end = datetime.combine(day + timedelta(days=1), datetime.min.time())
-    start = end - timedelta(days=REPORT_PERIODS[kind])
-    args = {"units": units, "anc": anc, "scope_unit_id": scope_unit_id, "min_events": min_events}
-    by_area = kpi_display(kpi_by(conn, scope, start, end, group="area", **args))
-    by_dept = kpi_display(kpi_by(conn, scope, start, end, group="department", **args))
-    total = kpi.kpi_from_sums(kpi_sums(conn, scope, start, end, "grid_id"), population=units.at[scope_unit_id, "population"])
-    overview = pd.DataFrame(
-        {
-            "项目": ["统计区域", "统计时段", "事件数", "投诉率(件/万人)", "解决率", "满意率", "按时办结率", "平均处置时长(小时)"],
-            "数值": [
-                units.at[scope_unit_id, "name"],
-                f"{start:%Y-%m-%d} 至 {end - timedelta(days=1):%Y-%m-%d}",
-                int(total["events"].iloc[0]),
-                round(float(total["complaint_rate"].iloc[0]), 2),
-                *(f"{v * 100:.1f}%" if pd.notna(v) else "—" for v in total[["resolution_rate", "satisfaction_rate", "on_time_rate"]].iloc[0]),
-                round(float(total["mean_handling_hours"].iloc[0]), 1) if pd.notna(total["mean_handling_hours"].iloc[0]) else "—",
-            ],
-        }
+    start = (
+        end - timedelta(days=REPORT_PERIODS[kind])
+        if first_day is None
+        else datetime.combine(first_day, datetime.min.time())
     )
-    alerts = alerts_frame(warnings(conn, scope, day, units), units)
-    return to_xlsx({"概况": overview, "各区域": by_area, "各部门": by_dept, "预警": alerts})
+    args = {"units": units, "anc": anc, "scope_unit_id": scope_unit_id, "min_events": min_events}
+    by_area = kpi_by(conn, scope, start, end, group="area", metric=metric, **args)
+    by_dept = kpi_by(conn, scope, start, end, group="department", metric=metric, **args)
+    total = kpi.kpi_from_sums(
+        kpi_sums(conn, scope, start, end, "grid_id"), population=units.at[scope_unit_id, "population"]
+    ).iloc[0]
+    area = str(units.at[scope_unit_id, "name"])
+    period = f"{start:%Y-%m-%d} 至 {end - timedelta(days=1):%Y-%m-%d}"
+    overview = Sheet("概况", [Col("项目"), Col("数值")])
+    overview.rows = [["统计区域", area], ["统计时段", period]]
+    overview.rows += [
+        [label, Cell(value, kind)]
+        for label, value, kind in (
+            ("事件数", total["events"], "int"),
+            ("投诉率(件/万人)", total["complaint_rate"], "dec2"),
+            ("解决率", total["resolution_rate"], "pct"),
+            ("满意率", total["satisfaction_rate"], "pct"),
+            ("按时办结率", total["on_time_rate"], "pct"),
+            ("平均处置时长(小时)", total["mean_handling_hours"], "dec1"),
+        )
+    ]
+    alerts = alerts_frame(report_alerts(conn, scope, day, units, scope_unit_id), units)
+    warn = Sheet("预警", [Col(c) for c in alerts.columns], alerts.to_numpy().tolist())
+    note = (
+        f"统计时段：{period}　排名指标：{kpi.METRICS.get(metric, (metric,))[0]}"
+        f"（并列同名次；事件数不足 {min_events} 件的单位排在其后，备注“样本少”）"
+    )
+    return write_book(
+        f"{area}{kind}",
+        note,
+        [
+            overview,
+            kpi_sheet("各区域", by_area, metric, min_events),
+            kpi_sheet("各部门", by_dept, metric, min_events, per_resident=False),
+            warn,
+        ],
+    )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -22,12 +23,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, inspect, select, update
+from sqlalchemy import Connection, bindparam, func, insert, inspect, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.models import AuditHead, AuditLog, Event, EventCooperator
+from db.uow import mark_audited
 from domain.access import redact
 
 GENESIS = "0" * 64
@@ -36,8 +39,18 @@ BATCH = 5000
 #: The fields each row's hash covers (with ``prev_hash``), in the canonical JSON.
 FIELDS = ("id", "at", "actor_id", "actor_role", "action", "entity", "entity_id", "before", "after", "reason")
 #: What an event's audit rows show of it before and after a step of the loop.
-EVENT_FIELDS = ("status", "owner_unit_id", "lead_department_id", "urgency", "due_at", "is_overdue", "rating",
-                "escalations", "merged_into_id", "reporter_count")
+EVENT_FIELDS = (
+    "status",
+    "owner_unit_id",
+    "lead_department_id",
+    "urgency",
+    "due_at",
+    "is_overdue",
+    "rating",
+    "escalations",
+    "merged_into_id",
+    "reporter_count",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,6 +131,7 @@ def record(
     """
     if isinstance(conn, Session):
         conn = conn.connection()
+    mark_audited(conn)
     if at is None:
         from services import clock
 
@@ -140,17 +154,21 @@ def record(
         "reason": None if reason is None else redact(str(reason)[:1000]),
     }
     new_id, prev_hash = conn.execute(_TAKE_NEXT).one()
-    row["id"] = int(new_id)
+    row["id"] = entry_id = int(new_id)
     digest = chain_hash(prev_hash, row)
     conn.execute(_APPEND, {**row, "prev_hash": prev_hash, "hash": digest})
     conn.execute(_MOVE_HEAD, {"digest": digest})
-    return row["id"]
+    return entry_id
 
 
 # The three statements of :func:`record`, built once (intake writes one trail row per report).
-_TAKE_NEXT = (update(AuditHead).where(AuditHead.id == 1).values(last_id=AuditHead.last_id + 1)
-              .returning(AuditHead.last_id, AuditHead.hash))
-_APPEND = AuditLog.__table__.insert()
+_TAKE_NEXT = (
+    update(AuditHead)
+    .where(AuditHead.id == 1)
+    .values(last_id=AuditHead.last_id + 1)
+    .returning(AuditHead.last_id, AuditHead.hash)
+)
+_APPEND = insert(AuditLog)
 _MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1).values(hash=bindparam("digest"))
 
 
@@ -165,14 +183,18 @@ def new_event_state(event: Event) -> dict[str, Any]:
 
 def event_state(conn: Connection | Session, event_id: int) -> dict[str, Any] | None:
     """What the trail shows of an event: :data:`EVENT_FIELDS` and its cooperating departments, as stored now."""
-    row = conn.execute(
-        select(*(getattr(Event, f) for f in EVENT_FIELDS)).where(Event.id == event_id)
-    ).mappings().first()
+    row = (
+        conn.execute(select(*(getattr(Event, f) for f in EVENT_FIELDS)).where(Event.id == event_id))
+        .mappings()
+        .first()
+    )
     if row is None:
         return None
     state = {k: _plain(v) if isinstance(v, Enum | datetime | date) else v for k, v in row.items()}
     state["cooperators"] = sorted(
-        conn.execute(select(EventCooperator.department_id).where(EventCooperator.event_id == event_id)).scalars()
+        conn.execute(
+            select(EventCooperator.department_id).where(EventCooperator.event_id == event_id)
+        ).scalars()
     )
     return state
 
@@ -202,9 +224,11 @@ def verify_chain(conn: Connection, batch: int = BATCH) -> tuple[int, Broken | No
     upto = AuditLog.id <= head.last_id if head is not None else AuditLog.id > 0
     prev, expected, last = GENESIS, 1, 0
     while True:
-        rows = conn.execute(
-            select(*cols).where(AuditLog.id > last, upto).order_by(AuditLog.id).limit(batch)
-        ).mappings().all()
+        rows = (
+            conn.execute(select(*cols).where(AuditLog.id > last, upto).order_by(AuditLog.id).limit(batch))
+            .mappings()
+            .all()
+        )
         if not rows:
             break
         for r in rows:
@@ -212,9 +236,11 @@ def verify_chain(conn: Connection, batch: int = BATCH) -> tuple[int, Broken | No
                 gone = f"第 {expected} 条" if r["id"] == expected + 1 else f"第 {expected}–{r['id'] - 1} 条"
                 return expected - 1, Broken(expected, f"缺失：{gone}记录已被删除（下一条是 id={r['id']}）")
             if r["prev_hash"] != prev:
-                return expected - 1, Broken(r["id"], f"链接不符：prev_hash 与上一条（id={r['id'] - 1}）的哈希不一致，"
-                                                      "上一条或本条已被改动")
-            if chain_hash(r["prev_hash"], r) != r["hash"]:
+                return expected - 1, Broken(
+                    r["id"],
+                    f"链接不符：prev_hash 与上一条（id={r['id'] - 1}）的哈希不一致，上一条或本条已被改动",
+                )
+            if chain_hash(r["prev_hash"], dict(r)) != r["hash"]:
                 return expected - 1, Broken(r["id"], "内容与哈希不符：该记录已被改动")
             prev, expected = r["hash"], expected + 1
         last = rows[-1]["id"]
@@ -223,7 +249,9 @@ def verify_chain(conn: Connection, batch: int = BATCH) -> tuple[int, Broken | No
         gone = f"第 {count + 1} 条" if head.last_id == count + 1 else f"第 {count + 1}–{head.last_id} 条"
         return count, Broken(count + 1, f"缺失：{gone}记录已被删除（链头记录共 {head.last_id} 条）")
     if head is not None and count and head.hash != prev:
-        return count, Broken(count, f"链头（共 {head.last_id} 条）与最后一条不一致：最后一条已被改动或有链外追加")
+        return count, Broken(
+            count, f"链头（共 {head.last_id} 条）与最后一条不一致：最后一条已被改动或有链外追加"
+        )
     return count, None
 
 
@@ -232,20 +260,119 @@ def verify(conn: Connection) -> Broken | None:
     return verify_chain(conn)[1]
 
 
+# ---------------------------------------------------------------------------------------------
+# Anchors outside the database: a truncated tail or a chain recomputed from row k is found
+# ---------------------------------------------------------------------------------------------
+
+#: Where checkpoints are kept: one append-only file per store (one JSON line each); put the folder on
+#: another volume or ship the files off the host (decision 0006). ``AUDIT_ANCHOR_DIR`` moves the folder;
+#: ``AUDIT_ANCHOR_FILE`` names one file outright (a deployment with one store).
+DEFAULT_ANCHOR_DIR = Path(__file__).resolve().parent.parent / "data" / "audit-anchors"
+
+
+def anchor_file(url: str | None = None) -> Path:
+    """The checkpoint file of the store at ``url`` (default: ``DATABASE_URL``)."""
+    if os.environ.get("AUDIT_ANCHOR_FILE"):
+        return Path(os.environ["AUDIT_ANCHOR_FILE"])
+    if url is None:
+        from db.engine import database_url
+
+        url = database_url()
+    key = hashlib.sha256(str(url).encode()).hexdigest()[:16]
+    return Path(os.environ.get("AUDIT_ANCHOR_DIR") or DEFAULT_ANCHOR_DIR) / f"{key}.jsonl"
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A checkpoint of the chain: row ``last_id`` had hash ``hash`` at ``at`` (China time, ISO)."""
+
+    last_id: int
+    hash: str
+    at: str
+
+
+def write_anchor(conn: Connection, path: Path, now: datetime) -> Anchor | None:
+    """Append the chain's head as a checkpoint line to ``path`` (None for an empty chain).
+
+    The file is opened for appending only and flushed to disk before returning: what it held before
+    stays as it was, whatever happens to the database afterwards.
+    """
+    head = conn.execute(select(AuditHead.last_id, AuditHead.hash).where(AuditHead.id == 1)).first()
+    if head is None or not head.last_id:
+        return None
+    found = Anchor(int(head.last_id), str(head.hash), now.replace(microsecond=0).isoformat())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"last_id": found.last_id, "hash": found.hash, "at": found.at}, sort_keys=True)
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(line + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    return found
+
+
+def read_anchors(path: Path) -> list[Anchor]:
+    """The checkpoints in ``path`` (none if it does not exist); a line that is not a checkpoint raises
+    ValueError naming its line number (the file itself was tampered with or damaged)."""
+    if not path.exists():
+        return []
+    anchors = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            anchors.append(Anchor(int(item["last_id"]), str(item["hash"]), str(item["at"])))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"锚点文件第 {number} 行无法识别：文件已被改动或损坏") from exc
+    return anchors
+
+
+def verify_anchors(conn: Connection, anchors: list[Anchor]) -> Broken | None:
+    """The first checkpoint the stored chain no longer matches: its row gone (a truncated tail, even with
+    the head rewound) or its hash different (the chain recomputed from an earlier row)."""
+    for a in sorted(anchors, key=lambda a: a.last_id):
+        stored = conn.execute(select(AuditLog.hash).where(AuditLog.id == a.last_id)).scalar()
+        if stored is None:
+            return Broken(
+                a.last_id, f"缺失：{a.at} 的锚点记录了第 {a.last_id} 条，该记录已不存在（末尾记录被删除）"
+            )
+        if stored != a.hash:
+            return Broken(a.last_id, f"与 {a.at} 的锚点不符：第 {a.last_id} 条的哈希已变（审计链被重算）")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     from db.engine import make_engine
 
     parser = argparse.ArgumentParser(description="审计链校验 (verify the audit trail's hash chain)")
-    parser.add_argument("command", choices=["verify"])
+    parser.add_argument("command", choices=["verify", "anchor"])
     parser.add_argument("--url", default=None, help="database URL (default: DATABASE_URL or data/cockpit.db)")
+    parser.add_argument(
+        "--anchors", default=None, help="checkpoint file (default: AUDIT_ANCHOR_FILE or data/)"
+    )
     args = parser.parse_args(argv)
     engine = make_engine(args.url)
+    anchors_path = (
+        Path(args.anchors) if args.anchors else anchor_file(engine.url.render_as_string(hide_password=True))
+    )
     t0 = time.perf_counter()
     with engine.connect() as conn:
         if not inspect(conn).has_table("audit_log"):
             print("数据库中没有审计表（audit_log）：请先运行 make migrate", file=sys.stderr)
             return 2
+        if args.command == "anchor":
+            from services import clock
+
+            made = write_anchor(conn, anchors_path, clock.now())
+            print(f"已写入锚点：第 {made.last_id} 条 → {anchors_path}" if made else "审计链为空，无需锚点")
+            return 0
         count, broken = verify_chain(conn)
+        if broken is None:
+            try:
+                broken = verify_anchors(conn, read_anchors(anchors_path))
+            except ValueError as exc:
+                print(str(exc))
+                return 1
     engine.dispose()
     seconds = time.perf_counter() - t0
     if broken is not None:
@@ -259,3 +386,19 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def written_since(
+    conn: Connection, last_id: int | None, *, ignoring: tuple[str, ...] = ()
+) -> tuple[int, bool]:
+    """The newest audit row's id, and whether a row after ``last_id`` (None: never looked) has an action
+    starting with none of ``ignoring``: how a process learns that another one wrote (a primary-key range
+    of the rows since ``last_id``, one row read at most)."""
+    top = conn.execute(select(func.max(AuditLog.id))).scalar() or 0
+    if last_id is None or top <= last_id:
+        return int(top), False
+    quiet = or_(*(AuditLog.action.startswith(p) for p in ignoring)) if ignoring else None
+    query = select(AuditLog.id).where(AuditLog.id > last_id, AuditLog.id <= top)
+    if quiet is not None:
+        query = query.where(not_(quiet))
+    return int(top), conn.execute(query.limit(1)).first() is not None

@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, func, select
 
 from db.models import AdminUnit, Event, Inspection, Venue
+from db.uow import UnitOfWork
 from domain.access import CurrentUser
 from domain.vocabulary import OPEN_STATUSES, AdminLevel, Rating, Role, SafetyCode
 from services import settings
-from services.event_views import Scope
+from services.access import Scope
 
 TOKENS_KEY = "display.tokens"
 
@@ -34,20 +35,30 @@ def _load(conn: Connection) -> dict:
 
 
 def _save(conn: Connection, tokens: dict, now: datetime) -> None:
-    settings.write(conn, TOKENS_KEY, json.dumps(tokens, ensure_ascii=False), now, action="display.tokens")  # hashes only
+    settings.write(
+        conn, TOKENS_KEY, json.dumps(tokens, ensure_ascii=False), now, action="display.tokens"
+    )  # hashes only
 
 
-def create_token(conn: Connection, *, area_code: str, label: str, now: datetime) -> str:
+def create_token(uow: UnitOfWork, *, area_code: str, label: str, now: datetime) -> str:
     """A new display token for the area ``area_code``; only its hash is kept."""
-    unit = conn.execute(select(AdminUnit.id).where(AdminUnit.code == area_code)).scalar()
-    if unit is None:
-        raise ValueError(f"区划编码 {area_code} 不存在")
-    if not label.strip():
+    if not (label or "").strip():
         raise ValueError("请填写大屏名称")
-    token = secrets.token_urlsafe(24)
-    tokens = _load(conn)
-    tokens[_digest(token)] = {"label": label.strip(), "scope_unit_id": unit, "created_at": now.isoformat(), "revoked": False}
-    _save(conn, tokens, now)
+    with uow.begin("display.create_token"):
+        conn = uow.conn
+        unit = conn.execute(select(AdminUnit.id).where(AdminUnit.code == area_code)).scalar()
+        if unit is None:
+            raise ValueError(f"区划编码 {area_code} 不存在")
+        token = secrets.token_urlsafe(24)
+        tokens = _load(conn)
+        tokens[_digest(token)] = {
+            "label": label.strip(),
+            "scope_unit_id": unit,
+            "created_at": now.isoformat(),
+            "revoked": False,
+        }
+        _save(conn, tokens, now)
+        uow.commit()
     return token
 
 
@@ -55,14 +66,16 @@ def list_tokens(conn: Connection) -> list[dict]:
     return [{"id": h[:12], **v} for h, v in _load(conn).items()]
 
 
-def revoke_token(conn: Connection, token_id: str, now: datetime) -> bool:
+def revoke_token(uow: UnitOfWork, token_id: str, now: datetime) -> bool:
     """Revoke the token whose hash starts with ``token_id`` (as listed); False if none matches."""
-    tokens = _load(conn)
-    hit = [h for h in tokens if h.startswith(token_id)]
-    if len(hit) != 1:
-        return False
-    tokens[hit[0]]["revoked"] = True
-    _save(conn, tokens, now)
+    with uow.begin("display.revoke_token"):
+        tokens = _load(uow.conn)
+        hit = [h for h in tokens if h.startswith(token_id)]
+        if not token_id or len(hit) != 1:
+            return False
+        tokens[hit[0]]["revoked"] = True
+        _save(uow.conn, tokens, now)
+        uow.commit()
     return True
 
 
@@ -73,8 +86,13 @@ def viewer_for(conn: Connection, token: str | None) -> CurrentUser | None:
     entry = _load(conn).get(_digest(token))
     if not entry or entry.get("revoked"):
         return None
-    return CurrentUser(id=0, username="display", display_name=entry["label"], role=Role.COMMAND_CENTER,
-                       scope_unit_id=int(entry["scope_unit_id"]))
+    return CurrentUser(
+        id=0,
+        username="display",
+        display_name=entry["label"],
+        role=Role.COMMAND_CENTER,
+        scope_unit_id=int(entry["scope_unit_id"]),
+    )
 
 
 def screen_kpis(conn: Connection, scope: Scope, now: datetime) -> dict[str, str]:
@@ -90,14 +108,20 @@ def screen_kpis(conn: Connection, scope: Scope, now: datetime) -> dict[str, str]
     happy = count(Event.rating.in_([Rating.SATISFIED, Rating.BASICALLY]), Event.resolved_at >= since)
     grids = scope.grid_ids or (-1,)
     red = conn.execute(
-        select(func.count()).select_from(Venue).where(Venue.grid_id.in_(grids), Venue.safety_code == SafetyCode.RED)
+        select(func.count())
+        .select_from(Venue)
+        .where(Venue.grid_id.in_(grids), Venue.safety_code == SafetyCode.RED)
     ).scalar_one()
     done = conn.execute(
-        select(func.count()).select_from(Inspection).join(Venue, Venue.id == Inspection.venue_id)
+        select(func.count())
+        .select_from(Inspection)
+        .join(Venue, Venue.id == Inspection.venue_id)
         .where(Venue.grid_id.in_(grids), Inspection.inspected_at >= day)
     ).scalar_one()
     due = conn.execute(
-        select(func.count()).select_from(Venue).where(Venue.grid_id.in_(grids), Venue.next_due_on <= now.date(), Venue.is_active)
+        select(func.count())
+        .select_from(Venue)
+        .where(Venue.grid_id.in_(grids), Venue.next_due_on <= now.date(), Venue.is_active)
     ).scalar_one()
     return {
         "今日事件": f"{new:,}",
@@ -114,12 +138,15 @@ def open_by_level(conn: Connection, scope: Scope) -> dict[str, int]:
     owner = AdminUnit.__table__.alias("owner")
     rows = conn.execute(
         select(owner.c.level, func.count())
-        .select_from(Event).join(owner, owner.c.id == Event.owner_unit_id)
+        .select_from(Event)
+        .join(owner, owner.c.id == Event.owner_unit_id)
         .where(*scope.where(), Event.status.in_(OPEN_STATUSES))
         .group_by(owner.c.level)
     ).all()
     got = {AdminLevel(level).value: n for level, n in rows}
-    return {lvl.label: got.get(lvl.value, 0) for lvl in reversed(list(AdminLevel)) if lvl is not AdminLevel.GRID}
+    return {
+        lvl.label: got.get(lvl.value, 0) for lvl in reversed(list(AdminLevel)) if lvl is not AdminLevel.GRID
+    }
 
 
 def rotation_index(now: datetime, seconds: int, n: int) -> int:
@@ -144,19 +171,27 @@ def main() -> None:
     r.add_argument("id")
     args = parser.parse_args()
     engine = make_engine()
-    with engine.begin() as conn:
-        if args.cmd == "create":
-            token = create_token(conn, area_code=args.area, label=args.label, now=clock.now())
-            print(f"大屏地址: http://localhost:8501/big_screen?token={token}&area={args.area}")
-        elif args.cmd == "list":
+    if args.cmd == "create":
+        token = create_token(UnitOfWork(engine), area_code=args.area, label=args.label, now=clock.now())
+        print(f"大屏地址: http://localhost:8501/big_screen?token={token}&area={args.area}")
+    elif args.cmd == "list":
+        with engine.connect() as conn:
             for t in list_tokens(conn):
                 print(f"{t['id']}  {t['label']}  {'已吊销' if t['revoked'] else '有效'}  {t['created_at']}")
-        else:
-            print("已吊销" if revoke_token(conn, args.id, clock.now()) else "未找到该令牌")
+    else:
+        print("已吊销" if revoke_token(UnitOfWork(engine), args.id, clock.now()) else "未找到该令牌")
 
 
 if __name__ == "__main__":
     main()
 
 
-__all__ = ["create_token", "list_tokens", "open_by_level", "revoke_token", "rotation_index", "screen_kpis", "viewer_for"]
+__all__ = [
+    "create_token",
+    "list_tokens",
+    "open_by_level",
+    "revoke_token",
+    "rotation_index",
+    "screen_kpis",
+    "viewer_for",
+]

@@ -1,6 +1,14 @@
 """Import events from other systems (12345, 110, 数字城管 …) from CSV/XLSX: all rows or none, every bad row listed.
 
-The template is in docs/event-import.md; :data:`TEMPLATE_COLUMNS` is its header.
+The template is in docs/event-import.md; :data:`TEMPLATE_COLUMNS` is its header. The file is read by the
+one reader of every import (:func:`services.tabular.read_sheet`: row numbers as the file shows them, a
+row whose cells do not match the header is an error of that row). A row's event fields are checked by
+the 随手拍 form's own checker (:func:`domain.intake.check_form`); this module adds what only a file has
+(the source, the time, the urgency, the 外部编号).
+
+Nothing is imported twice: a 外部编号 is unique per source (twice in the file, or already stored, is an
+error of its row; the store's unique index holds it under concurrent imports too), and the same file
+(by its sha256) imported again is a no-op that says when it was imported (:mod:`services.submissions`).
 """
 
 from __future__ import annotations
@@ -10,40 +18,90 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 
 from db.models import Event
+from db.uow import UnitOfWork
 from domain.access import CurrentUser
-from domain.intake import MAX_TEXT, MAX_TITLE
+from domain.intake import ReportForm, check_form
 from domain.vocabulary import EventCategory, EventSource, Urgency
-from services import audit
-from services.access import deny, grids_under
-from services.events import Actor, report_event
+from services import audit, submissions
+from services.access import deny
+from services.events import Actor, add_event
+from services.geography import tree as store_tree
 from services.locate import locate_grids
-from services.tabular import RowError, TableError, read_table
+from services.tabular import RowError, Sheet, TableError, listed, read_sheet
 
-TEMPLATE_COLUMNS = ["来源", "外部编号", "类别", "标题", "描述", "地址", "纬度", "经度", "上报时间", "紧急程度", "反映人", "联系电话"]
+TEMPLATE_COLUMNS = [
+    "来源",
+    "外部编号",
+    "类别",
+    "标题",
+    "描述",
+    "地址",
+    "纬度",
+    "经度",
+    "上报时间",
+    "紧急程度",
+    "反映人",
+    "联系电话",
+]
 REQUIRED = ["来源", "类别", "标题", "纬度", "经度", "上报时间"]
 MAX_ROWS = 50_000
+MAX_REF = 64
+#: The submissions kind of an imported file (its key is the file's sha256).
+IMPORT_KIND = "event.import"
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M")
+#: The form checker's fields as the file's columns.
+FORM_COLUMNS = {
+    "事项类别": "类别",
+    "标题": "标题",
+    "描述": "描述",
+    "位置": "经度/纬度",
+    "联系电话": "联系电话",
+}
 
 
 @dataclass
 class ImportOutcome:
+    """What an import did: ``imported`` events, or ``errors`` (in row order, at most
+    :data:`services.tabular.MAX_LISTED` and a line with the total; ``total`` counts them all) and nothing
+    written. ``already``: the same file was imported before (its one error says when)."""
+
     errors: list[RowError] = field(default_factory=list)
     imported: int = 0
+    total: int = 0
+    already: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
 
+def _refused(errors: list[RowError], already: bool = False) -> ImportOutcome:
+    return ImportOutcome(listed(errors), total=len(errors), already=already)
+
+
 def template() -> pd.DataFrame:
     """The template with one example row."""
     return pd.DataFrame(
-        [["12345热线", "GD20261121001", "城镇管理", "店门口占道经营", "早高峰影响通行", "荷花路12号", "28.9701", "118.8702",
-          "2026-11-21 09:30", "一般", "张先生", "13800000000"]],
+        [
+            [
+                "12345热线",
+                "GD20261121001",
+                "城镇管理",
+                "店门口占道经营",
+                "早高峰影响通行",
+                "荷花路12号",
+                "28.9701",
+                "118.8702",
+                "2026-11-21 09:30",
+                "一般",
+                "张先生",
+                "13800000000",
+            ]
+        ],
         columns=TEMPLATE_COLUMNS,
     )
 
@@ -57,99 +115,239 @@ def _parse_time(text: str) -> datetime | None:
     return None
 
 
-def check_rows(df: pd.DataFrame, now: datetime) -> tuple[list[dict], list[RowError]]:
-    """Each row as clean values, or every problem of every row (row numbers as in the file)."""
-    sources = {s.label: s for s in EventSource}
-    categories = {c.label: c for c in EventCategory}
-    urgencies = {u.label: u for u in Urgency}
-    rows, errors = [], []
-    for r in df.to_dict("records"):
-        n, bad = r["_row"], []
-        for col in REQUIRED:
-            if not r.get(col):
-                bad.append(RowError(n, col, "不能为空"))
-        source = sources.get(r["来源"])
-        if r["来源"] and source is None:
-            bad.append(RowError(n, "来源", f"未知来源“{r['来源']}”，应为：{'、'.join(sources)}"))
-        category = categories.get(r["类别"])
-        if r["类别"] and category is None:
-            bad.append(RowError(n, "类别", f"未知类别“{r['类别']}”，应为：{'、'.join(categories)}"))
-        urgency = urgencies.get(r.get("紧急程度") or "一般")
-        if urgency is None:
-            bad.append(RowError(n, "紧急程度", "应为 一般、紧急 或 特急"))
-        if len(r["标题"]) > MAX_TITLE:
-            bad.append(RowError(n, "标题", f"不能超过 {MAX_TITLE} 字"))
-        if len(r.get("描述", "")) > MAX_TEXT:
-            bad.append(RowError(n, "描述", f"不能超过 {MAX_TEXT} 字"))
-        lon = lat = None
-        for col, lo, hi in (("经度", -180, 180), ("纬度", -90, 90)):
-            if r[col]:
-                try:
-                    value = float(r[col])
-                    if not lo <= value <= hi:
-                        raise ValueError
-                except ValueError:
-                    bad.append(RowError(n, col, f"“{r[col]}”不是有效的{col}"))
-                else:
-                    lon, lat = (value, lat) if col == "经度" else (lon, value)
-        at = _parse_time(r["上报时间"]) if r["上报时间"] else None
-        if r["上报时间"] and at is None:
-            bad.append(RowError(n, "上报时间", "格式应为 2026-11-21 09:30"))
-        elif at is not None and at > now:
-            bad.append(RowError(n, "上报时间", "不能晚于当前时间"))
-        phone = r.get("联系电话", "")
-        if phone and not (phone.isdigit() and len(phone) == 11 and phone.startswith("1")):
-            bad.append(RowError(n, "联系电话", "应为 11 位手机号码"))
-        errors += bad
+def check_rows(sheet: Sheet, now: datetime) -> tuple[list[dict], list[RowError]]:
+    """Each row as clean values, or every problem of every row (row numbers as in the file, one per
+    column): the rows the reader could not read, each row's fields, a 外部编号 twice in the file."""
+    rows, errors = [], list(sheet.problems)
+    first_of: dict[tuple[str, str], int] = {}
+    for n, cells in sheet.rows:
+        clean, bad = _check_row({"_row": n, **cells}, now)
+        ref = clean["ref"]
+        if ref and clean["source"] is not None and "外部编号" not in bad:
+            seen = first_of.setdefault((clean["source"], ref), n)
+            if seen != n:
+                bad["外部编号"] = f"与第 {seen} 行的外部编号重复（同一来源的外部编号只能导入一次）"
+        errors += [RowError(n, col, reason) for col, reason in bad.items()]
         if not bad:
-            rows.append({"row": n, "source": source, "category": category, "title": r["标题"], "description": r.get("描述", ""),
-                         "address": r.get("地址") or None, "lon": lon, "lat": lat, "at": at, "urgency": urgency,
-                         "name": r.get("反映人") or None, "phone": phone or None, "ref": r.get("外部编号") or ""})
+            rows.append(clean)
     return rows, errors
 
 
-def import_events(session: Session, data: bytes, filename: str, *, actor: Actor, now: datetime,
-                  user: CurrentUser | None = None) -> ImportOutcome:
-    """Import every row of the file as an event, or none: the caller's transaction is left untouched on errors.
+def _check_row(r: dict, now: datetime) -> tuple[dict, dict[str, str]]:
+    """One row's clean values and its problems (column → reason; the first problem of a column counts)."""
+    bad: dict[str, str] = {col: "不能为空" for col in REQUIRED if not r.get(col)}
+    if len(r.get("外部编号", "")) > MAX_REF:
+        bad["外部编号"] = f"不能超过 {MAX_REF} 个字符"
+    sources = {s.label: s for s in EventSource}
+    categories = {c.label: c for c in EventCategory}
+    source, category = sources.get(r["来源"]), categories.get(r["类别"])
+    if r["来源"] and source is None:
+        bad.setdefault("来源", f"未知来源“{r['来源']}”，应为：{'、'.join(sources)}")
+    if r["类别"] and category is None:
+        bad.setdefault("类别", f"未知类别“{r['类别']}”，应为：{'、'.join(categories)}")
+    urgency = {u.label: u for u in Urgency}.get(r.get("紧急程度") or "一般")
+    if urgency is None:
+        bad.setdefault("紧急程度", "应为 一般、紧急 或 特急")
+    lon, lat = (_number(r, col, bad) for col in ("经度", "纬度"))
+    at = _parse_time(r["上报时间"]) if r["上报时间"] else None
+    if r["上报时间"] and at is None:
+        bad.setdefault("上报时间", "格式应为 2026-11-21 09:30")
+    elif at is not None and at > now:
+        bad.setdefault("上报时间", "不能晚于当前时间")
+    phone = r.get("联系电话", "")
+    form = ReportForm(
+        category=category.value if category else "",
+        title=r["标题"],
+        description=r.get("描述", ""),
+        lon=lon,
+        lat=lat,
+        reporter_phone=phone,
+    )
+    for name, reason in check_form(form).items():  # the 随手拍 checker: same fields, same limits
+        column = FORM_COLUMNS[name]
+        if not (column in bad or (column == "经度/纬度" and {"经度", "纬度"} & bad.keys())):
+            bad[column] = reason
+    clean = {
+        "row": r["_row"],
+        "source": source,
+        "category": category,
+        "title": r["标题"],
+        "description": r.get("描述", ""),
+        "address": r.get("地址") or None,
+        "lon": lon,
+        "lat": lat,
+        "at": at,
+        "urgency": urgency,
+        "name": r.get("反映人") or None,
+        "phone": phone or None,
+        "ref": r.get("外部编号") or "",
+    }
+    return clean, bad
+
+
+def _number(r: dict, col: str, bad: dict[str, str]) -> float | None:
+    """The column as a number, or None (and its problem noted) when it is not one."""
+    if not r[col]:
+        return None
+    try:
+        return float(r[col])
+    except ValueError:
+        bad.setdefault(col, f"“{r[col]}”不是有效的{col}")
+        return None
+
+
+def import_events(
+    uow: UnitOfWork,
+    data: bytes,
+    filename: str,
+    *,
+    actor: Actor,
+    now: datetime,
+    user: CurrentUser | None = None,
+) -> ImportOutcome:
+    """Import every row of the file as an event, or none: on any error nothing is written.
 
     ``user`` (the logged-in importer; None for trusted callers) must be a leader, and every row must lie
-    inside their scope: a row outside it is an error of that row, and the denial is logged.
+    inside their scope: a row outside it is an error of that row, and the denial is logged. A file
+    imported before (the same bytes) imports nothing and says when it was imported.
     """
     if user is not None and not user.may("import_events"):
         deny(user, "import events", None)
-        return ImportOutcome([RowError(1, "权限", f"您的角色（{user.role.label}）不能导入事件")])
+        return ImportOutcome([RowError(1, "权限", f"您的角色（{user.role.label}）不能导入事件")], total=1)
+    digest = hashlib.sha256(data).hexdigest()
+    with uow.reader() as conn:
+        first = submissions.find(conn, IMPORT_KIND, digest, digest)
+    if first is not None:
+        return _refused([_imported_before(first)], already=True)
     try:
-        df = read_table(data, filename, REQUIRED)
+        sheet = read_sheet(data, filename, REQUIRED)
     except TableError as exc:
-        return ImportOutcome([RowError(1, "文件", str(exc))])
-    if len(df) > MAX_ROWS:
-        return ImportOutcome([RowError(1, "文件", f"一次最多导入 {MAX_ROWS} 行，请分批导入")])
-    if df.empty:
-        return ImportOutcome([RowError(1, "文件", "文件只有表头，没有可导入的事件")])
-    rows, errors = check_rows(df, now)
-    if rows:
-        grids = locate_grids(session.connection(), [r["lon"] for r in rows], [r["lat"] for r in rows])
-        errors += [RowError(r["row"], "经度/纬度", "位置不在任何网格内") for r, g in zip(rows, grids, strict=True) if g is None]
-        if user is not None:
-            inside = set(grids_under(session.connection(), user.scope_unit_id))
-            outside = [r["row"] for r, g in zip(rows, grids, strict=True) if g is not None and g not in inside]
-            errors += [RowError(n, "经度/纬度", "位置不在您的管辖范围内") for n in outside]
-            if outside:
-                deny(user, "import events outside scope", outside[0])
-    if errors:
-        return ImportOutcome(sorted(errors, key=lambda e: (e.row, e.field)))
-    ids = []
-    for r in rows:
-        note = f"［{r['source'].label} {r['ref']}］" if r["ref"] else ""
-        event = report_event(session, source=r["source"], category=r["category"], title=r["title"],
-                     description=(note + r["description"]).strip(), lon=r["lon"], lat=r["lat"], now=r["at"],
-                     actor=actor, urgency=r["urgency"], address=r["address"], reporter_name=r["name"],
-                     reporter_phone=r["phone"])
-        ids.append(event.id)
-    # Reported when the source system says; changed (for the live feed) when it arrived here.
-    session.execute(update(Event).where(Event.id.in_(ids)).values(updated_at=now))
-    # Each event has its own event.report row; this one records the import as a whole.
-    audit.record(session.connection(), **audit.who(actor), action="event.import", entity="events", entity_id=None,
-                 before=None, after={"file": filename, "sha256": hashlib.sha256(data).hexdigest(), "count": len(ids),
-                                     "first_id": min(ids, default=None), "last_id": max(ids, default=None)})
+        return _refused(exc.problems or [RowError(1, "文件", str(exc))])
+    if len(sheet.rows) > MAX_ROWS:
+        return _refused([RowError(1, "文件", f"一次最多导入 {MAX_ROWS} 行，请分批导入")])
+    if not sheet.rows and not sheet.problems:
+        return _refused([RowError(1, "文件", "文件只有表头，没有可导入的事件")])
+    rows, errors = check_rows(sheet, now)
+    try:
+        return _store(uow, rows, errors, digest=digest, filename=filename, actor=actor, now=now, user=user)
+    except IntegrityError:  # another import stored one of these 外部编号 meanwhile (PostgreSQL)
+        return _refused(
+            [RowError(0, "外部编号", "其他人刚刚导入了相同的外部编号，本次未导入，请重新导入以查看是哪几行")]
+        )
+
+
+def _store(
+    uow: UnitOfWork,
+    rows: list[dict],
+    errors: list[RowError],
+    *,
+    digest: str,
+    filename: str,
+    actor: Actor,
+    now: datetime,
+    user: CurrentUser | None,
+) -> ImportOutcome:
+    """The checked rows stored in one unit of work, once the store's own checks passed: where the rows
+    lie, 外部编号 already stored, the same file imported meanwhile."""
+    with uow.begin("events.import"):
+        conn = uow.conn
+        first = submissions.find(conn, IMPORT_KIND, digest, digest)
+        if first is None and not submissions.claim(conn, IMPORT_KIND, digest, digest, now):
+            first = submissions.find(conn, IMPORT_KIND, digest, digest)  # the same file, committed meanwhile
+        if first is not None:
+            return _refused([_imported_before(first)], already=True)
+        if rows:
+            errors = errors + _placed(conn, rows, user) + _stored_refs(conn, rows)
+        if errors:
+            return _refused(sorted(errors, key=lambda e: (e.row, e.field)))
+        ids = [_add(uow.session, r, actor) for r in rows]
+        # Reported when the source system says; changed (for the live feed) when it arrived here.
+        uow.session.execute(update(Event).where(Event.id.in_(ids)).values(updated_at=now))
+        summary = {
+            "file": filename,
+            "sha256": digest,
+            "count": len(ids),
+            "first_id": min(ids, default=None),
+            "last_id": max(ids, default=None),
+        }
+        submissions.settle(conn, IMPORT_KIND, digest, None, summary | {"at": now})
+        # Each event has its own event.report row; this one records the import as a whole.
+        audit.record(
+            conn,
+            **audit.who(actor),
+            action="event.import",
+            entity="events",
+            entity_id=None,
+            before=None,
+            after=summary,
+        )
+        uow.commit()
     return ImportOutcome(imported=len(rows))
+
+
+def _imported_before(first: submissions.First) -> RowError:
+    """The no-op's message: when the same file was imported, and what it made."""
+    done = first.result
+    made = f"{done.get('count', 0)} 条事件"
+    if done.get("first_id") is not None:
+        made += f"，编号 #{done['first_id']}–#{done['last_id']}"
+    return RowError(
+        0, "文件", f"该文件已于 {first.created_at:%Y-%m-%d %H:%M} 导入过（{made}），本次未重复导入"
+    )
+
+
+def _stored_refs(conn: Connection, rows: list[dict]) -> list[RowError]:
+    """The rows whose (source, 外部编号) is already stored: one error each, naming the stored event."""
+    keyed = {(r["source"], r["ref"]): r["row"] for r in rows if r["ref"]}
+    keys = list(keyed)
+    found: dict[tuple, int] = {}
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        for event_id, source, ref in conn.execute(
+            select(Event.id, Event.source, Event.external_ref).where(
+                tuple_(Event.source, Event.external_ref).in_(chunk)
+            )
+        ):
+            found[(EventSource(source), ref)] = event_id
+    return [
+        RowError(keyed[k], "外部编号", f"该来源的此编号已导入过（事件 #{found[k]}），不能重复导入")
+        for k in keys
+        if k in found
+    ]
+
+
+def _placed(conn, rows: list[dict], user: CurrentUser | None) -> list[RowError]:
+    """The rows outside every grid, and (for a user) outside their scope: one error each, denials logged."""
+    grids = locate_grids(conn, [r["lon"] for r in rows], [r["lat"] for r in rows])
+    errors = [
+        RowError(r["row"], "经度/纬度", "位置不在任何网格内")
+        for r, g in zip(rows, grids, strict=True)
+        if g is None
+    ]
+    if user is not None:
+        inside = set(store_tree(conn).grids_under(user.scope_unit_id))
+        outside = [r["row"] for r, g in zip(rows, grids, strict=True) if g is not None and g not in inside]
+        errors += [RowError(n, "经度/纬度", "位置不在您的管辖范围内") for n in outside]
+        if outside:
+            deny(user, "import events outside scope", outside[0])
+    return errors
+
+
+def _add(session, r: dict, actor: Actor) -> int:
+    note = f"［{r['source'].label} {r['ref']}］" if r["ref"] else ""
+    return add_event(
+        session,
+        source=r["source"],
+        category=r["category"],
+        title=r["title"],
+        description=(note + r["description"]).strip(),
+        lon=r["lon"],
+        lat=r["lat"],
+        now=r["at"],
+        actor=actor,
+        urgency=r["urgency"],
+        address=r["address"],
+        reporter_name=r["name"],
+        reporter_phone=r["phone"],
+        external_ref=r["ref"] or None,
+    ).id

@@ -8,7 +8,9 @@ import shapely
 from sqlalchemy import Connection, func, insert, select
 
 from db.models import AdminUnit
+from domain.hierarchy import Tree, Unit
 from domain.vocabulary import AdminLevel
+from geo.crs import area_km2 as crs_area_km2
 
 UNIT_COLUMNS = ["code", "name", "level", "parent_code", "population", "geometry"]
 # A unit's kind (街道/镇/村/社区 …) when the source does not say.
@@ -64,8 +66,9 @@ def store_units(conn: Connection, units: gpd.GeoDataFrame) -> dict[str, int]:
 
 
 def area_km2(geoms: gpd.GeoSeries) -> pd.Series:
-    """Area in km² of WGS84 geometries, measured in an equal-area projection (EPSG:6933)."""
-    return gpd.GeoSeries(geoms, crs=4326).to_crs(6933).area / 1e6
+    """Area in km² of WGS84 geometries (:func:`geo.crs.area_km2`), as a Series on the same index."""
+    series = gpd.GeoSeries(geoms, crs=4326)
+    return pd.Series(crs_area_km2(series), index=series.index)
 
 
 def load_units(conn: Connection, level: AdminLevel | None = None) -> gpd.GeoDataFrame:
@@ -116,5 +119,64 @@ def default_focus(conn: Connection, scope_unit_id: int | None = None) -> tuple[f
     unit_id = busiest[0] if busiest else None
     if unit_id is None:
         unit_id = conn.execute(select(AdminUnit.id).where(AdminUnit.parent_id.is_(None))).scalar()
-    row = conn.execute(select(AdminUnit.centroid_lon, AdminUnit.centroid_lat).where(AdminUnit.id == unit_id)).first()
+    row = conn.execute(
+        select(AdminUnit.centroid_lon, AdminUnit.centroid_lat).where(AdminUnit.id == unit_id)
+    ).first()
     return (float(row[0]), float(row[1])) if row else (118.87, 28.94)
+
+
+def load_tree(conn: Connection) -> Tree:
+    """The five-level tree of the store (no geometry): the one source of every tree walk."""
+    rows = conn.execute(
+        select(
+            AdminUnit.id,
+            AdminUnit.parent_id,
+            AdminUnit.level,
+            AdminUnit.code,
+            AdminUnit.name,
+            AdminUnit.centroid_lon,
+            AdminUnit.centroid_lat,
+        )
+    ).all()
+    return Tree.from_units(
+        Unit(
+            int(r.id),
+            None if r.parent_id is None else int(r.parent_id),
+            AdminLevel(r.level),
+            str(r.code),
+            str(r.name),
+            None if r.centroid_lon is None else (float(r.centroid_lon), float(r.centroid_lat)),
+        )
+        for r in rows
+    )
+
+
+# One tree per store and process, replaced when the units change (an own-area import, a reseed).
+_TREES: dict[str, tuple[tuple, Tree]] = {}
+_FINGERPRINT = select(
+    func.count(AdminUnit.id),
+    func.coalesce(func.max(AdminUnit.id), 0),
+    func.coalesce(func.sum(AdminUnit.parent_id), 0),
+)
+
+
+def tree_version(conn: Connection) -> tuple[int, int, int]:
+    """A cheap stamp of the stored units that changes when boundaries are imported or replaced."""
+    count, top, parents = conn.execute(_FINGERPRINT).one()
+    return int(count or 0), int(top or 0), int(parents or 0)
+
+
+def tree(conn: Connection) -> Tree:
+    """The store's tree, loaded once per process and reloaded when the units change.
+
+    The check is one aggregate over ``admin_units`` (a few thousand rows: about a millisecond), so every
+    process (the app, the jobs runner) sees an import made by another one on its next call.
+    """
+    key = conn.engine.url.render_as_string(hide_password=True)
+    stamp = tree_version(conn)
+    cached = _TREES.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    fresh = load_tree(conn)
+    _TREES[key] = (stamp, fresh)
+    return fresh

@@ -1,10 +1,15 @@
 """Inspection use cases (平安检查): record a visit, rectify a hazard, and read a venue's history.
 
-Each write is one transaction of the caller's Session: it validates everything first (Chinese
-messages per field, nothing written on error), stores the facts, then recomputes the venue's
-平安码 with :func:`domain.safety_code.evaluate` from what the store now holds, writes a
-``safety_code_changes`` row when the colour changes, and moves the next due date by the cadence
-of the new colour.
+Each write is a use case over a :class:`db.uow.UnitOfWork` that commits itself:
+
+- it validates everything first (every field's problem at once, in Chinese; nothing written on error);
+- it stores the facts, then recomputes the venue's 平安码 with :func:`domain.safety_code.evaluate`
+  from what the store now holds;
+- a change of colour gets a ``safety_code_changes`` row and the next due date moves by the cadence
+  of the new colour;
+- the trail (``audit_log``) gets its rows in the same transaction.
+
+:func:`record_inspection_in` is the same recording inside a caller's Session (the live simulator's tick).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 
 import pandas as pd
@@ -30,8 +35,10 @@ from db.models import (
     User,
     Venue,
 )
+from db.uow import UnitOfWork
 from domain.access import CurrentUser, mask_phone
-from domain.intake import InvalidReport, check_photo
+from domain.errors import FieldProblems
+from domain.intake import InvalidReport, check_photo, key_problem
 from domain.safety_code import (
     CodeDecision,
     CodeRules,
@@ -47,15 +54,13 @@ from domain.safety_code import (
     overdue_days,
 )
 from domain.vocabulary import HazardSeverity, HazardStatus, InspectionResult, Role, SafetyCode, VenueCategory
-from services import audit
-from services.access import deny, grid_in_scope
-from services.events import OutOfScope
+from services import audit, submissions
+from services.access import OutOfScope, deny, grid_in_scope
 from services.intake import strip_metadata
 
 __all__ = [
     "InvalidInspection",
     "NewHazard",
-    "OutOfScope",
     "RecordedInspection",
     "VenueHistory",
     "check_checklist",
@@ -65,6 +70,7 @@ __all__ = [
     "may_view_venue",
     "recompute_code",
     "record_inspection",
+    "record_inspection_in",
     "rectify_hazard",
     "routine_checklist",
     "venue_card_for",
@@ -79,14 +85,12 @@ MAX_HAZARDS = 20
 #: How far back the clean-inspection streak is read; far more than any rule needs.
 STREAK_LOOKBACK = 50
 DEFAULT_RULES = CodeRules()
+#: The submissions kind of a recorded inspection (its key is unique per kind).
+RECORD_KIND = "inspection.record"
 
 
-class InvalidInspection(ValueError):
-    """The inspection cannot be stored; ``problems`` maps each field to its Chinese message."""
-
-    def __init__(self, problems: Mapping[str, str]):
-        self.problems = dict(problems)
-        super().__init__("；".join(f"{k}：{v}" for k, v in self.problems.items()))
+class InvalidInspection(FieldProblems):
+    """The inspection (or rectification) cannot be stored; ``problems`` maps each field to its message."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,9 @@ def check_checklist(category: VenueCategory | str, checklist: Mapping[str, str] 
     return problems
 
 
-def _check_hazards(hazards: Sequence[NewHazard], today: date) -> tuple[dict[str, str], list[tuple[str | None, bytes | None]]]:
+def _check_hazards(
+    hazards: Sequence[NewHazard], today: date
+) -> tuple[dict[str, str], list[tuple[str | None, bytes | None]]]:
     """Problems of the new hazards, and each hazard's (photo MIME, EXIF-free photo)."""
     problems: dict[str, str] = {}
     photos: list[tuple[str | None, bytes | None]] = []
@@ -200,7 +206,7 @@ def _check_hazards(hazards: Sequence[NewHazard], today: date) -> tuple[dict[str,
         mime, clean = None, None
         try:
             mime = check_photo(h.photo)
-            clean = strip_metadata(h.photo, mime) if mime else None
+            clean = strip_metadata(h.photo, mime) if mime and h.photo is not None else None
         except InvalidReport as exc:
             for msg in exc.problems.values():
                 problems[f"{tag}·照片"] = msg
@@ -217,8 +223,14 @@ def _day_start(d: date) -> datetime:
     return datetime.combine(d, datetime.min.time())
 
 
-def gather_facts(conn: Connection, venue_id: int, grid_id: int, category: VenueCategory | str, now: datetime,
-                 rules: CodeRules = DEFAULT_RULES) -> VenueFacts:
+def gather_facts(
+    conn: Connection,
+    venue_id: int,
+    grid_id: int,
+    category: VenueCategory | str,
+    now: datetime,
+    rules: CodeRules = DEFAULT_RULES,
+) -> VenueFacts:
     """Everything :func:`evaluate` looks at for one venue, read from the store as of ``now``."""
     today = now.date()
     open_rows = conn.execute(
@@ -251,12 +263,18 @@ def gather_facts(conn: Connection, venue_id: int, grid_id: int, category: VenueC
         .limit(1)
     ).scalar()
     new_hazards = (
-        select(Hazard.inspection_id, func.count().label("n")).where(Hazard.venue_id == venue_id)
-        .group_by(Hazard.inspection_id).subquery()
+        select(Hazard.inspection_id, func.count().label("n"))
+        .where(Hazard.venue_id == venue_id)
+        .group_by(Hazard.inspection_id)
+        .subquery()
     )
     rows = conn.execute(
-        select(Inspection.inspected_at, Inspection.result, Inspection.checklist_json,
-               func.coalesce(new_hazards.c.n, 0))
+        select(
+            Inspection.inspected_at,
+            Inspection.result,
+            Inspection.checklist_json,
+            func.coalesce(new_hazards.c.n, 0),
+        )
         .outerjoin(new_hazards, new_hazards.c.inspection_id == Inspection.id)
         .where(Inspection.venue_id == venue_id, Inspection.inspected_at <= now)
         .order_by(Inspection.inspected_at.desc(), Inspection.id.desc())
@@ -290,7 +308,9 @@ def _checklist(raw: str | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
-def recompute_code(session: Session, venue: Venue, now: datetime, rules: CodeRules = DEFAULT_RULES) -> CodeDecision:
+def recompute_code(
+    session: Session, venue: Venue, now: datetime, rules: CodeRules = DEFAULT_RULES
+) -> CodeDecision:
     """Re-evaluate ``venue``'s colour from the stored facts; store the change with its reason if it changes."""
     session.flush()
     facts = gather_facts(session.connection(), venue.id, venue.grid_id, venue.category, now, rules)
@@ -298,19 +318,24 @@ def recompute_code(session: Session, venue: Venue, now: datetime, rules: CodeRul
     decision = evaluate(current, facts, rules)
     if decision.code != current:
         session.add(
-            SafetyCodeChange(venue_id=venue.id, changed_at=now, from_code=current, to_code=decision.code,
-                             reason=decision.reason[:500])
+            SafetyCodeChange(
+                venue_id=venue.id,
+                changed_at=now,
+                from_code=current,
+                to_code=decision.code,
+                reason=decision.reason[:500],
+            )
         )
         venue.safety_code = decision.code
     return decision
 
 
-def routine_checklist(session: Session, venue_id: int, *, failed: bool = False) -> dict[str, str]:
+def routine_checklist(conn: Connection | Session, venue_id: int, *, failed: bool = False) -> dict[str, str]:
     """A complete checklist for the venue's category: every item passed, or its first non-critical item failed.
 
     For trusted system callers (the live simulator) that record routine visits without a form.
     """
-    category = session.execute(select(Venue.category).where(Venue.id == venue_id)).scalar_one()
+    category = conn.execute(select(Venue.category).where(Venue.id == venue_id)).scalar_one()
     items = checklist_for(category)
     fail_key = next((i.key for i in items if not i.critical), items[-1].key) if failed else None
     return {i.key: (ItemOutcome.FAIL.value if i.key == fail_key else ItemOutcome.PASS.value) for i in items}
@@ -322,6 +347,81 @@ def routine_checklist(session: Session, venue_id: int, *, failed: bool = False) 
 
 
 def record_inspection(
+    uow: UnitOfWork,
+    *,
+    venue_id: int,
+    now: datetime,
+    checklist: Mapping[str, str] | None,
+    hazards: Sequence[NewHazard] = (),
+    note: str | None = None,
+    user: CurrentUser | None = None,
+    inspector_id: int | None = None,
+    rectified: Iterable[int] = (),
+    rules: CodeRules = DEFAULT_RULES,
+    submission_key: str | None = None,
+) -> RecordedInspection:
+    """Record one inspection as its own use case (:func:`record_inspection_in`, then commit).
+
+    ``submission_key``: the client's key for this submission (the phone form's once-per-display key, an
+    API's Idempotency-Key). Sent again with the same content, the first call's result is returned and
+    nothing is written; with other content, :class:`services.submissions.KeyReused`.
+    """
+    if (bad_key := key_problem(submission_key)) is not None:
+        raise InvalidInspection({"提交编号": bad_key})
+    hazards, rectified = list(hazards), list(rectified)
+    fingerprint = submissions.digest(
+        {
+            "venue_id": venue_id,
+            "user": user.id if user is not None else None,
+            "inspector_id": inspector_id,
+            "checklist": dict(checklist or {}),
+            "hazards": [asdict(h) for h in hazards],
+            "note": note,
+            "rectified": sorted(int(h) for h in rectified),
+        }
+    )
+    with uow.begin("inspections.record"):
+        conn = uow.conn
+        if submission_key:
+            first = submissions.find(conn, RECORD_KIND, submission_key, fingerprint)
+            if first is None and not submissions.claim(conn, RECORD_KIND, submission_key, fingerprint, now):
+                first = submissions.find(conn, RECORD_KIND, submission_key, fingerprint)
+            if first is not None:
+                return _recorded_from(first.result)
+        done = record_inspection_in(
+            uow.session,
+            venue_id=venue_id,
+            now=now,
+            checklist=checklist,
+            hazards=hazards,
+            note=note,
+            user=user,
+            inspector_id=inspector_id,
+            rectified=rectified,
+            rules=rules,
+        )
+        if submission_key:
+            submissions.settle(conn, RECORD_KIND, submission_key, done.inspection_id, asdict(done))
+        uow.commit()
+        return done
+
+
+def _recorded_from(stored: dict) -> RecordedInspection:
+    """A :class:`RecordedInspection` as its first call stored it (JSON)."""
+    return RecordedInspection(
+        inspection_id=int(stored["inspection_id"]),
+        venue_id=int(stored["venue_id"]),
+        result=InspectionResult(stored["result"]),
+        hazard_ids=tuple(int(h) for h in stored["hazard_ids"]),
+        rectified_ids=tuple(int(h) for h in stored["rectified_ids"]),
+        code_before=SafetyCode(stored["code_before"]),
+        code_after=SafetyCode(stored["code_after"]),
+        reason=str(stored["reason"]),
+        next_due_on=date.fromisoformat(stored["next_due_on"]),
+    )
+
+
+def record_inspection_in(
     session: Session,
     *,
     venue_id: int,
@@ -334,17 +434,18 @@ def record_inspection(
     rectified: Iterable[int] = (),
     rules: CodeRules = DEFAULT_RULES,
 ) -> RecordedInspection:
-    """Store one inspection of ``venue_id`` with its hazards and photos; recompute the venue's 平安码.
+    """Store one inspection of ``venue_id`` with its hazards and photos, and recompute the venue's 平安码,
+    inside ``session`` (the caller commits).
 
-    ``checklist`` maps every item key of the venue's category (:func:`checklist_for`) to
-    ``pass``/``fail``/``na``. ``hazards`` are the hazards found (deadline ≥ today; photo checked and
-    stripped of EXIF). ``rectified`` are ids of the venue's open hazards this visit confirms fixed
-    (复查), marked rectified today before the colour is evaluated. The result is 不合格 if any item
-    fails or any hazard is recorded.
+    - ``checklist`` maps every item key of the venue's category (:func:`checklist_for`) to
+      ``pass``/``fail``/``na``; the result is 不合格 if any item fails or any hazard is recorded.
+    - ``hazards`` are the hazards found (deadline ≥ today; a photo is checked and stripped of EXIF).
+    - ``rectified`` are ids of the venue's open hazards this visit confirms fixed (复查), marked
+      rectified today before the colour is evaluated.
+    - ``user`` is the logged-in person (an inspector only in their grids); ``None`` is a trusted
+      system caller (the simulator) recording as ``inspector_id``.
 
-    ``user`` is the logged-in person (scope-checked: an inspector only in their grids); ``None``
-    is a trusted system caller (simulator) recording as ``inspector_id``. Raises
-    :class:`LookupError`, :class:`OutOfScope` or :class:`InvalidInspection` (every problem at
+    Raises :class:`LookupError`, :class:`OutOfScope` or :class:`InvalidInspection` (every problem at
     once) before anything is written.
     """
     venue = session.get(Venue, venue_id)
@@ -352,8 +453,81 @@ def record_inspection(
         raise LookupError(f"场所 {venue_id} 不存在")
     _check_scope(session, user, venue, "record inspection")
     today = now.date()
+    photos, fixing = _checked(session, venue, checklist, list(hazards), note, rectified, today)
+    answers = {item.key: str((checklist or {})[item.key]) for item in checklist_for(venue.category)}
+    failed = any(v == ItemOutcome.FAIL for v in answers.values()) or bool(hazards)
+    result = InspectionResult.FAIL if failed else InspectionResult.PASS
+    inspection = Inspection(
+        venue_id=venue.id,
+        inspector_id=user.id if user is not None else inspector_id,
+        inspected_at=now,
+        result=result,
+        checklist_json=json.dumps(answers, ensure_ascii=False),
+        note=(note or "").strip() or None,
+    )
+    session.add(inspection)
+    for h in fixing:
+        h.status = HazardStatus.RECTIFIED
+        h.rectified_on = today
+    session.flush()
+    new_ids = _store_hazards(session, inspection, hazards, photos, now)
+    before = SafetyCode(venue.safety_code)
+    prior = {
+        "safety_code": before,
+        "last_inspected_on": venue.last_inspected_on,
+        "next_due_on": venue.next_due_on,
+    }
+    decision = recompute_code(session, venue, now, rules)
+    venue.last_inspected_on = today
+    venue.next_due_on = next_due(decision.code, today)
+    session.flush()
+    audit.record(
+        session.connection(),
+        **audit.who(user),
+        action="inspection.record",
+        entity="inspections",
+        entity_id=inspection.id,
+        before={"venue": prior},
+        after={
+            "venue_id": venue.id,
+            "inspector_id": inspection.inspector_id,
+            "result": result,
+            "hazard_ids": new_ids,
+            "rectified_ids": [h.id for h in fixing],
+            "venue": {
+                "safety_code": decision.code,
+                "last_inspected_on": today,
+                "next_due_on": venue.next_due_on,
+            },
+        },
+    )
+    _audit_code_change(session, user, venue.id, before, decision)
+    return RecordedInspection(
+        inspection_id=inspection.id,
+        venue_id=venue.id,
+        result=result,
+        hazard_ids=tuple(new_ids),
+        rectified_ids=tuple(h.id for h in fixing),
+        code_before=before,
+        code_after=decision.code,
+        reason=decision.reason,
+        next_due_on=venue.next_due_on,
+    )
+
+
+def _checked(
+    session: Session,
+    venue: Venue,
+    checklist: Mapping[str, str] | None,
+    hazards: Sequence[NewHazard],
+    note: str | None,
+    rectified: Iterable[int],
+    today: date,
+) -> tuple[list[tuple[str | None, bytes | None]], list[Hazard]]:
+    """Every problem of an inspection at once (:class:`InvalidInspection`); else each new hazard's
+    (photo MIME, EXIF-free photo) and the open hazards it confirms rectified."""
     problems = check_checklist(venue.category, checklist)
-    hz_problems, photos = _check_hazards(list(hazards), today)
+    hz_problems, photos = _check_hazards(hazards, today)
     problems |= hz_problems
     if note is not None and len(note) > MAX_NOTE:
         problems["备注"] = f"备注不能超过 {MAX_NOTE} 字"
@@ -372,31 +546,25 @@ def record_inspection(
                 problems[f"整改复查：隐患{hid}"] = "整改日期不能早于发现日期"
     if problems:
         raise InvalidInspection(problems)
+    return photos, fixing
 
-    answers = {item.key: str(checklist[item.key]) for item in checklist_for(venue.category)}
-    failed = any(v == ItemOutcome.FAIL for v in answers.values()) or bool(hazards)
-    result = InspectionResult.FAIL if failed else InspectionResult.PASS
-    inspection = Inspection(
-        venue_id=venue.id,
-        inspector_id=user.id if user is not None else inspector_id,
-        inspected_at=now,
-        result=result,
-        checklist_json=json.dumps(answers, ensure_ascii=False),
-        note=(note or "").strip() or None,
-    )
-    session.add(inspection)
-    for h in fixing:
-        h.status = HazardStatus.RECTIFIED
-        h.rectified_on = today
-    session.flush()
+
+def _store_hazards(
+    session: Session,
+    inspection: Inspection,
+    hazards: Sequence[NewHazard],
+    photos: Sequence[tuple[str | None, bytes | None]],
+    now: datetime,
+) -> list[int]:
+    """Add the inspection's new hazards (with their photos); their ids."""
     new_ids: list[int] = []
     for h, (mime, photo) in zip(hazards, photos, strict=True):
         hazard = Hazard(
-            venue_id=venue.id,
+            venue_id=inspection.venue_id,
             inspection_id=inspection.id,
             severity=HazardSeverity(h.severity),
             description=h.description.strip(),
-            found_on=today,
+            found_on=now.date(),
             deadline=h.deadline,
             status=HazardStatus.OPEN,
         )
@@ -405,37 +573,21 @@ def record_inspection(
         new_ids.append(hazard.id)
         if photo is not None:
             session.add(
-                Attachment(inspection_id=inspection.id, hazard_id=hazard.id, mime=mime, size_bytes=len(photo),
-                           sha256=hashlib.sha256(photo).hexdigest(), data=photo, created_at=now)
+                Attachment(
+                    inspection_id=inspection.id,
+                    hazard_id=hazard.id,
+                    mime=mime,
+                    size_bytes=len(photo),
+                    sha256=hashlib.sha256(photo).hexdigest(),
+                    data=photo,
+                    created_at=now,
+                )
             )
-    before = SafetyCode(venue.safety_code)
-    prior = {"safety_code": before, "last_inspected_on": venue.last_inspected_on, "next_due_on": venue.next_due_on}
-    decision = recompute_code(session, venue, now, rules)
-    venue.last_inspected_on = today
-    venue.next_due_on = next_due(decision.code, today)
-    session.flush()
-    audit.record(session.connection(), **audit.who(user), action="inspection.record", entity="inspections",
-                 entity_id=inspection.id, before={"venue": prior},
-                 after={"venue_id": venue.id, "inspector_id": inspection.inspector_id, "result": result,
-                        "hazard_ids": new_ids, "rectified_ids": [h.id for h in fixing],
-                        "venue": {"safety_code": decision.code, "last_inspected_on": today,
-                                  "next_due_on": venue.next_due_on}})
-    _audit_code_change(session, user, venue.id, before, decision)
-    return RecordedInspection(
-        inspection_id=inspection.id,
-        venue_id=venue.id,
-        result=result,
-        hazard_ids=tuple(new_ids),
-        rectified_ids=tuple(h.id for h in fixing),
-        code_before=before,
-        code_after=decision.code,
-        reason=decision.reason,
-        next_due_on=venue.next_due_on,
-    )
+    return new_ids
 
 
 def rectify_hazard(
-    session: Session,
+    uow: UnitOfWork,
     *,
     hazard_id: int,
     on: date,
@@ -448,41 +600,60 @@ def rectify_hazard(
     The rectification alone never lifts a red venue: that takes a passed inspection on or after it
     (stepwise recovery); it can only clear what the hazard itself demanded.
     """
-    hazard = session.get(Hazard, hazard_id)
-    if hazard is None:
-        raise LookupError(f"隐患 {hazard_id} 不存在")
-    venue = session.get(Venue, hazard.venue_id)
-    _check_scope(session, user, venue, "rectify hazard")
-    problems: dict[str, str] = {}
-    if hazard.status != HazardStatus.OPEN:
-        problems["隐患"] = "该隐患已整改"
-    if on > now.date():
-        problems["整改日期"] = f"整改日期（{on}）不能晚于今天（{now.date()}）"
-    elif on < hazard.found_on:
-        problems["整改日期"] = f"整改日期（{on}）不能早于发现日期（{hazard.found_on}）"
-    if problems:
-        raise InvalidInspection(problems)
-    hazard.status = HazardStatus.RECTIFIED
-    hazard.rectified_on = on
-    before = SafetyCode(venue.safety_code)
-    decision = recompute_code(session, venue, now, rules)
-    if decision.code != before and venue.last_inspected_on is not None:
-        venue.next_due_on = next_due(decision.code, venue.last_inspected_on)
-    session.flush()
-    audit.record(session.connection(), **audit.who(user), action="hazard.rectify", entity="hazards",
-                 entity_id=hazard.id, before={"status": HazardStatus.OPEN, "rectified_on": None},
-                 after={"status": HazardStatus.RECTIFIED, "rectified_on": on, "venue_id": venue.id})
-    _audit_code_change(session, user, venue.id, before, decision)
-    return decision
+    with uow.begin("inspections.rectify"):
+        session = uow.session
+        hazard = session.get(Hazard, hazard_id)
+        if hazard is None:
+            raise LookupError(f"隐患 {hazard_id} 不存在")
+        venue = session.get(Venue, hazard.venue_id)
+        if venue is None:  # a hazard's venue is a foreign key: only a broken store gets here
+            raise LookupError(f"场所 {hazard.venue_id} 不存在")
+        _check_scope(session, user, venue, "rectify hazard")
+        problems: dict[str, str] = {}
+        if hazard.status != HazardStatus.OPEN:
+            problems["隐患"] = "该隐患已整改"
+        if on > now.date():
+            problems["整改日期"] = f"整改日期（{on}）不能晚于今天（{now.date()}）"
+        elif on < hazard.found_on:
+            problems["整改日期"] = f"整改日期（{on}）不能早于发现日期（{hazard.found_on}）"
+        if problems:
+            raise InvalidInspection(problems)
+        hazard.status = HazardStatus.RECTIFIED
+        hazard.rectified_on = on
+        before = SafetyCode(venue.safety_code)
+        decision = recompute_code(session, venue, now, rules)
+        if decision.code != before and venue.last_inspected_on is not None:
+            venue.next_due_on = next_due(decision.code, venue.last_inspected_on)
+        session.flush()
+        audit.record(
+            session.connection(),
+            **audit.who(user),
+            action="hazard.rectify",
+            entity="hazards",
+            entity_id=hazard.id,
+            before={"status": HazardStatus.OPEN, "rectified_on": None},
+            after={"status": HazardStatus.RECTIFIED, "rectified_on": on, "venue_id": venue.id},
+        )
+        _audit_code_change(session, user, venue.id, before, decision)
+        uow.commit()
+        return decision
 
 
-def _audit_code_change(session: Session, user: CurrentUser | None, venue_id: int, before: SafetyCode,
-                       decision: CodeDecision) -> None:
+def _audit_code_change(
+    session: Session, user: CurrentUser | None, venue_id: int, before: SafetyCode, decision: CodeDecision
+) -> None:
     """The trail's row for a change of a venue's 平安码 (the reason is the rule that decided it)."""
     if decision.code != before:
-        audit.record(session.connection(), **audit.who(user), action="venue.safety_code", entity="venues",
-                     entity_id=venue_id, before={"safety_code": before}, after={"safety_code": decision.code},
-                     reason=decision.reason)
+        audit.record(
+            session.connection(),
+            **audit.who(user),
+            action="venue.safety_code",
+            entity="venues",
+            entity_id=venue_id,
+            before={"safety_code": before},
+            after={"safety_code": decision.code},
+            reason=decision.reason,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,7 +669,9 @@ class VenueHistory:
     inspections: pd.DataFrame  # id, inspected_at, inspector, result, failed_items, note
     hazards: pd.DataFrame  # id, severity, description, found_on, deadline, status, rectified_on, overdue_days
     code_changes: pd.DataFrame  # changed_at, from_code, to_code, reason
-    photos: list[tuple[int, int | None, str, bytes]] = field(default_factory=list)  # (attachment, hazard, mime, data)
+    photos: list[tuple[int, int | None, str, bytes]] = field(
+        default_factory=list
+    )  # (attachment, hazard, mime, data)
 
     @property
     def open_hazards(self) -> pd.DataFrame:
@@ -520,26 +693,51 @@ def venue_history(
     role reveals it one venue at a time with a reason (:mod:`services.personal_data`). Inspectors'
     names are shown as is (colleagues); nothing else personal leaves the service.
     """
-    v = conn.execute(
-        select(Venue.id, Venue.code, Venue.name, Venue.category, Venue.address, Venue.lon, Venue.lat, Venue.grid_id,
-               Venue.safety_code, Venue.responsible_person, Venue.responsible_phone, Venue.last_inspected_on,
-               Venue.next_due_on, AdminUnit.name.label("grid_name"))
-        .join(AdminUnit, AdminUnit.id == Venue.grid_id)
-        .where(Venue.id == venue_id)
-    ).mappings().first()
+    v = (
+        conn.execute(
+            select(
+                Venue.id,
+                Venue.code,
+                Venue.name,
+                Venue.category,
+                Venue.address,
+                Venue.lon,
+                Venue.lat,
+                Venue.grid_id,
+                Venue.safety_code,
+                Venue.responsible_person,
+                Venue.responsible_phone,
+                Venue.last_inspected_on,
+                Venue.next_due_on,
+                AdminUnit.name.label("grid_name"),
+            )
+            .join(AdminUnit, AdminUnit.id == Venue.grid_id)
+            .where(Venue.id == venue_id)
+        )
+        .mappings()
+        .first()
+    )
     if v is None:
         return None
     venue = dict(v)
     venue["category"] = VenueCategory(venue["category"]).value
     venue["safety_code"] = SafetyCode(venue["safety_code"]).value
-    if viewer is not None:  # masked for every viewer; revealed one at a time with a reason (services.personal_data)
+    if (
+        viewer is not None
+    ):  # masked for every viewer; revealed one at a time with a reason (services.personal_data)
         venue["responsible_phone"] = mask_phone(venue["responsible_phone"])
     if today is not None:
         venue["overdue_days"] = overdue_days(venue["next_due_on"], today)
 
     ins = conn.execute(
-        select(Inspection.id, Inspection.inspected_at, User.display_name, Inspection.result,
-               Inspection.checklist_json, Inspection.note)
+        select(
+            Inspection.id,
+            Inspection.inspected_at,
+            User.display_name,
+            Inspection.result,
+            Inspection.checklist_json,
+            Inspection.note,
+        )
         .outerjoin(User, User.id == Inspection.inspector_id)
         .where(Inspection.venue_id == venue_id)
         .order_by(Inspection.inspected_at.desc(), Inspection.id.desc())
@@ -552,8 +750,9 @@ def venue_history(
                 "inspected_at": r[1],
                 "inspector": r[2] or "系统",
                 "result": InspectionResult(r[3]).value,
-                "failed_items": "、".join(item_label(k) for k, val in sorted(_checklist(r[4]).items())
-                                         if val == ItemOutcome.FAIL),
+                "failed_items": "、".join(
+                    item_label(k) for k, val in sorted(_checklist(r[4]).items()) if val == ItemOutcome.FAIL
+                ),
                 "note": r[5] or "",
             }
             for r in ins
@@ -561,8 +760,15 @@ def venue_history(
         columns=["id", "inspected_at", "inspector", "result", "failed_items", "note"],
     )
     hz = conn.execute(
-        select(Hazard.id, Hazard.severity, Hazard.description, Hazard.found_on, Hazard.deadline, Hazard.status,
-               Hazard.rectified_on)
+        select(
+            Hazard.id,
+            Hazard.severity,
+            Hazard.description,
+            Hazard.found_on,
+            Hazard.deadline,
+            Hazard.status,
+            Hazard.rectified_on,
+        )
         .where(Hazard.venue_id == venue_id)
         .order_by((Hazard.status == HazardStatus.OPEN).desc(), Hazard.found_on.desc(), Hazard.id.desc())
         .limit(limit)
@@ -570,24 +776,49 @@ def venue_history(
     hazards = pd.DataFrame(
         [
             {
-                "id": r[0], "severity": HazardSeverity(r[1]).value, "description": r[2], "found_on": r[3],
-                "deadline": r[4], "status": HazardStatus(r[5]).value, "rectified_on": r[6],
+                "id": r[0],
+                "severity": HazardSeverity(r[1]).value,
+                "description": r[2],
+                "found_on": r[3],
+                "deadline": r[4],
+                "status": HazardStatus(r[5]).value,
+                "rectified_on": r[6],
                 "overdue_days": overdue_days(r[4], today) if today and r[5] == HazardStatus.OPEN else 0,
             }
             for r in hz
         ],
-        columns=["id", "severity", "description", "found_on", "deadline", "status", "rectified_on", "overdue_days"],
+        columns=[
+            "id",
+            "severity",
+            "description",
+            "found_on",
+            "deadline",
+            "status",
+            "rectified_on",
+            "overdue_days",
+        ],
     )
     ch = conn.execute(
-        select(SafetyCodeChange.changed_at, SafetyCodeChange.from_code, SafetyCodeChange.to_code,
-               SafetyCodeChange.reason)
+        select(
+            SafetyCodeChange.changed_at,
+            SafetyCodeChange.from_code,
+            SafetyCodeChange.to_code,
+            SafetyCodeChange.reason,
+        )
         .where(SafetyCodeChange.venue_id == venue_id)
         .order_by(SafetyCodeChange.changed_at.desc(), SafetyCodeChange.id.desc())
         .limit(limit)
     ).all()
     changes = pd.DataFrame(
-        [{"changed_at": a, "from_code": SafetyCode(f).value if f else None, "to_code": SafetyCode(t).value,
-          "reason": r} for a, f, t, r in ch],
+        [
+            {
+                "changed_at": a,
+                "from_code": SafetyCode(f).value if f else None,
+                "to_code": SafetyCode(t).value,
+                "reason": r,
+            }
+            for a, f, t, r in ch
+        ],
         columns=["changed_at", "from_code", "to_code", "reason"],
     )
     photos: list[tuple[int, int | None, str, bytes]] = []
@@ -609,16 +840,30 @@ def venue_history(
 def inspections_on(conn: Connection, inspector_id: int, day: date) -> pd.DataFrame:
     """The inspections ``inspector_id`` recorded on ``day`` (newest first) with the venue's colour now."""
     rows = conn.execute(
-        select(Inspection.id, Inspection.venue_id, Venue.name, Inspection.inspected_at, Inspection.result,
-               Venue.safety_code, Venue.next_due_on, Venue.lon, Venue.lat)
+        select(
+            Inspection.id,
+            Inspection.venue_id,
+            Venue.name,
+            Inspection.inspected_at,
+            Inspection.result,
+            Venue.safety_code,
+            Venue.next_due_on,
+            Venue.lon,
+            Venue.lat,
+        )
         .join(Venue, Venue.id == Inspection.venue_id)
-        .where(Inspection.inspector_id == inspector_id, Inspection.inspected_at >= _day_start(day),
-               Inspection.inspected_at < _day_start(day + timedelta(days=1)))
+        .where(
+            Inspection.inspector_id == inspector_id,
+            Inspection.inspected_at >= _day_start(day),
+            Inspection.inspected_at < _day_start(day + timedelta(days=1)),
+        )
         .order_by(Inspection.inspected_at.desc(), Inspection.id.desc())
     ).all()
     return pd.DataFrame(
-        [(r[0], r[1], r[2], r[3], InspectionResult(r[4]).value, SafetyCode(r[5]).value, r[6], r[7], r[8])
-         for r in rows],
+        [
+            (r[0], r[1], r[2], r[3], InspectionResult(r[4]).value, SafetyCode(r[5]).value, r[6], r[7], r[8])
+            for r in rows
+        ],
         columns=["id", "venue_id", "name", "inspected_at", "result", "code", "next_due_on", "lon", "lat"],
     )
 
@@ -631,4 +876,7 @@ def venue_card_for(conn: Connection, user: CurrentUser, venue_id: int, today: da
     if not may_view_venue(conn, user, grid_id):
         deny(user, "view venue", venue_id)
         raise OutOfScope("该场所不在您的管辖范围内")
-    return venue_history(conn, venue_id, today=today, viewer=user)
+    card = venue_history(conn, venue_id, today=today, viewer=user)
+    if card is None:  # removed between the two reads
+        raise LookupError(f"场所 {venue_id} 不存在")
+    return card

@@ -1,69 +1,261 @@
-"""Intake of reports (随手拍, 网格员上报): validate, strip the photo's EXIF, place in a grid, merge duplicates."""
+"""Intake of reports (随手拍, 网格员上报): validate, strip the photo's EXIF, place in a grid, flag or merge
+duplicates, and keep the anonymous channel within its rate limits.
+
+A submission may carry a client's key (提交编号, :mod:`services.submissions`): a retried or double-clicked
+submission returns the first one's event and writes nothing. Anonymous reports (source 随手拍) are
+limited per browser session and per phone number from what the store holds (:func:`load_rate_limits`).
+A new report near an open one (same category, ≤ 50 m, ≤ 24 h) is stored with ``duplicate_of_id`` set to
+it, for staff to merge (:func:`merge_flagged`). Photos are refused from their header above
+:data:`domain.intake.MAX_PHOTO_PIXELS`, then decoded one at a time (:func:`strip_metadata`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
-from datetime import datetime
+import json
+import logging
+import math
+import threading
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Attachment, Event
-from domain.event_flow import Action
+from db.models import Attachment, Event, EventTransition
+from db.uow import UnitOfWork
+from domain.access import CurrentUser, may_act
+from domain.event_flow import Action, next_status
 from domain.intake import (
     DUPLICATE_WINDOW,
+    MAX_PHOTO_BYTES,
+    MAX_PHOTO_PIXELS,
     InvalidReport,
     OpenEvent,
+    RateLimit,
+    RateLimits,
     ReportForm,
     check_form,
     check_photo,
+    key_problem,
+    pixel_problem,
     possible_duplicates,
+    retry_at,
+    too_often,
 )
-from domain.vocabulary import OPEN_STATUSES, EventCategory, EventSource
-from services import audit
-from services.events import SYSTEM, Actor, act, report_event
+from domain.vocabulary import OPEN_STATUSES, EventCategory, EventSource, EventStatus, Urgency
+from geo.crs import distance_m
+from services import audit, settings, submissions
+from services.access import event_in_scope, out_of_scope
+from services.event_rules import stage_deadline
+from services.events import SYSTEM, Actor, apply_action, reported_state
+from services.locate import OutsideArea, grids_near, locate_grid, village_of
+
+log = logging.getLogger("intake")
 
 # ~0.001° is > 50 m in every direction at Chinese latitudes: a cheap box before the exact distance.
 BOX_DEG = 0.001
 PIL_FORMAT = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+#: The submissions kind of a report (its key is unique per kind).
+KIND = "event.report"
+#: Where the 随手拍 rate limits are kept (``settings``), as {"session": [[count, minutes], ...], "phone": ...}.
+RATE_LIMITS_KEY = "intake.rate_limits"
+#: Photos are stored at most this many pixels on their long edge (a phone's 12 Mpx photo is 4032 wide).
+MAX_STORED_EDGE = 4096
+#: Pillow's own guard, process-wide: it warns above this many pixels and refuses twice as many. The
+#: header check (:func:`domain.intake.check_photo`) and the size check below refuse earlier still.
+Image.MAX_IMAGE_PIXELS = MAX_PHOTO_PIXELS
+#: One photo decodes at a time per process: a 40 Mpx RGBA PNG takes ~1.6 s and ~450 MB at its peak.
+DECODERS = threading.BoundedSemaphore(1)
+DECODE_WAIT_S = 30.0
 
 
 def strip_metadata(data: bytes, mime: str) -> bytes:
-    """The image re-encoded without EXIF (GPS, device), turned upright first; InvalidReport if undecodable."""
+    """The image re-encoded without EXIF (GPS, device), turned upright, at most :data:`MAX_STORED_EDGE`
+    pixels on its long edge. Every failure (too many pixels, truncated, not the image it claims, not an
+    image) is an :class:`InvalidReport` in Chinese; nothing else escapes."""
+    if not DECODERS.acquire(timeout=DECODE_WAIT_S):
+        raise InvalidReport({"照片": "图片处理繁忙，请稍后重试"})
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            upright = ImageOps.exif_transpose(img)
-            out = io.BytesIO()
-            if PIL_FORMAT[mime] == "JPEG" and upright.mode not in ("RGB", "L"):
-                upright = upright.convert("RGB")
-            upright.save(out, PIL_FORMAT[mime], **({"quality": 90} if mime == "image/jpeg" else {}))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise InvalidReport({"照片": "图片已损坏，无法读取"}) from exc
+        out = _reencode(data, PIL_FORMAT[mime])
+    except InvalidReport:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise InvalidReport({"照片": f"图片像素过大，上限 {MAX_PHOTO_PIXELS // 1_000_000} 百万像素"}) from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidReport({"照片": "图片内容与文件类型不符，无法读取"}) from exc
+    except MemoryError as exc:
+        raise InvalidReport({"照片": "图片过大，无法处理，请缩小后重试"}) from exc
+    except (
+        Exception
+    ) as exc:  # truncated data, broken chunks: Pillow raises OSError, SyntaxError, ValueError …
+        raise InvalidReport({"照片": "图片已损坏或不完整，无法读取"}) from exc
+    finally:
+        DECODERS.release()
+    if len(out) > MAX_PHOTO_BYTES:
+        raise InvalidReport({"照片": "图片处理后仍超过 10 MB，请压缩后重试"})
+    return out
+
+
+def _reencode(data: bytes, fmt: str) -> bytes:
+    with Image.open(io.BytesIO(data), formats=[fmt]) as img:
+        # Pillow read the header only: its own idea of the size is checked before anything decodes.
+        if (problem := pixel_problem(*img.size)) is not None:
+            raise InvalidReport({"照片": problem})
+        if fmt == "JPEG":  # decode at 1/2, 1/4 … of the size when that still covers the stored size
+            scale = min(1.0, MAX_STORED_EDGE / max(img.size))
+            img.draft(img.mode, (math.ceil(img.width * scale), math.ceil(img.height * scale)))
+        img.load()
+        img.thumbnail((MAX_STORED_EDGE, MAX_STORED_EDGE))
+        upright = ImageOps.exif_transpose(img)
+        out = io.BytesIO()
+        if fmt == "JPEG" and upright.mode not in ("RGB", "L"):
+            upright = upright.convert("RGB")
+        upright.save(out, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
     return out.getvalue()
 
 
-def find_duplicates(session: Session, category: str, lon: float, lat: float, now: datetime) -> list[tuple[OpenEvent, float]]:
-    """Open events that may be the same matter: same category, within 50 m and 24 h."""
-    rows = session.execute(
-        select(Event.id, Event.category, Event.lon, Event.lat, Event.reported_at, Event.title, Event.reporter_count)
-        .where(
-            Event.category == EventCategory(category),
-            Event.status.in_(OPEN_STATUSES),
-            Event.merged_into_id.is_(None),
-            Event.reported_at >= now - DUPLICATE_WINDOW,
-            Event.lon.between(lon - BOX_DEG, lon + BOX_DEG),
-            Event.lat.between(lat - BOX_DEG, lat + BOX_DEG),
+# -- rate limits of the anonymous channel -----------------------------------------------------------
+
+
+def load_rate_limits(conn: Connection) -> RateLimits:
+    """The 随手拍 limits an administrator set (``settings``), else the defaults of :class:`RateLimits`."""
+    raw = settings.read(conn, RATE_LIMITS_KEY)
+    if raw is None:
+        return RateLimits()
+    try:
+        return _limits_from(json.loads(raw))
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("intake.rate_limits unreadable (%s): the defaults apply", exc)
+        return RateLimits()
+
+
+def _limits_from(value: dict) -> RateLimits:
+    def rules(pairs) -> tuple[RateLimit, ...]:
+        out = tuple(RateLimit(int(n), timedelta(minutes=int(m))) for n, m in pairs)
+        if any(r.count < 1 or not timedelta(minutes=1) <= r.window <= timedelta(days=7) for r in out):
+            raise ValueError("每条限制须至少 1 次，时间窗 1 分钟至 7 天")
+        return out
+
+    defaults = RateLimits()
+    return RateLimits(
+        session=rules(value["session"]) if "session" in value else defaults.session,
+        phone=rules(value["phone"]) if "phone" in value else defaults.phone,
+    )
+
+
+def save_rate_limits(
+    uow: UnitOfWork, limits: dict, *, now: datetime, user: CurrentUser | None = None
+) -> None:
+    """Store the 随手拍 limits ({"session": [[count, minutes], ...], "phone": [...]}); ``user`` needs
+    ``edit_rules`` (logged). A bad value is refused in Chinese and nothing is stored."""
+    if user is not None and not user.may("edit_rules"):
+        raise out_of_scope(user, "edit intake rate limits", None, "只有系统管理员可以修改上报频率限制")
+    try:
+        checked = _limits_from(limits)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidReport({"上报频率限制": f"格式应为 [[次数, 分钟], …]：{exc}"}) from exc
+    value = {
+        "session": [[r.count, int(r.window.total_seconds() // 60)] for r in checked.session],
+        "phone": [[r.count, int(r.window.total_seconds() // 60)] for r in checked.phone],
+    }
+    with uow.begin("intake.rate_limits"):
+        settings.write(
+            uow.conn, RATE_LIMITS_KEY, json.dumps(value), now, actor=user, action="intake.rate_limits"
         )
+        uow.commit()
+
+
+def _check_rate(conn: Connection, origin: str | None, phone: str, now: datetime) -> None:
+    """Refuse (:class:`domain.intake.RateLimited`, saying when to try again) a report over the limits:
+    per browser session from the stored submissions, per phone number from the stored events."""
+    if not origin and not phone:
+        return
+    limits = load_rate_limits(conn)
+    checks: list[tuple[str, tuple[RateLimit, ...], list[datetime]]] = []
+    if origin and limits.session:
+        since = now - max(r.window for r in limits.session)
+        checks.append(("本设备", limits.session, submissions.times_from(conn, KIND, origin, since)))
+    if phone and limits.phone:
+        since = now - max(r.window for r in limits.phone)
+        reported = conn.execute(
+            select(Event.reported_at).where(
+                Event.reporter_phone == phone,
+                Event.source == EventSource.CITIZEN,
+                Event.reported_at > since,
+            )
+        ).scalars()
+        checks.append(("同一手机号", limits.phone, list(reported)))
+    for who, rules, times in checks:
+        for rule in rules:
+            when = retry_at(times, rule, now)
+            if when is not None:
+                raise too_often(who, rule, when, now)
+
+
+# -- duplicates ---------------------------------------------------------------------------------------
+
+
+# The duplicate search, built once. Bounded by the (grid, reported_at) index: only the last day's rows of
+# the few grids whose box meets the 50 m box around the report (services.locate.grids_near), however many
+# reports the day has had elsewhere. "+ 0" keeps SQLite off the merged_into index (true of most rows).
+_NEARBY = select(
+    Event.id,
+    Event.category,
+    Event.lon,
+    Event.lat,
+    Event.reported_at,
+    Event.title,
+    Event.reporter_count,
+).where(
+    Event.grid_id.in_(bindparam("grids", expanding=True)),
+    Event.category == bindparam("category"),
+    Event.status.in_(sorted(OPEN_STATUSES)),
+    (Event.merged_into_id + 0).is_(None),
+    Event.reported_at >= bindparam("since"),
+    Event.lon.between(bindparam("lon_lo"), bindparam("lon_hi")),
+    Event.lat.between(bindparam("lat_lo"), bindparam("lat_hi")),
+)
+
+
+def find_duplicates(
+    conn: Connection | Session, category: str, lon: float, lat: float, now: datetime
+) -> list[tuple[OpenEvent, float]]:
+    """Open events that may be the same matter: same category, within 50 m and 24 h, with their distance."""
+    if isinstance(conn, Session):
+        conn = conn.connection()
+    grids = grids_near(conn, lon, lat, BOX_DEG)
+    if not grids:
+        return []
+    rows = conn.execute(
+        _NEARBY,
+        {
+            "grids": grids,
+            "category": EventCategory(category),
+            "since": now - DUPLICATE_WINDOW,
+            "lon_lo": lon - BOX_DEG,
+            "lon_hi": lon + BOX_DEG,
+            "lat_lo": lat - BOX_DEG,
+            "lat_hi": lat + BOX_DEG,
+        },
     ).all()
-    candidates = [OpenEvent(r.id, EventCategory(r.category).value, r.lon, r.lat, r.reported_at, r.title, r.reporter_count) for r in rows]
-    return possible_duplicates(category, lon, lat, now, candidates)
+    nearby = [
+        (
+            OpenEvent(
+                r.id, EventCategory(r.category).value, r.lon, r.lat, r.reported_at, r.title, r.reporter_count
+            ),
+            float(distance_m(lon, lat, r.lon, r.lat)),
+        )
+        for r in rows
+    ]
+    return possible_duplicates(category, now, nearby)
 
 
 def submit_report(
-    session: Session,
+    uow: UnitOfWork,
     form: ReportForm,
     *,
     now: datetime,
@@ -71,60 +263,489 @@ def submit_report(
     actor: Actor = SYSTEM,
     photo: bytes | None = None,
     merge_into: int | None = None,
+    submission_key: str | None = None,
+    origin: str | None = None,
 ) -> Event:
     """Store a report as a new event (or as a duplicate merged into ``merge_into``), with its photo.
 
-    Raises :class:`InvalidReport` (every bad field at once) or :class:`services.locate.OutsideArea`;
-    the caller's transaction then writes nothing.
+    ``submission_key``: the client's key for this submission (a form's once-per-display key, an API's
+    Idempotency-Key). Sent again, the first call's event is returned and nothing is written; sent with
+    other content, :class:`services.submissions.KeyReused`. ``origin``: the submitting browser session
+    (any stable text; only its digest is stored), counted by the 随手拍 rate limit per session.
+
+    A new event within 50 m and 24 h of an open one of its category is flagged ``duplicate_of_id`` (the
+    nearest) for staff to merge. Raises :class:`InvalidReport` (every bad field at once; a
+    :class:`domain.intake.RateLimited` when the anonymous channel's limits are reached) or
+    :class:`services.locate.OutsideArea`; nothing is written then.
     """
+    report = prepare_report(
+        uow,
+        form,
+        now=now,
+        source=source,
+        actor=actor,
+        photo=photo,
+        merge_into=merge_into,
+        submission_key=submission_key,
+        origin=origin,
+    )
+    with uow.begin("intake.submit"):
+        event = write_report(uow.session, report)
+        if uow.audited:  # a new report (a retry of a stored one wrote nothing)
+            uow.commit()
+        return event
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report checked and ready to write (:func:`prepare_report`): what :func:`write_report` needs."""
+
+    form: ReportForm
+    lon: float
+    lat: float
+    now: datetime
+    source: EventSource
+    actor: Actor
+    merge_into: int | None
+    submission_key: str | None
+    fingerprint: str
+    seen_from: str | None
+    clean: bytes | None
+    photo_type: str | None
+
+    @property
+    def limited(self) -> bool:
+        """Whether the 随手拍 rate limits count this report."""
+        return self.source is EventSource.CITIZEN and bool(self.seen_from or self.form.reporter_phone.strip())
+
+
+def prepare_report(
+    uow: UnitOfWork,
+    form: ReportForm,
+    *,
+    now: datetime,
+    source: EventSource = EventSource.CITIZEN,
+    actor: Actor = SYSTEM,
+    photo: bytes | None = None,
+    merge_into: int | None = None,
+    submission_key: str | None = None,
+    origin: str | None = None,
+    reader: Connection | None = None,
+) -> Report:
+    """Everything of :func:`submit_report` that needs no transaction: the field checks (every bad field
+    at once, :class:`InvalidReport`), the photo checked and stripped, the fingerprint of the content, the
+    point located (kept by services.locate, so the writer's turn finds it)."""
     problems = check_form(form)
+    if (bad_key := key_problem(submission_key)) is not None:
+        problems["提交编号"] = bad_key
     try:
         mime = check_photo(photo)
     except InvalidReport as exc:
         problems |= exc.problems
         mime = None
-    if problems:
+    if problems or form.lon is None or form.lat is None:
         raise InvalidReport(problems)
-    clean = strip_metadata(photo, mime) if photo is not None and mime else None
-    target_before = None
-    if merge_into is not None:
-        # The client's choice is checked again: a merge target must still qualify now. Its row is changed
-        # first, before anything writes the trail: every use case locks the event before the trail's
-        # head, so a merge and a leader's action on the same event cannot deadlock on PostgreSQL.
-        allowed = {e.id for e, _ in find_duplicates(session, form.category, float(form.lon), float(form.lat), now)}
-        if merge_into not in allowed:
-            raise InvalidReport({"合并": "所选事件已不满足合并条件（同类、50 米、24 小时内、未办结）"})
-        target_before = audit.event_state(session, merge_into)
-        session.execute(
-            update(Event).where(Event.id == merge_into).values(reporter_count=Event.reporter_count + 1, updated_at=now)
-        )
-    event = report_event(
-        session,
-        source=source,
+    lon, lat = float(form.lon), float(form.lat)
+    photo_type = mime if photo is not None and mime else None
+    clean = strip_metadata(photo, photo_type) if photo is not None and photo_type else None
+    fingerprint = submissions.digest(
+        {"form": asdict(form), "photo": photo, "source": source, "actor": actor.user_id}
+    )
+    if reader is not None:  # the caller's read connection (one pooled connection per request)
+        locate_grid(reader, lon, lat)
+    else:
+        with uow.reader() as conn:
+            locate_grid(conn, lon, lat)
+    return Report(
+        form,
+        lon,
+        lat,
+        now,
+        source,
+        actor,
+        merge_into,
+        submission_key,
+        fingerprint,
+        submissions.origin_digest(origin),
+        clean,
+        photo_type,
+    )
+
+
+def write_report(s: Session, report: Report) -> Event:
+    """The rows of a prepared report in the caller's transaction (``s``: the unit of work's session): the
+    submission key claimed, the rate limits, the duplicate flag or the merge, the event with its trail
+    and audit rows, the photo, the key settled. A key stored before returns its first event and writes
+    nothing. Raises as :func:`submit_report` does; the caller rolls back (a batch: its savepoint)."""
+    conn = s.connection()
+    r, form = report, report.form
+    # A report the rate limits count finds its first event before they count it again; any other
+    # claims its key first (one statement for a new key) and looks for the first call only when taken.
+    if (
+        r.submission_key
+        and r.limited
+        and (first := submissions.find(conn, KIND, r.submission_key, r.fingerprint))
+    ):
+        return _first_event(s, first)
+    if r.limited:
+        _check_rate(conn, r.seen_from, form.reporter_phone.strip(), r.now)
+    key = r.submission_key or (uuid.uuid4().hex if r.seen_from else None)
+    if key and not submissions.claim(conn, KIND, key, r.fingerprint, r.now, r.seen_from):
+        first = submissions.find(conn, KIND, key, r.fingerprint)  # sent before, or a twin committed it
+        if first is None:
+            raise RuntimeError(f"submission key {key} neither free nor stored")
+        return _first_event(s, first)
+    target_before, flagged = None, None
+    if r.merge_into is not None:
+        target_before = _count_reporter(s, form.category, r.lon, r.lat, r.merge_into, r.now)
+    else:
+        nearby = find_duplicates(conn, form.category, r.lon, r.lat, r.now)
+        flagged = nearby[0][0].id if nearby else None
+    event = add_report(
+        conn,
+        source=r.source,
         category=EventCategory(form.category),
-        title=form.title.strip(),
+        title=form.title,
         description=form.description.strip(),
-        lon=float(form.lon),
-        lat=float(form.lat),
-        now=now,
-        actor=actor,
+        lon=r.lon,
+        lat=r.lat,
+        now=r.now,
+        actor=r.actor,
         reporter_name=form.reporter_name.strip() or None,
         reporter_phone=form.reporter_phone.strip() or None,
+        duplicate_of_id=flagged,
     )
-    if merge_into is not None:
-        act(session, event_id=event.id, action=Action.REJECT, now=now, actor=actor,
-            note=f"重复上报，已合并至事件 #{merge_into}")
-        session.execute(update(Event).where(Event.id == event.id).values(merged_into_id=merge_into))
-        audit.record(session.connection(), **audit.who(actor), action="event.merge", entity="events",
-                     entity_id=merge_into, before=target_before, after=audit.event_state(session, merge_into),
-                     reason=f"重复上报（事件 #{event.id}）合并至此")
-    if clean is not None:
-        photo_row = Attachment(event_id=event.id, mime=mime, size_bytes=len(clean),
-                               sha256=hashlib.sha256(clean).hexdigest(), data=clean, created_at=now)
-        session.add(photo_row)
-        session.flush()
-        audit.record(session.connection(), **audit.who(actor), action="attachment.add", entity="attachments",
-                     entity_id=photo_row.id, before=None,
-                     after={"event_id": event.id, "mime": mime, "size_bytes": len(clean), "sha256": photo_row.sha256})
-    session.flush()
+    if r.merge_into is not None:
+        _merge(s, event.id, r.merge_into, target_before, r.actor, r.now)
+    if r.clean is not None and r.photo_type is not None:
+        attach_photo(s, event.id, r.clean, r.photo_type, r.actor, r.now)
+    if r.merge_into is not None or r.clean is not None:
+        s.flush()
+    if key:
+        submissions.settle(conn, KIND, key, event.id, {"event_id": event.id, "merged_into": r.merge_into})
+    if r.merge_into is not None:  # the stored row as the merge left it (merged_into_id, status)
+        event = s.get(Event, event.id) or event
+        s.refresh(event)
+        s.expunge(event)  # as loaded now, whatever a later savepoint of the same session undoes
     return event
+
+
+# -- group commit (decision 0035) ---------------------------------------------------------------------
+
+
+class _Pending:
+    """One report waiting for its batch: its outcome is set once the batch's transaction has ended."""
+
+    __slots__ = ("done", "error", "event", "report")
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.event: Event | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class GroupCommit:
+    """Concurrent reports of one process written in one transaction (decision 0035).
+
+    Each caller prepares its report itself (:func:`prepare_report`: checks, photo, locate), then queues it.
+    Whoever finds no batch in flight writes everything queued so far (at most :attr:`most`), each report
+    in a savepoint of its own: one that fails (a merge no longer allowed, a store error) is rolled back
+    alone and its caller gets its error, the others are kept. Each report keeps its own rows: its
+    submission key, event, trail row and audit row, in queue order in the chain. Every caller is answered
+    after the commit (a failed commit: every caller of the batch gets that error, nothing was stored).
+    While a batch commits, the next gathers: no waiting when the store is idle.
+    """
+
+    def __init__(self, engine, most: int = 64) -> None:
+        self.engine = engine
+        self.most = most
+        self._queue: list[_Pending] = []
+        self._busy = False
+        self._turn = threading.Condition()
+        #: Batches written and reports in them (the bench reads them).
+        self.batches = 0
+        self.reports = 0
+
+    def submit_report(self, form: ReportForm, **kw) -> Event:
+        """:func:`submit_report` through the batch: the same arguments, the same answer and errors."""
+        report = prepare_report(UnitOfWork(self.engine), form, **kw)
+        return self.write(report)
+
+    def write(self, report: Report) -> Event:
+        """Queue a prepared report and wait for its batch's commit; its event, or its error raised."""
+        item = _Pending(report)
+        with self._turn:
+            self._queue.append(item)
+        while True:
+            with self._turn:
+                while not item.done and self._busy:
+                    self._turn.wait()
+                if item.done:
+                    break
+                self._busy = True
+                batch, self._queue = self._queue[: self.most], self._queue[self.most :]
+            try:
+                self.run(batch)
+            finally:
+                with self._turn:
+                    self._busy = False
+                    self._turn.notify_all()
+        if item.error is not None:
+            raise item.error
+        assert item.event is not None
+        return item.event
+
+    def run(self, batch: list[_Pending]) -> None:
+        """Write ``batch`` in one unit of work, a savepoint per report; mark each done (after the commit)."""
+        try:
+            uow = UnitOfWork(self.engine)
+            with uow.begin("intake.submit_batch"):
+                s = uow.session
+                kept = 0
+                for item in batch:
+                    try:
+                        with s.begin_nested():
+                            item.event = write_report(s, item.report)
+                        kept += 1
+                    except Exception as exc:  # this report alone is refused; the batch goes on
+                        item.error, item.event = exc, None
+                if uow.audited:
+                    uow.commit()
+            self.batches += 1
+            self.reports += kept
+        except Exception as exc:  # the transaction itself failed: nothing of the batch was stored
+            for item in batch:
+                if item.error is None:
+                    item.error, item.event = exc, None
+        finally:
+            for item in batch:
+                item.done = True
+
+
+# -- the report's rows, in Core (intake is the busiest write path) ------------------------------------
+
+_INSERT_EVENT = insert(Event).returning(Event.id)
+_INSERT_TRANSITION = insert(EventTransition)
+
+
+def add_report(
+    conn: Connection,
+    *,
+    source: EventSource,
+    category: EventCategory,
+    title: str,
+    lon: float,
+    lat: float,
+    now: datetime,
+    actor: Actor = SYSTEM,
+    description: str = "",
+    reporter_name: str | None = None,
+    reporter_phone: str | None = None,
+    duplicate_of_id: int | None = None,
+) -> Event:
+    """:func:`services.events.add_event` for a report, in Core statements built once: the same event row
+    (owned by its grid's village, the stage deadline of the admin's rules), the same first trail row and
+    the same audit row (``event.report``), in the caller's transaction; :class:`OutsideArea` outside every
+    grid. Returns the event as a detached object (``tests/integration/test_intake_fast_path.py`` holds it
+    equal to ``add_event``'s, row for row)."""
+    title = title.strip()
+    if not title:
+        raise ValueError("事件标题不能为空")
+    grid_id = locate_grid(conn, lon, lat)
+    if grid_id is None:
+        raise OutsideArea(lon, lat)
+    status = next_status(None, Action.REPORT)
+    urgency = Urgency.NORMAL
+    owner = village_of(conn, grid_id) or grid_id
+    values = {
+        "source": EventSource(source),
+        "category": EventCategory(category),
+        "title": title[:200],
+        "description": description,
+        "lon": lon,
+        "lat": lat,
+        "address": None,
+        "grid_id": grid_id,
+        "venue_id": None,
+        "status": status,
+        "urgency": urgency,
+        "owner_unit_id": owner,
+        "lead_department_id": None,
+        "reporter_name": reporter_name,
+        "reporter_phone": reporter_phone,
+        "reporter_count": 1,
+        "merged_into_id": None,
+        "duplicate_of_id": duplicate_of_id,
+        "external_ref": None,
+        "reported_at": now,
+        "accepted_at": None,
+        "dispatched_at": None,
+        "resolved_at": None,
+        "closed_at": None,
+        "due_at": stage_deadline(conn, status, urgency, now),
+        "rating": None,
+        "escalations": 0,
+        "is_overdue": False,
+        "updated_at": now,
+    }
+    event_id = int(conn.execute(_INSERT_EVENT, values).scalar_one())
+    conn.execute(
+        _INSERT_TRANSITION,
+        {
+            "event_id": event_id,
+            "seq": 1,
+            "at": now,
+            "action": Action.REPORT.value,
+            "from_status": None,
+            "to_status": status,
+            "actor_id": actor.user_id,
+            "actor_role": actor.role,
+            "unit_id": owner,
+            "department_id": None,
+            "note": None,
+        },
+    )
+    event = Event(id=event_id, **values)
+    audit.record(
+        conn,
+        **audit.who(actor),
+        action="event.report",
+        entity="events",
+        entity_id=event_id,
+        before=None,
+        after=reported_state(event, duplicate_of_id),
+    )
+    return event
+
+
+def _first_event(s: Session, first: submissions.First) -> Event:
+    """The event the first call with this key created, detached so it can be read after the unit of
+    work has closed (it wrote nothing and rolls back)."""
+    event = s.get(Event, first.entity_id) if first.entity_id is not None else None
+    if event is None:
+        raise LookupError(f"提交编号对应的事件 #{first.entity_id} 不存在")
+    s.expunge(event)
+    return event
+
+
+def merge_flagged(
+    uow: UnitOfWork,
+    user: CurrentUser,
+    *,
+    event_id: int,
+    now: datetime,
+    into: int | None = None,
+    expected: EventStatus | None = None,
+) -> int:
+    """合并: staff close a flagged near-duplicate (退回, "重复上报，已合并至事件 #N") into its likely original
+    (``duplicate_of_id``, or ``into``), which counts one more reporter; returns the original's id.
+
+    Refused (logged) for a role that may not 退回, or either event outside the user's scope; refused in
+    Chinese (:class:`InvalidReport`) when there is nothing to merge into or the original is closed or
+    merged itself; :class:`domain.event_flow.IllegalTransition` / :class:`services.events.ConcurrentChange`
+    when the event moved on (``expected``: the status the user saw).
+    """
+    if not may_act(user, Action.REJECT):
+        raise out_of_scope(user, "merge event", event_id, f"您的角色（{user.role.label}）不能合并事件")
+    with uow.begin("intake.merge"):
+        s, conn = uow.session, uow.conn
+        event = s.get(Event, event_id)
+        if event is None or not event_in_scope(conn, user, event_id):
+            raise out_of_scope(user, "merge event", event_id, "该事件不在您的管辖范围内")
+        if event.merged_into_id is not None:
+            raise InvalidReport({"合并": f"该事件已合并至事件 #{event.merged_into_id}"})
+        target = into if into is not None else event.duplicate_of_id
+        if target is None or target == event_id:
+            raise InvalidReport({"合并": "该事件没有可合并的原事件"})
+        if not event_in_scope(conn, user, target):
+            raise out_of_scope(user, "merge event into", target, "原事件不在您的管辖范围内")
+        original = s.get(Event, target)
+        if original is None or original.status not in OPEN_STATUSES or original.merged_into_id is not None:
+            raise InvalidReport({"合并": f"原事件 #{target} 已办结或已被合并，无法合并至此"})
+        before = audit.event_state(s, target)
+        s.execute(
+            update(Event)
+            .where(Event.id == target)
+            .values(reporter_count=Event.reporter_count + event.reporter_count, updated_at=now)
+        )
+        _merge(s, event_id, target, before, Actor(user.id, user.role.value), now, expected=expected)
+        uow.commit()
+    return target
+
+
+def _count_reporter(
+    s: Session, category: str, lon: float, lat: float, merge_into: int, now: datetime
+) -> dict | None:
+    """One more reporter on the merge target; its state before, for the trail.
+
+    The client's choice is checked again: a merge target must still qualify now. Its row is changed first,
+    before anything writes the trail: every use case locks the event before the trail's head, so a merge
+    and a leader's action on the same event cannot deadlock on PostgreSQL.
+    """
+    allowed = {e.id for e, _ in find_duplicates(s, category, lon, lat, now)}
+    if merge_into not in allowed:
+        raise InvalidReport({"合并": "所选事件已不满足合并条件（同类、50 米、24 小时内、未办结）"})
+    before = audit.event_state(s, merge_into)
+    s.execute(
+        update(Event)
+        .where(Event.id == merge_into)
+        .values(reporter_count=Event.reporter_count + 1, updated_at=now)
+    )
+    return before
+
+
+def _merge(
+    s: Session,
+    event_id: int,
+    merge_into: int,
+    target_before,
+    actor: Actor,
+    now: datetime,
+    expected: EventStatus | None = None,
+) -> None:
+    """The report closed as a duplicate (退回 with the reason) and pointed at its target."""
+    apply_action(
+        s,
+        event_id=event_id,
+        action=Action.REJECT,
+        now=now,
+        actor=actor,
+        note=f"重复上报，已合并至事件 #{merge_into}",
+        expected=expected,
+    )
+    s.execute(update(Event).where(Event.id == event_id).values(merged_into_id=merge_into))
+    audit.record(
+        s.connection(),
+        **audit.who(actor),
+        action="event.merge",
+        entity="events",
+        entity_id=merge_into,
+        before=target_before,
+        after=audit.event_state(s, merge_into),
+        reason=f"重复上报（事件 #{event_id}）合并至此",
+    )
+
+
+def attach_photo(s: Session, event_id: int, clean: bytes, mime: str, actor: Actor, now: datetime) -> None:
+    """Store a cleaned photo (:func:`strip_metadata`) as an attachment of the event, with its audit row,
+    in the caller's unit of work (a report's photo, a 办结's 处置照片)."""
+    photo_row = Attachment(
+        event_id=event_id,
+        mime=mime,
+        size_bytes=len(clean),
+        sha256=hashlib.sha256(clean).hexdigest(),
+        data=clean,
+        created_at=now,
+    )
+    s.add(photo_row)
+    s.flush()
+    audit.record(
+        s.connection(),
+        **audit.who(actor),
+        action="attachment.add",
+        entity="attachments",
+        entity_id=photo_row.id,
+        before=None,
+        after={"event_id": event_id, "mime": mime, "size_bytes": len(clean), "sha256": photo_row.sha256},
+    )

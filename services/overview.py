@@ -7,20 +7,29 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 from sqlalchemy import Connection, func, select
 
-from db.models import AdminUnit, Event, Venue
+from db.models import AdminUnit, Event, EventGridTotal, Venue
 from domain.access import CurrentUser
 from domain.hierarchy import ancestor_table, rollup
 from domain.vocabulary import AdminLevel
+from services import rollups
 
 
 def unit_table(conn: Connection) -> pd.DataFrame:
     """All units (no geometry): id, code, name, level, kind, parent_id, population."""
     q = select(
-        AdminUnit.id, AdminUnit.code, AdminUnit.name, AdminUnit.level, AdminUnit.kind,
-        AdminUnit.parent_id, AdminUnit.population,
+        AdminUnit.id,
+        AdminUnit.code,
+        AdminUnit.name,
+        AdminUnit.level,
+        AdminUnit.kind,
+        AdminUnit.parent_id,
+        AdminUnit.population,
     ).order_by(AdminUnit.id)
-    df = pd.DataFrame(conn.execute(q).all(), columns=["id", "code", "name", "level", "kind", "parent_id", "population"])
-    df["level"] = df["level"].map(lambda v: AdminLevel(v).value)
+    df = pd.DataFrame(  # plain tuples: pandas probes each Row's attributes otherwise (a third of the time)
+        [tuple(r) for r in conn.execute(q).all()],
+        columns=["id", "code", "name", "level", "kind", "parent_id", "population"],
+    )
+    df["level"] = df["level"].map({v: AdminLevel(v).value for v in set(df["level"])})
     return df
 
 
@@ -30,14 +39,15 @@ def unit_figures(conn: Connection, today: date, user: CurrentUser | None = None)
     With ``user``, only their scope unit and its subtree (empty if their scope unit is gone).
 
     Index: unit id; columns: code, name, level, kind, parent_id, population, children, venues,
-    events, today_events. Counting happens in SQL per grid; the roll-up in :mod:`domain.hierarchy`.
+    events, today_events. Counting happens in SQL per grid (all time: from the per-grid totals of
+    :mod:`services.rollups`); the roll-up in :mod:`domain.hierarchy`.
     """
     units = unit_table(conn)
     start = datetime.combine(today, datetime.min.time())
     per_grid = pd.concat(
         [
             _per_grid(conn, select(Venue.grid_id, func.count()).group_by(Venue.grid_id), "venues"),
-            _per_grid(conn, select(Event.grid_id, func.count()).group_by(Event.grid_id), "events"),
+            all_time_events(conn),
             _per_grid(
                 conn,
                 select(Event.grid_id, func.count())
@@ -60,6 +70,29 @@ def unit_figures(conn: Connection, today: date, user: CurrentUser | None = None)
         level = out.at[user.scope_unit_id, "level"]
         out = out[anc[level].reindex(out.index) == user.scope_unit_id]
     return out
+
+
+def all_time_events(conn: Connection) -> pd.Series:
+    """Every event ever reported, per grid: ``event_grid_totals`` (decision 0034), the grids with events
+    changed since the rollup's watermark counted from their events; counted from the events without a
+    usable rollup."""
+    keys = rollups.pending(conn)
+    if keys is None:
+        return _per_grid(conn, select(Event.grid_id, func.count()).group_by(Event.grid_id), "events")
+    changed = sorted(set().union(*keys.values())) if keys else []
+    totals = select(EventGridTotal.grid_id, EventGridTotal.all_events)
+    if not changed:
+        return _per_grid(conn, totals, "events")
+    return pd.concat(
+        [
+            _per_grid(conn, totals.where(EventGridTotal.grid_id.not_in(changed)), "events"),
+            _per_grid(
+                conn,
+                select(Event.grid_id, func.count()).where(Event.grid_id.in_(changed)).group_by(Event.grid_id),
+                "events",
+            ),
+        ]
+    )
 
 
 def _per_grid(conn: Connection, query, name: str) -> pd.Series:

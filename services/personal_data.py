@@ -10,12 +10,15 @@ are refused and the refusal is logged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, select
 
 from db.models import Event, Venue
+from db.uow import UnitOfWork
 from domain.access import CurrentUser, redact
 from services import audit
 from services.access import event_in_scope, out_of_scope, venue_in_scope
@@ -46,13 +49,20 @@ def check_reason(reason: str | None) -> str:
 
 
 # What may be revealed: the record, its name and phone columns, the scope check, the refusal's words.
-_REVEALABLE = {
+_REVEALABLE: dict[str, tuple[Any, tuple[str, str], Callable[[Connection, CurrentUser, int], bool], str]] = {
     "events": (Event, ("reporter_name", "reporter_phone"), event_in_scope, "该事件不在您的管辖范围内"),
-    "venues": (Venue, ("responsible_person", "responsible_phone"), venue_in_scope, "该场所不在您的管辖范围内"),
+    "venues": (
+        Venue,
+        ("responsible_person", "responsible_phone"),
+        venue_in_scope,
+        "该场所不在您的管辖范围内",
+    ),
 }
 
 
-def _reveal(conn: Connection, user: CurrentUser, entity: str, object_id: int, reason: str, now: datetime) -> Contact:
+def _reveal(
+    conn: Connection, user: CurrentUser, entity: str, object_id: int, reason: str, now: datetime
+) -> Contact:
     """Check the reason, the permission and the scope (refusals logged), read the contact, audit the reveal."""
     model, fields, in_scope, outside = _REVEALABLE[entity]
     what = f"reveal {entity} contact"
@@ -64,19 +74,43 @@ def _reveal(conn: Connection, user: CurrentUser, entity: str, object_id: int, re
     name, phone = conn.execute(
         select(*(getattr(model, f) for f in fields)).where(model.id == object_id)
     ).one()
-    audit.record(conn, actor_id=user.id, actor_role=user.role.value, action="personal_data.reveal",
-                 entity=entity, entity_id=object_id, before=None, after={"fields": list(fields)}, reason=text, at=now)
+    audit.record(
+        conn,
+        actor_id=user.id,
+        actor_role=user.role.value,
+        action="personal_data.reveal",
+        entity=entity,
+        entity_id=object_id,
+        before=None,
+        after={"fields": list(fields)},
+        reason=text,
+        at=now,
+    )
     return Contact(name, phone)
 
 
-def reveal_event_reporter(conn: Connection, user: CurrentUser, event_id: int, reason: str, now: datetime) -> Contact:
+def reveal_event_reporter(
+    uow: UnitOfWork, user: CurrentUser, event_id: int, reason: str, now: datetime
+) -> Contact:
     """The reporter's name and phone of one event in the user's scope, logged with ``reason``."""
-    return _reveal(conn, user, "events", event_id, reason, now)
+    return _revealed(uow, user, "events", event_id, reason, now)
 
 
-def reveal_venue_contact(conn: Connection, user: CurrentUser, venue_id: int, reason: str, now: datetime) -> Contact:
+def reveal_venue_contact(
+    uow: UnitOfWork, user: CurrentUser, venue_id: int, reason: str, now: datetime
+) -> Contact:
     """The responsible person's name and phone of one venue in the user's scope, logged with ``reason``."""
-    return _reveal(conn, user, "venues", venue_id, reason, now)
+    return _revealed(uow, user, "venues", venue_id, reason, now)
+
+
+def _revealed(
+    uow: UnitOfWork, user: CurrentUser, entity: str, object_id: int, reason: str, now: datetime
+) -> Contact:
+    """:func:`_reveal` as one unit of work: the read and its audit row commit together, or neither."""
+    with uow.begin("personal_data.reveal"):
+        contact = _reveal(uow.conn, user, entity, object_id, reason, now)
+        uow.commit()
+        return contact
 
 
 class _Redacting(logging.LogRecord):

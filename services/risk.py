@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import Connection, DateTime, String, and_, case, func, literal, or_, select, type_coerce
 
 from db.models import Event, Hazard, Inspection, SafetyCodeChange, Venue
+from db.uow import UnitOfWork
 from domain.hierarchy import ancestor_table, rollup
 from domain.risk import (
     CATEGORY_BASE,
@@ -23,11 +24,13 @@ from domain.risk import (
     Thresholds,
     classify,
     explain,
+    has_data_many,
     score_many,
 )
 from domain.safety_code import CADENCE_DAYS
 from domain.vocabulary import EventCategory, HazardSeverity, SafetyCode
 from services import settings
+from services.access import out_of_scope
 from services.overview import unit_table
 
 # Event categories that count as safety-related for the map (安全生产, 治安隐患, 自然灾害防治).
@@ -48,7 +51,10 @@ def _latest_codes(end: datetime):
             SafetyCodeChange.venue_id,
             type_coerce(SafetyCodeChange.to_code, String).label("to_code"),
             func.row_number()
-            .over(partition_by=SafetyCodeChange.venue_id, order_by=(SafetyCodeChange.changed_at.desc(), SafetyCodeChange.id.desc()))
+            .over(
+                partition_by=SafetyCodeChange.venue_id,
+                order_by=(SafetyCodeChange.changed_at.desc(), SafetyCodeChange.id.desc()),
+            )
             .label("rn"),
         )
         .where(SafetyCodeChange.changed_at < end)
@@ -65,7 +71,9 @@ def venue_colours(conn: Connection, as_of: date) -> pd.DataFrame:
     # back costs seconds and buys nothing here. No recorded change before the day: the current colour.
     rows = conn.execute(
         select(
-            Venue.id, Venue.grid_id, type_coerce(Venue.category, String),
+            Venue.id,
+            Venue.grid_id,
+            type_coerce(Venue.category, String),
             func.coalesce(latest.c.to_code, type_coerce(Venue.safety_code, String)),
         )
         .outerjoin(latest, latest.c.venue_id == Venue.id)
@@ -97,7 +105,9 @@ def _venue_inputs(conn: Connection, as_of: date) -> pd.DataFrame:
         {k.value: v for k, v in CATEGORY_BASE.items()}, value=type_coerce(Venue.category, String), else_=0.0
     )
     per_venue = (
-        select(Venue.grid_id.label("grid_id"), code.label("code"), weight.label("w"), last.c.last.label("last"))
+        select(
+            Venue.grid_id.label("grid_id"), code.label("code"), weight.label("w"), last.c.last.label("last")
+        )
         .outerjoin(latest, latest.c.venue_id == Venue.id)
         .outerjoin(last, last.c.venue_id == Venue.id)
         .where(Venue.created_at < end)
@@ -116,9 +126,18 @@ def _venue_inputs(conn: Connection, as_of: date) -> pd.DataFrame:
             v.grid_id,
             *(func.sum(case((v.code == c.value, v.w), else_=0.0)) for c in SafetyCode),
             func.sum(case((v.last < cutoff, 1), else_=0)),
+            *(func.sum(case((v.code == c.value, 1), else_=0)) for c in SafetyCode),
         ).group_by(v.grid_id)
     ).all()
-    return _frame(rows, ["grid_id", *(f"{c.value}_weight" for c in SafetyCode), "overdue_inspections"])
+    return _frame(
+        rows,
+        [
+            "grid_id",
+            *(f"{c.value}_weight" for c in SafetyCode),
+            "overdue_inspections",
+            *(f"{c.value}_venues" for c in SafetyCode),
+        ],
+    )
 
 
 def grid_inputs(conn: Connection, as_of: date, window_days: int = EVENT_WINDOW_DAYS) -> pd.DataFrame:
@@ -128,7 +147,9 @@ def grid_inputs(conn: Connection, as_of: date, window_days: int = EVENT_WINDOW_D
     """
     end = _day_end(as_of)
     parts: list[pd.DataFrame] = [_venue_inputs(conn, as_of)]
-    open_on_day = and_(Hazard.found_on <= as_of, or_(Hazard.rectified_on.is_(None), Hazard.rectified_on > as_of))
+    open_on_day = and_(
+        Hazard.found_on <= as_of, or_(Hazard.rectified_on.is_(None), Hazard.rectified_on > as_of)
+    )
     hz = conn.execute(
         select(
             Venue.grid_id,
@@ -175,13 +196,20 @@ def load_model(conn: Connection) -> RiskModel:
     return RiskModel(thresholds=Thresholds(**json.loads(raw))) if raw else RiskModel()
 
 
-def save_thresholds(conn: Connection, thresholds: Thresholds, now: datetime, user=None) -> None:
+def save_thresholds(uow: UnitOfWork, thresholds: Thresholds, now: datetime, user=None) -> None:
     """Store the admin's thresholds (validated by :class:`Thresholds`); ``user`` needs ``edit_rules`` (logged)."""
-    if user is not None and not user.may("edit_rules"):
-        from services.access import out_of_scope
-
-        raise out_of_scope(user, "edit risk thresholds", None, "只有系统管理员可以修改风险阈值")
-    settings.write(conn, THRESHOLDS_KEY, json.dumps(asdict(thresholds)), now, actor=user, action="risk.thresholds")
+    with uow.begin("risk.thresholds"):
+        if user is not None and not user.may("edit_rules"):
+            raise out_of_scope(user, "edit risk thresholds", None, "只有系统管理员可以修改风险阈值")
+        settings.write(
+            uow.conn,
+            THRESHOLDS_KEY,
+            json.dumps(asdict(thresholds)),
+            now,
+            actor=user,
+            action="risk.thresholds",
+        )
+        uow.commit()
 
 
 def area_risk(conn: Connection, as_of: date, model: RiskModel | None = None) -> pd.DataFrame:
@@ -194,8 +222,14 @@ def area_risk(conn: Connection, as_of: date, model: RiskModel | None = None) -> 
     units = unit_table(conn)
     summed = rollup(grid_inputs(conn, as_of), ancestor_table(units))
     out = units.set_index("id").join(summed)
-    out["score"] = score_many({f: out[f].to_numpy() for f in INPUT_FIELDS}, out["population"].to_numpy(), model)
-    out["risk_class"] = [classify(s, model.thresholds).value for s in out["score"]]
+    out["score"] = score_many(
+        {f: out[f].to_numpy() for f in INPUT_FIELDS}, out["population"].to_numpy(), model
+    )
+    recorded = has_data_many({f: out[f].to_numpy() for f in INPUT_FIELDS})
+    out["risk_class"] = [
+        classify(s, model.thresholds).value if known else RiskClass.NO_DATA.value
+        for s, known in zip(out["score"], recorded, strict=True)
+    ]
     return out
 
 

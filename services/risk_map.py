@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -27,8 +28,20 @@ def _in(column, ids: list[int]):
 
 
 VENUE_COLUMNS = [
-    "id", "name", "category", "code", "address", "lon", "lat", "grid_id", "responsible_person",
-    "last_inspected_on", "next_due_on", "major", "general", "overdue",
+    "id",
+    "name",
+    "category",
+    "code",
+    "address",
+    "lon",
+    "lat",
+    "grid_id",
+    "responsible_person",
+    "last_inspected_on",
+    "next_due_on",
+    "major",
+    "general",
+    "overdue",
 ]
 
 
@@ -51,10 +64,20 @@ def venue_frame(conn: Connection, today: date, model: RiskModel | None = None) -
     rows = conn.execute(
         select(
             # Enum columns as their stored text (values of VenueCategory / SafetyCode): no per-row conversion.
-            Venue.id, Venue.name, type_coerce(Venue.category, String), type_coerce(Venue.safety_code, String),
-            Venue.address, Venue.lon, Venue.lat,
-            Venue.grid_id, Venue.responsible_person, Venue.last_inspected_on, Venue.next_due_on,
-            func.coalesce(hz.c.major, 0), func.coalesce(hz.c.general, 0), func.coalesce(hz.c.overdue, 0),
+            Venue.id,
+            Venue.name,
+            type_coerce(Venue.category, String),
+            type_coerce(Venue.safety_code, String),
+            Venue.address,
+            Venue.lon,
+            Venue.lat,
+            Venue.grid_id,
+            Venue.responsible_person,
+            Venue.last_inspected_on,
+            Venue.next_due_on,
+            func.coalesce(hz.c.major, 0),
+            func.coalesce(hz.c.general, 0),
+            func.coalesce(hz.c.overdue, 0),
         )
         .outerjoin(hz, hz.c.venue_id == Venue.id)
         .where(Venue.is_active)
@@ -92,7 +115,9 @@ def venue_clusters(venues: pd.DataFrame, centroids: pd.DataFrame) -> pd.DataFram
     if venues.empty:
         return pd.DataFrame(columns=["grid_id", "lon", "lat", "count", "red", "yellow", "green"])
     wide = (
-        venues.groupby(["grid_id", "code"]).size().unstack(fill_value=0)
+        venues.groupby(["grid_id", "code"])
+        .size()
+        .unstack(fill_value=0)
         .reindex(columns=["red", "yellow", "green"], fill_value=0)
     )
     wide["count"] = wide.sum(axis=1)
@@ -103,8 +128,9 @@ def venue_clusters(venues: pd.DataFrame, centroids: pd.DataFrame) -> pd.DataFram
 def event_frame(conn: Connection, start: datetime, end: datetime) -> pd.DataFrame:
     """Events reported in [start, end): lon, lat, grid_id, category; pages cache it and filter by grid."""
     rows = conn.execute(
-        select(Event.lon, Event.lat, Event.grid_id, type_coerce(Event.category, String))
-        .where(Event.reported_at >= start, Event.reported_at < end, not_merged())
+        select(Event.lon, Event.lat, Event.grid_id, type_coerce(Event.category, String)).where(
+            Event.reported_at >= start, Event.reported_at < end, not_merged()
+        )
     )
     return pd.DataFrame(list(map(tuple, rows)), columns=["lon", "lat", "grid_id", "category"])
 
@@ -131,7 +157,7 @@ def recent_events(conn: Connection, grid_ids: list[int], now: datetime, limit: i
     cols = (Event.id, Event.reported_at, Event.category, Event.title, Event.status, Event.address)
     newest_first = (Event.reported_at.desc(), Event.id.desc())
     wanted = set(grid_ids)
-    rows: list = []
+    rows: Sequence = []
     if len(grid_ids) > 50:
         for n in (500, 5000):
             latest = conn.execute(
@@ -154,8 +180,12 @@ def recent_events(conn: Connection, grid_ids: list[int], now: datetime, limit: i
             .order_by(*newest_first)
             .limit(limit)
         ).all()
-    df = pd.DataFrame([tuple(r) for r in rows], columns=["id", "reported_at", "category", "title", "status", "address"])
-    df["title"] = df["title"].map(lambda t: redact(t) if isinstance(t, str) else t)  # a typed phone shown masked
+    df = pd.DataFrame(
+        [tuple(r) for r in rows], columns=["id", "reported_at", "category", "title", "status", "address"]
+    )
+    df["title"] = df["title"].map(
+        lambda t: redact(t) if isinstance(t, str) else t
+    )  # a typed phone shown masked
     df["category"] = df["category"].map(lambda c: EventCategory(c).label)
     df["status"] = df["status"].map(lambda s: EventStatus(s).label)
     return df
@@ -165,5 +195,3 @@ def period_bounds(today: date, days: int) -> tuple[datetime, datetime]:
     """[start, end) of the last ``days`` days up to and including ``today``."""
     end = datetime.combine(today + timedelta(days=1), datetime.min.time())
     return end - timedelta(days=days), end
-
-

@@ -1,34 +1,70 @@
 """Reading and writing the spreadsheets people exchange: CSV in UTF-8 (with or without BOM) or GBK, and XLSX.
 
-Imports read every cell as text (codes like 330802001001 must not become floats); exports
-neutralise formula-leading cells so a spreadsheet never executes what a user typed.
+One reader for every import (venues, events, accounts): :func:`read_sheet` gives each row with its
+number as the file shows it (a CSV's physical line where the record starts, counting blank lines and
+the lines inside quoted multi-line cells; an XLSX sheet's row), every cell as text (codes like
+330802001001 must not become floats), and a :class:`RowError` in Chinese for every row that cannot be
+read as the header says (too many or too few cells, a broken quote). Importers list every bad row,
+capped at :data:`MAX_LISTED` with the total (:func:`listed`). Exports neutralise formula-leading cells
+and headers so a spreadsheet never executes what a user typed.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import PurePath
 
 import pandas as pd
 
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+#: The largest file any import reads.
+MAX_BYTES = 20 * 1024 * 1024
+#: How many problems an import lists at most (the total is said in one more line).
+MAX_LISTED = 200
+#: The field of a problem of a whole row (its cells do not match the header).
+WHOLE_ROW = "整行"
 
 
 @dataclass(frozen=True)
 class RowError:
-    """One problem of an imported file: the row number as the user sees it in the file, the field, why."""
+    """One problem of an imported file: the row number as the user sees it in the file, the field, why.
+
+    Row 0 is the file as a whole (its encoding, its type, how many problems were left out)."""
 
     row: int
     field: str
     reason: str
 
     def __str__(self) -> str:
+        if self.row <= 0:
+            return f"「{self.field}」：{self.reason}"
         return f"第 {self.row} 行「{self.field}」：{self.reason}"
 
 
 class TableError(ValueError):
-    """The file cannot be read at all (encoding, format, missing columns)."""
+    """The file cannot be read at all (encoding, format, missing or repeated columns, nothing in it);
+    ``problems`` holds the header's problems one by one when there are several."""
+
+    def __init__(self, message: str, problems: Sequence[RowError] = ()):
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+@dataclass
+class Sheet:
+    """A file's header and its rows: (row number as in the file, header → text), blank rows left out.
+
+    ``problems`` are the rows that could not be read as the header says; they are not in ``rows``."""
+
+    header: list[str]
+    header_row: int
+    rows: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    problems: list[RowError] = field(default_factory=list)
 
 
 def decode_csv(data: bytes) -> str:
@@ -41,33 +77,171 @@ def decode_csv(data: bytes) -> str:
     raise TableError("无法识别文件编码，请另存为 UTF-8 或 GBK 编码的 CSV")
 
 
-def read_table(data: bytes, filename: str, required: list[str]) -> pd.DataFrame:
-    """The file's rows as text, columns stripped; a ``_row`` column holds each row's number in the file.
+def cell_text(value: object) -> str:
+    """One cell as text, as a person reads it in the sheet: 13800000000 not 13800000000.0, a date as
+    2026-11-21 and a date-time (what Excel gives for any date cell) as 2026-11-21 09:30:00, to the second;
+    surrounding spaces stripped."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        rounded = (value + timedelta(microseconds=500_000)).replace(microsecond=0)
+        return rounded.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.strftime("%Y-%m-%d")
+    return str(value).strip()
 
-    CSV header is line 1 and XLSX header is row 1, so the first data row is row 2 in both.
-    """
-    name = filename.lower()
-    if name.endswith((".xlsx", ".xlsm")):
-        try:
-            df = pd.read_excel(io.BytesIO(data), dtype=str, engine="openpyxl", keep_default_na=False)
-        except Exception as exc:  # a broken workbook is the user's file, reported not raised
-            raise TableError(f"无法读取 Excel 文件：{exc}") from exc
-    elif name.endswith(".csv"):
-        text = decode_csv(data)
-        try:
-            df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
-        except (pd.errors.ParserError, csv.Error) as exc:
-            raise TableError(f"CSV 格式错误：{exc}") from exc
+
+def read_sheet(data: bytes, filename: str, required: Sequence[str], *, max_bytes: int = MAX_BYTES) -> Sheet:
+    """The file's header (its first non-blank row) and rows; :class:`TableError` when it cannot be read
+    at all. A row with cells beyond the header that hold text, or (CSV) with fewer cells than the
+    header, or with a broken quote, is a problem of its row, in Chinese."""
+    if len(data) > max_bytes:
+        raise TableError(f"文件过大（{len(data) / 1048576:.1f} MB），上限 {max_bytes // 1048576} MB")
+    suffix = PurePath(filename or "").suffix.lower()
+    if suffix not in (".csv", ".xlsx", ".xlsm"):
+        raise TableError("仅支持 CSV 或 XLSX 文件")
+    broken: list[RowError] = []
+    strict = suffix == ".csv" and data[:4] != b"PK\x03\x04"  # an XLSX row has no "too few" cells
+    if strict:
+        records, broken = _csv_records(decode_csv(data))
     else:
-        raise TableError("仅支持 .csv 或 .xlsx 文件")
-    df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in required if c not in df.columns]
+        records = _xlsx_records(data)
+    sheet: Sheet | None = None
+    for n, cells in records:
+        values = [cell_text(c) for c in cells]
+        if not any(values):
+            continue  # blank rows are not rows (their numbers still count)
+        if sheet is None:
+            sheet = _header(n, values, required)
+            continue
+        row, problem = _row(n, values, sheet.header, strict)
+        if problem is not None:
+            sheet.problems.append(problem)
+        else:
+            sheet.rows.append((n, row))
+    if sheet is None:
+        raise TableError("文件为空：第一行应为表头")
+    sheet.problems += broken
+    sheet.problems.sort(key=lambda p: p.row)
+    return sheet
+
+
+def _header(n: int, values: list[str], required: Sequence[str]) -> Sheet:
+    header = [v.lstrip("\ufeff").strip() for v in values]
+    missing = [c for c in required if c not in header]
+    repeated = sorted({h for h in header if h and header.count(h) > 1})
+    problems = [RowError(n, c, "缺少此列") for c in missing] + [RowError(n, c, "列名重复") for c in repeated]
     if missing:
-        raise TableError(f"缺少列：{'、'.join(missing)}")
-    df = df.apply(lambda col: col.astype(str).str.strip())
-    df = df[~(df == "").all(axis=1)]  # blank lines at the end of a sheet are not rows
-    df.insert(0, "_row", df.index + 2)
-    return df.reset_index(drop=True)
+        raise TableError(f"缺少列：{'、'.join(missing)}", problems)
+    if repeated:
+        raise TableError(f"列名重复：{'、'.join(repeated)}", problems)
+    return Sheet(header=header, header_row=n)
+
+
+def _row(
+    n: int, values: list[str], header: list[str], strict: bool
+) -> tuple[dict[str, str], RowError | None]:
+    """One row's cells by their header, or why the row cannot be read as the header says."""
+    width = len(header)
+    stray = [v for i, v in enumerate(values) if v and (i >= width or not header[i])]
+    if stray:
+        shown = "、".join(f"“{v[:20]}”" for v in stray[:3])
+        if not strict:
+            reason = f"没有列名的列里有内容：{shown}（请删除，或补上列名）"
+        elif len(values) > width:
+            reason = (
+                f"本行有 {len(values)} 个单元格，多于表头的 {width} 列，多出的内容：{shown}"
+                "（单元格里的逗号须用英文双引号括起来）"
+            )
+        else:
+            reason = f"没有列名的列里有内容：{shown}（请删除，或补上列名）"
+        return {}, RowError(n, WHOLE_ROW, reason)
+    if strict and len(values) < width:
+        return {}, RowError(
+            n,
+            WHOLE_ROW,
+            f"本行只有 {len(values)} 个单元格，表头有 {width} 列（可能少了逗号，或引号没有成对）",
+        )
+    return {h: (values[i] if i < len(values) else "") for i, h in enumerate(header) if h}, None
+
+
+def _csv_records(text: str) -> tuple[Iterator[tuple[int, list[str]]], list[RowError]]:
+    """The CSV's records with the physical line each starts on, and the problems of broken quotes."""
+    broken: list[RowError] = []
+
+    def records() -> Iterator[tuple[int, list[str]]]:
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        ended = 0
+        while True:
+            start = ended + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                at_end = "end of data" in str(exc)
+                broken.append(
+                    RowError(
+                        start,
+                        WHOLE_ROW,
+                        "引号没有闭合：从本行起到文件末尾都被读成了一个单元格"
+                        if at_end
+                        else "引号使用有误：用引号括起的单元格，结束引号后应紧跟逗号或换行",
+                    )
+                )
+                if at_end:
+                    return
+                ended = reader.line_num
+                continue
+            ended = reader.line_num
+            yield start, cells
+
+    return records(), broken
+
+
+def _xlsx_records(data: bytes) -> Iterator[tuple[int, list]]:
+    """The first worksheet's rows with their sheet row numbers."""
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a damaged or foreign file
+        raise TableError("无法读取 XLSX 文件（文件损坏或不是 Excel 工作簿）") from exc
+    try:
+        ws = wb.worksheets[0]
+        ws.reset_dimensions()  # some writers store a wrong sheet size: read what is there
+        rows = []
+        for row in ws.iter_rows():
+            number = next((c.row for c in row if getattr(c, "row", None) is not None), None)
+            if number is not None:
+                rows.append((number, [c.value for c in row]))
+        return iter(rows)
+    finally:
+        wb.close()
+
+
+def listed(problems: Sequence[RowError], limit: int = MAX_LISTED) -> list[RowError]:
+    """The problems in row order, at most ``limit`` of them and then one line with the total."""
+    ordered = sorted(problems, key=lambda p: p.row)
+    if len(ordered) <= limit:
+        return ordered
+    return [*ordered[:limit], RowError(0, "合计", f"共 {len(ordered)} 处问题，以上仅列出前 {limit} 处")]
+
+
+def read_table(data: bytes, filename: str, required: list[str]) -> pd.DataFrame:
+    """:func:`read_sheet` as a frame of text with a ``_row`` column (a row that cannot be read as the
+    header says is a :class:`TableError` here: importers use :func:`read_sheet` and list them)."""
+    sheet = read_sheet(data, filename, required)
+    if sheet.problems:
+        raise TableError("；".join(map(str, sheet.problems[:MAX_LISTED])), sheet.problems)
+    columns = ["_row", *(h for h in sheet.header if h)]
+    return pd.DataFrame([{"_row": n, **row} for n, row in sheet.rows], columns=columns)
 
 
 def safe_cell(value):
@@ -77,15 +251,29 @@ def safe_cell(value):
     return value
 
 
+def _safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every text cell and header passed through :func:`safe_cell`."""
+    out = frame.map(safe_cell)
+    out.columns = [safe_cell(str(c)) for c in frame.columns]
+    return out
+
+
 def to_xlsx(sheets: dict[str, pd.DataFrame]) -> bytes:
-    """An XLSX workbook of the given sheets, every text cell passed through :func:`safe_cell`."""
+    """An XLSX workbook of the given sheets, every text cell and header passed through :func:`safe_cell`."""
     out = io.BytesIO()
     with pd.ExcelWriter(out, engine="openpyxl") as writer:
         for name, frame in sheets.items():
-            frame.map(safe_cell).to_excel(writer, sheet_name=name[:31], index=False)
+            _safe(frame).to_excel(writer, sheet_name=name[:31], index=False)
     return out.getvalue()
 
 
+def import_template(sheet: str, notes: dict[str, str]) -> bytes:
+    """An import's XLSX template: the sheet ``sheet`` with the columns (``notes``' keys, in order) as its header,
+    and a 说明 sheet saying what each column takes."""
+    explained = pd.DataFrame({"列": list(notes), "说明": list(notes.values())})
+    return to_xlsx({sheet: pd.DataFrame(columns=list(notes)), "说明": explained})
+
+
 def to_csv(frame: pd.DataFrame) -> bytes:
-    """CSV in UTF-8 with BOM (so Excel opens Chinese correctly), cells neutralised."""
-    return frame.map(safe_cell).to_csv(index=False).encode("utf-8-sig")
+    """CSV in UTF-8 with BOM (so Excel opens Chinese correctly), cells and headers neutralised."""
+    return _safe(frame).to_csv(index=False).encode("utf-8-sig")

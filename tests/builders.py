@@ -28,7 +28,17 @@ def square_area_units() -> gpd.GeoDataFrame:
     for v, vcode in enumerate(["990001001001", "990001001002"]):
         for g in range(2):
             x = X0 + (2 * v + g) * D
-            rows.append((f"{vcode}{g + 1:03d}", f"第{g + 1}网格", "grid", vcode, "网格", 1000, box(x, Y0, x + D, Y0 + D)))
+            rows.append(
+                (
+                    f"{vcode}{g + 1:03d}",
+                    f"第{g + 1}网格",
+                    "grid",
+                    vcode,
+                    "网格",
+                    1000,
+                    box(x, Y0, x + D, Y0 + D),
+                )
+            )
     cols = ["code", "name", "level", "parent_code", "kind", "population", "geometry"]
     return gpd.GeoDataFrame([dict(zip(cols, r, strict=True)) for r in rows], geometry="geometry", crs=4326)
 

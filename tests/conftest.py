@@ -13,6 +13,12 @@ from db.engine import make_engine, session_factory
 from db.migrate import upgrade
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _audit_anchors_out_of_the_repository(tmp_path_factory) -> None:
+    """Checkpoints written by tests (the nightly audit job) go to a temporary folder, per store as always."""
+    os.environ["AUDIT_ANCHOR_DIR"] = str(tmp_path_factory.mktemp("audit-anchors"))
+
+
 def backend_url() -> str | None:
     """The server the suite runs against: DATABASE_URL if set (PostgreSQL in CI's second run)."""
     return os.environ.get("DATABASE_URL")
@@ -79,14 +85,15 @@ def _room_for_test_visits(engine) -> None:
 
     from services import clock, settings
     from services.auth import user_by_username
-    from services.planning import CAPACITY_KEY, load_capacity
+    from services.planning_settings import CAPACITY_KEY, load_capacity
 
     with session_factory(engine).begin() as s:
         uid = user_by_username(s, "demo_inspector").id
         conn = s.connection()
         default = load_capacity(conn).default
-        settings.write(conn, CAPACITY_KEY, json.dumps({"default": default, "inspectors": {str(uid): 100}}),
-                       clock.now())
+        settings.write(
+            conn, CAPACITY_KEY, json.dumps({"default": default, "inspectors": {str(uid): 100}}), clock.now()
+        )
 
 
 @pytest.fixture(scope="session")

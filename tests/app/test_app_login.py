@@ -17,10 +17,17 @@ def store_with_leader(empty_engine, monkeypatch):
     with empty_engine.begin() as conn:
         make_square_area(conn)
         scope = conn.execute(select(AdminUnit.id).where(AdminUnit.code == "990001001")).scalar_one()
-        conn.execute(insert(User), {
-            "username": "leader", "display_name": "镇领导", "role": Role.TOWNSHIP_LEADER,
-            "scope_unit_id": scope, "password_hash": hash_password("s3cret-pass"), "created_at": clock.now(),
-        })
+        conn.execute(
+            insert(User),
+            {
+                "username": "leader",
+                "display_name": "镇领导",
+                "role": Role.TOWNSHIP_LEADER,
+                "scope_unit_id": scope,
+                "password_hash": hash_password("s3cret-pass"),
+                "created_at": clock.now(),
+            },
+        )
     monkeypatch.setenv("DATABASE_URL", empty_engine.url.render_as_string(hide_password=False))
 
 

@@ -1,7 +1,10 @@
 """The wall screen under AppTest: a display token opens it read-only; a revoked one does not."""
 
+import json
+import re
 from datetime import datetime
 
+from db.uow import UnitOfWork
 from services import clock
 from services.display import create_token, list_tokens, revoke_token, rotation_index
 from tests.app.conftest import page
@@ -16,30 +19,51 @@ def _screen(token: str | None, area: str = "330802001"):
 
 
 def test_a_display_token_opens_every_panel_without_a_login(store):
-    with store.begin() as conn:
-        token = create_token(conn, area_code="330802", label="柯城区指挥大厅", now=clock.now())
+    token = create_token(UnitOfWork(store), area_code="330802", label="柯城区指挥大厅", now=clock.now())
     at = _screen(token)
     assert not at.exception
     html = " ".join(m.value for m in at.markdown)
-    for panel in ("bs-kpis", "bs-map", "bs-flow", "bs-ticker", "bs-alerts", "bs-rank"):
+    for panel in ("bs-kpis", "bs-map", "bs-trend", "bs-categories", "bs-sources", "bs-flow", "bs-ticker"):
+        assert panel in html
+    for panel in ("bs-alerts", "bs-rank"):
         assert panel in html
     assert "今日事件" in html and "红码场所" in html
     assert at.get("deck_gl_json_chart")
 
 
+def test_the_wall_map_names_its_areas_and_shows_live_events_and_alarms(store):
+    token = create_token(UnitOfWork(store), area_code="330802", label="柯城区指挥大厅", now=clock.now())
+    at = page("pages/big_screen.py")
+    at.query_params.update({"token": token, "area": "330802", "vw": "3840", "vh": "2160"})
+    at.run()
+    assert not at.exception
+    deck = json.loads(at.get("deck_gl_json_chart")[0].proto.json)
+    layers = {layer["id"]: layer for layer in deck["layers"]}
+    assert {"areas", "wall_names", "wall_events"} <= set(layers)
+    assert "双港街道" in {d["t"] for d in layers["wall_names"]["data"]}
+    assert layers["wall_names"]["getSize"] == 36.0  # 18 px at 1920 wide, twice that on a 4K wall
+    assert len(layers["wall_events"]["data"]) > 0
+    html = " ".join(m.value for m in at.markdown)
+    n_alerts = int(re.search(r"预警 · (\d+) 条", html).group(1))
+    assert ("wall_alarms" in layers) == (n_alerts > 0)
+    # Charts speak Chinese: hours as 时, categories and sources by their labels.
+    assert "0时" in html and "城镇管理" in html and "随手拍" in html
+    assert "…" not in html and "泊松" not in html
+
+
 def test_a_revoked_token_shows_the_login_form_instead(store):
-    with store.begin() as conn:
-        token = create_token(conn, area_code="330802", label="临时大屏", now=clock.now())
+    token = create_token(UnitOfWork(store), area_code="330802", label="临时大屏", now=clock.now())
+    with store.connect() as conn:
         token_id = next(t["id"] for t in list_tokens(conn) if t["label"] == "临时大屏")
-        assert revoke_token(conn, token_id, clock.now())
+    assert not revoke_token(UnitOfWork(store), "", clock.now())  # an empty id matches nothing
+    assert revoke_token(UnitOfWork(store), token_id, clock.now())
     at = _screen(token)
     assert [t.label for t in at.text_input] == ["用户名", "密码"]
     assert not at.get("deck_gl_json_chart")
 
 
 def test_a_token_cannot_show_an_area_outside_its_own(store):
-    with store.begin() as conn:
-        token = create_token(conn, area_code="330802001", label="双港街道大屏", now=clock.now())
+    token = create_token(UnitOfWork(store), area_code="330802001", label="双港街道大屏", now=clock.now())
     at = _screen(token, area="330881")
     assert "不在此大屏的管辖范围内" in at.error[0].value
 

@@ -3,8 +3,8 @@
 import pytest
 from sqlalchemy import insert, select
 
-from db.engine import session_factory
 from db.models import AdminUnit, User
+from db.uow import UnitOfWork
 from domain.access import CurrentUser
 from domain.vocabulary import EventCategory, EventSource, Role
 from services import clock
@@ -20,10 +20,16 @@ def square_store(empty_engine, monkeypatch):
     with empty_engine.begin() as conn:
         make_square_area(conn)
         make_green_venue(conn)
-    with session_factory(empty_engine).begin() as s:
-        for i in range(3):
-            report_event(s, source=EventSource.CITIZEN, category=EventCategory.URBAN, title="占道经营",
-                         lon=grid_centre(i)[0], lat=grid_centre(i)[1], now=clock.now())
+    for i in range(3):
+        report_event(
+            UnitOfWork(empty_engine),
+            source=EventSource.CITIZEN,
+            category=EventCategory.URBAN,
+            title="占道经营",
+            lon=grid_centre(i)[0],
+            lat=grid_centre(i)[1],
+            now=clock.now(),
+        )
     monkeypatch.setenv("DATABASE_URL", empty_engine.url.render_as_string(hide_password=False))
     return empty_engine
 
@@ -32,8 +38,15 @@ def _as(store, role: Role = Role.ADMIN, scope_code: str = "990000"):
     """The page as a user of ``role`` over ``scope_code``, who exists in the store (pages check the session)."""
     with store.begin() as conn:
         scope = conn.execute(select(AdminUnit.id).where(AdminUnit.code == scope_code)).scalar_one()
-        uid = conn.execute(insert(User).values(username=f"t_{role.value}_{scope_code}", display_name="测试", role=role,
-                                               scope_unit_id=scope, created_at=clock.now())).inserted_primary_key[0]
+        uid = conn.execute(
+            insert(User).values(
+                username=f"t_{role.value}_{scope_code}",
+                display_name="测试",
+                role=role,
+                scope_unit_id=scope,
+                created_at=clock.now(),
+            )
+        ).inserted_primary_key[0]
     at = page("pages/home.py")
     at.session_state["current_user"] = CurrentUser(uid, f"t_{role.value}_{scope_code}", "测试", role, scope)
     return at
@@ -47,7 +60,13 @@ def test_home_page_counts_every_level_venues_and_todays_events(square_store):
     at = _as(square_store).run()
     assert not at.exception
     m = _metrics(at)
-    assert (m["市数"], m["县(市、区)数"], m["乡镇(街道)数"], m["村(社区)数"], m["网格数"]) == ("1", "1", "1", "2", "4")
+    assert (m["市数"], m["县(市、区)数"], m["乡镇(街道)数"], m["村(社区)数"], m["网格数"]) == (
+        "1",
+        "1",
+        "1",
+        "2",
+        "4",
+    )
     assert m["场所总数"] == "1" and m["事件总数"] == "3" and m["今日事件"] == "3"
 
 

@@ -23,18 +23,45 @@ def own_venue(engine, username: str = "demo_inspector", name: str = "测试：�
     """A yellow street shop long overdue (the newest the most) in the inspector's first grid: first after the reds."""
     with session_factory(engine).begin() as s:
         uid = user_by_username(s, username).id
-        grid = s.execute(select(InspectorGrid.grid_id).where(InspectorGrid.user_id == uid)
-                         .order_by(InspectorGrid.grid_id)).scalars().first()
+        grid = (
+            s.execute(
+                select(InspectorGrid.grid_id)
+                .where(InspectorGrid.user_id == uid)
+                .order_by(InspectorGrid.grid_id)
+            )
+            .scalars()
+            .first()
+        )
         lon, lat = s.execute(select(Venue.lon, Venue.lat).where(Venue.grid_id == grid)).first()
         n = s.execute(select(Venue.id).order_by(Venue.id.desc())).scalars().first() + 1
-        vid = s.execute(insert(Venue).returning(Venue.id), {
-            "code": f"TEST{n}", "name": f"{name}{n}", "category": "street_shop", "address": "测试路1号",
-            "lon": lon, "lat": lat, "grid_id": grid, "safety_code": "yellow", "responsible_person": "测试人",
-            "responsible_phone": "13912345678", "inspector_id": uid,
-            "next_due_on": clock.today() - timedelta(days=900 + n % 1000), "created_at": clock.now() - timedelta(days=1000),
-        }).scalar_one()
-        s.execute(insert(SafetyCodeChange), {"venue_id": vid, "changed_at": clock.now() - timedelta(days=1000),
-                                             "from_code": None, "to_code": "yellow", "reason": "测试赋码"})
+        vid = s.execute(
+            insert(Venue).returning(Venue.id),
+            {
+                "code": f"TEST{n}",
+                "name": f"{name}{n}",
+                "category": "street_shop",
+                "address": "测试路1号",
+                "lon": lon,
+                "lat": lat,
+                "grid_id": grid,
+                "safety_code": "yellow",
+                "responsible_person": "测试人",
+                "responsible_phone": "13912345678",
+                "inspector_id": uid,
+                "next_due_on": clock.today() - timedelta(days=900 + n % 1000),
+                "created_at": clock.now() - timedelta(days=1000),
+            },
+        ).scalar_one()
+        s.execute(
+            insert(SafetyCodeChange),
+            {
+                "venue_id": vid,
+                "changed_at": clock.now() - timedelta(days=1000),
+                "from_code": None,
+                "to_code": "yellow",
+                "reason": "测试赋码",
+            },
+        )
     return vid
 
 
@@ -118,3 +145,19 @@ def test_other_roles_are_refused(store):
     at = _open(store, "demo_township")
     assert "无权访问" in at.error[0].value
     assert not at.metric
+
+
+def test_the_grid_worker_sees_how_many_events_wait_on_them_linked_to_the_events_page(store):
+    from services.access import user_scope
+    from services.event_views import my_todo
+
+    with session_factory(store)() as s:
+        user = user_by_username(s, "demo_inspector")
+    at = _open(store, "demo_inspector")
+    assert not at.exception
+    with store.connect() as conn:
+        rows = my_todo(conn, user, user_scope(conn, user), clock.now())
+    # Run on its own the page has no navigation: the link is the plain one (components.auth.link_to).
+    links = [m.value for m in at.markdown if "我的待办" in m.value]
+    assert len(links) == 1 and links[0].startswith("<a href='events'")
+    assert f"我的待办 {len(rows)} 件" in links[0]

@@ -47,8 +47,11 @@ def test_without_auth_the_password_form_is_shown(store):
     assert [t.label for t in at.text_input] == ["用户名", "密码"]
 
 
-@pytest.mark.parametrize("section", [KEYCLOAK, {"keycloak": KEYCLOAK, "username_claim": "preferred_username"}],
-                         ids=["unnamed", "named"])
+@pytest.mark.parametrize(
+    "section",
+    [KEYCLOAK, {"keycloak": KEYCLOAK, "username_claim": "preferred_username"}],
+    ids=["unnamed", "named"],
+)
 def test_with_auth_configured_the_provider_replaces_the_password_form(store, section):
     at = _run({"auth": section})
     assert not at.exception
@@ -78,8 +81,9 @@ def test_an_auth_section_without_a_client_keeps_the_password_form(store):
 
 def test_an_identity_maps_onto_the_local_account_with_its_role_and_scope(store):
     with session_factory(store)() as s:
-        user = user_for_identity(s, {"preferred_username": "demo_county", "email": "x@example.org",
-                                     "role": "admin"})  # a role claim from the provider is ignored
+        user = user_for_identity(
+            s, {"preferred_username": "demo_county", "email": "x@example.org", "role": "admin"}
+        )  # a role claim from the provider is ignored
     assert (user.username, user.role) == ("demo_county", Role.COMMAND_CENTER)
     with session_factory(store)() as s:
         assert user_for_identity(s, {"email": "demo_city"}, claim="email").username == "demo_city"

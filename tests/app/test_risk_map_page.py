@@ -52,7 +52,9 @@ def test_the_city_command_centre_sees_the_six_counties_in_five_colours(store):
 def test_drilling_by_url_to_a_grid_shows_its_explanation_and_detail_map(store):
     with store.connect() as conn:
         grid = conn.execute(
-            select(AdminUnit.code).where(AdminUnit.level == "grid", AdminUnit.code.like("330802001%")).order_by(AdminUnit.code)
+            select(AdminUnit.code)
+            .where(AdminUnit.level == "grid", AdminUnit.code.like("330802001%"))
+            .order_by(AdminUnit.code)
         ).first()[0]
     at = _open(store, "demo_township", area=grid)
     assert not at.exception
@@ -69,7 +71,10 @@ def test_drilling_by_url_to_a_grid_shows_its_explanation_and_detail_map(store):
     assert len(rows) == len(mine) > 0
     fields = json.loads(re.search(r"var fields = (.*?);\n", script).group(1))
     by_name = {r[3 + fields.index("name")]: r[3 + fields.index("hazards")] for r in rows}
-    assert by_name == {html.escape(n): str(m + g) for n, m, g in zip(mine["name"], mine["major"], mine["general"], strict=True)}
+    assert by_name == {
+        html.escape(n): str(m + g)
+        for n, m, g in zip(mine["name"], mine["major"], mine["general"], strict=True)
+    }
 
 
 def test_an_area_outside_the_users_scope_is_refused(store):
@@ -90,3 +95,66 @@ def test_thresholds_out_of_order_are_refused_in_chinese(store):
     at.number_input[0].set_value(10.0)  # 重大 below 较大
     at.button(key="FormSubmitter:rm_thresholds-保存阈值").click().run()
     assert any("阈值未保存" in e.value for e in at.error)
+
+
+def test_the_city_view_shows_counties_without_data_as_grey_no_data_and_leaves_venues_off(store):
+    from components.palette import CLASS_RGB
+
+    at = _open(store, "demo_city")
+    assert not at.exception
+    deck = _deck(at)
+    assert [layer["id"] for layer in deck["layers"]] == ["areas"]  # venues off above township level
+    legend = next(m.value for m in at.markdown if "risk-legend" in m.value)
+    no_data = int(re.search(r"暂无数据 <b>(\d+)</b>", legend).group(1))
+    assert 1 <= no_data < 6  # the demo data covers one county; the others are unknown, not safe
+    features = next(layer for layer in deck["layers"] if layer["id"] == "areas")["data"]["features"]
+    grey = [f for f in features if f["properties"]["class_label"] == "暂无数据"]
+    assert len(grey) == no_data
+    assert all(tuple(f["properties"]["fill"][:3]) == CLASS_RGB[RiskClass.NO_DATA] for f in grey)
+    assert all(f["properties"]["score"] == "—" for f in grey)
+    ranking = at.dataframe[0].value
+    assert (ranking["风险等级"] == "暂无数据").sum() == no_data
+    assert ranking["风险等级"].tolist()[-no_data:] == ["暂无数据"] * no_data  # last, with "—" as score
+    assert set(ranking["风险分值"].tolist()[-no_data:]) == {"—"}
+
+
+def test_a_grid_explanation_gives_whole_counts_the_thresholds_and_its_rank_in_one_sentence(store):
+    with store.connect() as conn:
+        grid = conn.execute(
+            select(AdminUnit.code)
+            .where(AdminUnit.level == "grid", AdminUnit.code.like("330802001%"))
+            .order_by(AdminUnit.code)
+        ).first()[0]
+    at = _open(store, "demo_township", area=grid)
+    assert not at.exception
+    texts = [m.value for m in at.markdown]
+    assert any("risk-verdict" in t and "…" not in t for t in texts)
+    sentence = next(t for t in texts if "分/万人（" in t)
+    assert re.search(r"在同级 \d+ 个区域中排第 \d+", sentence)
+    assert any("分级阈值" in c.value and "重大风险 ≥" in c.value for c in at.caption)
+    factors = at.table[0].value
+    assert factors["数量（项）"].str.fullmatch(r"[\d,]+").all()  # whole counts, never 39.5
+
+
+def test_a_leader_drills_down_by_the_child_selector_and_by_a_ranking_row_without_the_map(store):
+    ids = units_by_code(store)
+    at = _open(store, "demo_township", area="330802001")
+    assert not at.exception
+    town = ids["330802001"]
+    selector = at.selectbox(key=f"rm_drill_{town}")
+    village = next(o for o in selector.options if "（330802001" in o)
+    village_code = re.search(r"（(\d+)）", village).group(1)
+    at = selector.set_value(ids[village_code]).run()
+    assert not at.exception
+    assert at.query_params["area"] in (village_code, [village_code])
+    # The ranking of the village's grids: a click on a row opens that grid.
+    at = _open(store, "demo_township", area=village_code)
+    ranking = at.dataframe[0].value
+    grid_code = str(ranking.iloc[0]["编码"])
+    at.session_state[f"rm_rank_{ids[village_code]}_grid"] = {
+        "selection": {"rows": [0], "columns": [], "cells": []}
+    }
+    at = at.run()
+    assert not at.exception
+    assert grid_code.startswith(village_code)
+    assert at.query_params["area"] in (grid_code, [grid_code])

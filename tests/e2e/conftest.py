@@ -20,8 +20,13 @@ CHROMIUM = "/usr/bin/chromium"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 # Flags measured to keep headless chromium off the network (FACTS.md).
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 pytestmark = pytest.mark.e2e
@@ -48,16 +53,33 @@ def browser():
 
 
 @contextmanager
-def start_app(store_url: str) -> Iterator[str]:
-    """``streamlit run app.py`` on a free local port over ``store_url``; yields the base URL."""
+def start_app(store_url: str, script: str = "app.py") -> Iterator[str]:
+    """``streamlit run <script>`` on a free local port over ``store_url``; yields the base URL.
+
+    ``script``: ``app.py`` (the pages alone) or ``serve.py`` (the ASGI entry `make run` starts, with the
+    login cookie routes beside the pages)."""
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": store_url, "PYTHONPATH": str(ROOT)}
     (ROOT / "test-results").mkdir(exist_ok=True)
     with open(ROOT / "test-results" / f"streamlit-{port}.log", "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                script,
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -70,7 +92,7 @@ def start_app(store_url: str) -> Iterator[str]:
                 except OSError:
                     time.sleep(0.3)
             else:
-                raise RuntimeError(f"streamlit did not start on {base}")
+                raise RuntimeError(f"{script} did not start on {base}")
             yield base
         finally:
             proc.terminate()
@@ -130,7 +152,7 @@ def login(page, app_url: str, username: str, password: str = "demo-cockpit", pat
     page.goto(app_url + path)
     page.get_by_label("用户名").fill(username)
     page.get_by_label("密码").fill(password)
-    page.get_by_role("button", name="登录").click()
+    page.get_by_role("button", name="登录", exact=True).click()
     page.wait_for_selector("[data-testid='stSidebar']", timeout=30_000)
 
 
@@ -139,6 +161,32 @@ def settle(page, timeout: float = 30_000, after_ms: int = 0) -> None:
     if after_ms:
         page.wait_for_timeout(after_ms)
     page.wait_for_function(SETTLED_JS, timeout=timeout)
+
+
+def open_from_menu(page, label: str, heading: str, path: str, attempts: int = 3) -> None:
+    """Click ``label`` in the sidebar menu until the browser is on ``/path``, then wait for the page
+    titled ``heading``.
+
+    A click that lands while a run is still redrawing the menu (the first run after a login, on a
+    loaded CI machine) can be dropped: click again only while the address has not changed, since a
+    second click on a page that is loading restarts its (cold, slow) first run."""
+    import re
+
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    sidebar = page.locator("[data-testid='stSidebar']")
+    at_page = re.compile(rf"/{re.escape(path)}(\?|$)")
+    for _ in range(attempts):
+        settle(page)
+        sidebar.get_by_text(label, exact=True).first.click()
+        try:
+            page.wait_for_url(at_page, timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    else:
+        raise AssertionError(f"{label} in the menu never led to /{path} in {attempts} attempts")
+    page.get_by_role("heading", name=heading).wait_for(timeout=90_000)
 
 
 def choose(page, field, index: int = 0, attempts: int = 4) -> None:

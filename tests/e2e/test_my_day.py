@@ -26,27 +26,54 @@ def venue(seeded_store_url):
     engine = make_engine(seeded_store_url)
     with session_factory(engine).begin() as s:
         uid = user_by_username(s, "demo_inspector").id
-        grid = s.execute(select(InspectorGrid.grid_id).where(InspectorGrid.user_id == uid)
-                         .order_by(InspectorGrid.grid_id)).scalars().first()
+        grid = (
+            s.execute(
+                select(InspectorGrid.grid_id)
+                .where(InspectorGrid.user_id == uid)
+                .order_by(InspectorGrid.grid_id)
+            )
+            .scalars()
+            .first()
+        )
         lon, lat = s.execute(select(Venue.lon, Venue.lat).where(Venue.grid_id == grid)).first()
         n = s.execute(select(Venue.id).order_by(Venue.id.desc())).scalars().first() + 1
-        vid = s.execute(insert(Venue).returning(Venue.id), {
-            "code": f"E2E{n}", "name": f"测试：手机检查小店{n}", "category": "street_shop", "address": "测试路2号",
-            "lon": lon, "lat": lat, "grid_id": grid, "safety_code": "yellow", "responsible_person": "测试人",
-            "responsible_phone": "13912345678", "inspector_id": uid,
-            "next_due_on": clock.today() - timedelta(days=2000 + n % 1000),
-            "created_at": clock.now() - timedelta(days=3000),
-        }).scalar_one()
-        s.execute(insert(SafetyCodeChange), {"venue_id": vid, "changed_at": clock.now() - timedelta(days=3000),
-                                             "from_code": None, "to_code": "yellow", "reason": "测试赋码"})
+        vid = s.execute(
+            insert(Venue).returning(Venue.id),
+            {
+                "code": f"E2E{n}",
+                "name": f"测试：手机检查小店{n}",
+                "category": "street_shop",
+                "address": "测试路2号",
+                "lon": lon,
+                "lat": lat,
+                "grid_id": grid,
+                "safety_code": "yellow",
+                "responsible_person": "测试人",
+                "responsible_phone": "13912345678",
+                "inspector_id": uid,
+                "next_due_on": clock.today() - timedelta(days=2000 + n % 1000),
+                "created_at": clock.now() - timedelta(days=3000),
+            },
+        ).scalar_one()
+        s.execute(
+            insert(SafetyCodeChange),
+            {
+                "venue_id": vid,
+                "changed_at": clock.now() - timedelta(days=3000),
+                "from_code": None,
+                "to_code": "yellow",
+                "reason": "测试赋码",
+            },
+        )
     yield vid, engine
     engine.dispose()
 
 
 @pytest.fixture
 def phone(browser):
-    context = browser.new_context(viewport=PHONE, locale="zh-CN", is_mobile=True,
-                                  has_touch=True, device_scale_factor=2)
+    context = browser.new_context(
+        viewport=PHONE, locale="zh-CN", is_mobile=True, has_touch=True, device_scale_factor=2
+    )
     p = context.new_page()
     p.requests = RequestLog()
     p.on("request", lambda r: p.requests.append(r.url))
@@ -58,7 +85,9 @@ def _click_option(page, key: str, text: str) -> None:
     page.locator(f".st-key-{key}").get_by_text(text, exact=True).click()
 
 
-def test_an_inspector_records_a_failed_inspection_and_the_venue_is_red_in_tomorrows_list(phone, app_url, venue):
+def test_an_inspector_records_a_failed_inspection_and_the_venue_is_red_in_tomorrows_list(
+    phone, app_url, venue
+):
     vid, engine = venue
     page = phone
     # A freshly started server serves the first deep URL from pages/ before app.py's navigation exists:
@@ -90,7 +119,9 @@ def test_an_inspector_records_a_failed_inspection_and_the_venue_is_red_in_tomorr
     success = page.locator("[data-testid='stAlertContentSuccess']").filter(has_text="已保存检查")
     success.wait_for(timeout=TIMEOUT)
     assert "黄码 → 红码" in success.inner_text()
-    page.locator(f"[data-testid='venue-card'][data-venue='{vid}'] [data-code='red']").wait_for(timeout=TIMEOUT)
+    page.locator(f"[data-testid='venue-card'][data-venue='{vid}'] [data-code='red']").wait_for(
+        timeout=TIMEOUT
+    )
     with engine.connect() as conn:
         code, due = conn.execute(select(Venue.safety_code, Venue.next_due_on).where(Venue.id == vid)).one()
     tomorrow = clock.today() + timedelta(days=1)

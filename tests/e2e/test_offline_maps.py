@@ -19,7 +19,8 @@ from PIL import Image
 
 from components import offline
 from components.maps import AREA_ALPHA
-from domain.risk import CLASS_RGB, RiskClass
+from components.palette import CLASS_RGB
+from domain.risk import RiskClass
 from tests.e2e.conftest import ROOT, _free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("webgl")]  # WebGL-heavy tests take turns on one worker

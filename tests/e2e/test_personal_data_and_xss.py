@@ -19,8 +19,15 @@ pytestmark = pytest.mark.e2e
 TIMEOUT = 30_000
 # A mainland mobile number standing alone (an 11-digit run: codes and timestamps are longer runs of digits).
 PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
-TITLES = {"home": "总览", "risk_map": "五色图", "events": "事件流", "report": "随手拍上报", "inspections": "平安检查",
-          "my_day": "我的今日", "big_screen": "指挥大屏"}
+TITLES = {
+    "home": "总览",
+    "risk_map": "五色图",
+    "events": "事件流",
+    "report": "随手拍上报",
+    "inspections": "平安检查",
+    "my_day": "我的今日",
+    "big_screen": "指挥大屏",
+}
 
 # Each payload sets window.__xss or opens a dialog if it ever runs; the Markdown ones would change how
 # the text looks if the app rendered user text as Markdown.
@@ -94,13 +101,14 @@ def test_hostile_text_never_runs_and_shows_as_typed(page, app_url, seeded_store_
     # The login form: a payload as the user name is refused like any unknown name.
     page.get_by_label("用户名").fill(PAYLOADS[1])
     page.get_by_label("密码").fill(PAYLOADS[0])
-    page.get_by_role("button", name="登录").click()
+    page.get_by_role("button", name="登录", exact=True).click()
     page.get_by_text("用户名或密码错误", exact=False).wait_for(timeout=TIMEOUT)
     _no_script_ran(page, dialogs)
 
     # 随手拍, anonymous: every payload as a title, the next one as the description, one as the name.
     ids = []
     for k, title in enumerate(PAYLOADS):
+        page.context.clear_cookies()  # each from a browser of its own: the 随手拍 limit counts per browser
         page.goto(app_url + "/report")
         page.get_by_label("标题").wait_for(timeout=TIMEOUT)
         choose(page, page.get_by_label("事项类别"), k % 3)
@@ -154,8 +162,15 @@ def test_hostile_text_never_runs_and_shows_as_typed(page, app_url, seeded_store_
     notes: list[str] = []
     for _ in range(120):  # the action's own rerun shows the new trail; the store is the witness here
         with engine.connect() as conn:
-            notes = conn.execute(select(EventTransition.note).where(EventTransition.event_id == ids[-1])
-                                 .order_by(EventTransition.seq)).scalars().all()
+            notes = (
+                conn.execute(
+                    select(EventTransition.note)
+                    .where(EventTransition.event_id == ids[-1])
+                    .order_by(EventTransition.seq)
+                )
+                .scalars()
+                .all()
+            )
         if len(notes) > 1:
             break
         page.wait_for_timeout(500)
@@ -188,29 +203,43 @@ def test_hostile_text_in_an_inspection_is_stored_as_typed_and_never_runs(page, a
     page.locator(f".st-key-md_hz_desc_{vid}_0 input").fill(PAYLOADS[1])
     page.locator(f".st-key-md_note_{vid} textarea").fill(PAYLOADS[3] + "\n" + PAYLOADS[0])
     page.get_by_role("button", name="保存检查结果").click()
-    page.locator("[data-testid='stAlertContentSuccess']").filter(has_text="已保存检查").wait_for(timeout=TIMEOUT)
+    page.locator("[data-testid='stAlertContentSuccess']").filter(has_text="已保存检查").wait_for(
+        timeout=TIMEOUT
+    )
     settle(page)
     _no_script_ran(page, dialogs)
     with engine.connect() as conn:
         assert _count(engine, vid) == (before[0] + 1, before[1] + 1)
-        desc = conn.execute(select(Hazard.description).where(Hazard.venue_id == vid)
-                            .order_by(Hazard.id.desc())).scalars().first()
-        note = conn.execute(select(Inspection.note).where(Inspection.venue_id == vid)
-                            .order_by(Inspection.id.desc())).scalars().first()
+        desc = (
+            conn.execute(select(Hazard.description).where(Hazard.venue_id == vid).order_by(Hazard.id.desc()))
+            .scalars()
+            .first()
+        )
+        note = (
+            conn.execute(
+                select(Inspection.note).where(Inspection.venue_id == vid).order_by(Inspection.id.desc())
+            )
+            .scalars()
+            .first()
+        )
     assert (desc, note) == (PAYLOADS[1], PAYLOADS[3] + "\n" + PAYLOADS[0])
     engine.dispose()
 
 
 def _count(engine, vid: int) -> tuple[int, int]:
     with engine.connect() as conn:
-        return (conn.execute(select(func.count()).select_from(Inspection).where(Inspection.venue_id == vid)).scalar_one(),
-                conn.execute(select(func.count()).select_from(Hazard).where(Hazard.venue_id == vid)).scalar_one())
+        return (
+            conn.execute(
+                select(func.count()).select_from(Inspection).where(Inspection.venue_id == vid)
+            ).scalar_one(),
+            conn.execute(select(func.count()).select_from(Hazard).where(Hazard.venue_id == vid)).scalar_one(),
+        )
 
 
 def test_hostile_text_in_leaders_and_admins_fields_never_runs(page, app_url, seeded_store_url):
     """专项整治's name (a leader), the rules editor (an admin) and the reveal's reason: stored or refused as
     typed, and nothing runs."""
-    from services.planning import load_campaigns
+    from services.planning_settings import load_campaigns
 
     engine = make_engine(seeded_store_url)
     dialogs = _guard(page)
@@ -251,11 +280,11 @@ def test_hostile_text_in_leaders_and_admins_fields_never_runs(page, app_url, see
 
 def _remove_campaign(engine, name: str) -> None:
     from db.engine import session_factory
+    from db.uow import UnitOfWork
     from services import clock
     from services.auth import user_by_username
-    from services.planning import load_tree, remove_campaign
+    from services.planning_settings import remove_campaign
 
     with session_factory(engine)() as s:
         leader = user_by_username(s, "demo_township")
-    with engine.begin() as conn:
-        remove_campaign(conn, user=leader, tree=load_tree(conn), name=name, now=clock.now())
+    remove_campaign(UnitOfWork(engine), user=leader, name=name, now=clock.now())

@@ -11,11 +11,13 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import expect
 from shapely.ops import polylabel
 
 from components import maps
+from components.palette import CLASS_RGB
 from db.engine import make_engine
-from domain.risk import CLASS_RGB, RiskClass
+from domain.risk import RiskClass
 from services.geography import load_units
 from tests.e2e.conftest import SETTLED_JS, login, settle
 
@@ -134,7 +136,9 @@ def test_drilling_from_city_to_grid_shows_the_legends_colours_and_stays_offline(
             seen[cls] += 1
         assert seen == _legend(page), f"drawn {seen} but the legend says {_legend(page)}"
         # Click the child with the most data: the demo town's branch when present.
-        target = next((c for c in children if "330802001".startswith(c) or c.startswith("330802001")), children[0])
+        target = next(
+            (c for c in children if "330802001".startswith(c) or c.startswith("330802001")), children[0]
+        )
         dx, dy = points[target]
         # deck.gl picks what is under the pointer: hover first, as a person does, then click. On a busy
         # machine a click can land before the chart listens, or its press and release arrive too far apart
@@ -170,3 +174,34 @@ def test_drilling_from_city_to_grid_shows_the_legends_colours_and_stays_offline(
     assert len(area) == 15, "the drill should end at a grid"
     page.wait_for_selector("text=为什么是这个颜色", timeout=30_000)
     assert page.requests.off_host() == []
+
+
+def test_a_township_leader_drills_to_a_grid_with_the_child_selector_and_back_by_the_breadcrumb(
+    page, app_url, units
+):
+    """No URL typed and no map click: 下钻到下级区域 twice (township → village → grid), then the breadcrumb."""
+    from tests.e2e.conftest import choose
+
+    page.set_viewport_size({"width": 1700, "height": 1100})
+    login(page, app_url, "demo_township", path="/risk_map")
+    settle(page)
+    start = _area(page) or "330802001"
+    path = [start]
+    for _ in range(2):
+        choose(page, page.get_by_label("下钻到下级区域"), 0)
+        page.wait_for_function(
+            "(was) => { const a = new URLSearchParams(location.search).get('area') || '';"
+            " return a.startsWith(was) && a.length > was.length; }",
+            arg=path[-1],
+            timeout=60_000,
+        )
+        settle(page)
+        here = _area(page)
+        assert here is not None and here.startswith(path[-1]) and len(here) > len(path[-1])
+        path.append(here)
+    assert units.loc[path[-1], "level"] == "grid"
+    expect(page.get_by_label("下钻到下级区域")).to_have_count(0, timeout=30_000)  # a grid has no children
+    top = units.loc["330802001", "name"]
+    page.get_by_role("button", name=top).click()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('area') === '330802001'")
+    settle(page)

@@ -17,13 +17,14 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from db.engine import ROOT, AuditMissing, audit_exempt, make_engine, session_factory
+from db.engine import ROOT, make_engine
 from db.models import AuditHead, AuditLog, Event, Setting, User
+from db.uow import AuditMissing, UnitOfWork
 from domain.event_flow import Action, IllegalTransition
 from domain.vocabulary import EventCategory, EventSource, EventStatus
 from services import audit, settings
 from services.event_import import import_events
-from services.events import Actor, act, report_event
+from services.events import Actor, act, apply_action, report_event
 from services.inspections import record_inspection, routine_checklist
 from services.locate import forget_index
 from tests.builders import grid_centre, make_green_venue, make_square_area
@@ -42,14 +43,30 @@ def area(empty_engine):
     with empty_engine.begin() as conn:
         ids = make_square_area(conn)
         venue = make_green_venue(conn)
-        conn.execute(User.__table__.insert().values(id=1, username="leader", display_name="镇领导", role="township_leader",
-                                                    scope_unit_id=ids["990001001"], created_at=NOW))
+        conn.execute(
+            User.__table__.insert().values(
+                id=1,
+                username="leader",
+                display_name="镇领导",
+                role="township_leader",
+                scope_unit_id=ids["990001001"],
+                created_at=NOW,
+            )
+        )
     return empty_engine, ids, venue
 
 
-def _report(s, grid=0, actor=LEADER):
-    return report_event(s, source=EventSource.CITIZEN, category=EventCategory.URBAN, title="占道堆物",
-                        lon=grid_centre(grid)[0], lat=grid_centre(grid)[1], now=NOW, actor=actor)
+def _report(engine, grid=0, actor=LEADER):
+    return report_event(
+        UnitOfWork(engine),
+        source=EventSource.CITIZEN,
+        category=EventCategory.URBAN,
+        title="占道堆物",
+        lon=grid_centre(grid)[0],
+        lat=grid_centre(grid)[1],
+        now=NOW,
+        actor=actor,
+    )
 
 
 def _rows(engine) -> list[AuditLog]:
@@ -64,26 +81,34 @@ def _count(engine) -> int:
 
 def _changes(engine) -> list[int]:
     """A few changes through the services: report, three steps, a setting, an inspection."""
-    sessions = session_factory(engine)
-    with sessions.begin() as s:
-        eid = _report(s).id
+    eid = _report(engine).id
     for action in (Action.ACCEPT, Action.DISPATCH, Action.START):
-        with sessions.begin() as s:
-            act(s, event_id=eid, action=action, now=NOW, actor=LEADER, note="按规定办理")
+        act(UnitOfWork(engine), event_id=eid, action=action, now=NOW, actor=LEADER, note="按规定办理")
     with engine.begin() as conn:
         settings.write(conn, "inspection.capacity", json.dumps({"default": 6}), NOW, actor=LEADER)
     with engine.begin() as conn:
         settings.write(conn, "inspection.capacity", json.dumps({"default": 8}), NOW, actor=LEADER)
-    with sessions.begin() as s:
-        venue = s.execute(text("SELECT id FROM venues")).scalar_one()
-        record_inspection(s, venue_id=venue, now=NOW, checklist=routine_checklist(s, venue, failed=True))
+    with engine.connect() as conn:
+        venue = conn.execute(text("SELECT id FROM venues")).scalar_one()
+        checklist = routine_checklist(conn, venue, failed=True)
+    record_inspection(UnitOfWork(engine), venue_id=venue, now=NOW, checklist=checklist)
     return [r.id for r in _rows(engine)]
 
 
 def _verify_cli(engine) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "services.audit", "verify", "--url", engine.url.render_as_string(hide_password=False)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "services.audit",
+            "verify",
+            "--url",
+            engine.url.render_as_string(hide_password=False),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -110,8 +135,16 @@ def test_a_chain_over_several_changes_verifies_and_links_each_row_to_the_last(ar
     ids = _changes(engine)
     rows = _rows(engine)
     assert ids == list(range(1, len(ids) + 1))  # gapless, from the head
-    assert [r.action for r in rows] == ["event.report", "event.accept", "event.dispatch", "event.start",
-                                        "setting.write", "setting.write", "inspection.record", "venue.safety_code"]
+    assert [r.action for r in rows] == [
+        "event.report",
+        "event.accept",
+        "event.dispatch",
+        "event.start",
+        "setting.write",
+        "setting.write",
+        "inspection.record",
+        "venue.safety_code",
+    ]
     assert rows[0].prev_hash == "0" * 64
     assert all(b.prev_hash == a.hash for a, b in pairwise(rows))
     with engine.connect() as conn:
@@ -126,7 +159,11 @@ def test_each_row_says_who_what_before_and_after(area):
     rows = _rows(engine)
     dispatch = rows[2]
     assert (dispatch.actor_id, dispatch.actor_role, dispatch.entity, dispatch.reason) == (
-        1, "township_leader", "events", "按规定办理")
+        1,
+        "township_leader",
+        "events",
+        "按规定办理",
+    )
     assert json.loads(dispatch.before)["status"] == EventStatus.ACCEPTED.value
     assert json.loads(dispatch.after)["status"] == EventStatus.DISPATCHED.value
     second_setting = rows[5]
@@ -135,18 +172,19 @@ def test_each_row_says_who_what_before_and_after(area):
     inspection, code = rows[6], rows[7]
     assert (inspection.actor_id, inspection.actor_role) == (None, "system")  # a trusted system caller
     assert json.loads(inspection.after)["result"] == "fail"
-    assert (json.loads(code.before), json.loads(code.after)) == ({"safety_code": "green"}, {"safety_code": "yellow"})
+    assert (json.loads(code.before), json.loads(code.after)) == (
+        {"safety_code": "green"},
+        {"safety_code": "yellow"},
+    )
     assert code.reason  # the rule that changed the colour
 
 
 def test_a_refused_transition_leaves_no_audit_row(area):
     engine, _, _ = area
-    sessions = session_factory(engine)
-    with sessions.begin() as s:
-        eid = _report(s).id
+    eid = _report(engine).id
     before = _count(engine)
-    with pytest.raises(IllegalTransition), sessions.begin() as s:
-        act(s, event_id=eid, action=Action.RESOLVE, now=NOW, actor=LEADER)  # not yet accepted
+    with pytest.raises(IllegalTransition):  # not yet accepted
+        act(UnitOfWork(engine), event_id=eid, action=Action.RESOLVE, now=NOW, actor=LEADER)
     assert _count(engine) == before
     with engine.connect() as conn:
         assert audit.verify(conn) is None
@@ -156,13 +194,11 @@ def test_a_bad_import_leaves_no_audit_row(area):
     engine, _, _ = area
     lon, lat = grid_centre(0)
     bad = f"来源,类别,标题,纬度,经度,上报时间\n12345热线,城镇管理,占道,{lat},{lon},2026-11-21 09:00\n12345热线,火星,占道,{lat},{lon},昨天\n"
-    with session_factory(engine).begin() as s:
-        outcome = import_events(s, bad.encode(), "events.csv", actor=LEADER, now=NOW)
+    outcome = import_events(UnitOfWork(engine), bad.encode(), "events.csv", actor=LEADER, now=NOW)
     assert not outcome.ok
     assert _count(engine) == 0
     good = f"来源,类别,标题,纬度,经度,上报时间\n12345热线,城镇管理,占道,{lat},{lon},2026-11-21 09:00\n"
-    with session_factory(engine).begin() as s:
-        assert import_events(s, good.encode(), "events.csv", actor=LEADER, now=NOW).imported == 1
+    assert import_events(UnitOfWork(engine), good.encode(), "events.csv", actor=LEADER, now=NOW).imported == 1
     assert [r.action for r in _rows(engine)] == ["event.report", "event.import"]
 
 
@@ -233,14 +269,12 @@ def test_the_tiny_demo_store_verifies_clean_from_its_seed_row(seeded_store_url):
 
 def test_concurrent_writers_keep_one_gapless_chain(area):
     engine, _, _ = area
-    sessions = session_factory(engine)
     errors: list[BaseException] = []
 
     def writer(n: int) -> None:
         try:
             for _ in range(10):
-                with sessions.begin() as s:
-                    _report(s, grid=n, actor=Actor(None, "simulator"))
+                _report(engine, grid=n, actor=Actor(None, "simulator"))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -258,46 +292,84 @@ def test_concurrent_writers_keep_one_gapless_chain(area):
 # The guard: a service that forgets the trail cannot commit
 # ---------------------------------------------------------------------------------------------
 
-# Compiled as if it lived in services/, where the guard looks for use cases.
-_FORGETFUL = compile(
-    "def forgetful_use_case(conn, audited):\n"
-    "    conn.execute(text(\"UPDATE settings SET value_json = '1'\"))\n"
-    "    if audited:\n"
-    "        audit.record(conn, actor_id=None, actor_role='system', action='setting.write', entity='settings',\n"
-    "                     entity_id=None, before=None, after=1)\n",
-    str(ROOT / "services" / "forgetful.py"),
-    "exec",
-)
+
+def _forgetful_use_case(uow: UnitOfWork, *, audited: bool, commit_directly: bool = False) -> None:
+    """A use case that changes a setting and may forget its trail row."""
+    with uow.begin("tests.forgetful"):
+        uow.conn.execute(text("UPDATE settings SET value_json = '1'"))
+        if audited:
+            audit.record(
+                uow.conn,
+                actor_id=None,
+                actor_role="system",
+                action="setting.write",
+                entity="settings",
+                entity_id=None,
+                before=None,
+                after=1,
+            )
+        if commit_directly:  # bypassing UnitOfWork.commit: the engine's guard still refuses
+            uow.session.commit()
+        else:
+            uow.commit()
 
 
-def _forgetful():
-    scope = {"text": text, "audit": audit}
-    exec(_FORGETFUL, scope)
-    return scope["forgetful_use_case"]
+def _setting(engine) -> str:
+    with engine.connect() as conn:
+        return conn.execute(select(Setting.value_json)).scalar_one()
 
 
-def test_a_service_change_without_an_audit_row_fails_its_commit(area):
+def test_a_use_case_without_an_audit_row_cannot_commit_and_changes_nothing(area):
     engine, _, _ = area
     with engine.begin() as conn:  # test set-up writes directly: not a use case, not checked
         conn.execute(Setting.__table__.insert().values(key="k", value_json="0", updated_at=NOW))
-    use_case = _forgetful()
-    with pytest.raises(AuditMissing, match=r"services\.forgetful\.forgetful_use_case changed settings"), \
-            engine.begin() as conn:
-        use_case(conn, audited=False)
-    with engine.connect() as conn:
-        assert conn.execute(select(Setting.value_json)).scalar_one() == "0"  # nothing committed
-    with engine.begin() as conn:
-        use_case(conn, audited=True)
-    with audit_exempt(), engine.begin() as conn:  # the seed and migrations are exempt explicitly
-        use_case(conn, audited=False)
+    with pytest.raises(AuditMissing, match=r"tests\.forgetful tried to commit without an audit_log row"):
+        _forgetful_use_case(UnitOfWork(engine), audited=False)
+    assert _setting(engine) == "0"  # nothing committed
+    _forgetful_use_case(UnitOfWork(engine), audited=True)
+    assert _setting(engine) == "1"
     assert _count(engine) == 1
 
 
-def test_an_orm_session_without_an_audit_row_fails_too(area):
+def test_a_commit_that_bypasses_the_unit_of_work_is_refused_by_the_engine_guard(area):
     engine, _, _ = area
-    use_case = _forgetful()
-    with pytest.raises(AuditMissing), session_factory(engine).begin() as s:
-        use_case(s.connection(), audited=False)
+    with engine.begin() as conn:
+        conn.execute(Setting.__table__.insert().values(key="k", value_json="0", updated_at=NOW))
+    with pytest.raises(AuditMissing, match=r"tests\.forgetful changed settings without an audit_log row"):
+        _forgetful_use_case(UnitOfWork(engine), audited=False, commit_directly=True)
+    assert _setting(engine) == "0"
+
+
+def test_leaving_a_unit_of_work_without_commit_rolls_back_even_an_audited_change(area):
+    engine, _, _ = area
+    with engine.begin() as conn:
+        conn.execute(Setting.__table__.insert().values(key="k", value_json="0", updated_at=NOW))
+    before = _count(engine)
+    uow = UnitOfWork(engine)
+    with uow.begin("tests.undecided"):
+        uow.conn.execute(text("UPDATE settings SET value_json = '2'"))
+        audit.record(
+            uow.conn,
+            actor_id=None,
+            actor_role="system",
+            action="setting.write",
+            entity="settings",
+            entity_id=None,
+            before=None,
+            after=2,
+        )
+    assert _setting(engine) == "0" and _count(engine) == before
+    with pytest.raises(RuntimeError, match="not open"):
+        uow.session  # noqa: B018
+
+
+def test_writes_outside_a_unit_of_work_are_not_use_cases(area):
+    """Migrations, the demo seed and test set-up write without a trail row (decision 0006)."""
+    engine, _, _ = area
+    with engine.begin() as conn:
+        conn.execute(Setting.__table__.insert().values(key="k", value_json="0", updated_at=NOW))
+        conn.execute(text("UPDATE settings SET value_json = '3'"))
+    assert _setting(engine) == "3"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,7 +380,9 @@ def test_an_orm_session_without_an_audit_row_fails_too(area):
 def test_the_app_role_may_append_but_not_update_or_delete_audit_rows(area):
     engine, _, _ = area
     if not _is_pg(engine):
-        pytest.skip("database roles exist on PostgreSQL only (SQLite: the trigger and the file's permissions)")
+        pytest.skip(
+            "database roles exist on PostgreSQL only (SQLite: the trigger and the file's permissions)"
+        )
     from db.roles import APP_ROLE, grant_app_role
 
     _changes(engine)
@@ -317,10 +391,19 @@ def test_the_app_role_may_append_but_not_update_or_delete_audit_rows(area):
     with engine.begin() as conn:  # as the app: business changes and their trail rows work
         conn.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
         s = Session(bind=conn)
-        act(s, event_id=conn.execute(select(Event.id)).scalar_one(), action=Action.RESOLVE, now=NOW, actor=LEADER)
+        apply_action(  # the use case's own step, in this transaction (SET LOCAL ROLE holds for it only)
+            s,
+            event_id=conn.execute(select(Event.id)).scalar_one(),
+            action=Action.RESOLVE,
+            now=NOW,
+            actor=LEADER,
+        )
         s.flush()
-    for sql in ("UPDATE audit_log SET reason = 'x' WHERE id = 2", "DELETE FROM audit_log WHERE id = 2",
-                "TRUNCATE audit_log"):
+    for sql in (
+        "UPDATE audit_log SET reason = 'x' WHERE id = 2",
+        "DELETE FROM audit_log WHERE id = 2",
+        "TRUNCATE audit_log",
+    ):
         with pytest.raises(DBAPIError, match="permission denied"), engine.begin() as conn:
             conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))  # superuser
             conn.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
@@ -339,18 +422,19 @@ def test_failed_logins_a_lockout_and_a_password_change_are_recorded_without_pass
 
     engine, _, _ = area
     with engine.begin() as conn:
-        conn.execute(User.__table__.update().where(User.id == 1).values(password_hash=hash_password("s3cret-pass")))
-    sessions = session_factory(engine)
+        conn.execute(
+            User.__table__.update().where(User.id == 1).values(password_hash=hash_password("s3cret-pass"))
+        )
     for _ in range(MAX_FAILURES):
-        with sessions() as s, pytest.raises(LoginRefused):
-            authenticate(s, "leader", "wrong-guess-123", NOW)
-    with sessions.begin() as s:
-        set_password(s, username="leader", password="new-pass-456", actor=LEADER)
-    with sessions() as s:
-        assert authenticate(s, "leader", "new-pass-456", NOW).id == 1
+        with pytest.raises(LoginRefused):
+            authenticate(UnitOfWork(engine), "leader", "wrong-guess-123", NOW)
+    set_password(UnitOfWork(engine), username="leader", password="new-pass-456", actor=LEADER)
+    assert authenticate(UnitOfWork(engine), "leader", "new-pass-456", NOW).id == 1
     rows = _rows(engine)
-    assert [r.action for r in rows] == ["auth.login_failed"] * (MAX_FAILURES - 1) + ["auth.lockout",
-                                                                                      "auth.password_change"]
+    assert [r.action for r in rows] == ["auth.login_failed"] * (MAX_FAILURES - 1) + [
+        "auth.lockout",
+        "auth.password_change",
+    ]
     assert all(r.entity == "users" and r.entity_id == 1 for r in rows)
     assert (rows[0].actor_id, rows[0].actor_role) == (None, "anonymous")
     assert json.loads(rows[-2].after)["locked_until"] is not None
@@ -368,13 +452,17 @@ def test_a_merged_report_records_the_target_events_new_count(area):
 
     engine, _, _ = area
     lon, lat = grid_centre(1)
-    form = ReportForm(category="urban", title="占道经营", description="店门口堆物", lon=lon, lat=lat,
-                      reporter_name="李四", reporter_phone="13912345678")
-    sessions = session_factory(engine)
-    with sessions.begin() as s:
-        first = submit_report(s, form, now=NOW).id
-    with sessions.begin() as s:
-        submit_report(s, form, now=NOW, merge_into=first)
+    form = ReportForm(
+        category="urban",
+        title="占道经营",
+        description="店门口堆物",
+        lon=lon,
+        lat=lat,
+        reporter_name="李四",
+        reporter_phone="13912345678",
+    )
+    first = submit_report(UnitOfWork(engine), form, now=NOW).id
+    submit_report(UnitOfWork(engine), form, now=NOW, merge_into=first)
     rows = _rows(engine)
     assert [r.action for r in rows] == ["event.report", "event.report", "event.reject", "event.merge"]
     merge = rows[-1]
@@ -396,22 +484,26 @@ def test_a_venue_import_writes_one_row_with_the_files_digest_and_a_rejected_one_
     header = "名称,类别,地址,纬度,经度,网格编码,负责人,联系电话\n"
     good = (header + f"老李饭店,沿街店铺,方城路8号,{lat},{lon},,李某,\n").encode()
     bad = (header + f"老李饭店,赌场,方城路8号,{lat},{lon},,李某,\n").encode()
-    with pytest.raises(ImportRejected), session_factory(engine).begin() as s:
-        import_venues(s, data=bad, filename="v.csv", now=NOW, user=leader)
+    with pytest.raises(ImportRejected):
+        import_venues(UnitOfWork(engine), data=bad, filename="v.csv", now=NOW, user=leader)
     assert _count(engine) == 0
-    with session_factory(engine).begin() as s:
-        result = import_venues(s, data=good, filename="v.csv", now=NOW, user=leader)
+    result = import_venues(UnitOfWork(engine), data=good, filename="v.csv", now=NOW, user=leader)
     (row,) = _rows(engine)
     assert (row.action, row.entity, row.actor_id) == ("venue.import", "venues", 1)
-    assert json.loads(row.after) == {"file": "v.csv", "sha256": hashlib.sha256(good).hexdigest(), "count": 1,
-                                     "first_id": result.venue_ids[0], "last_id": result.venue_ids[0]}
+    assert json.loads(row.after) == {
+        "file": "v.csv",
+        "sha256": hashlib.sha256(good).hexdigest(),
+        "count": 1,
+        "first_id": result.venue_ids[0],
+        "last_id": result.venue_ids[0],
+    }
 
 
 def test_a_boundary_import_is_recorded(empty_engine, tmp_path):
     from services.boundaries import import_boundaries
     from tests.integration.test_boundary_import import _harbour_city
 
-    assert import_boundaries(empty_engine, _harbour_city(tmp_path), seed=3).ok
+    assert import_boundaries(UnitOfWork(empty_engine), _harbour_city(tmp_path), seed=3).ok
     (row,) = _rows(empty_engine)
     assert (row.action, row.entity, row.actor_role) == ("boundaries.import", "admin_units", "system")
     assert json.loads(row.after)["units_by_level"]["county"] == 2

@@ -7,6 +7,7 @@ from sqlalchemy import insert, select
 
 from db.engine import session_factory
 from db.models import AdminUnit, User
+from db.uow import UnitOfWork
 from domain.vocabulary import Role
 from services.auth import MAX_FAILURES, LoginRefused, authenticate, hash_password
 from tests.builders import make_square_area
@@ -19,16 +20,27 @@ def sessions(empty_engine):
     with empty_engine.begin() as conn:
         make_square_area(conn)
         scope = conn.execute(select(AdminUnit.id).where(AdminUnit.code == "990001001")).scalar_one()
-        conn.execute(insert(User), {
-            "username": "leader", "display_name": "镇领导", "role": Role.TOWNSHIP_LEADER,
-            "scope_unit_id": scope, "password_hash": hash_password("s3cret-pass"), "created_at": NOW,
-        })
+        conn.execute(
+            insert(User),
+            {
+                "username": "leader",
+                "display_name": "镇领导",
+                "role": Role.TOWNSHIP_LEADER,
+                "scope_unit_id": scope,
+                "password_hash": hash_password("s3cret-pass"),
+                "created_at": NOW,
+            },
+        )
     return session_factory(empty_engine)
 
 
+def login(sessions, username: str, password: str, now: datetime):
+    """One login attempt as the login form makes it: its own unit of work."""
+    return authenticate(UnitOfWork(sessions.kw["bind"]), username, password, now)
+
+
 def test_the_right_password_gives_the_user_with_role_and_scope(sessions):
-    with sessions() as s:
-        user = authenticate(s, "leader", "s3cret-pass", NOW)
+    user = login(sessions, "leader", "s3cret-pass", NOW)
     assert user.role is Role.TOWNSHIP_LEADER and user.may_open("risk_map") and not user.may_open("my_day")
 
 
@@ -39,22 +51,21 @@ def test_the_password_is_stored_as_an_argon2_hash(sessions):
 
 
 def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(sessions):
-    with sessions() as s, pytest.raises(LoginRefused, match="用户名或密码错误"):
-        authenticate(s, "leader", "nope", NOW)
-    with sessions() as s, pytest.raises(LoginRefused, match="用户名或密码错误"):
-        authenticate(s, "nobody", "nope", NOW)
+    with pytest.raises(LoginRefused, match="用户名或密码错误"):
+        login(sessions, "leader", "nope", NOW)
+    with pytest.raises(LoginRefused, match="用户名或密码错误"):
+        login(sessions, "nobody", "nope", NOW)
 
 
 def test_five_failures_lock_the_account_even_for_the_right_password(sessions):
     for _ in range(MAX_FAILURES - 1):
-        with sessions() as s, pytest.raises(LoginRefused, match="还可尝试"):
-            authenticate(s, "leader", "wrong", NOW)
-    with sessions() as s, pytest.raises(LoginRefused, match="已锁定"):
-        authenticate(s, "leader", "wrong", NOW)
-    with sessions() as s, pytest.raises(LoginRefused, match="分钟后再试"):
-        authenticate(s, "leader", "s3cret-pass", NOW + timedelta(minutes=5))
-    with sessions() as s:
-        assert authenticate(s, "leader", "s3cret-pass", NOW + timedelta(minutes=16)).username == "leader"
+        with pytest.raises(LoginRefused, match="还可尝试"):
+            login(sessions, "leader", "wrong", NOW)
+    with pytest.raises(LoginRefused, match="已锁定"):
+        login(sessions, "leader", "wrong", NOW)
+    with pytest.raises(LoginRefused, match="分钟后再试"):
+        login(sessions, "leader", "s3cret-pass", NOW + timedelta(minutes=5))
+    assert login(sessions, "leader", "s3cret-pass", NOW + timedelta(minutes=16)).username == "leader"
 
 
 def test_simultaneous_wrong_passwords_each_count(sessions):
@@ -62,11 +73,10 @@ def test_simultaneous_wrong_passwords_each_count(sessions):
     from concurrent.futures import ThreadPoolExecutor
 
     def attempt(_):
-        with sessions() as s:
-            try:
-                authenticate(s, "leader", "wrong", NOW)
-            except LoginRefused as refused:
-                return str(refused)
+        try:
+            login(sessions, "leader", "wrong", NOW)
+        except LoginRefused as refused:
+            return str(refused)
         return "accepted"
 
     with ThreadPoolExecutor(MAX_FAILURES - 1) as pool:
@@ -74,8 +84,8 @@ def test_simultaneous_wrong_passwords_each_count(sessions):
     assert answers == sorted(f"用户名或密码错误（还可尝试 {n} 次）" for n in range(1, MAX_FAILURES))
     with sessions() as s:
         assert s.execute(select(User.failed_logins)).scalar_one() == MAX_FAILURES - 1
-    with sessions() as s, pytest.raises(LoginRefused, match="已锁定"):  # the fifth locks, as one after another
-        authenticate(s, "leader", "wrong", NOW)
+    with pytest.raises(LoginRefused, match="已锁定"):  # the fifth locks, as one after another
+        login(sessions, "leader", "wrong", NOW)
 
 
 def test_the_trail_of_a_lockout_says_what_the_store_held_before_and_after(sessions):
@@ -83,11 +93,11 @@ def test_the_trail_of_a_lockout_says_what_the_store_held_before_and_after(sessio
     from db.models import AuditLog
 
     for _ in range(MAX_FAILURES):
-        with sessions() as s, pytest.raises(LoginRefused):
-            authenticate(s, "leader", "wrong", NOW)
+        with pytest.raises(LoginRefused):
+            login(sessions, "leader", "wrong", NOW)
     later = NOW + timedelta(minutes=16)
-    with sessions() as s, pytest.raises(LoginRefused, match="还可尝试"):
-        authenticate(s, "leader", "wrong", later)
+    with pytest.raises(LoginRefused, match="还可尝试"):
+        login(sessions, "leader", "wrong", later)
     with sessions() as s:
         rows = s.execute(select(AuditLog.action, AuditLog.before, AuditLog.after).order_by(AuditLog.id)).all()
         stored = s.execute(select(User.failed_logins, User.locked_until)).one()

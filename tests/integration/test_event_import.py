@@ -1,13 +1,15 @@
 """Importing 12345/110 events from CSV and XLSX: encodings, all-or-nothing, every bad row listed."""
 
+import itertools
 from datetime import datetime
 
 import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from db.engine import session_factory
 from db.models import Event
+from db.uow import UnitOfWork
+from domain.vocabulary import EventSource
 from services.event_import import TEMPLATE_COLUMNS, import_events
 from services.events import Actor
 from services.locate import forget_index
@@ -19,66 +21,108 @@ ACTOR = Actor(None, "admin")
 
 
 @pytest.fixture
-def sessions(empty_engine):
+def engine(empty_engine):
     forget_index()
     with empty_engine.begin() as conn:
         make_square_area(conn)
-    return session_factory(empty_engine)
+    return empty_engine
+
+
+REFS = itertools.count(1)
 
 
 def _rows(n=2, **override):
+    """``n`` good rows (each with its own 外部编号) with ``override`` applied."""
     lon, lat = grid_centre(1)
-    base = {"来源": "12345热线", "外部编号": "GD1", "类别": "城镇管理", "标题": "占道经营", "描述": "影响通行",
-            "地址": "方城路1号", "纬度": f"{lat:.6f}", "经度": f"{lon:.6f}", "上报时间": "2026-11-21 09:30",
-            "紧急程度": "一般", "反映人": "张先生", "联系电话": "13800000000"}
-    return pd.DataFrame([base | override for _ in range(n)], columns=TEMPLATE_COLUMNS)
+    base = {
+        "来源": "12345热线",
+        "类别": "城镇管理",
+        "标题": "占道经营",
+        "描述": "影响通行",
+        "地址": "方城路1号",
+        "纬度": f"{lat:.6f}",
+        "经度": f"{lon:.6f}",
+        "上报时间": "2026-11-21 09:30",
+        "紧急程度": "一般",
+        "反映人": "张先生",
+        "联系电话": "13800000000",
+    }
+    rows = [base | {"外部编号": f"GD{next(REFS)}"} | override for _ in range(n)]
+    return pd.DataFrame(rows, columns=TEMPLATE_COLUMNS)
 
 
-def _count(sessions):
-    with sessions() as s:
-        return s.execute(select(func.count()).select_from(Event)).scalar_one()
+def _count(engine):
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(Event)).scalar_one()
 
 
 @pytest.mark.parametrize(
-    ("encoding", "filename"), [("utf-8", "a.csv"), ("utf-8-sig", "b.csv"), ("gbk", "c.csv"), ("xlsx", "d.xlsx")]
+    ("encoding", "filename"),
+    [("utf-8", "a.csv"), ("utf-8-sig", "b.csv"), ("gbk", "c.csv"), ("xlsx", "d.xlsx")],
 )
-def test_utf8_bom_gbk_and_xlsx_files_all_import_the_same_chinese(sessions, encoding, filename):
+def test_utf8_bom_gbk_and_xlsx_files_all_import_the_same_chinese(engine, encoding, filename):
     frame = _rows(3)
     data = to_xlsx({"事件": frame}) if encoding == "xlsx" else frame.to_csv(index=False).encode(encoding)
-    with sessions.begin() as s:
-        outcome = import_events(s, data, filename, actor=ACTOR, now=NOW)
+    outcome = import_events(UnitOfWork(engine), data, filename, actor=ACTOR, now=NOW)
     assert outcome.ok and outcome.imported == 3
-    with sessions() as s:
-        titles = set(s.execute(select(Event.title)).scalars())
-        source = s.execute(select(Event.source)).scalars().first()
+    with engine.connect() as conn:
+        titles = set(conn.execute(select(Event.title)).scalars())
+        source = EventSource(conn.execute(select(Event.source)).scalars().first())
     assert titles == {"占道经营"} and source.label == "12345热线"
 
 
-def test_every_bad_row_is_listed_with_its_field_and_nothing_is_imported(sessions):
-    frame = pd.concat([
-        _rows(1),
-        _rows(1, 类别="火星事务"),
-        _rows(1, 经度="abc", 上报时间="昨天"),
-        _rows(1, 经度="118.5", 纬度="28.5"),  # outside every grid
-        _rows(1, 标题=""),
-    ])
-    with sessions.begin() as s:
-        outcome = import_events(s, frame.to_csv(index=False).encode("gbk"), "bad.csv", actor=ACTOR, now=NOW)
+def test_every_bad_row_is_listed_with_its_field_and_nothing_is_imported(engine):
+    frame = pd.concat(
+        [
+            _rows(1),
+            _rows(1, 类别="火星事务"),
+            _rows(1, 经度="abc", 上报时间="昨天"),
+            _rows(1, 经度="118.5", 纬度="28.5"),  # outside every grid
+            _rows(1, 标题=""),
+        ]
+    )
+    outcome = import_events(
+        UnitOfWork(engine), frame.to_csv(index=False).encode("gbk"), "bad.csv", actor=ACTOR, now=NOW
+    )
     found = {(e.row, e.field) for e in outcome.errors}
     assert found == {(3, "类别"), (4, "经度"), (4, "上报时间"), (5, "经度/纬度"), (6, "标题")}
     assert "第 3 行「类别」" in str(outcome.errors[0])
-    assert _count(sessions) == 0
+    assert _count(engine) == 0
 
 
-def test_a_file_without_the_required_columns_is_refused_whole(sessions):
-    with sessions.begin() as s:
-        outcome = import_events(s, b"a,b\n1,2\n", "x.csv", actor=ACTOR, now=NOW)
-    assert not outcome.ok and "缺少列" in outcome.errors[0].reason
+def test_a_file_without_the_required_columns_is_refused_whole(engine):
+    outcome = import_events(UnitOfWork(engine), b"a,b\n1,2\n", "x.csv", actor=ACTOR, now=NOW)
+    assert not outcome.ok and {(e.row, e.reason) for e in outcome.errors} == {(1, "缺少此列")}
+    assert {e.field for e in outcome.errors} == {"来源", "类别", "标题", "纬度", "经度", "上报时间"}
 
 
-def test_a_file_with_only_the_header_is_refused_and_nothing_changes(sessions):
+def test_a_file_with_only_the_header_is_refused_and_nothing_changes(engine):
     header = _rows(1).iloc[:0].to_csv(index=False).encode("utf-8-sig")
-    with sessions.begin() as s:
-        outcome = import_events(s, header, "empty.csv", actor=ACTOR, now=NOW)
+    outcome = import_events(UnitOfWork(engine), header, "empty.csv", actor=ACTOR, now=NOW)
     assert not outcome.ok and "没有可导入的事件" in outcome.errors[0].reason
-    assert _count(sessions) == 0
+    assert _count(engine) == 0
+
+
+def test_a_row_is_checked_by_the_same_rules_as_the_report_form(engine):
+    """One checker for 随手拍 and the file: the title's length, the place's range, the one mobile rule."""
+    frame = pd.concat(
+        [
+            _rows(1, 标题="长" * 101),
+            _rows(1, 经度="190", 纬度="28.9"),
+            _rows(1, 联系电话="0570-1234567"),
+            _rows(1, 联系电话="12812345678"),
+            _rows(1, 标题="   "),
+        ]
+    )
+    outcome = import_events(
+        UnitOfWork(engine), frame.to_csv(index=False).encode(), "rules.csv", actor=ACTOR, now=NOW
+    )
+    found = {(e.row, e.field): e.reason for e in outcome.errors}
+    assert found == {
+        (2, "标题"): "标题不能超过 100 字",
+        (3, "经度/纬度"): "经纬度超出范围",
+        (4, "联系电话"): "请填写 11 位手机号码",
+        (5, "联系电话"): "请填写 11 位手机号码",
+        (6, "标题"): "不能为空",  # a blank cell is an empty one
+    }
+    assert _count(engine) == 0

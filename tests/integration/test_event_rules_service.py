@@ -6,14 +6,14 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from db.engine import session_factory
 from db.models import Event, Setting
+from db.uow import UnitOfWork
 from domain.deadlines import DEFAULT_DEADLINES, DeadlineRulesError, Stage
 from domain.dispatch import DEFAULT_RULES
 from domain.event_flow import Action
 from domain.vocabulary import EventCategory, EventSource, EventStatus, Urgency
-from services.event_rules import escalate_overdue, save_rules, suggest_dispatch
-from services.events import act, report_event
+from services.event_rules import save_rules, suggest_dispatch
+from services.events import act, escalate_overdue, report_event
 from services.locate import forget_index
 from tests.builders import grid_centre, make_square_area
 
@@ -28,19 +28,26 @@ def area(empty_engine):
     return empty_engine, ids
 
 
-def _report(s, urgency=Urgency.URGENT):
-    return report_event(s, source=EventSource.CITIZEN, category=EventCategory.URBAN, title="占道经营",
-                        lon=grid_centre(0)[0], lat=grid_centre(0)[1], now=NOW, urgency=urgency)
+def _report(engine, urgency=Urgency.URGENT):
+    return report_event(
+        UnitOfWork(engine),
+        source=EventSource.CITIZEN,
+        category=EventCategory.URBAN,
+        title="占道经营",
+        lon=grid_centre(0)[0],
+        lat=grid_centre(0)[1],
+        now=NOW,
+        urgency=urgency,
+    )
 
 
 def test_every_stage_gets_its_deadline_and_a_late_step_marks_the_event_late(area):
     engine, _ids = area
-    with session_factory(engine).begin() as s:
-        event = _report(s)
-        assert event.due_at == NOW + DEFAULT_DEADLINES.limit(Stage.ACCEPT, Urgency.URGENT)
-        act(s, event_id=event.id, action=Action.ACCEPT, now=NOW + timedelta(days=2))
-        s.refresh(event)
-        assert event.is_overdue
+    event = _report(engine)
+    assert event.due_at == NOW + DEFAULT_DEADLINES.limit(Stage.ACCEPT, Urgency.URGENT)
+    act(UnitOfWork(engine), event_id=event.id, action=Action.ACCEPT, now=NOW + timedelta(days=2))
+    with engine.connect() as conn:
+        assert conn.execute(select(Event.is_overdue).where(Event.id == event.id)).scalar_one()
 
 
 def test_bad_rules_are_refused_in_chinese_and_nothing_is_stored(area):
@@ -48,16 +55,17 @@ def test_bad_rules_are_refused_in_chinese_and_nothing_is_stored(area):
     bad = json.loads(DEFAULT_DEADLINES.to_json())
     first_stage = next(iter(bad))
     bad[first_stage][next(iter(bad[first_stage]))] = -5
-    with pytest.raises(DeadlineRulesError), engine.begin() as conn:
-        save_rules(conn, dispatch_json=DEFAULT_RULES.to_json(), deadlines_json=json.dumps(bad), now=NOW)
+    with pytest.raises(DeadlineRulesError):
+        save_rules(
+            UnitOfWork(engine), dispatch_json=DEFAULT_RULES.to_json(), deadlines_json=json.dumps(bad), now=NOW
+        )
     with engine.connect() as conn:
         assert conn.execute(select(Setting.key)).all() == []
 
 
 def test_the_rules_suggest_the_department_serving_the_place(area):
     engine, _ = area
-    with session_factory(engine).begin() as s:
-        event = _report(s)
+    event = _report(engine)
     with engine.connect() as conn:
         row = dict(conn.execute(select(Event.__table__).where(Event.id == event.id)).mappings().one())
         decision, dept = suggest_dispatch(conn, row)
@@ -67,12 +75,27 @@ def test_the_rules_suggest_the_department_serving_the_place(area):
 
 def test_an_urgent_event_past_its_handling_deadline_moves_up_by_itself(area):
     engine, ids = area
-    with session_factory(engine).begin() as s:
-        eid = _report(s).id
-        for action in (Action.ACCEPT, Action.DISPATCH, Action.START):
-            act(s, event_id=eid, action=action, now=NOW)
-    with session_factory(engine).begin() as s:
-        assert escalate_overdue(s, NOW + timedelta(days=10)) == 1
+    eid = _report(engine).id
+    for action in (Action.ACCEPT, Action.DISPATCH, Action.START):
+        act(UnitOfWork(engine), event_id=eid, action=action, now=NOW)
+    assert escalate_overdue(UnitOfWork(engine), NOW + timedelta(days=10)) == 1
     with engine.connect() as conn:
         status, owner = conn.execute(select(Event.status, Event.owner_unit_id).where(Event.id == eid)).one()
     assert status == EventStatus.ACCEPTED and owner == ids["990001001"]
+
+
+def test_saved_rules_are_stored_with_their_trail_row_and_read_back(area):
+    from db.models import AuditLog
+
+    engine, _ = area
+    slower = json.loads(DEFAULT_DEADLINES.to_json())
+    first_stage = next(iter(slower))
+    slower[first_stage][next(iter(slower[first_stage]))] = 99
+    save_rules(
+        UnitOfWork(engine), dispatch_json=DEFAULT_RULES.to_json(), deadlines_json=json.dumps(slower), now=NOW
+    )
+    with engine.connect() as conn:
+        keys = set(conn.execute(select(Setting.key)).scalars())
+        actions = list(conn.execute(select(AuditLog.action)).scalars())
+    assert keys == {"event.dispatch_rules", "event.deadlines"}
+    assert actions == ["event.rules", "event.rules"]

@@ -22,14 +22,15 @@ from db.models import (
     User,
     Venue,
 )
+from db.uow import UnitOfWork
 from domain.access import CurrentUser
 from domain.safety_code import checklist_for
 from domain.vocabulary import EventCategory, EventSource, HazardStatus, InspectionResult, Role, SafetyCode
-from services.events import report_event
+from services.access import OutOfScope
+from services.events import add_event
 from services.inspections import (
     InvalidInspection,
     NewHazard,
-    OutOfScope,
     record_inspection,
     rectify_hazard,
     venue_card_for,
@@ -43,12 +44,20 @@ D0 = T0.date()
 EAST_GRID, WEST_GRID = "990001001001001", "990001001002002"
 
 
-def _user(conn, username: str, role: Role, scope_code: str, grids: tuple[str, ...] = (), phone=None) -> CurrentUser:
+def _user(
+    conn, username: str, role: Role, scope_code: str, grids: tuple[str, ...] = (), phone=None
+) -> CurrentUser:
     ids = dict(conn.execute(select(AdminUnit.code, AdminUnit.id)).all())
     uid = conn.execute(
         insert(User).returning(User.id),
-        {"username": username, "display_name": f"{username}姓名", "role": role, "scope_unit_id": ids[scope_code],
-         "phone": phone, "created_at": datetime(2026, 1, 1)},
+        {
+            "username": username,
+            "display_name": f"{username}姓名",
+            "role": role,
+            "scope_unit_id": ids[scope_code],
+            "phone": phone,
+            "created_at": datetime(2026, 1, 1),
+        },
     ).scalar_one()
     for g in grids:
         conn.execute(insert(InspectorGrid), {"user_id": uid, "grid_id": ids[g]})
@@ -75,29 +84,39 @@ def _all(outcome: str = "pass", **overrides: str) -> dict[str, str]:
 
 
 def _record(engine, venue_id, user, at: datetime, checklist=None, hazards=(), rectified=()):
-    with session_factory(engine).begin() as s:
-        return record_inspection(s, user=user, venue_id=venue_id, now=at, checklist=checklist or _all(),
-                                 hazards=list(hazards), rectified=list(rectified))
+    return record_inspection(
+        UnitOfWork(engine),
+        user=user,
+        venue_id=venue_id,
+        now=at,
+        checklist=checklist or _all(),
+        hazards=list(hazards),
+        rectified=list(rectified),
+    )
 
 
 def _venue(engine, venue_id):
     with engine.connect() as conn:
-        return conn.execute(select(Venue.safety_code, Venue.next_due_on, Venue.last_inspected_on)
-                            .where(Venue.id == venue_id)).one()
+        return conn.execute(
+            select(Venue.safety_code, Venue.next_due_on, Venue.last_inspected_on).where(Venue.id == venue_id)
+        ).one()
 
 
 def _changes(engine, venue_id):
     with engine.connect() as conn:
         return conn.execute(
             select(SafetyCodeChange.from_code, SafetyCodeChange.to_code, SafetyCodeChange.reason)
-            .where(SafetyCodeChange.venue_id == venue_id).order_by(SafetyCodeChange.id)
+            .where(SafetyCodeChange.venue_id == venue_id)
+            .order_by(SafetyCodeChange.id)
         ).all()
 
 
 def _counts(engine) -> dict[str, int]:
     with engine.connect() as conn:
-        return {t.__tablename__: conn.execute(select(func.count()).select_from(t)).scalar_one()
-                for t in (Inspection, Hazard, Attachment, SafetyCodeChange)}
+        return {
+            t.__tablename__: conn.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in (Inspection, Hazard, Attachment, SafetyCodeChange)
+        }
 
 
 def _jpeg_with_exif() -> bytes:
@@ -115,12 +134,22 @@ def _jpeg_with_exif() -> bytes:
 
 def test_a_failed_inspection_with_a_major_hazard_turns_a_green_venue_red_due_the_next_day(store):
     engine, vid, u = store
-    done = _record(engine, vid, u["insp"], T0, _all(fire_exits="fail"),
-                   [NewHazard("major", "消防通道堵塞", D0 + timedelta(days=3))])
+    done = _record(
+        engine,
+        vid,
+        u["insp"],
+        T0,
+        _all(fire_exits="fail"),
+        [NewHazard("major", "消防通道堵塞", D0 + timedelta(days=3))],
+    )
     assert done.result is InspectionResult.FAIL and done.changed
     assert (done.code_before, done.code_after) == (SafetyCode.GREEN, SafetyCode.RED)
     assert _venue(engine, vid) == (SafetyCode.RED, D0 + timedelta(days=1), D0)
-    assert _changes(engine, vid)[-1] == (SafetyCode.GREEN, SafetyCode.RED, "存在未整改重大隐患1处：消防通道堵塞")
+    assert _changes(engine, vid)[-1] == (
+        SafetyCode.GREEN,
+        SafetyCode.RED,
+        "存在未整改重大隐患1处：消防通道堵塞",
+    )
     with engine.connect() as conn:
         hz = conn.execute(select(Hazard.inspection_id, Hazard.status, Hazard.found_on, Hazard.deadline)).one()
         stored = json.loads(conn.execute(select(Inspection.checklist_json)).scalar_one())
@@ -130,7 +159,9 @@ def test_a_failed_inspection_with_a_major_hazard_turns_a_green_venue_red_due_the
 
 def test_recovery_is_stepwise_red_to_yellow_after_a_rectified_recheck_then_green_after_two_clean(store):
     engine, vid, u = store
-    first = _record(engine, vid, u["insp"], T0, _all(), [NewHazard("major", "消防通道堵塞", D0 + timedelta(days=3))])
+    first = _record(
+        engine, vid, u["insp"], T0, _all(), [NewHazard("major", "消防通道堵塞", D0 + timedelta(days=3))]
+    )
     assert first.code_after is SafetyCode.RED  # a hazard makes the result 不合格 even with every item passed
     hazard_id = first.hazard_ids[0]
     # A clean visit while the major hazard is open: still red, due daily.
@@ -147,30 +178,47 @@ def test_recovery_is_stepwise_red_to_yellow_after_a_rectified_recheck_then_green
     d4 = _record(engine, vid, u["insp"], T0 + timedelta(days=16))
     assert d4.code_after is SafetyCode.GREEN and d4.next_due_on == D0 + timedelta(days=46)
     assert [(a, b) for a, b, _ in _changes(engine, vid)] == [
-        (SafetyCode.GREEN, SafetyCode.RED), (SafetyCode.RED, SafetyCode.YELLOW), (SafetyCode.YELLOW, SafetyCode.GREEN)
+        (SafetyCode.GREEN, SafetyCode.RED),
+        (SafetyCode.RED, SafetyCode.YELLOW),
+        (SafetyCode.YELLOW, SafetyCode.GREEN),
     ]
     with engine.connect() as conn:
-        assert conn.execute(select(Hazard.status, Hazard.rectified_on)).one() == (HazardStatus.RECTIFIED,
-                                                                                D0 + timedelta(days=2))
+        assert conn.execute(select(Hazard.status, Hazard.rectified_on)).one() == (
+            HazardStatus.RECTIFIED,
+            D0 + timedelta(days=2),
+        )
 
 
 def test_a_rectification_alone_does_not_lift_a_red_venue_the_recheck_does(store):
     engine, vid, u = store
-    first = _record(engine, vid, u["insp"], T0, _all(), [NewHazard("major", "电线私拉乱接", D0 + timedelta(days=2))])
-    with session_factory(engine).begin() as s:
-        decision = rectify_hazard(s, hazard_id=first.hazard_ids[0], on=D0 + timedelta(days=1),
-                                  now=T0 + timedelta(days=1), user=u["insp"])
+    first = _record(
+        engine, vid, u["insp"], T0, _all(), [NewHazard("major", "电线私拉乱接", D0 + timedelta(days=2))]
+    )
+    decision = rectify_hazard(
+        UnitOfWork(engine),
+        hazard_id=first.hazard_ids[0],
+        on=D0 + timedelta(days=1),
+        now=T0 + timedelta(days=1),
+        user=u["insp"],
+    )
     assert decision.code is SafetyCode.RED and "复查合格后方可转为黄码" in decision.reason
     assert _record(engine, vid, u["insp"], T0 + timedelta(days=1)).code_after is SafetyCode.YELLOW
-    with session_factory(engine).begin() as s, pytest.raises(InvalidInspection) as exc:
-        rectify_hazard(s, hazard_id=first.hazard_ids[0], on=D0 + timedelta(days=1), now=T0 + timedelta(days=1),
-                       user=u["insp"])
+    with pytest.raises(InvalidInspection) as exc:
+        rectify_hazard(
+            UnitOfWork(engine),
+            hazard_id=first.hazard_ids[0],
+            on=D0 + timedelta(days=1),
+            now=T0 + timedelta(days=1),
+            user=u["insp"],
+        )
     assert exc.value.problems == {"隐患": "该隐患已整改"}
 
 
 def test_a_general_hazard_makes_yellow_and_an_overdue_rectification_red_at_the_next_visit(store):
     engine, vid, u = store
-    d = _record(engine, vid, u["insp"], T0, hazards=[NewHazard("general", "灭火器过期", D0 + timedelta(days=2))])
+    d = _record(
+        engine, vid, u["insp"], T0, hazards=[NewHazard("general", "灭火器过期", D0 + timedelta(days=2))]
+    )
     assert d.code_after is SafetyCode.YELLOW and d.next_due_on == D0 + timedelta(days=7)
     late = _record(engine, vid, u["insp"], T0 + timedelta(days=5))
     assert late.code_after is SafetyCode.RED
@@ -180,10 +228,17 @@ def test_a_general_hazard_makes_yellow_and_an_overdue_rectification_red_at_the_n
 def test_three_recent_events_at_the_venue_make_a_clean_venue_yellow(store):
     engine, vid, u = store
     lon, lat = grid_centre(0)
-    with session_factory(engine).begin() as s:
+    with session_factory(engine).begin() as s:  # set-up: the events, planted at the venue
         for k in range(3):
-            e = report_event(s, source=EventSource.CITIZEN, category=EventCategory.PUBLIC_SECURITY,
-                             title=f"店内纠纷{k}", lon=lon, lat=lat, now=T0 - timedelta(days=k + 1))
+            e = add_event(
+                s,
+                source=EventSource.CITIZEN,
+                category=EventCategory.PUBLIC_SECURITY,
+                title=f"店内纠纷{k}",
+                lon=lon,
+                lat=lat,
+                now=T0 - timedelta(days=k + 1),
+            )
             s.flush()
             s.execute(update(Event).where(Event.id == e.id).values(venue_id=vid))
     d = _record(engine, vid, u["insp"], T0)
@@ -208,8 +263,8 @@ def test_an_inspector_may_record_only_in_their_grids_and_a_leader_not_at_all(sto
     engine, vid, u = store
     before = _counts(engine)
     for who in ("other", "leader"):
-        with session_factory(engine).begin() as s, pytest.raises(OutOfScope):
-            record_inspection(s, user=u[who], venue_id=vid, now=T0, checklist=_all())
+        with pytest.raises(OutOfScope):
+            record_inspection(UnitOfWork(engine), user=u[who], venue_id=vid, now=T0, checklist=_all())
     assert _counts(engine) == before
     assert _record(engine, vid, u["admin"], T0).code_after is SafetyCode.GREEN  # an admin of the city may
     with engine.connect() as conn, pytest.raises(OutOfScope):
@@ -222,11 +277,21 @@ def test_an_inspector_may_record_only_in_their_grids_and_a_leader_not_at_all(sto
 def test_every_problem_is_named_in_chinese_and_nothing_is_written(store):
     engine, vid, u = store
     before, venue_before = _counts(engine), _venue(engine, vid)
-    bad_checklist = {k: v for k, v in _all().items() if k != "gas_use"} | {"fire_exits": "maybe", "bogus": "pass"}
+    bad_checklist = {k: v for k, v in _all().items() if k != "gas_use"} | {
+        "fire_exits": "maybe",
+        "bogus": "pass",
+    }
     hazards = [NewHazard("major", "", D0 - timedelta(days=1), b"not an image"), NewHazard("huge", "x", None)]
-    with session_factory(engine).begin() as s, pytest.raises(InvalidInspection) as exc:
-        record_inspection(s, user=u["insp"], venue_id=vid, now=T0, checklist=bad_checklist, hazards=hazards,
-                          rectified=[999])
+    with pytest.raises(InvalidInspection) as exc:
+        record_inspection(
+            UnitOfWork(engine),
+            user=u["insp"],
+            venue_id=vid,
+            now=T0,
+            checklist=bad_checklist,
+            hazards=hazards,
+            rectified=[999],
+        )
     p = exc.value.problems
     assert p["检查项：燃气使用安全"].startswith("未填写")
     assert "无效" in p["检查项：消防通道畅通"]
@@ -244,9 +309,18 @@ def test_a_hazard_photo_is_stored_without_exif_and_the_card_masks_the_phone(stor
     engine, vid, u = store
     photo = _jpeg_with_exif()
     assert Image.open(io.BytesIO(photo)).getexif()
-    d = _record(engine, vid, u["insp"], T0, _all(), [NewHazard("general", "灭火器过期", D0 + timedelta(days=7), photo)])
+    d = _record(
+        engine,
+        vid,
+        u["insp"],
+        T0,
+        _all(),
+        [NewHazard("general", "灭火器过期", D0 + timedelta(days=7), photo)],
+    )
     with engine.connect() as conn:
-        att = conn.execute(select(Attachment.hazard_id, Attachment.inspection_id, Attachment.mime, Attachment.data)).one()
+        att = conn.execute(
+            select(Attachment.hazard_id, Attachment.inspection_id, Attachment.mime, Attachment.data)
+        ).one()
         card = venue_card_for(conn, u["insp"], vid, D0)
         admin_view = venue_history(conn, vid, today=D0, viewer=u["admin"])
     assert att[:3] == (d.hazard_ids[0], d.inspection_id, "image/jpeg")
@@ -255,15 +329,18 @@ def test_a_hazard_photo_is_stored_without_exif_and_the_card_masks_the_phone(stor
     # Masked for an admin too: the full number only through a logged reveal (services.personal_data).
     assert admin_view.venue["responsible_phone"] == "138****5678"
     assert card.venue["safety_code"] == "yellow" and len(card.photos) == 1
-    assert card.inspections.iloc[0]["result"] == "fail" and card.inspections.iloc[0]["inspector"] == "insp姓名"
+    assert (
+        card.inspections.iloc[0]["result"] == "fail" and card.inspections.iloc[0]["inspector"] == "insp姓名"
+    )
     assert card.open_hazards["description"].tolist() == ["灭火器过期"]
     assert card.code_changes.iloc[0]["to_code"] == "yellow"
 
 
 def test_a_system_caller_records_without_a_user_and_the_history_reads_back(store):
     engine, vid, _ = store
-    with session_factory(engine).begin() as s:
-        d = record_inspection(s, venue_id=vid, now=T0, checklist=_all() | {"gas_use": "na"}, inspector_id=None)
+    d = record_inspection(
+        UnitOfWork(engine), venue_id=vid, now=T0, checklist=_all() | {"gas_use": "na"}, inspector_id=None
+    )
     assert d.code_after is SafetyCode.GREEN and d.next_due_on == D0 + timedelta(days=30)
     with engine.connect() as conn:
         h = venue_history(conn, vid, today=date(2026, 12, 25))

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from db.engine import session_factory
 from db.models import Attachment, Event
+from db.uow import UnitOfWork
 from domain.intake import InvalidReport, ReportForm
 from domain.vocabulary import EventStatus
 from services.intake import find_duplicates, submit_report
@@ -29,67 +30,87 @@ def _jpeg_with_gps() -> bytes:
 
 
 @pytest.fixture
-def sessions(empty_engine):
+def engine(empty_engine):
     forget_index()
     with empty_engine.begin() as conn:
         make_square_area(conn)
-    return session_factory(empty_engine)
+    return empty_engine
+
+
+def _submit(engine, form, **kw):
+    return submit_report(UnitOfWork(engine), form, **kw)
 
 
 def _form(i=0, **kw):
     lon, lat = grid_centre(i)
-    return ReportForm(**({"category": "urban", "title": "占道经营", "description": "店门口堆物", "lon": lon,
-                          "lat": lat, "reporter_name": "李四", "reporter_phone": "13912345678"} | kw))
+    return ReportForm(
+        **(
+            {
+                "category": "urban",
+                "title": "占道经营",
+                "description": "店门口堆物",
+                "lon": lon,
+                "lat": lat,
+                "reporter_name": "李四",
+                "reporter_phone": "13912345678",
+            }
+            | kw
+        )
+    )
 
 
-def _count(sessions, model):
-    with sessions() as s:
-        return s.execute(select(func.count()).select_from(model)).scalar_one()
+def _count(engine, model):
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(model)).scalar_one()
 
 
-def test_a_photo_is_stored_without_its_exif_gps(sessions):
+def test_a_photo_is_stored_without_its_exif_gps(engine):
     photo = _jpeg_with_gps()
     assert Image.open(io.BytesIO(photo)).getexif().get(0x8825)  # the GPS is really there before
-    with sessions.begin() as s:
-        event = submit_report(s, _form(), now=NOW, photo=photo)
-    with sessions() as s:
-        stored = s.execute(select(Attachment.data).where(Attachment.event_id == event.id)).scalar_one()
+    event = _submit(engine, _form(), now=NOW, photo=photo)
+    with engine.connect() as conn:
+        stored = conn.execute(select(Attachment.data).where(Attachment.event_id == event.id)).scalar_one()
     exif = Image.open(io.BytesIO(stored)).getexif()
     assert 0x8825 not in exif and 0x010F not in exif
 
 
-def test_a_report_outside_every_grid_is_refused_with_its_photo(sessions):
-    with pytest.raises(OutsideArea), sessions.begin() as s:
-        submit_report(s, _form(lon=118.5, lat=28.5), now=NOW, photo=_jpeg_with_gps())
-    assert _count(sessions, Event) == 0 and _count(sessions, Attachment) == 0
+def test_a_report_outside_every_grid_is_refused_with_its_photo(engine):
+    with pytest.raises(OutsideArea):
+        _submit(engine, _form(lon=118.5, lat=28.5), now=NOW, photo=_jpeg_with_gps())
+    assert _count(engine, Event) == 0 and _count(engine, Attachment) == 0
 
 
-def test_a_renamed_executable_is_refused_as_a_photo_and_nothing_is_written(sessions):
-    with pytest.raises(InvalidReport) as err, sessions.begin() as s:
-        submit_report(s, _form(title=""), now=NOW, photo=b"MZ\x90\x00fake.jpg")
+def test_a_renamed_executable_is_refused_as_a_photo_and_nothing_is_written(engine):
+    with pytest.raises(InvalidReport) as err:
+        _submit(engine, _form(title=""), now=NOW, photo=b"MZ\x90\x00fake.jpg")
     assert set(err.value.problems) == {"标题", "照片"}
-    assert _count(sessions, Event) == 0
+    assert _count(engine, Event) == 0
 
 
-def test_a_duplicate_is_offered_and_merging_counts_its_reporter(sessions):
-    with sessions.begin() as s:
-        first = submit_report(s, _form(), now=NOW).id
+def test_a_duplicate_is_offered_and_merging_counts_its_reporter(engine):
+    first = _submit(engine, _form(), now=NOW).id
     later = NOW + timedelta(hours=3)
-    with sessions() as s:
-        offered = find_duplicates(s, "urban", *grid_centre(0), later)
+    with engine.connect() as conn:
+        offered = find_duplicates(conn, "urban", *grid_centre(0), later)
     assert [e.id for e, _ in offered] == [first]
-    with sessions.begin() as s:
-        dup = submit_report(s, _form(), now=later, merge_into=first)
-    with sessions() as s:
+    dup = _submit(engine, _form(), now=later, merge_into=first)
+    with session_factory(engine)() as s:
         target = s.get(Event, first)
         merged = s.get(Event, dup.id)
         assert target.reporter_count == 2
         assert merged.merged_into_id == first and merged.status is EventStatus.REJECTED
 
 
-def test_a_merge_target_that_no_longer_qualifies_is_refused(sessions):
-    with sessions.begin() as s:
-        first = submit_report(s, _form(), now=NOW).id
-    with pytest.raises(InvalidReport, match="合并"), sessions.begin() as s:
-        submit_report(s, _form(), now=NOW + timedelta(hours=30), merge_into=first)
-    assert _count(sessions, Event) == 1
+def test_a_merge_target_that_no_longer_qualifies_is_refused(engine):
+    first = _submit(engine, _form(), now=NOW).id
+    with pytest.raises(InvalidReport, match="合并"):
+        _submit(engine, _form(), now=NOW + timedelta(hours=30), merge_into=first)
+    assert _count(engine, Event) == 1
+
+
+def test_a_form_or_a_file_row_with_a_landline_or_a_short_number_is_refused_by_the_one_mobile_rule(engine):
+    for phone in ("0570-1234567", "1381234567", "12812345678"):
+        with pytest.raises(InvalidReport) as err:
+            _submit(engine, _form(reporter_phone=phone), now=NOW)
+        assert set(err.value.problems) == {"联系电话"}
+    assert _count(engine, Event) == 0

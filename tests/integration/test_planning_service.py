@@ -9,28 +9,29 @@ from sqlalchemy import insert, select
 
 from db.engine import make_engine, session_factory
 from db.models import AdminUnit, Hazard, Inspection, InspectorGrid, SafetyCodeChange, User, Venue
+from db.uow import UnitOfWork
 from domain.access import CurrentUser
 from domain.safety_code import checklist_for
 from domain.vocabulary import Role
 from services import clock
 from services.auth import user_by_username
-from services.inspections import record_inspection
-from services.locate import forget_index
-from services.planning import (
-    InvalidSetting,
-    accept_proposals,
-    add_campaign,
+from services.inspection_reports import (
     code_distribution,
     code_trend,
-    inspector_day,
-    load_campaigns,
     load_forecast,
-    load_reassignments,
-    load_tree,
     on_time_rates,
     overdue_hazards,
     overdue_venues,
-    plan_for,
+)
+from services.inspections import record_inspection
+from services.locate import forget_index
+from services.planning import inspector_day, plan_for
+from services.planning_settings import (
+    InvalidSetting,
+    accept_proposals,
+    add_campaign,
+    load_campaigns,
+    load_reassignments,
     remove_campaign,
     save_capacity,
 )
@@ -50,23 +51,48 @@ class Area:
 
     def user(self, name: str, role: Role, scope: str, grids: tuple[int, ...] = (), home=None) -> CurrentUser:
         with self.engine.begin() as conn:
-            uid = conn.execute(insert(User).returning(User.id), {
-                "username": name, "display_name": name, "role": role, "scope_unit_id": self.ids[scope],
-                "home_lon": home[0] if home else None, "home_lat": home[1] if home else None,
-                "created_at": datetime(2026, 1, 1)}).scalar_one()
+            uid = conn.execute(
+                insert(User).returning(User.id),
+                {
+                    "username": name,
+                    "display_name": name,
+                    "role": role,
+                    "scope_unit_id": self.ids[scope],
+                    "home_lon": home[0] if home else None,
+                    "home_lat": home[1] if home else None,
+                    "created_at": datetime(2026, 1, 1),
+                },
+            ).scalar_one()
             for g in grids:
                 conn.execute(insert(InspectorGrid), {"user_id": uid, "grid_id": self.ids[GRIDS[g]]})
         return CurrentUser(uid, name, name, role, self.ids[scope])
 
-    def venue(self, grid: int, code="green", due: date | None = DAY, category="street_shop",
-              created=datetime(2026, 1, 1)) -> int:
+    def venue(
+        self,
+        grid: int,
+        code="green",
+        due: date | None = DAY,
+        category="street_shop",
+        created=datetime(2026, 1, 1),
+    ) -> int:
         self.n += 1
         with self.engine.begin() as conn:
-            return conn.execute(insert(Venue).returning(Venue.id), {
-                "code": f"T{self.n}", "name": f"场所{self.n}", "category": category, "address": f"方城路{self.n}号",
-                "lon": X0 + (grid + 0.1 + 0.08 * (self.n % 10)) * D, "lat": Y0 + 0.5 * D,
-                "grid_id": self.ids[GRIDS[grid]], "safety_code": code, "responsible_person": "某某",
-                "next_due_on": due, "created_at": created}).scalar_one()
+            return conn.execute(
+                insert(Venue).returning(Venue.id),
+                {
+                    "code": f"T{self.n}",
+                    "name": f"场所{self.n}",
+                    "category": category,
+                    "address": f"方城路{self.n}号",
+                    "lon": X0 + (grid + 0.1 + 0.08 * (self.n % 10)) * D,
+                    "lat": Y0 + 0.5 * D,
+                    "grid_id": self.ids[GRIDS[grid]],
+                    "safety_code": code,
+                    "responsible_person": "某某",
+                    "next_due_on": due,
+                    "created_at": created,
+                },
+            ).scalar_one()
 
 
 @pytest.fixture
@@ -90,17 +116,16 @@ def _plan(area, day=DAY):
 
 def test_capacity_comes_from_settings_overflow_is_proposed_and_an_accepted_proposal_moves_the_visit(area):
     vids = [area.venue(0) for _ in range(3)]
-    with area.engine.begin() as conn:
-        save_capacity(conn, 2, NOW)
+    save_capacity(UnitOfWork(area.engine), default=2, now=NOW)
     view = _plan(area)
     a = view.plan.route_of(area.a.id)
     assert len(a.visits) == 2 and [v.venue_id for v in a.overflow] == [vids[2]]
-    summary = view.summary().set_index("检查员")
-    assert summary.loc["甲", "计划检查"] == 2 and summary.loc["甲", "未排入"] == 1
+    summary = view.summary().set_index("inspector")
+    assert summary.loc["甲", "planned"] == 2 and summary.loc["甲", "overflow"] == 1
     (p,) = view.plan.proposals
     assert p.venue_id == vids[2] and p.to_inspector_id in (area.b.id, area.c.id)
-    with area.engine.begin() as conn:
-        accept_proposals(conn, user=area.leader, tree=load_tree(conn), day=DAY, proposals=[p], now=NOW)
+    accept_proposals(UnitOfWork(area.engine), user=area.leader, day=DAY, proposals=[p], now=NOW)
+    with area.engine.connect() as conn:
         assert load_reassignments(conn, DAY) == {vids[2]: p.to_inspector_id}
     again = _plan(area)
     assert vids[2] in [v.venue_id for v in again.plan.route_of(p.to_inspector_id).visits]
@@ -110,22 +135,32 @@ def test_capacity_comes_from_settings_overflow_is_proposed_and_an_accepted_propo
         giver = inspector_day(conn, area.a.id, DAY)
     assert vids[2] in taker.stops["venue_id"].tolist() and vids[2] not in giver.stops["venue_id"].tolist()
     assert giver.stops["venue_id"].tolist() == [v.venue_id for v in again.plan.route_of(area.a.id).visits]
-    with area.engine.begin() as conn, pytest.raises(InvalidSetting):
-        accept_proposals(conn, user=area.a, tree=load_tree(conn), day=DAY, proposals=[p], now=NOW)
-    with area.engine.begin() as conn, pytest.raises(InvalidSetting) as exc:
-        save_capacity(conn, 0, NOW)
+    with pytest.raises(InvalidSetting):
+        accept_proposals(UnitOfWork(area.engine), user=area.a, day=DAY, proposals=[p], now=NOW)
+    with pytest.raises(InvalidSetting) as exc:
+        save_capacity(UnitOfWork(area.engine), default=0, now=NOW)
     assert exc.value.problems == {"每日检查容量": "须为 1–100 之间的整数"}
 
 
 def test_red_venues_rechecks_and_first_visits_are_planned_with_reasons_and_inspections_use_up_capacity(area):
-    red = area.venue(0, "red", DAY + timedelta(days=5))  # red: always due (daily) in the plan's eyes? no: due date
+    red = area.venue(
+        0, "red", DAY + timedelta(days=5)
+    )  # red: always due (daily) in the plan's eyes? no: due date
     late = area.venue(1, "yellow", DAY - timedelta(days=4))
     new = area.venue(1, "green", None)
     later = area.venue(0, "green", DAY + timedelta(days=10))
     with area.engine.begin() as conn:
-        conn.execute(insert(Hazard), {"venue_id": later, "severity": "general", "description": "灭火器过期",
-                                      "found_on": DAY - timedelta(days=7), "deadline": DAY + timedelta(days=1),
-                                      "status": "open"})
+        conn.execute(
+            insert(Hazard),
+            {
+                "venue_id": later,
+                "severity": "general",
+                "description": "灭火器过期",
+                "found_on": DAY - timedelta(days=7),
+                "deadline": DAY + timedelta(days=1),
+                "status": "open",
+            },
+        )
     with area.engine.connect() as conn:
         day = inspector_day(conn, area.a.id, DAY)
     reasons = dict(zip(day.stops["venue_id"], day.stops["reason"], strict=True))
@@ -135,11 +170,14 @@ def test_red_venues_rechecks_and_first_visits_are_planned_with_reasons_and_inspe
     assert reasons[later] == f"隐患整改期限{DAY + timedelta(days=1)}复查"
     assert day.stops["stop"].tolist() == list(range(1, len(day.stops) + 1))
     assert day.stops["address"].str.startswith("方城路").all()
-    with area.engine.begin() as conn:
-        save_capacity(conn, 3, NOW)
-    with session_factory(area.engine).begin() as s:
-        record_inspection(s, user=area.a, venue_id=new, now=NOW,
-                          checklist={i.key: "pass" for i in checklist_for("street_shop")})
+    save_capacity(UnitOfWork(area.engine), default=3, now=NOW)
+    record_inspection(
+        UnitOfWork(area.engine),
+        user=area.a,
+        venue_id=new,
+        now=NOW,
+        checklist={i.key: "pass" for i in checklist_for("street_shop")},
+    )
     with area.engine.connect() as conn:
         after = inspector_day(conn, area.a.id, DAY)
     assert new not in set(after.stops["venue_id"]) and after.done["venue_id"].tolist() == [new]
@@ -151,44 +189,63 @@ def test_an_inspectors_day_over_shared_grids_is_their_route_in_the_township_plan
     d = area.user("丁", Role.INSPECTOR, "990001001001", (1, 2))  # shares grid 1 with 甲 and grid 2 with 乙
     for g in (0, 1, 1, 1, 2, 2, 3):
         area.venue(g, "yellow", DAY - timedelta(days=g))
-    with area.engine.begin() as conn:
-        save_capacity(conn, 2, NOW)
+    save_capacity(UnitOfWork(area.engine), default=2, now=NOW)
     township = _plan(area).plan
     with area.engine.connect() as conn:
         for who in (area.a, area.b, area.c, d):
             mine = inspector_day(conn, who.id, DAY)
             assert mine.stops["venue_id"].tolist() == [v.venue_id for v in township.route_of(who.id).visits]
-            assert mine.overflow["venue_id"].tolist() == [v.venue_id for v in township.route_of(who.id).overflow]
+            assert mine.overflow["venue_id"].tolist() == [
+                v.venue_id for v in township.route_of(who.id).overflow
+            ]
 
 
 def test_campaigns_are_validated_stored_planned_and_removed(area):
     shop = area.venue(2, "green", DAY + timedelta(days=20))
-    with area.engine.begin() as conn:
-        tree = load_tree(conn)
-        with pytest.raises(InvalidSetting) as exc:
-            add_campaign(conn, user=area.leader, tree=tree, name=" ", category=None, area_ids=[],
-                         start=DAY, end=DAY - timedelta(days=1), every_days=0, now=NOW)
-        assert exc.value.problems == {
-            "名称": "请填写专项整治名称", "场所类别": "请选择场所类别", "区域": "请至少选择一个村（社区）或乡镇（街道）",
-            "结束日期": "结束日期不能早于开始日期", "检查周期": "检查周期须为 1–90 天",
-        }
-        village_user = CurrentUser(area.a.id, "甲", "甲", Role.TOWNSHIP_LEADER, area.ids["990001001001"])
-        with pytest.raises(InvalidSetting) as exc:
-            add_campaign(conn, user=village_user, tree=tree, name="燃气", category="street_shop",
-                         area_ids=[area.ids["990001001002"]], start=DAY, end=DAY, every_days=1, now=NOW)
-        assert exc.value.problems == {"区域": "西村不在您的管辖范围内"}
-        add_campaign(conn, user=area.leader, tree=tree, name="燃气安全专项整治", category="street_shop",
-                     area_ids=[area.ids["990001001002"]], start=DAY, end=DAY + timedelta(days=6), every_days=1,
-                     now=NOW)
-        with pytest.raises(InvalidSetting) as exc:
-            add_campaign(conn, user=area.leader, tree=tree, name="燃气安全专项整治", category="street_shop",
-                         area_ids=[area.township], start=DAY, end=DAY, every_days=1, now=NOW)
-        assert "同名" in exc.value.problems["名称"]
+
+    def add(user, **fields):
+        return add_campaign(UnitOfWork(area.engine), user=user, now=NOW, **fields)
+
+    with pytest.raises(InvalidSetting) as exc:
+        add(
+            area.leader,
+            name=" ",
+            category=None,
+            area_ids=[],
+            start=DAY,
+            end=DAY - timedelta(days=1),
+            every_days=0,
+        )
+    assert exc.value.problems == {
+        "名称": "请填写专项整治名称",
+        "场所类别": "请选择场所类别",
+        "区域": "请至少选择一个村（社区）或乡镇（街道）",
+        "结束日期": "结束日期不能早于开始日期",
+        "检查周期": "检查周期须为 1–90 天",
+    }
+    village_user = CurrentUser(area.a.id, "甲", "甲", Role.TOWNSHIP_LEADER, area.ids["990001001001"])
+    gas = {"name": "燃气", "category": "street_shop", "start": DAY, "end": DAY, "every_days": 1}
+    with pytest.raises(InvalidSetting) as exc:
+        add(village_user, **gas, area_ids=[area.ids["990001001002"]])
+    assert exc.value.problems == {"区域": "西村不在您的管辖范围内"}
+    add(
+        area.leader,
+        name="燃气安全专项整治",
+        category="street_shop",
+        area_ids=[area.ids["990001001002"]],
+        start=DAY,
+        end=DAY + timedelta(days=6),
+        every_days=1,
+    )
+    with pytest.raises(InvalidSetting) as exc:
+        add(area.leader, **(gas | {"name": "燃气安全专项整治"}), area_ids=[area.township])
+    assert "同名" in exc.value.problems["名称"]
+    with area.engine.connect() as conn:
         assert [c.name for c in load_campaigns(conn)] == ["燃气安全专项整治"]
     visit = next(v for v in _plan(area).plan.route_of(area.b.id).visits if v.venue_id == shop)
     assert visit.reason == "专项整治：燃气安全专项整治"
-    with area.engine.begin() as conn:
-        remove_campaign(conn, user=area.leader, tree=load_tree(conn), name="燃气安全专项整治", now=NOW)
+    remove_campaign(UnitOfWork(area.engine), user=area.leader, name="燃气安全专项整治", now=NOW)
+    with area.engine.connect() as conn:
         assert load_campaigns(conn) == []
     assert not _plan(area).plan.route_of(area.b.id).visits
 
@@ -198,9 +255,17 @@ def test_the_30_day_forecast_projects_due_dates_by_cadence(area):
     area.venue(0, "yellow", DAY + timedelta(days=2))  # days 2, 9, 16, 23
     green = area.venue(2, "green", DAY - timedelta(days=3))  # overdue: day 0 (then day 30, outside)
     with area.engine.begin() as conn:
-        conn.execute(insert(Hazard), {"venue_id": green, "severity": "major", "description": "x",
-                                      "found_on": DAY - timedelta(days=3), "deadline": DAY + timedelta(days=10),
-                                      "status": "open"})
+        conn.execute(
+            insert(Hazard),
+            {
+                "venue_id": green,
+                "severity": "major",
+                "description": "x",
+                "found_on": DAY - timedelta(days=3),
+                "deadline": DAY + timedelta(days=10),
+                "status": "open",
+            },
+        )
     with area.engine.connect() as conn:
         fc = load_forecast(conn, DAY, area.township)
     a, b = fc.by_inspector.loc["甲"], fc.by_inspector.loc["乙"]
@@ -218,16 +283,37 @@ def test_on_time_rate_overdue_lists_distribution_and_red_trend(area):
     with area.engine.begin() as conn:
         rows = [(v1, -45, None), (v1, -5, None), (v2, -19, None), (v2, -12, None), (v2, -6, None)]
         for vid, d, _ in rows:
-            conn.execute(insert(Inspection), {"venue_id": vid, "inspected_at": NOW + timedelta(days=d),
-                                              "result": "pass", "checklist_json": "{}"})
-        changes = [(v1, datetime(2026, 6, 1), None, "green"), (v2, datetime(2026, 6, 1), None, "green"),
-                   (v2, NOW - timedelta(days=20), "green", "red"), (v2, NOW - timedelta(days=13), "red", "yellow")]
+            conn.execute(
+                insert(Inspection),
+                {
+                    "venue_id": vid,
+                    "inspected_at": NOW + timedelta(days=d),
+                    "result": "pass",
+                    "checklist_json": "{}",
+                },
+            )
+        changes = [
+            (v1, datetime(2026, 6, 1), None, "green"),
+            (v2, datetime(2026, 6, 1), None, "green"),
+            (v2, NOW - timedelta(days=20), "green", "red"),
+            (v2, NOW - timedelta(days=13), "red", "yellow"),
+        ]
         for vid, at, f, t in changes:
-            conn.execute(insert(SafetyCodeChange), {"venue_id": vid, "changed_at": at, "from_code": f, "to_code": t,
-                                                    "reason": "测试"})
-        conn.execute(insert(Hazard), {"venue_id": v1, "severity": "general", "description": "堆物",
-                                      "found_on": today - timedelta(days=9), "deadline": today - timedelta(days=2),
-                                      "status": "open"})
+            conn.execute(
+                insert(SafetyCodeChange),
+                {"venue_id": vid, "changed_at": at, "from_code": f, "to_code": t, "reason": "测试"},
+            )
+        conn.execute(
+            insert(Hazard),
+            {
+                "venue_id": v1,
+                "severity": "general",
+                "description": "堆物",
+                "found_on": today - timedelta(days=9),
+                "deadline": today - timedelta(days=2),
+                "status": "open",
+            },
+        )
         rates = on_time_rates(conn, today - timedelta(days=29), today, area.township)
         late = overdue_venues(conn, today, area.township)
         late_hz = overdue_hazards(conn, today, area.township)
@@ -235,17 +321,17 @@ def test_on_time_rate_overdue_lists_distribution_and_red_trend(area):
         trend = code_trend(conn, today, area.township, days=30)
     # v1: -45 → -5 is 40 days after a green visit (late); v2: red at -19, visited -12 (late: due -18), then
     # yellow at -12 (the change at -13 is before the end of that day), visited -6 (on time: due -5).
-    total = rates[rates["区域"] == "合计"].set_index("平安码")
-    assert total.loc["绿码", "检查次数"] == 1 and total.loc["绿码", "按时"] == 0
-    assert total.loc["红码", "检查次数"] == 1 and total.loc["红码", "按时"] == 0
-    assert total.loc["黄码", "检查次数"] == 1 and total.loc["黄码", "按时"] == 1
-    assert set(rates["区域"]) == {"合计", "东村"}
+    total = rates[rates["area"].isna()].set_index("code")  # every area together
+    assert total.loc["green", "visits"] == 1 and total.loc["green", "on_time"] == 0
+    assert total.loc["red", "visits"] == 1 and total.loc["red", "on_time"] == 0
+    assert total.loc["yellow", "visits"] == 1 and total.loc["yellow", "on_time"] == 1
+    assert set(rates["area"].dropna()) == {"东村"} and rates["area"].head(3).isna().all()  # totals first
     assert late["venue_id"].tolist() == [v1] and late.iloc[0]["overdue_days"] == 5
     assert late_hz.iloc[0]["overdue_days"] == 2
     assert dist == {"red": 0, "yellow": 1, "green": 1}
-    red = trend["红码"]
+    red = trend["red"]
     assert red.loc[today - timedelta(days=21)] == 0 and red.loc[today - timedelta(days=20)] == 1
-    assert red.loc[today - timedelta(days=13)] == 0 and trend.loc[today, "黄码"] == 1
+    assert red.loc[today - timedelta(days=13)] == 0 and trend.loc[today, "yellow"] == 1
 
 
 # --- the seeded demo town -----------------------------------------------------------------------
@@ -270,4 +356,3 @@ def test_the_demo_town_plan_respects_capacity_and_grids_and_matches_the_inspecto
         assert all(v.grid_id in grids[r.inspector_id] or v.venue_id in view.inputs.reassign for v in r.visits)
     route = view.plan.route_of(insp.id)
     assert mine.stops["venue_id"].tolist() == [v.venue_id for v in route.visits]
-    assert view.seconds["load_s"] < 5

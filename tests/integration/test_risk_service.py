@@ -28,8 +28,18 @@ def _venue(conn, ids, grid, code, category, current, created):
     lon, lat = grid_centre(0 if grid == G1 else 1)
     return conn.execute(
         insert(Venue).returning(Venue.id),
-        {"code": code, "name": code, "category": category, "address": "方城路", "lon": lon, "lat": lat,
-         "grid_id": ids[grid], "safety_code": current, "responsible_person": "王某", "created_at": created},
+        {
+            "code": code,
+            "name": code,
+            "category": category,
+            "address": "方城路",
+            "lon": lon,
+            "lat": lat,
+            "grid_id": ids[grid],
+            "safety_code": current,
+            "responsible_person": "王某",
+            "created_at": created,
+        },
     ).scalar_one()
 
 
@@ -37,9 +47,20 @@ def _event(conn, ids, grid, category, reported, merged_into=None):
     lon, lat = grid_centre(0 if grid == G1 else 1)
     return conn.execute(
         insert(Event).returning(Event.id),
-        {"source": "grid_worker", "category": category, "title": "巡查发现", "lon": lon, "lat": lat,
-         "grid_id": ids[grid], "status": "reported", "urgency": "normal", "owner_unit_id": ids[grid],
-         "merged_into_id": merged_into, "reported_at": reported, "updated_at": reported},
+        {
+            "source": "grid_worker",
+            "category": category,
+            "title": "巡查发现",
+            "lon": lon,
+            "lat": lat,
+            "grid_id": ids[grid],
+            "status": "reported",
+            "urgency": "normal",
+            "owner_unit_id": ids[grid],
+            "merged_into_id": merged_into,
+            "reported_at": reported,
+            "updated_at": reported,
+        },
     ).scalar_one()
 
 
@@ -52,17 +73,44 @@ def history(empty_engine):
         ids = make_square_area(conn)
         a = _venue(conn, ids, G1, "V-A", "street_shop", "red", datetime(2026, 1, 1))
         _venue(conn, ids, G2, "V-B", "hazchem", "green", datetime(2026, 2, 10))
-        conn.execute(insert(SafetyCodeChange), [
-            {"venue_id": a, "changed_at": datetime(2026, 2, 1, 9), "from_code": "green", "to_code": "yellow", "reason": "复查"},
-            {"venue_id": a, "changed_at": datetime(2026, 3, 1, 9), "from_code": "yellow", "to_code": "red", "reason": "重大隐患"},
-        ])
-        conn.execute(insert(Inspection), [
-            {"venue_id": a, "inspected_at": datetime(2026, 2, 5, 10), "result": "pass"},
-            {"venue_id": a, "inspected_at": datetime(2026, 3, 10, 23, 30), "result": "fail"},
-        ])
-        conn.execute(insert(Hazard), {
-            "venue_id": a, "severity": "major", "description": "消防通道堵塞", "found_on": date(2026, 3, 1),
-            "deadline": date(2026, 3, 5), "status": "rectified", "rectified_on": date(2026, 3, 8)})
+        conn.execute(
+            insert(SafetyCodeChange),
+            [
+                {
+                    "venue_id": a,
+                    "changed_at": datetime(2026, 2, 1, 9),
+                    "from_code": "green",
+                    "to_code": "yellow",
+                    "reason": "复查",
+                },
+                {
+                    "venue_id": a,
+                    "changed_at": datetime(2026, 3, 1, 9),
+                    "from_code": "yellow",
+                    "to_code": "red",
+                    "reason": "重大隐患",
+                },
+            ],
+        )
+        conn.execute(
+            insert(Inspection),
+            [
+                {"venue_id": a, "inspected_at": datetime(2026, 2, 5, 10), "result": "pass"},
+                {"venue_id": a, "inspected_at": datetime(2026, 3, 10, 23, 30), "result": "fail"},
+            ],
+        )
+        conn.execute(
+            insert(Hazard),
+            {
+                "venue_id": a,
+                "severity": "major",
+                "description": "消防通道堵塞",
+                "found_on": date(2026, 3, 1),
+                "deadline": date(2026, 3, 5),
+                "status": "rectified",
+                "rectified_on": date(2026, 3, 8),
+            },
+        )
         first = _event(conn, ids, G1, "work_safety", datetime(2026, 3, 10, 8))
         _event(conn, ids, G1, "work_safety", datetime(2026, 3, 10, 9), merged_into=first)
         _event(conn, ids, G1, "urban", datetime(2026, 3, 10, 10))
@@ -78,13 +126,19 @@ def _inputs(engine, ids, day) -> dict[str, dict[str, float]]:
 
 def test_colours_follow_the_recorded_changes_and_a_venue_counts_from_its_creation(history):
     engine, ids = history
-    assert _inputs(engine, ids, date(2026, 1, 15)) == {G1: {"red_weight": SHOP}}  # no change yet: current colour
-    assert _inputs(engine, ids, date(2026, 2, 9)) == {G1: {"yellow_weight": SHOP}}  # B does not exist yet
-    assert _inputs(engine, ids, date(2026, 2, 10))[G2] == {"green_weight": HAZCHEM}
+    assert _inputs(engine, ids, date(2026, 1, 15)) == {
+        G1: {"red_weight": SHOP, "red_venues": 1}
+    }  # no change yet: current colour
+    assert _inputs(engine, ids, date(2026, 2, 9)) == {
+        G1: {"yellow_weight": SHOP, "yellow_venues": 1}
+    }  # B does not exist yet
+    assert _inputs(engine, ids, date(2026, 2, 10))[G2] == {"green_weight": HAZCHEM, "green_venues": 1}
     with engine.connect() as conn:
         colours = venue_colours(conn, date(2026, 2, 20))
     assert colours[["grid_id", "category", "code"]].values.tolist() == [
-        [ids[G1], "street_shop", "yellow"], [ids[G2], "hazchem", "green"]]
+        [ids[G1], "street_shop", "yellow"],
+        [ids[G2], "hazchem", "green"],
+    ]
 
 
 def test_an_inspection_is_overdue_after_its_colours_cadence_and_a_never_visited_venue_is_not(history):
@@ -132,16 +186,18 @@ def test_an_areas_latest_events_come_newest_first_and_only_from_its_grids(histor
     with engine.connect() as conn:
         g1 = recent_events(conn, [ids[G1]], datetime(2026, 3, 11, 12), limit=2)
         g2 = recent_events(conn, [ids[G2]], datetime(2026, 3, 11, 12))
-        later = recent_events(conn, [ids[G1]], datetime(2026, 6, 1))  # beyond two days: the grid's whole history
+        later = recent_events(
+            conn, [ids[G1]], datetime(2026, 6, 1)
+        )  # beyond two days: the grid's whole history
     assert list(g1["reported_at"]) == [datetime(2026, 3, 10, 10), datetime(2026, 3, 10, 9)]
     assert list(g1["category"]) == ["城镇管理", "安全生产"] and g2.empty
     assert len(later) == 3
 
 
-def test_an_area_without_venues_or_events_scores_zero_and_green(empty_engine):
+def test_an_area_without_venues_or_events_scores_zero_and_shows_no_data_not_green(empty_engine):
     with empty_engine.begin() as conn:
         ids = make_square_area(conn)
     with empty_engine.connect() as conn:
         risk = area_risk(conn, date(2026, 3, 1))
     assert sorted(risk.index) == sorted(ids.values())
-    assert (risk["score"] == 0).all() and set(risk["risk_class"]) == {"green"}
+    assert (risk["score"] == 0).all() and set(risk["risk_class"]) == {"no_data"}

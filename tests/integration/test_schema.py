@@ -56,9 +56,7 @@ def test_an_unknown_enum_value_is_refused_by_the_database(empty_engine):
 def test_a_negative_population_is_refused(empty_engine):
     with pytest.raises(IntegrityError), empty_engine.begin() as conn:
         cid = _city(conn)
-        conn.execute(
-            AdminUnit.__table__.update().where(AdminUnit.id == cid).values(population=-1)
-        )
+        conn.execute(AdminUnit.__table__.update().where(AdminUnit.id == cid).values(population=-1))
 
 
 def test_a_venue_in_a_missing_grid_is_refused(empty_engine):

@@ -11,8 +11,8 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, insert, select, text
 
 from db.engine import make_engine, session_factory
+from db.maintenance import count_rows
 from db.models import Base, Department, Event, EventTransition, User
-from demo.load import count_rows
 from demo.org import DEMO_PASSWORD
 from demo.seed import DEMO_ACCOUNTS, SeedRefused, seed
 from domain.event_flow import Action, replay
@@ -59,7 +59,9 @@ def seeded(request, new_store_url, tmp_path_factory):
 def test_seeding_twice_gives_identical_tables(seeded):
     _, first, second, before, after, _ = seeded
     trail = {"audit_log", "audit_head"}  # append-only: it continues across reseeds (decision 0006)
-    assert {k: v for k, v in before.items() if k not in trail} == {k: v for k, v in after.items() if k not in trail}
+    assert {k: v for k, v in before.items() if k not in trail} == {
+        k: v for k, v in after.items() if k not in trail
+    }
     assert before["audit_log"] != after["audit_log"]
     assert first["rows"] == second["rows"]
     assert first["manifest"] == second["manifest"]

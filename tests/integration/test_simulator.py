@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from db.models import Event, EventTransition, Venue
+from demo.simulator import Simulator
 from domain.event_flow import Action, replay
 from services.locate import forget_index
-from services.simulator import Simulator
 from tests.builders import make_green_venue, make_square_area
 
 
@@ -31,11 +31,15 @@ def test_simulated_minutes_report_events_advance_them_and_record_inspections(emp
         events = dict(conn.execute(select(Event.id, Event.status)).all())
         trails = defaultdict(list)
         for eid, action in conn.execute(
-            select(EventTransition.event_id, EventTransition.action).order_by(EventTransition.event_id, EventTransition.seq)
+            select(EventTransition.event_id, EventTransition.action).order_by(
+                EventTransition.event_id, EventTransition.seq
+            )
         ):
             trails[eid].append(Action(action))
         due = conn.execute(select(Venue.next_due_on).where(Venue.id == venue_id)).scalar_one()
-        moved = conn.execute(select(func.count()).select_from(Event).where(Event.status != "reported")).scalar_one()
+        moved = conn.execute(
+            select(func.count()).select_from(Event).where(Event.status != "reported")
+        ).scalar_one()
     assert len(events) == totals["reported"]
     assert moved > 0
     assert all(replay(trails[eid]) == status for eid, status in events.items())

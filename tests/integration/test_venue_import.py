@@ -9,21 +9,13 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, insert, select
 
-from db.engine import session_factory
 from db.models import AdminUnit, InspectorGrid, SafetyCodeChange, User, Venue
+from db.uow import UnitOfWork
 from domain.access import CurrentUser
 from domain.vocabulary import Role, SafetyCode, VenueCategory
 from services.locate import forget_index
-from services.venue_import import (
-    ImportRejected,
-    RowProblem,
-    decode_csv,
-    import_venues,
-    neutralise,
-    read_rows,
-    safe_csv,
-    template_csv,
-)
+from services.tabular import RowError, decode_csv
+from services.venue_import import ImportRejected, import_venues, read_rows, template_csv
 from tests.builders import X0, Y0, D, make_square_area
 
 NOW = datetime(2026, 11, 21, 10, 0)
@@ -48,9 +40,16 @@ def store(empty_engine):
     forget_index()
     with empty_engine.begin() as conn:
         ids = make_square_area(conn)
-        uid = conn.execute(insert(User).returning(User.id), {
-            "username": "wg", "display_name": "网格员", "role": Role.INSPECTOR, "scope_unit_id": ids["990001001"],
-            "created_at": NOW}).scalar_one()
+        uid = conn.execute(
+            insert(User).returning(User.id),
+            {
+                "username": "wg",
+                "display_name": "网格员",
+                "role": Role.INSPECTOR,
+                "scope_unit_id": ids["990001001"],
+                "created_at": NOW,
+            },
+        ).scalar_one()
         conn.execute(insert(InspectorGrid), {"user_id": uid, "grid_id": ids[EAST1]})
     leader = CurrentUser(99, "leader", "领导", Role.TOWNSHIP_LEADER, ids["990001001"])
     return empty_engine, ids, leader, uid
@@ -86,22 +85,32 @@ def _xlsx(rows, header=HEADER) -> bytes:
 
 
 def _import(engine, data: bytes, name: str, user):
-    with session_factory(engine).begin() as s:
-        return import_venues(s, data=data, filename=name, now=NOW, user=user)
+    return import_venues(UnitOfWork(engine), data=data, filename=name, now=NOW, user=user)
 
 
 def _venues(engine):
     with engine.connect() as conn:
         return conn.execute(
-            select(Venue.name, Venue.category, Venue.safety_code, Venue.next_due_on, Venue.grid_id, Venue.inspector_id,
-                   Venue.responsible_phone).order_by(Venue.id)
+            select(
+                Venue.name,
+                Venue.category,
+                Venue.safety_code,
+                Venue.next_due_on,
+                Venue.grid_id,
+                Venue.inspector_id,
+                Venue.responsible_phone,
+            ).order_by(Venue.id)
         ).all()
 
 
 @pytest.mark.parametrize(
     "encode",
-    [lambda t: t.encode("utf-8"), lambda t: t.encode("utf-8-sig"), lambda t: t.encode("gbk"),
-     lambda t: t.encode("gb18030")],
+    [
+        lambda t: t.encode("utf-8"),
+        lambda t: t.encode("utf-8-sig"),
+        lambda t: t.encode("gbk"),
+        lambda t: t.encode("gb18030"),
+    ],
     ids=["utf-8", "utf-8-bom", "gbk", "gb18030"],
 )
 def test_csv_in_every_encoding_imports_the_same_venues(store, encode):
@@ -110,7 +119,11 @@ def test_csv_in_every_encoding_imports_the_same_venues(store, encode):
     assert result.created == 3
     rows = _venues(engine)
     assert [r.name for r in rows] == ["老王杂货店", "张三出租房", "方城化工有限公司"]
-    assert [r.category for r in rows] == [VenueCategory.STREET_SHOP, VenueCategory.RENTAL_HOUSING, VenueCategory.HAZCHEM]
+    assert [r.category for r in rows] == [
+        VenueCategory.STREET_SHOP,
+        VenueCategory.RENTAL_HOUSING,
+        VenueCategory.HAZCHEM,
+    ]
     assert {r.safety_code for r in rows} == {SafetyCode.GREEN}
     assert {r.next_due_on for r in rows} == {NOW.date()}
     assert rows[0].grid_id == ids[EAST1] and rows[0].inspector_id == uid and rows[2].inspector_id is None
@@ -144,11 +157,15 @@ def test_a_bad_file_lists_every_bad_row_with_its_field_and_nothing_is_written(st
             _import(engine, data, name, leader)
         got = {(p.row, p.field) for p in exc.value.problems}
         assert got == {
-            (3, "名称"), (3, "类别"), (3, "纬度"), (3, "联系电话"),
+            (3, "名称"),
+            (3, "类别"),
+            (3, "纬度"),
+            (3, "联系电话"),
             (4, "经纬度"),
             (5, "网格编码"),
             (7, "名称"),
-            (8, "网格编码"), (8, "负责人"),
+            (8, "网格编码"),
+            (8, "负责人"),
         }, name
         reasons = {(p.row, p.field): p.reason for p in exc.value.problems}
         assert reasons[(3, "类别")].startswith("“饭店”不是八类场所之一")
@@ -166,43 +183,46 @@ def test_headers_scope_duplicates_in_the_store_and_roles_are_checked(store):
     engine, ids, leader, _ = store
     with pytest.raises(ImportRejected) as exc:
         _import(engine, _csv(GOOD, ["名称", "类别", "地址"]).encode(), "a.csv", leader)
-    assert {(p.row, p.field) for p in exc.value.problems} == {(1, "纬度"), (1, "经度"), (1, "负责人"), (1, "联系电话")}
+    assert {(p.row, p.field) for p in exc.value.problems} == {
+        (1, "纬度"),
+        (1, "经度"),
+        (1, "负责人"),
+        (1, "联系电话"),
+    }
     village = CurrentUser(98, "v", "村干部", Role.TOWNSHIP_LEADER, ids["990001001001"])
     with pytest.raises(ImportRejected) as exc:
         _import(engine, _csv(GOOD).encode(), "a.csv", village)
-    assert exc.value.problems == [RowProblem(4, "经纬度", "位置不在您的管辖范围内")]
+    assert exc.value.problems == [RowError(4, "经纬度", "位置不在您的管辖范围内")]
     inspector = CurrentUser(97, "i", "检查员", Role.INSPECTOR, ids["990001001"])
     with pytest.raises(ImportRejected):
         _import(engine, _csv(GOOD).encode(), "a.csv", inspector)
     _import(engine, _csv(GOOD[:1]).encode(), "a.csv", leader)
     with pytest.raises(ImportRejected) as exc:
         _import(engine, _csv(GOOD[:1]).encode(), "a.csv", leader)
-    assert exc.value.problems == [RowProblem(2, "名称", "系统中已有同名同地址的场所")]
+    assert exc.value.problems == [RowError(2, "名称", "系统中已有同名同地址的场所")]
     with pytest.raises(ImportRejected) as exc:
         _import(engine, b"\x89PNG...", "a.png", leader)
-    assert exc.value.problems[0].reason == "只支持 CSV 或 XLSX 文件"
+    assert exc.value.problems[0].reason == "仅支持 CSV 或 XLSX 文件"
 
 
-def test_the_template_opens_in_excel_and_exports_neutralise_formulas(store):
+def test_the_template_opens_in_excel_and_reads_back_as_a_file_would(store):
     data = template_csv()
     assert data.startswith(b"\xef\xbb\xbf")
     header, rows = read_rows(data, "模板.csv")
     assert header == HEADER and rows[0][0] == 2
     assert decode_csv("名称".encode("gbk")) == "名称"
-    assert [neutralise(x) for x in ["=1+1", "+86", "-5", "@SUM(A1)", "正常", 3]] == [
-        "'=1+1", "'+86", "'-5", "'@SUM(A1)", "正常", 3]
-    import pandas as pd
-
-    csv_text = safe_csv(pd.DataFrame({"=危险列": ["=HYPERLINK(\"x\")", "ok"], "n": [1, 2]})).decode("utf-8-sig")
-    assert csv_text.splitlines()[0] == "'=危险列,n"
-    assert "'=HYPERLINK" in csv_text
+    with pytest.raises(ImportRejected) as exc:
+        read_rows(b"\xff\xfe\x00\xd8bad", "a.csv")
+    assert exc.value.problems == [RowError(0, "文件", "无法识别文件编码，请另存为 UTF-8 或 GBK 编码的 CSV")]
 
 
 def test_an_import_places_venues_in_grids_found_by_location(store):
     engine, _, leader, _ = store
     _import(engine, _csv(GOOD).encode(), "a.csv", leader)
     with engine.connect() as conn:
-        codes = conn.execute(
-            select(AdminUnit.code).join(Venue, Venue.grid_id == AdminUnit.id).order_by(Venue.id)
-        ).scalars().all()
+        codes = (
+            conn.execute(select(AdminUnit.code).join(Venue, Venue.grid_id == AdminUnit.id).order_by(Venue.id))
+            .scalars()
+            .all()
+        )
     assert codes == [EAST1, "990001001001002", "990001001002002"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
-from db.engine import audit_exempt, make_engine, session_factory
+from db.engine import make_engine, session_factory
 from db.models import User
 from domain.access import CurrentUser
 from services.auth import _current
@@ -24,6 +24,8 @@ PAGES = {
     "inspections": "pages/inspections.py",
     "my_day": "pages/my_day.py",
     "big_screen": "pages/big_screen.py",
+    "admin": "pages/admin.py",
+    "boundaries": "pages/boundaries.py",
 }
 
 
@@ -58,15 +60,33 @@ def denials(caplog) -> list[logging.LogRecord]:
 
 def denied_pairs(caplog) -> list[tuple]:
     """(user id, role, what, object id) of each logged denial."""
-    return [(getattr(r, "user_id", None), getattr(r, "role", None), getattr(r, "what", None),
-             getattr(r, "object_id", None)) for r in denials(caplog)]
+    return [
+        (
+            getattr(r, "user_id", None),
+            getattr(r, "role", None),
+            getattr(r, "what", None),
+            getattr(r, "object_id", None),
+        )
+        for r in denials(caplog)
+    ]
 
 
 def shown_text(at) -> str:
     """Every text the page put on screen (titles, markdown, captions, alerts, tables), as one string."""
     parts: list[str] = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "text", "error", "warning", "info",
-                 "success", "metric"):
+    for kind in (
+        "title",
+        "header",
+        "subheader",
+        "markdown",
+        "caption",
+        "text",
+        "error",
+        "warning",
+        "info",
+        "success",
+        "metric",
+    ):
         for el in getattr(at, kind):
             parts.append(str(getattr(el, "value", "")))
             parts.append(str(getattr(el, "label", "")))
@@ -99,13 +119,17 @@ class Spread:
 def _centre(conn, unit_id: int) -> tuple[float, float]:
     from db.models import AdminUnit
 
-    return tuple(conn.execute(select(AdminUnit.centroid_lon, AdminUnit.centroid_lat).where(AdminUnit.id == unit_id)).one())
+    return tuple(
+        conn.execute(
+            select(AdminUnit.centroid_lon, AdminUnit.centroid_lat).where(AdminUnit.id == unit_id)
+        ).one()
+    )
 
 
 def _first_grid(conn, unit_id: int, skip: set[int] = frozenset()) -> int:
-    from services.access import grids_under
+    from services.geography import tree as store_tree
 
-    return next(g for g in grids_under(conn, unit_id) if g not in skip)
+    return next(g for g in store_tree(conn).grids_under(unit_id) if g not in skip)
 
 
 @pytest.fixture(scope="session")
@@ -115,75 +139,119 @@ def spread(new_store_url) -> Spread:
     from datetime import timedelta
 
     from db.models import AdminUnit, EventCooperator, InspectorGrid, Venue
+    from db.uow import UnitOfWork
     from demo.seed import seed
     from domain.event_flow import Action
     from domain.vocabulary import AdminLevel, EventCategory, EventSource, SafetyCode, VenueCategory
     from services import clock
     from services.events import act, report_event
-    from services.planning import add_campaign, load_tree
+    from services.planning_settings import add_campaign
 
     url = new_store_url()
     engine = make_engine(url)
     seed(engine, scale="tiny", seed=1, until=clock.today(), manifest_dir=None)
     now = clock.now()
-    # Test data, planted like the demo seed's: no audit rows needed.
-    with audit_exempt(), session_factory(engine).begin() as s:
+    with session_factory(engine)() as s:
         conn = s.connection()
-        users = {u.username: _current(u) for u in s.execute(select(User).where(User.username.in_(DEMO))).scalars()}
+        users = {
+            u.username: _current(u) for u in s.execute(select(User).where(User.username.in_(DEMO))).scalars()
+        }
         township = users["demo_township"].scope_unit_id
         county = users["demo_county"].scope_unit_id
         dept = users["demo_department"].department_id
         townships = conn.execute(
-            select(AdminUnit.id, AdminUnit.parent_id).where(AdminUnit.level == AdminLevel.TOWNSHIP).order_by(AdminUnit.id)
+            select(AdminUnit.id, AdminUnit.parent_id)
+            .where(AdminUnit.level == AdminLevel.TOWNSHIP)
+            .order_by(AdminUnit.id)
         ).all()
         sibling = next(t for t, p in townships if p == county and t != township)
         far = next(t for t, p in townships if p != county)
-        covered = set(conn.execute(select(InspectorGrid.grid_id).where(InspectorGrid.user_id == users["demo_inspector"].id)).scalars())
-        units = {"township": township, "county": county, "sibling": sibling, "far": far, "far_county": dict(townships)[far]}
+        covered = set(
+            conn.execute(
+                select(InspectorGrid.grid_id).where(InspectorGrid.user_id == users["demo_inspector"].id)
+            ).scalars()
+        )
+        units = {
+            "township": township,
+            "county": county,
+            "sibling": sibling,
+            "far": far,
+            "far_county": dict(townships)[far],
+        }
         grids = {
             "sibling": _first_grid(conn, sibling),
             "far": _first_grid(conn, far),
             "uncovered": _first_grid(conn, township, covered),
             "covered": min(covered),
         }
-        events: dict[str, int] = {}
-        venues: dict[str, int] = {}
+        centres = {label: _centre(conn, grid) for label, grid in grids.items()}
+
+    def reported(label: str, title: str, **contact) -> int:
+        """An event reported at the centre of grid ``label``, through the use case."""
+        lon, lat = centres[label]
+        e = report_event(
+            UnitOfWork(engine),
+            source=EventSource.HOTLINE_12345,
+            category=EventCategory.URBAN,
+            title=title,
+            lon=lon,
+            lat=lat,
+            now=now,
+            **contact,
+        )
+        assert e.grid_id == grids[label]  # the grid centroid lies in its grid
+        return e.id
+
+    def moved(eid: int, department_id: int) -> None:
+        act(UnitOfWork(engine), event_id=eid, action=Action.ACCEPT, now=now)
+        act(UnitOfWork(engine), event_id=eid, action=Action.DISPATCH, now=now, department_id=department_id)
+
+    events: dict[str, int] = {
+        label: reported(label, f"{PROBE}事件-{label}", reporter_name="王小明", reporter_phone="13812345678")
+        for label in grids
+    }
+    # Events dispatched to the demo department: in its county (visible), in another county (not).
+    for label in ("sibling", "far"):
+        events[f"{label}_dept"] = reported(label, f"{PROBE}派本部门事件-{label}")
+        moved(events[f"{label}_dept"], dept)
+    # An event of the demo township led by another department, the demo one cooperating.
+    events["cooperating"] = reported("covered", "协办事件")
+    moved(events["cooperating"], dept + 1)
+    # Test data, planted like the demo seed's: no audit rows needed.
+    venues: dict[str, int] = {}
+    with session_factory(engine).begin() as s:
+        s.add(EventCooperator(event_id=events["cooperating"], department_id=dept))
         for label, grid in grids.items():
-            lon, lat = _centre(conn, grid)
-            e = report_event(s, source=EventSource.HOTLINE_12345, category=EventCategory.URBAN, title=f"{PROBE}事件-{label}",
-                             lon=lon, lat=lat, now=now, reporter_name="王小明", reporter_phone="13812345678")
-            s.flush()
-            assert e.grid_id == grid  # the grid centroid lies in its grid
-            events[label] = e.id
-            v = Venue(code=f"PROBE-{label}", name=f"{PROBE}场所-{label}", category=VenueCategory.STREET_SHOP,
-                      address="测试地址", lon=lon, lat=lat, grid_id=e.grid_id, safety_code=SafetyCode.RED,
-                      responsible_person="李四", responsible_phone="13900001111", last_inspected_on=now.date(),
-                      next_due_on=now.date() - timedelta(days=3), created_at=now)
+            lon, lat = centres[label]
+            v = Venue(
+                code=f"PROBE-{label}",
+                name=f"{PROBE}场所-{label}",
+                category=VenueCategory.STREET_SHOP,
+                address="测试地址",
+                lon=lon,
+                lat=lat,
+                grid_id=grid,
+                safety_code=SafetyCode.RED,
+                responsible_person="李四",
+                responsible_phone="13900001111",
+                last_inspected_on=now.date(),
+                next_due_on=now.date() - timedelta(days=3),
+                created_at=now,
+            )
             s.add(v)
             s.flush()
             venues[label] = v.id
-        # Events dispatched to the demo department: in its county (visible), in another county (not).
-        for label in ("sibling", "far"):
-            lon, lat = _centre(conn, grids[label])
-            e = report_event(s, source=EventSource.HOTLINE_12345, category=EventCategory.URBAN,
-                             title=f"{PROBE}派本部门事件-{label}", lon=lon, lat=lat, now=now)
-            s.flush()
-            act(s, event_id=e.id, action=Action.ACCEPT, now=now)
-            act(s, event_id=e.id, action=Action.DISPATCH, now=now, department_id=dept)
-            events[f"{label}_dept"] = e.id
-        # An event of the demo township led by another department, the demo one cooperating.
-        lon, lat = _centre(conn, grids["covered"])
-        e = report_event(s, source=EventSource.HOTLINE_12345, category=EventCategory.URBAN, title="协办事件", lon=lon,
-                         lat=lat, now=now)
-        s.flush()
-        act(s, event_id=e.id, action=Action.ACCEPT, now=now)
-        act(s, event_id=e.id, action=Action.DISPATCH, now=now, department_id=dept + 1)
-        s.add(EventCooperator(event_id=e.id, department_id=dept))
-        events["cooperating"] = e.id
-        tree = load_tree(conn)
-        campaign = add_campaign(conn, user=users["demo_admin"], tree=tree, name=f"{PROBE}专项整治", category="street_shop",
-                                area_ids=[far], start=now.date(), end=now.date() + timedelta(days=30), every_days=7,
-                                now=now)
+    campaign = add_campaign(
+        UnitOfWork(engine),
+        user=users["demo_admin"],
+        name=f"{PROBE}专项整治",
+        category="street_shop",
+        area_ids=[far],
+        start=now.date(),
+        end=now.date() + timedelta(days=30),
+        every_days=7,
+        now=now,
+    )
     engine.dispose()
     return Spread(url, units, grids, events, venues, campaign.name)
 
@@ -201,6 +269,8 @@ def spread_store(spread, monkeypatch):
 def spread_users(spread) -> dict[str, CurrentUser]:
     engine = make_engine(spread.url)
     with session_factory(engine)() as s:
-        users = {u.username: _current(u) for u in s.execute(select(User).where(User.username.in_(DEMO))).scalars()}
+        users = {
+            u.username: _current(u) for u in s.execute(select(User).where(User.username.in_(DEMO))).scalars()
+        }
     engine.dispose()
     return users

@@ -10,11 +10,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bench.access import ACTION_ROLES, Checker, Oracle, Pair, check_pairs, draw_pairs, expected, load_users
-from db.engine import make_engine, session_factory
+from db.engine import make_engine
 from db.models import AdminUnit, Event, Venue
 from domain.event_flow import IllegalTransition
 from services import clock
-from services.events import ConcurrentChange, OutOfScope, act_as
+from services.access import OutOfScope
+from services.events import ConcurrentChange, act_as
+from tests.rollback import rolled_back
 
 EXAMPLES = 300
 
@@ -49,8 +51,10 @@ def world(request):
 def _pairs(w: World):
     user = st.sampled_from(w.roles).flatmap(lambda r: st.sampled_from([u for u in w.users if u.role is r]))
     near = st.sampled_from(w.events).flatmap(
-        lambda e: st.sampled_from([u for u in w.users if w.oracle.unit(u, w.oracle.event_grid[e])] or w.users)
-        .map(lambda u, e=e: Pair(u, "event", e)))
+        lambda e: st.sampled_from(
+            [u for u in w.users if w.oracle.unit(u, w.oracle.event_grid[e])] or w.users
+        ).map(lambda u, e=e: Pair(u, "event", e))
+    )
     return st.one_of(
         st.builds(Pair, user, st.just("event"), st.sampled_from(w.events)),
         near,
@@ -61,8 +65,12 @@ def _pairs(w: World):
 
 
 def test_services_agree_with_the_oracle(world):
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
     @given(_pairs(world))
     def prop(pair):
         assert world.checker.answer(pair) == expected(world.oracle, pair), pair
@@ -71,26 +79,28 @@ def test_services_agree_with_the_oracle(world):
 
 
 def test_acting_for_real_agrees_with_the_oracle(world):
-    """The write path itself: act_as in a transaction that is rolled back; refused exactly when the oracle
+    """The write path itself: act_as in a unit of work that is rolled back; refused exactly when the oracle
     says the user may not act (otherwise the loop may still say no to this status: that is not scope)."""
     engine = world.engine
 
-    @settings(max_examples=EXAMPLES // 3, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=EXAMPLES // 3,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
     @given(st.sampled_from(world.users), st.sampled_from(world.events), st.sampled_from(list(ACTION_ROLES)))
     def prop(user, eid, action):
         may = world.oracle.act(user, eid, action)
-        with session_factory(engine)() as s:
+        with rolled_back(engine) as (uow, _):
             try:
-                act_as(s, user, None, event_id=eid, action=action, now=clock.now(), note="性质测试")
+                act_as(uow, user, None, event_id=eid, action=action, now=clock.now(), note="性质测试")
             except OutOfScope:
                 assert not may, (user, eid, action)
             except (IllegalTransition, ConcurrentChange, ValueError, LookupError):
                 assert may, (user, eid, action)  # past the scope check: only the loop refused
             else:
                 assert may, (user, eid, action)
-            finally:
-                s.rollback()
 
     prop()
 

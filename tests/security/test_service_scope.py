@@ -15,8 +15,8 @@ from domain.hierarchy import ancestor_table
 from domain.vocabulary import OPEN_STATUSES, Role
 from services import clock
 from services.access import (
+    OutOfScope,
     event_in_scope,
-    grids_under,
     unit_in_scope,
     user_scope,
     venue_in_scope,
@@ -32,18 +32,12 @@ from services.event_views import (
     status_counts_by_grid,
     today_kpis,
 )
-from services.events import OutOfScope
+from services.geography import tree as store_tree
+from services.inspection_reports import code_distribution, overdue_hazards, overdue_venues
 from services.inspections import venue_card_for
 from services.overview import unit_figures, unit_table
-from services.planning import (
-    campaigns_for,
-    code_distribution,
-    inspectors_under,
-    load_tree,
-    overdue_hazards,
-    overdue_venues,
-    plan_for,
-)
+from services.planning import inspectors_under, plan_for
+from services.planning_settings import campaigns_for
 from services.risk_map import recent_events
 from tests.security.conftest import DEMO, PROBE, denied_pairs
 
@@ -103,13 +97,15 @@ def test_the_event_reads(engine, spread, spread_users, oracle, username):
 
 
 @pytest.mark.parametrize("username", DEMO)
-def test_event_detail_refuses_what_the_page_scope_would_let_through(engine, spread, spread_users, caplog, username):
+def test_event_detail_refuses_what_the_page_scope_would_let_through(
+    engine, spread, spread_users, caplog, username
+):
     """Even a scope built wrongly (the whole city) does not show an event the store says is out of scope."""
-    from services.event_views import Scope
+    from services.access import Scope
 
     user = spread_users[username]
     with engine.connect() as conn:
-        everything = Scope(tuple(grids_under(conn, spread_users["demo_city"].scope_unit_id)))
+        everything = Scope(tuple(store_tree(conn).grids_under(spread_users["demo_city"].scope_unit_id)))
         detail = event_detail(conn, everything, spread.events["far"], user)
         assert (detail is not None) is (username in ("demo_admin", "demo_city"))
     if detail is None:
@@ -128,17 +124,23 @@ def test_the_analytics(engine, spread, spread_users, oracle, frames, username):
         events = load_events(conn, scope, start, end)
         assert set(events["id"]) <= {e for e in oracle.event_grid if oracle.event(user, e)}
         assert not events.empty
-        table = kpi_by(conn, scope, start, end, group="area", units=units, anc=anc, scope_unit_id=user.scope_unit_id)
+        table = kpi_by(
+            conn, scope, start, end, group="area", units=units, anc=anc, scope_unit_id=user.scope_unit_id
+        )
         assert all(oracle.unit(user, u) for u in table.index)
-        assert 0 < table["events"].sum() <= len(events)  # (the KPI's own rules leave out duplicates and rejects)
+        assert (
+            0 < table["events"].sum() <= len(events)
+        )  # (the KPI's own rules leave out duplicates and rejects)
         for alert in warnings(conn, scope, day, units):
             assert oracle.unit(user, alert.unit_id) or user.scope_unit_id in oracle.ancestors(alert.unit_id)
-        xlsx = report_workbook(conn, scope, kind="月报", day=day, units=units, anc=anc, scope_unit_id=user.scope_unit_id)
+        xlsx = report_workbook(
+            conn, scope, kind="月报", day=day, units=units, anc=anc, scope_unit_id=user.scope_unit_id
+        )
     import io
 
     import pandas as pd
 
-    sheets = pd.read_excel(io.BytesIO(xlsx), sheet_name=None)
+    sheets = pd.read_excel(io.BytesIO(xlsx), sheet_name=None, header=2)  # under the title and the period
     # The report's areas are the children of the user's scope, nothing else.
     assert set(sheets["各区域"]["名称"]) <= set(units.loc[table.index, "name"])
 
@@ -150,8 +152,12 @@ def test_the_home_figures(engine, spread_users, oracle, username):
         df = unit_figures(conn, clock.today(), user)
         n_events = conn.execute(select(func.count()).select_from(Event)).scalar_one()
     assert all(oracle.unit(user, u) for u in df.index)
-    assert df.at[user.scope_unit_id, "events"] == sum(oracle.unit(user, g) for g in oracle.event_grid.values())
-    assert df.at[user.scope_unit_id, "venues"] == sum(oracle.unit(user, g) for g in oracle.venue_grid.values())
+    assert df.at[user.scope_unit_id, "events"] == sum(
+        oracle.unit(user, g) for g in oracle.event_grid.values()
+    )
+    assert df.at[user.scope_unit_id, "venues"] == sum(
+        oracle.unit(user, g) for g in oracle.venue_grid.values()
+    )
     if user.role is not Role.ADMIN and username != "demo_city":
         assert df.at[user.scope_unit_id, "events"] < n_events
 
@@ -161,22 +167,25 @@ def test_the_inspection_planning_reads(engine, spread, spread_users, oracle, use
     user = spread_users[username]
     today = clock.today()
     with engine.connect() as conn:
-        tree = load_tree(conn)
-        view = plan_for(conn, today, user.scope_unit_id, tree=tree)
+        view = plan_for(conn, today, user.scope_unit_id)
         planned = [v.venue_id for r in view.plan.routes for v in (*r.visits, *r.overflow)]
         assert all(oracle.venue(user, v) for v in planned)
-        late = overdue_venues(conn, today, user.scope_unit_id, tree=tree, limit=100_000)
+        late = overdue_venues(conn, today, user.scope_unit_id, limit=100_000)
         assert all(oracle.venue(user, v) for v in late["venue_id"])
         assert (spread.venues["far"] in set(late["venue_id"])) is oracle.venue(user, spread.venues["far"])
-        assert all(oracle.venue(user, v) for v in overdue_hazards(conn, today, user.scope_unit_id, tree=tree)["venue_id"])
+        assert all(
+            oracle.venue(user, v) for v in overdue_hazards(conn, today, user.scope_unit_id)["venue_id"]
+        )
         active = dict(conn.execute(select(Venue.id, Venue.is_active)).all())
-        assert sum(code_distribution(conn, user.scope_unit_id, tree=tree).values()) == sum(
-            oracle.venue(user, v) and active[v] for v in oracle.venue_grid)
-        for uid, _name in inspectors_under(conn, tree, user.scope_unit_id):
+        assert sum(code_distribution(conn, user.scope_unit_id).values()) == sum(
+            oracle.venue(user, v) and active[v] for v in oracle.venue_grid
+        )
+        for uid, _name in inspectors_under(conn, user.scope_unit_id):
             assert any(oracle.unit(user, g) for g in oracle.covers[uid])
-        assert (spread.campaign in {c.name for c in campaigns_for(conn, user, tree)}) is (
-            username in ("demo_admin", "demo_city"))
-        grids = grids_under(conn, user.scope_unit_id)
+        assert (spread.campaign in {c.name for c in campaigns_for(conn, user)}) is (
+            username in ("demo_admin", "demo_city")
+        )
+        grids = store_tree(conn).grids_under(user.scope_unit_id)
         recent = recent_events(conn, grids, clock.now(), limit=1000)
         assert PROBE + "事件-far" not in set(recent["title"]) or username in ("demo_admin", "demo_city")
 
@@ -197,7 +206,9 @@ def test_venue_cards(engine, spread, spread_users, oracle, caplog, username):
 
 
 @pytest.mark.parametrize("username", DEMO)
-def test_scope_answers_agree_with_the_oracle_on_every_planted_object(engine, spread, spread_users, oracle, username):
+def test_scope_answers_agree_with_the_oracle_on_every_planted_object(
+    engine, spread, spread_users, oracle, username
+):
     user = spread_users[username]
     with engine.connect() as conn:
         for eid in spread.events.values():
@@ -214,54 +225,61 @@ def test_the_planted_objects_are_where_they_should_be(spread, oracle):
     assert spread.units["township"] in oracle.ancestors(spread.grids["uncovered"])
 
 
-
-
 @pytest.mark.parametrize("username", LEADERS)
 @pytest.mark.parametrize("label", ["township", "sibling", "far"])
-def test_planning_reads_refuse_an_area_outside_the_users_scope(engine, spread, spread_users, oracle, caplog,
-                                                                username, label):
-    from services.planning import code_trend, load_forecast, on_time_rates
+def test_planning_reads_refuse_an_area_outside_the_users_scope(
+    engine, spread, spread_users, oracle, caplog, username, label
+):
+    from services.inspection_reports import code_trend, load_forecast, on_time_rates
 
     user = spread_users[username]
     unit = spread.units[label]
     today = clock.today()
     reads = {
-        "inspection plan": lambda c, t: plan_for(c, today, unit, tree=t, user=user),
-        "inspection forecast": lambda c, t: load_forecast(c, today, unit, days=3, tree=t, user=user),
-        "overdue venues": lambda c, t: overdue_venues(c, today, unit, tree=t, user=user),
-        "overdue hazards": lambda c, t: overdue_hazards(c, today, unit, tree=t, user=user),
-        "code distribution": lambda c, t: code_distribution(c, unit, tree=t, user=user),
-        "code trend": lambda c, t: code_trend(c, today, unit, days=3, tree=t, user=user),
-        "on-time rates": lambda c, t: on_time_rates(c, today - timedelta(days=7), today, unit, tree=t, user=user),
+        "inspection plan": lambda c: plan_for(c, today, unit, user=user),
+        "inspection forecast": lambda c: load_forecast(c, today, unit, days=3, user=user),
+        "overdue venues": lambda c: overdue_venues(c, today, unit, user=user),
+        "overdue hazards": lambda c: overdue_hazards(c, today, unit, user=user),
+        "code distribution": lambda c: code_distribution(c, unit, user=user),
+        "code trend": lambda c: code_trend(c, today, unit, days=3, user=user),
+        "on-time rates": lambda c: on_time_rates(c, today - timedelta(days=7), today, unit, user=user),
     }
     with engine.connect() as conn:
-        tree = load_tree(conn)
         for what, read in reads.items():
             if oracle.unit(user, unit):
-                read(conn, tree)
+                read(conn)
             else:
                 with pytest.raises(OutOfScope):
-                    read(conn, tree)
+                    read(conn)
                 assert denied_pairs(caplog)[-1] == (user.id, user.role.value, what, unit)
 
 
-@pytest.mark.parametrize("username,whose,allowed", [
-    ("demo_inspector", "demo_inspector", True), ("demo_inspector", "other", False),
-    ("demo_township", "demo_inspector", True), ("demo_admin", "other", True),
-])
-def test_an_inspectors_day_is_theirs_and_their_leaders(engine, spread_users, caplog, username, whose, allowed):
+@pytest.mark.parametrize(
+    "username,whose,allowed",
+    [
+        ("demo_inspector", "demo_inspector", True),
+        ("demo_inspector", "other", False),
+        ("demo_township", "demo_inspector", True),
+        ("demo_admin", "other", True),
+    ],
+)
+def test_an_inspectors_day_is_theirs_and_their_leaders(
+    engine, spread_users, caplog, username, whose, allowed
+):
     from db.models import InspectorGrid, User
     from services.planning import inspector_day
 
     user = spread_users[username]
     with engine.connect() as conn:
-        other = conn.execute(select(User.id).join(InspectorGrid, InspectorGrid.user_id == User.id)
-                             .where(User.role == Role.INSPECTOR, User.id != spread_users["demo_inspector"].id)).first()[0]
+        other = conn.execute(
+            select(User.id)
+            .join(InspectorGrid, InspectorGrid.user_id == User.id)
+            .where(User.role == Role.INSPECTOR, User.id != spread_users["demo_inspector"].id)
+        ).first()[0]
         target = spread_users["demo_inspector"].id if whose == "demo_inspector" else other
-        tree = load_tree(conn)
         if allowed:
-            assert inspector_day(conn, target, clock.today(), tree=tree, user=user).inspector_id == target
+            assert inspector_day(conn, target, clock.today(), user=user).inspector_id == target
         else:
             with pytest.raises(OutOfScope):
-                inspector_day(conn, target, clock.today(), tree=tree, user=user)
+                inspector_day(conn, target, clock.today(), user=user)
             assert denied_pairs(caplog) == [(user.id, "inspector", "inspector day", target)]

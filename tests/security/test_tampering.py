@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from db.models import AdminUnit
+from db.uow import UnitOfWork
 from domain.access import CurrentUser
 from domain.vocabulary import Role
 from tests.security.conftest import PAGES, PROBE, denied_pairs, open_page, shown_text
@@ -33,13 +34,25 @@ def _forgeries(users) -> dict[str, CurrentUser]:
         "role raised to admin": dataclasses.replace(t, role=Role.ADMIN),
         "scope widened to the city": dataclasses.replace(t, scope_unit_id=users["demo_city"].scope_unit_id),
         "another user's id": dataclasses.replace(users["demo_admin"], id=t.id),
-        "an id nobody has": CurrentUser(10**8, "ghost", "幽灵", Role.ADMIN, users["demo_admin"].scope_unit_id),
-        "a department dropped": dataclasses.replace(users["demo_department"], department_id=None, role=Role.COMMAND_CENTER),
+        "an id nobody has": CurrentUser(
+            10**8, "ghost", "幽灵", Role.ADMIN, users["demo_admin"].scope_unit_id
+        ),
+        "a department dropped": dataclasses.replace(
+            users["demo_department"], department_id=None, role=Role.COMMAND_CENTER
+        ),
     }
 
 
-@pytest.mark.parametrize("forgery", ["role raised to admin", "scope widened to the city", "another user's id",
-                                     "an id nobody has", "a department dropped"])
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        "role raised to admin",
+        "scope widened to the city",
+        "another user's id",
+        "an id nobody has",
+        "a department dropped",
+    ],
+)
 @pytest.mark.parametrize("key", [k for k in PAGES if k not in ("report", "big_screen")])
 def test_a_forged_session_user_is_refused_on_every_page(spread_store, spread_users, caplog, key, forgery):
     user = _forgeries(spread_users)[forgery]
@@ -78,10 +91,17 @@ def test_something_that_is_not_a_user_in_the_session_is_refused(spread_store, ca
 # ------------------------------------------------------------------------------------------ query parameters
 
 
-@pytest.mark.parametrize("username,target,allowed", [
-    ("demo_township", "far", False), ("demo_township", "sibling", False), ("demo_township", "county", False),
-    ("demo_county", "far", False), ("demo_county", "sibling", True), ("demo_city", "far", True),
-])
+@pytest.mark.parametrize(
+    "username,target,allowed",
+    [
+        ("demo_township", "far", False),
+        ("demo_township", "sibling", False),
+        ("demo_township", "county", False),
+        ("demo_county", "far", False),
+        ("demo_county", "sibling", True),
+        ("demo_city", "far", True),
+    ],
+)
 def test_risk_map_area_parameter(spread_store, spread, spread_users, caplog, username, target, allowed):
     user = spread_users[username]
     unit = spread.units[{"county": "county"}.get(target, target)]
@@ -129,8 +149,15 @@ def test_big_screen_with_a_made_up_token_shows_the_login_form(spread_store, capl
 def test_event_and_venue_parameters_show_nothing_out_of_scope(spread_store, spread, spread_users, key):
     """Pages that do not read ?event= / ?venue= must not be led by them either."""
     user = spread_users["demo_township"] if key != "my_day" else spread_users["demo_inspector"]
-    at = open_page(key, user, params={"event": str(spread.events["far"]), "venue": str(spread.venues["far"]),
-                                      "area": _code(spread_store, spread.units["township"])})
+    at = open_page(
+        key,
+        user,
+        params={
+            "event": str(spread.events["far"]),
+            "venue": str(spread.venues["far"]),
+            "area": _code(spread_store, spread.units["township"]),
+        },
+    )
     assert not at.exception
     assert PROBE + "事件-far" not in shown_text(at) and PROBE + "场所-far" not in shown_text(at)
 
@@ -138,13 +165,23 @@ def test_event_and_venue_parameters_show_nothing_out_of_scope(spread_store, spre
 # ------------------------------------------------------------------------------------------ session values
 
 
-@pytest.mark.parametrize("username,label,allowed", [
-    ("demo_township", "far", False), ("demo_township", "sibling", False), ("demo_township", "covered", True),
-    ("demo_county", "far", False), ("demo_county", "sibling", True),
-    ("demo_department", "sibling", False), ("demo_department", "sibling_dept", True),
-    ("demo_department", "far_dept", False), ("demo_inspector", "far", False),
-])
-def test_events_page_detail_of_a_chosen_event(spread_store, spread, spread_users, caplog, username, label, allowed):
+@pytest.mark.parametrize(
+    "username,label,allowed",
+    [
+        ("demo_township", "far", False),
+        ("demo_township", "sibling", False),
+        ("demo_township", "covered", True),
+        ("demo_county", "far", False),
+        ("demo_county", "sibling", True),
+        ("demo_department", "sibling", False),
+        ("demo_department", "sibling_dept", True),
+        ("demo_department", "far_dept", False),
+        ("demo_inspector", "far", False),
+    ],
+)
+def test_events_page_detail_of_a_chosen_event(
+    spread_store, spread, spread_users, caplog, username, label, allowed
+):
     user = spread_users[username]
     eid = spread.events[label]
     at = open_page("events", user, state={"ev_detail_id": eid})
@@ -170,7 +207,12 @@ def test_inspections_page_scope_outside_falls_back_and_is_logged(spread_store, s
     assert not at.exception
     text = shown_text(at)
     # The far venue (red, overdue), the sibling township's and the far campaign stay out.
-    for outside in (f"{PROBE}场所-far", f"{PROBE}场所-sibling", spread.campaign, _name(spread_store, spread.units["far"])):
+    for outside in (
+        f"{PROBE}场所-far",
+        f"{PROBE}场所-sibling",
+        spread.campaign,
+        _name(spread_store, spread.units["far"]),
+    ):
         assert outside not in text
     assert f"{PROBE}场所-covered" in text  # the user's own scope is what is shown
     pairs = denied_pairs(caplog)
@@ -200,18 +242,22 @@ def test_my_day_an_inspector_forced_into_the_admins_choice_is_refused(spread_sto
     at = open_page("my_day", user, state={"md_inspector": 10**8})
     assert not at.exception
     chosen = at.selectbox(key="md_inspector")
-    from services.planning import inspectors_under, load_tree
+    from services.planning import inspectors_under
 
     with spread_store.connect() as conn:
-        people = dict(inspectors_under(conn, load_tree(conn), user.scope_unit_id))
+        people = dict(inspectors_under(conn, user.scope_unit_id))
     assert chosen.value in people  # back to an inspector of the user's scope
     assert at.caption[-1].value == f"检查员：{people[chosen.value]}"
 
 
-def test_home_a_unit_outside_scope_forced_into_the_drill_down_is_not_shown(spread_store, spread, spread_users):
+def test_home_a_unit_outside_scope_forced_into_the_drill_down_is_not_shown(
+    spread_store, spread, spread_users
+):
     user = spread_users["demo_township"]
     with spread_store.connect() as conn:
-        village = conn.execute(select(AdminUnit.id).where(AdminUnit.parent_id == spread.units["far"])).first()[0]
+        village = conn.execute(
+            select(AdminUnit.id).where(AdminUnit.parent_id == spread.units["far"])
+        ).first()[0]
     at = open_page("home", user, state={"home_village": village})
     assert not at.exception
     assert _name(spread_store, village) not in shown_text(at)
@@ -252,14 +298,14 @@ def test_the_entry_script_shows_a_forged_session_the_login_form(spread_store, sp
 
 def test_a_display_token_shows_its_own_area_only(spread_store, spread, caplog):
     """A wall screen's token stands for one area: ?area= of another is refused (logged), its own shown."""
-    from db.engine import audit_exempt
     from services import clock
     from services.display import create_token
 
     township = _code(spread_store, spread.units["township"])
-    with audit_exempt(), spread_store.begin() as conn:  # test set-up, as the command line would do it
-        token = create_token(conn, area_code=township, label="测试大屏", now=clock.now())
-    at = open_page("big_screen", None, params={"token": token, "area": _code(spread_store, spread.units["far"])})
+    token = create_token(UnitOfWork(spread_store), area_code=township, label="测试大屏", now=clock.now())
+    at = open_page(
+        "big_screen", None, params={"token": token, "area": _code(spread_store, spread.units["far"])}
+    )
     assert any("不在此大屏的管辖范围内" in e.value for e in at.error)
     assert PROBE not in shown_text(at) and "社会治理指挥大屏" not in shown_text(at)
     assert denied_pairs(caplog) == [(0, "command_center", "big_screen area", spread.units["far"])]

@@ -30,7 +30,11 @@ def test_more_urgent_events_get_less_time_at_every_stage():
 def test_the_handling_limits_match_the_demo_generator():
     from demo.events import ACCEPT_LIMIT, DISPATCH_LIMIT, HANDLE_LIMIT
 
-    for stage, secs in ((Stage.ACCEPT, ACCEPT_LIMIT), (Stage.DISPATCH, DISPATCH_LIMIT), (Stage.HANDLE, HANDLE_LIMIT)):
+    for stage, secs in (
+        (Stage.ACCEPT, ACCEPT_LIMIT),
+        (Stage.DISPATCH, DISPATCH_LIMIT),
+        (Stage.HANDLE, HANDLE_LIMIT),
+    ):
         assert [DEFAULT_DEADLINES.limit(stage, u).total_seconds() for u in U] == list(secs)
 
 

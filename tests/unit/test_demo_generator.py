@@ -316,13 +316,20 @@ def test_the_demo_accounts_exist_with_their_roles_scopes_and_password(tiny):
     assert demo.at["demo_township", "scope_unit_id"] == units.at[DEMO_TOWNSHIP_CODE, "id"]
     dept = data.tables["departments"].set_index("id").loc[int(demo.at["demo_department", "department_id"])]
     assert dept["kind"] == "城管" and dept["unit_id"] == units.at["330802", "id"]
+    town_dept = users.loc["demo_township_department"]
+    assert town_dept["role"] == "department"
+    assert town_dept["scope_unit_id"] == units.at[DEMO_TOWNSHIP_CODE, "id"]
+    assert (
+        data.tables["departments"].set_index("id").at[int(town_dept["department_id"]), "unit_id"]
+        == (units.at[DEMO_TOWNSHIP_CODE, "id"])
+    )
     assert demo["password_hash"].nunique() == 1
     PasswordHasher().verify(demo["password_hash"].iloc[0], DEMO_PASSWORD)
     inspector = int(demo.at["demo_inspector", "id"])
     assert (data.tables["inspector_grids"]["user_id"] == inspector).any()
     assert (data.tables["venues"]["inspector_id"] == inspector).sum() > 10
     assert users["phone"].dropna().str.match(PHONE).all()
-    assert users["password_hash"].notna().sum() == 6
+    assert users["password_hash"].notna().sum() == 7  # the six demo roles and the demo township department
 
 
 def test_every_data_grid_has_an_inspector_and_departments_serve_their_unit(tiny):

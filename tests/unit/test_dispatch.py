@@ -43,8 +43,14 @@ def test_the_department_kinds_are_exactly_those_the_demo_departments_use():
 
 def test_every_category_goes_to_its_own_department_by_default():
     expected = {
-        C.URBAN: "城管", C.DISPUTE: "司法", C.ENVIRONMENT: "生态环境", C.MARKET: "市场监管",
-        C.WORK_SAFETY: "应急管理", C.PUBLIC_SECURITY: "公安", C.NATURAL_HAZARD: "应急管理", C.LIVELIHOOD: "民政",
+        C.URBAN: "城管",
+        C.DISPUTE: "司法",
+        C.ENVIRONMENT: "生态环境",
+        C.MARKET: "市场监管",
+        C.WORK_SAFETY: "应急管理",
+        C.PUBLIC_SECURITY: "公安",
+        C.NATURAL_HAZARD: "应急管理",
+        C.LIVELIHOOD: "民政",
     }
     for category, kind in expected.items():
         decision = route(facts(category, title="一般问题"))
@@ -81,7 +87,9 @@ def test_a_title_keyword_sends_an_event_to_another_department():
 
 
 def test_a_cross_department_matter_has_one_lead_and_cooperating_departments():
-    decision = route(facts(C.DISPUTE, U.URGENT, title="劳资纠纷", description="工地拖欠工资，28名工人集体反映"))
+    decision = route(
+        facts(C.DISPUTE, U.URGENT, title="劳资纠纷", description="工地拖欠工资，28名工人集体反映")
+    )
     assert decision.joint_matter == "群体性劳资纠纷"
     assert decision.department_kind == "综治"
     assert decision.cooperating_kinds == ("司法", "公安", "住建")
@@ -95,14 +103,18 @@ def test_a_joint_matter_restricted_to_a_category_does_not_match_others():
 
 
 def test_rules_survive_a_round_trip_through_json():
-    rules = DispatchRules(mass_reporters=7, escalation=EscalationPolicy(grace_hours=2.0, top_level=L.TOWNSHIP))
+    rules = DispatchRules(
+        mass_reporters=7, escalation=EscalationPolicy(grace_hours=2.0, top_level=L.TOWNSHIP)
+    )
     text = rules.to_json()
     assert json.loads(text)["escalation"]["top_level"] == "township"
     assert DispatchRules.from_json(text) == rules
 
 
 def test_settings_may_name_enums_by_their_chinese_labels():
-    rules = DispatchRules.from_dict({"level_by_urgency": {"一般": "村(社区)", "紧急": "乡镇(街道)", "特急": "乡镇(街道)"}})
+    rules = DispatchRules.from_dict(
+        {"level_by_urgency": {"一般": "村(社区)", "紧急": "乡镇(街道)", "特急": "乡镇(街道)"}}
+    )
     assert rules.level_by_urgency[U.CRITICAL] is L.TOWNSHIP
 
 
@@ -146,7 +158,9 @@ def test_broken_json_is_refused_in_chinese():
 
 
 def handled(urgency=U.URGENT, hours_ago=30.0, owner=L.TOWNSHIP, status=S.IN_PROGRESS) -> EventFacts:
-    return facts(urgency=urgency, owner_level=owner, status=status, dispatched_at=T0 - timedelta(hours=hours_ago))
+    return facts(
+        urgency=urgency, owner_level=owner, status=status, dispatched_at=T0 - timedelta(hours=hours_ago)
+    )
 
 
 def test_an_urgent_event_past_its_handling_deadline_moves_up_to_the_parent_level():
@@ -161,8 +175,19 @@ def test_an_event_within_its_deadline_does_not_move_up():
     assert should_escalate(handled(hours_ago=23), T0) is None
 
 
-def test_ordinary_events_do_not_move_up_on_their_own_by_default():
-    assert should_escalate(handled(urgency=U.NORMAL, hours_ago=200, owner=L.VILLAGE), T0) is None
+def test_every_urgency_moves_up_on_its_own_by_default_ordinary_events_included():
+    esc = should_escalate(handled(urgency=U.NORMAL, hours_ago=73, owner=L.VILLAGE), T0)
+    assert esc is not None and (esc.from_level, esc.to_level) == (L.VILLAGE, L.TOWNSHIP)
+    assert "一般事件自动上移至乡镇" in esc.reason
+    assert should_escalate(handled(urgency=U.NORMAL, hours_ago=71, owner=L.VILLAGE), T0) is None
+
+
+def test_a_rule_turning_an_urgency_off_keeps_its_events_where_they_are():
+    off = DispatchRules(escalation=EscalationPolicy(auto={U.NORMAL: False, U.URGENT: True, U.CRITICAL: True}))
+    assert should_escalate(handled(urgency=U.NORMAL, hours_ago=200, owner=L.VILLAGE), T0, off) is None
+    assert should_escalate(handled(urgency=U.URGENT, hours_ago=30), T0, off) is not None
+    saved = DispatchRules.from_json(off.to_json())  # an admin's saved choice survives the default
+    assert saved.escalation.auto[U.NORMAL] is False
 
 
 def test_the_grace_period_delays_escalation():

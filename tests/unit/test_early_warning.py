@@ -18,6 +18,7 @@ from domain.early_warning import (
     detect,
     poisson_sf,
 )
+from geo.crs import to_metres
 
 DAY = pd.Timestamp("2026-11-04")
 LON0, LAT0 = 118.87, 28.94
@@ -61,7 +62,6 @@ def test_the_poisson_tail_matches_the_direct_sum():
     assert poisson_sf(3, 0.0) == 0.0
 
 
-
 def test_the_binomial_tail_matches_the_direct_sum():
     for k, n, p in ((8, 8, 0.12), (9, 24, 0.052), (3, 10, 0.5), (1, 5, 0.01), (2, 40, 0.2), (30, 400, 0.03)):
         direct = sum(math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(k, n + 1))
@@ -99,6 +99,9 @@ def test_a_spike_is_found_on_its_first_day_and_not_before():
     assert ev["count"] == 15 and ev["baseline_per_day"] == 1.0 and ev["baseline_days"] == 28
     assert spikes[0].period_start == spikes[0].period_end == DAY.date()
     assert spikes[0].message.startswith("【突发】网格100") and "15件" in spikes[0].message
+    # Plain Chinese for staff: the usual level and today's count, no tail probability.
+    assert "远高于常态（近28天日均1.0件，今日15件" in spikes[0].message
+    assert "泊松" not in spikes[0].message and "0.0001" not in spikes[0].message
     assert detect(DAY - pd.Timedelta(days=1), data) == []
 
 
@@ -143,7 +146,9 @@ def test_a_tiny_village_with_a_handful_of_events_is_not_high_frequency():
     units = UNITS.copy()
     units.loc[units["id"] == 10, "population"] = 100
     parts = [series(v, "urban", [5] * 60) for v in VILLAGES[1:]] + [series(10, "urban", [1] * 60)]
-    alerts = detect(DAY, WarningData(counts(*parts), units), WarningParams(high_frequency=HighFrequencyParams()))
+    alerts = detect(
+        DAY, WarningData(counts(*parts), units), WarningParams(high_frequency=HighFrequencyParams())
+    )
     assert [a for a in alerts if a.kind is AlertKind.HIGH_FREQUENCY] == []
 
 
@@ -163,7 +168,10 @@ def offset(lon: float, lat: float, east_m, north_m):
 
 
 def reports_frame(rows: list[dict]) -> pd.DataFrame:
+    """Report rows as the service hands them to the detector: each place also in metres."""
     f = pd.DataFrame(rows)
+    xy = to_metres(f["lon"], f["lat"])
+    f["x_m"], f["y_m"] = xy[:, 0], xy[:, 1]
     f.insert(0, "id", np.arange(1, len(f) + 1))
     for col, default in (("reporter_count", 1), ("merged_into_id", np.nan), ("address", None)):
         if col not in f.columns:
@@ -173,23 +181,54 @@ def reports_frame(rows: list[dict]) -> pd.DataFrame:
 
 def background(rng: np.random.Generator, n: int, grid: int = 100) -> list[dict]:
     """Events of ten ordinary matters spread over a 500 m × 500 m grid during the last eight weeks."""
-    titles = [("urban", "违章停车"), ("urban", "乱堆乱放"), ("livelihood", "路灯不亮"), ("dispute", "邻里纠纷"),
-              ("market", "价格争议"), ("urban", "占道经营"), ("livelihood", "绿化养护"), ("work_safety", "灭火器过期"),
-              ("public_security", "可疑人员"), ("environment", "露天焚烧")]
+    titles = [
+        ("urban", "违章停车"),
+        ("urban", "乱堆乱放"),
+        ("livelihood", "路灯不亮"),
+        ("dispute", "邻里纠纷"),
+        ("market", "价格争议"),
+        ("urban", "占道经营"),
+        ("livelihood", "绿化养护"),
+        ("work_safety", "灭火器过期"),
+        ("public_security", "可疑人员"),
+        ("environment", "露天焚烧"),
+    ]
     lon, lat = offset(LON0, LAT0, rng.uniform(0, 500, n), rng.uniform(0, 500, n))
     t = DAY - pd.to_timedelta(rng.integers(0, 56 * 24 * 60, n), unit="min") + pd.Timedelta(hours=23)
     pick = rng.integers(0, len(titles), n)
-    return [{"reported_at": t[k], "category": titles[pick[k]][0], "title": titles[pick[k]][1], "grid_id": grid,
-             "lon": lon[k], "lat": lat[k]} for k in range(n)]
+    return [
+        {
+            "reported_at": t[k],
+            "category": titles[pick[k]][0],
+            "title": titles[pick[k]][1],
+            "grid_id": grid,
+            "lon": lon[k],
+            "lat": lat[k],
+        }
+        for k in range(n)
+    ]
 
 
 def noise_at(east: float, north: float, days_ago: list[int], jitter_m: float = 5.0) -> list[dict]:
     rng = np.random.default_rng(7)
-    lon, lat = offset(LON0, LAT0, east + rng.uniform(-jitter_m, jitter_m, len(days_ago)),
-                      north + rng.uniform(-jitter_m, jitter_m, len(days_ago)))
-    return [{"reported_at": DAY - pd.Timedelta(days=d) + pd.Timedelta(hours=21), "category": "environment",
-             "title": "噪声扰民", "grid_id": 100, "lon": lon[k], "lat": lat[k], "address": "新安路179号"}
-            for k, d in enumerate(days_ago)]
+    lon, lat = offset(
+        LON0,
+        LAT0,
+        east + rng.uniform(-jitter_m, jitter_m, len(days_ago)),
+        north + rng.uniform(-jitter_m, jitter_m, len(days_ago)),
+    )
+    return [
+        {
+            "reported_at": DAY - pd.Timedelta(days=d) + pd.Timedelta(hours=21),
+            "category": "environment",
+            "title": "噪声扰民",
+            "grid_id": 100,
+            "lon": lon[k],
+            "lat": lat[k],
+            "address": "新安路179号",
+        }
+        for k, d in enumerate(days_ago)
+    ]
 
 
 THREE_A_WEEK = [d for w in range(8) for d in (7 * w, 7 * w + 2, 7 * w + 4)]
@@ -210,7 +249,9 @@ def test_the_same_matter_at_the_same_place_week_after_week_is_chronic():
     assert ev["count"] == 24 and ev["weeks_with_events"] == 8 and ev["weekly_counts"] == [3] * 8
     assert ev["title"] == "噪声扰民" and ev["address"] == "新安路179号"
     lon, lat = offset(LON0, LAT0, 120, 80)
-    assert ev["lon"] == pytest.approx(float(lon), abs=1e-4) and ev["lat"] == pytest.approx(float(lat), abs=1e-4)
+    assert ev["lon"] == pytest.approx(float(lon), abs=1e-4) and ev["lat"] == pytest.approx(
+        float(lat), abs=1e-4
+    )
     assert "顽疾" in a.message and "新安路179号" in a.message
 
 
@@ -223,7 +264,6 @@ def test_a_chronic_place_in_a_quiet_grid_is_found_though_the_grid_has_little_els
     assert alerts[0].evidence["expected_background"] < 0.5
 
 
-
 def test_a_spot_where_only_its_matter_is_reported_is_chronic_though_the_matter_is_common_in_its_grid():
     # As the city demo's 噪声扰民 in a quiet grid: 8 reports at one spot in 3 weeks and nothing else
     # reported within 50 m; 3 of the grid's 9 other reports are 噪声扰民 too (far from the spot), so
@@ -234,7 +274,9 @@ def test_a_spot_where_only_its_matter_is_reported_is_chronic_though_the_matter_i
     far = [dict(r, grid_id=104) for r in noise_at(2_300, 200, [5, 16, 30])]
     rest = [dict(r, grid_id=104, lon=r["lon"] + 0.02) for r in background(np.random.default_rng(6), 6)]
     alerts = chronic_alerts(background(np.random.default_rng(1), 300) + spot + far + rest)
-    assert [(a.unit_id, a.evidence["count"], a.evidence["weeks_with_events"]) for a in alerts] == [(104, 8, 3)]
+    assert [(a.unit_id, a.evidence["count"], a.evidence["weeks_with_events"]) for a in alerts] == [
+        (104, 8, 3)
+    ]
     ev = alerts[0].evidence
     assert 0.9 < ev["expected_background"] < 1.2 and ev["p_value"] < 1e-6
 
@@ -251,9 +293,14 @@ def test_a_busy_corner_with_the_grid_s_usual_mix_is_not_chronic():
 
 def test_the_same_reports_scattered_over_the_grid_are_not_chronic():
     rng = np.random.default_rng(2)
-    scattered = [dict(r, lon=lon, lat=lat) for r, lon, lat in zip(
-        noise_at(0, 0, THREE_A_WEEK), *offset(LON0, LAT0, rng.uniform(0, 500, 24), rng.uniform(0, 500, 24)),
-        strict=True)]
+    scattered = [
+        dict(r, lon=lon, lat=lat)
+        for r, lon, lat in zip(
+            noise_at(0, 0, THREE_A_WEEK),
+            *offset(LON0, LAT0, rng.uniform(0, 500, 24), rng.uniform(0, 500, 24)),
+            strict=True,
+        )
+    ]
     assert chronic_alerts(background(np.random.default_rng(1), 300) + scattered) == []
 
 
@@ -269,10 +316,25 @@ def test_a_place_that_fell_silent_is_no_longer_chronic():
 
 def mass_rows(n: int, minutes_apart: float, merged: bool, radius_m: float = 25) -> list[dict]:
     rng = np.random.default_rng(3)
-    lon, lat = offset(LON0, LAT0, 200 + rng.uniform(-radius_m, radius_m, n) / 2, 200 + rng.uniform(-radius_m, radius_m, n) / 2)
+    lon, lat = offset(
+        LON0,
+        LAT0,
+        200 + rng.uniform(-radius_m, radius_m, n) / 2,
+        200 + rng.uniform(-radius_m, radius_m, n) / 2,
+    )
     t0 = DAY + pd.Timedelta(hours=9, minutes=40)
-    rows = [{"reported_at": t0 + pd.Timedelta(minutes=minutes_apart * k), "category": "dispute", "title": "劳资纠纷",
-             "grid_id": 100, "lon": lon[k], "lat": lat[k], "address": "某项目工地"} for k in range(n)]
+    rows = [
+        {
+            "reported_at": t0 + pd.Timedelta(minutes=minutes_apart * k),
+            "category": "dispute",
+            "title": "劳资纠纷",
+            "grid_id": 100,
+            "lon": lon[k],
+            "lat": lat[k],
+            "address": "某项目工地",
+        }
+        for k in range(n)
+    ]
     if merged:
         rows[0]["reporter_count"] = n
         for r in rows[1:]:
@@ -281,7 +343,11 @@ def mass_rows(n: int, minutes_apart: float, merged: bool, radius_m: float = 25) 
 
 
 def mass_alerts(rows: list[dict]) -> list[Alert]:
-    return [a for a in detect(DAY, WarningData.from_events(reports_frame(rows), UNITS)) if a.kind is AlertKind.MASS]
+    return [
+        a
+        for a in detect(DAY, WarningData.from_events(reports_frame(rows), UNITS))
+        if a.kind is AlertKind.MASS
+    ]
 
 
 def test_many_reporters_merged_into_one_event_are_one_mass_alert():
@@ -310,7 +376,9 @@ def test_reports_spread_over_days_or_too_few_are_not_mass():
 
 
 def township_with(natural: list[int], history: int = 120) -> WarningData:
-    return WarningData(counts(series(1, "urban", [20] * history), series(1, "natural_hazard", natural)), UNITS)
+    return WarningData(
+        counts(series(1, "urban", [20] * history), series(1, "natural_hazard", natural)), UNITS
+    )
 
 
 def test_a_category_new_to_the_township_is_an_emerging_issue():
@@ -346,14 +414,23 @@ def test_a_category_growing_week_after_week_is_an_emerging_issue():
 
 
 # Six townships (1–6) of one county (0), each with two residents' worth of history in every category.
-TOWNSHIPS = pd.DataFrame({"id": [0, *range(1, 7)], "level": ["county"] + ["township"] * 6,
-                          "parent_id": [None] + [0] * 6, "population": [60_000] + [10_000] * 6})
+TOWNSHIPS = pd.DataFrame(
+    {
+        "id": [0, *range(1, 7)],
+        "level": ["county"] + ["township"] * 6,
+        "parent_id": [None] + [0] * 6,
+        "population": [60_000] + [10_000] * 6,
+    }
+)
 BASELINE = [1, 0, 0, 1, 0, 0, 0] * 8  # two a week
 GROWTH = [*[1, 1, 0, 1, 0, 1, 0], *[1, 1, 1, 2, 1, 1, 1], *[2, 2, 3, 2, 2, 3, 2]]  # 4 → 8 → 16
 
 
 def emerging_among_peers(growing: list[int]) -> list[Alert]:
-    rows = [series(t, "natural_hazard", BASELINE + (GROWTH if t in growing else BASELINE[:21])) for t in range(1, 7)]
+    rows = [
+        series(t, "natural_hazard", BASELINE + (GROWTH if t in growing else BASELINE[:21]))
+        for t in range(1, 7)
+    ]
     rows += [series(t, "urban", [20] * 77) for t in range(1, 7)]
     return [a for a in detect(DAY, WarningData(counts(*rows), TOWNSHIPS)) if a.kind is AlertKind.EMERGING]
 
@@ -364,7 +441,9 @@ def test_growth_shared_by_every_peer_township_is_a_season_not_an_emerging_issue(
 
 def test_growth_in_one_township_while_its_peers_stay_flat_is_an_emerging_issue():
     alerts = emerging_among_peers(growing=[3])
-    assert [(a.unit_id, a.evidence["rule"], a.evidence["peer_growth"]) for a in alerts] == [(3, "growth", 1.0)]
+    assert [(a.unit_id, a.evidence["rule"], a.evidence["peer_growth"]) for a in alerts] == [
+        (3, "growth", 1.0)
+    ]
 
 
 def test_daily_counts_roll_grid_events_up_to_every_level_and_skip_merged_duplicates():
@@ -381,7 +460,9 @@ def test_daily_counts_roll_grid_events_up_to_every_level_and_skip_merged_duplica
 
 
 def test_detection_is_deterministic_and_ordered_and_alerts_serialise_to_json():
-    rows = background(np.random.default_rng(1), 300) + noise_at(120, 80, THREE_A_WEEK) + mass_rows(28, 5, True)
+    rows = (
+        background(np.random.default_rng(1), 300) + noise_at(120, 80, THREE_A_WEEK) + mass_rows(28, 5, True)
+    )
     data = WarningData.from_events(reports_frame(rows), UNITS)
     first, second = detect(DAY, data), detect(DAY, data)
     assert first == second
@@ -401,7 +482,9 @@ def test_a_younger_store_judges_newness_over_the_history_it_has():
 
 
 def test_parameters_survive_a_round_trip_and_refuse_unknown_names_in_chinese():
-    params = WarningParams.from_dict({"spike": {"p_value": 1e-4, "levels": ["grid"]}, "suppress_ancestors": False})
+    params = WarningParams.from_dict(
+        {"spike": {"p_value": 1e-4, "levels": ["grid"]}, "suppress_ancestors": False}
+    )
     assert params.spike.p_value == 1e-4 and params.spike.levels == ("grid",) and not params.suppress_ancestors
     assert params.chronic == WarningParams().chronic
     assert WarningParams.from_dict(json.loads(json.dumps(params.to_dict()))) == params

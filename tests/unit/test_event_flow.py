@@ -153,8 +153,11 @@ test_random_action_sequences_keep_the_trail_and_the_status_in_step = EventLoop.T
 def test_an_opinion_is_written_only_while_an_event_is_handled_and_moves_nothing():
     assert {s for s in S if A.COMMENT in allowed_actions(s)} == {S.DISPATCHED, S.IN_PROGRESS}
     assert all(next_status(s, A.COMMENT) is s for s in (S.DISPATCHED, S.IN_PROGRESS))
-    assert A.COMMENT in NOTE_ONLY and all(next_status(s, a) is not s for (s, a) in TRANSITIONS
-                                          if a not in NOTE_ONLY | {A.ESCALATE} and s is not None)
+    assert A.COMMENT in NOTE_ONLY and all(
+        next_status(s, a) is not s
+        for (s, a) in TRANSITIONS
+        if a not in NOTE_ONLY | {A.ESCALATE} and s is not None
+    )
 
 
 def test_a_cooperating_department_may_only_write_opinions_and_the_lead_may_do_all():
@@ -163,3 +166,48 @@ def test_a_cooperating_department_may_only_write_opinions_and_the_lead_may_do_al
     assert [a for a in A if department_may_act(a, leads=False, cooperates=True)] == [A.COMMENT]
     assert all(department_may_act(a, leads=True, cooperates=False) for a in A)
     assert not any(department_may_act(a, leads=False, cooperates=False) for a in A)
+
+
+def test_the_turning_back_steps_need_a_reason_and_an_opinion_needs_its_text():
+    from domain.event_flow import NEEDS_REASON, missing_note
+
+    assert {ACTION_LABELS[a] for a in NEEDS_REASON} == {"退回", "退单", "上移", "重新处置"}
+    for action in NEEDS_REASON:
+        for blank in (None, "", "  \n"):
+            assert "请填写原因" in missing_note(action, blank)
+            assert ACTION_LABELS[action] in missing_note(action, blank)
+        assert missing_note(action, "核实后处理") is None
+    assert missing_note(A.COMMENT, " ") == "请填写意见内容"
+    assert all(missing_note(a, None) is None for a in A if a not in NEEDS_REASON | NOTE_ONLY)
+
+
+def test_each_stamped_time_belongs_to_an_action_that_reaches_a_new_stage():
+    from domain.event_flow import STAMPS
+
+    assert STAMPS == {
+        A.ACCEPT: "accepted_at",
+        A.DISPATCH: "dispatched_at",
+        A.RESOLVE: "resolved_at",
+        A.ARCHIVE: "closed_at",
+    }
+    assert not set(STAMPS) & NOTE_ONLY
+
+
+def test_an_open_event_reported_over_three_days_ago_is_stuck_and_a_closed_one_never():
+    from datetime import datetime, timedelta
+
+    from domain.event_flow import STUCK_AFTER, is_stuck
+
+    now = datetime(2026, 11, 21, 12, 0)
+    assert timedelta(days=3) == STUCK_AFTER
+    assert is_stuck(S.IN_PROGRESS, now - timedelta(days=3, minutes=1), now)
+    assert not is_stuck(S.IN_PROGRESS, now - timedelta(days=3), now)
+    assert not is_stuck(S.ARCHIVED.value, now - timedelta(days=30), now)
+
+
+def test_the_status_groups_split_every_status_and_a_resolved_event_is_closed():
+    from domain.vocabulary import CLOSED_STATUSES, RESOLVED_STATUSES
+
+    assert set(S) == OPEN_STATUSES | CLOSED_STATUSES and not OPEN_STATUSES & CLOSED_STATUSES
+    assert RESOLVED_STATUSES < CLOSED_STATUSES
+    assert {S.REJECTED} == CLOSED_STATUSES - RESOLVED_STATUSES

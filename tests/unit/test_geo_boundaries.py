@@ -291,3 +291,189 @@ def test_generate_below_fills_only_childless_units():
     assert (townships["parent_code"] == "990102").sum() >= 1
     villages = filled[filled["level"] == "village"]
     assert set(villages["parent_code"]) == set(townships["code"])
+
+
+# --------------------------------------------------------------------------- the formats users have
+
+
+def test_a_datav_county_file_is_mapped_by_itself_and_its_parent_object_read(tmp_path):
+    from geo.boundaries import read_source, suggest_mapping
+    from tests import own_area
+
+    source, problems = read_source(own_area.county_geojson(tmp_path / "county.json"))
+    assert problems == []
+    mapping = suggest_mapping(source.frame)
+    assert (mapping.style, mapping.code, mapping.name, mapping.level, mapping.parent) == (
+        "datav",
+        "adcode",
+        "name",
+        "level",
+        "parent",
+    )
+    check = validate_units(source.frame, mapping)
+    assert check.ok, check.errors
+    row = check.units.iloc[0]
+    assert (row["code"], row["name"], row["level"], row["parent_code"], row["kind"]) == (
+        "990321",
+        "海湾县",
+        "county",
+        "990300",
+        "县",
+    )
+    assert check.estimated == ["990321"] and row["population"] > 0
+
+
+@pytest.mark.parametrize("with_cpg", [False, True])
+def test_a_zipped_shapefile_with_a_gbk_dbf_is_read_in_chinese_with_or_without_its_cpg(tmp_path, with_cpg):
+    from geo.boundaries import read_source, suggest_mapping
+    from tests import own_area
+
+    source, problems = read_source(own_area.county_shapefile_zip(tmp_path / "county.zip", cpg=with_cpg))
+    assert problems == [] and source.format == "Shapefile"
+    assert source.properties == ["XZQDM", "名称", "级别", "RK"]
+    assert source.frame["名称"].tolist() == ["海湾县"]
+    assert ("未找到 .cpg 文件，属性按 GBK 编码读取" in source.notes) is not with_cpg
+    check = validate_units(source.frame, suggest_mapping(source.frame))
+    assert check.ok, check.errors
+    assert check.units["population"].tolist() == [80_000] and check.estimated == []
+
+
+def test_a_geopackage_layer_is_read_and_a_level_given_for_every_feature(tmp_path):
+    from geo.boundaries import read_source, suggest_mapping, with_mapping
+    from tests import own_area
+
+    source, problems = read_source(own_area.county_geopackage(tmp_path / "county.gpkg"))
+    assert problems == [] and source.format == "GeoPackage" and source.layers == ["xzq"]
+    mapping = suggest_mapping(source.frame)
+    assert (mapping.code, mapping.name, mapping.level, mapping.population) == ("XZQDM", "XZQMC", "JB", "RK")
+    check = validate_units(source.frame, with_mapping(mapping, level=None, fixed_level="county"))
+    assert check.ok, check.errors
+    assert check.units["level"].tolist() == ["county"]
+
+
+def test_a_name_only_file_gets_levels_parents_and_codes_from_its_columns(tmp_path):
+    from geo.boundaries import PARENT_CREATE, ParentChoice, read_source, suggest_mapping
+    from tests import own_area
+
+    source, _ = read_source(own_area.districts_by_name(tmp_path / "districts.geojson"))
+    mapping = suggest_mapping(source.frame)
+    assert mapping.style == "names" and mapping.names_by_level == (("city", "市"), ("county", "区县"))
+    check = validate_units(source.frame, mapping, parent=ParentChoice(PARENT_CREATE, code="990300"))
+    assert check.ok, check.errors
+    got = check.units[["code", "name", "level", "parent_code", "kind"]].values.tolist()
+    assert got[0] == ["990300", "海湾市", "city", None, "市"]  # made from the union, named by the 市 column
+    assert sorted(got[1:]) == [
+        ["N01", "东岛县", "county", "990300", "县"],
+        ["N02", "西湾区", "county", "990300", "区"],
+    ]
+
+
+def test_a_province_file_is_refused_by_name():
+    gdf = units([("990000", "海东省", "province", None, CITY)])
+    (error,) = validate_units(gdf).errors
+    assert error.field == "level" and "省级单元不在市-县-乡-村-网格五级之内" in error.reason
+
+
+# --------------------------------------------------------------------------- coordinates
+
+
+def test_cgcs2000_is_taken_as_wgs84_and_said_so():
+    check = validate_units(units(good_rows(), crs="EPSG:4490"))
+    assert check.ok, check.errors
+    assert check.units.crs.to_epsg() == 4326
+    assert any("CGCS2000 (EPSG:4490)" in n for n in check.notes)
+    assert shapely.equals_exact(check.units.geometry.iloc[1], WEST, tolerance=0)
+
+
+def test_gcj02_declared_by_the_user_is_converted_to_wgs84():
+    from geo.crs import wgs84_to_gcj02
+
+    def shift(coords):
+        lon, lat = wgs84_to_gcj02(coords[:, 0], coords[:, 1])
+        import numpy as np
+
+        return np.column_stack([lon, lat])
+
+    gdf = units(good_rows())
+    gdf = gdf.set_geometry(gpd.GeoSeries(shapely.transform(gdf.geometry.values, shift), crs=4326))
+    check = validate_units(gdf, crs="gcj02")
+    assert check.ok, check.errors
+    back = check.units.geometry.iloc[1]
+    assert (
+        shapely.hausdorff_distance(back, WEST) < 1e-7
+    )  # ~1 cm: the offset of several hundred metres is gone
+    assert any("GCJ-02" in n for n in check.notes)
+
+
+def test_coordinates_in_metres_declared_as_lonlat_are_refused_and_a_declared_epsg_reads_them():
+    metres = units(good_rows()).to_crs("EPSG:32651").set_crs("EPSG:4326", allow_override=True)
+    (error,) = validate_units(metres).errors
+    assert error.field == "geometry" and "投影坐标" in error.reason and "EPSG" in error.reason
+    check = validate_units(metres, crs="EPSG:32651")
+    assert check.ok, check.errors
+    assert shapely.hausdorff_distance(check.units.geometry.iloc[1], WEST) < 1e-6
+
+
+def test_a_feature_outside_lonlat_ranges_is_refused_before_anything_is_generated():
+    rows = good_rows()
+    rows[2] = ("990102", "东县", "county", "990100", box(179.5, 30.0, 180.5, 30.1))
+    gdf = units(rows).set_crs(None, allow_override=True)
+    errors = validate_units(gdf).errors
+    assert errors and errors[0].field == "geometry"
+
+
+def test_a_geojson_feature_over_gdal_s_default_object_size_is_read(tmp_path):
+    """A single 55 MB feature (GDAL's default refused 35 MB): the limit is raised explicitly."""
+    import json
+
+    import numpy as np
+
+    from geo.boundaries import read_source
+
+    t = np.linspace(0, 2 * np.pi, 2_000_000, endpoint=False)
+    ring = np.column_stack([121.0 + 0.1 * np.cos(t), 29.0 + 0.1 * np.sin(t)]).round(7)
+    coords = [*ring.tolist(), ring[0].tolist()]
+    feature = {
+        "type": "Feature",
+        "properties": {"adcode": 990321, "name": "大县"},
+        "geometry": {"type": "Polygon", "coordinates": [coords]},
+    }
+    path = tmp_path / "big.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}), encoding="utf-8")
+    assert path.stat().st_size >= 50 * 2**20
+    source, problems = read_source(path)
+    assert problems == []
+    assert shapely.get_num_coordinates(source.frame.geometry.iloc[0]) == 2_000_001
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path):
+    from geo.boundaries import read_source
+
+    path = write_geojson(units(good_rows()), tmp_path)
+    source, problems = read_source(path, max_bytes=100)
+    assert source is None and problems[0].reason.startswith("文件过大")
+
+
+# --------------------------------------------------------------------------- population estimates
+
+
+def test_an_urban_district_without_population_still_gets_several_streets():
+    """A 36 km² 区 is a city core: ~6,000 residents/km² estimated, at least one 街道 per 60,000, all 街道."""
+    core = box(120.0, 30.0, 120.062, 30.054)  # ~6 km × 6 km
+    rural = box(120.062, 30.0, 120.5, 30.3)  # ~1,300 km²
+    gdf = gpd.GeoDataFrame(
+        {"code": ["990201", "990202"], "name": ["中山区", "山南县"], "level": ["county", "county"]},
+        geometry=[core, rural],
+        crs=4326,
+    )
+    check = validate_units(gdf)
+    assert check.ok, check.errors
+    pops = dict(zip(check.units["code"], check.units["population"], strict=True))
+    assert 150_000 <= pops["990201"] <= 300_000  # 6,000/km²
+    assert 250_000 <= pops["990202"] <= 400_000  # 250/km²
+    filled = generate_below(check.units, seed=1)
+    townships = filled[filled["level"] == "township"]
+    core_towns = townships[townships["parent_code"] == "990201"]
+    assert len(core_towns) >= 3 and set(core_towns["kind"]) == {"街道"}
+    villages = filled[filled["parent_code"].isin(core_towns["code"])]
+    assert set(villages["kind"]) == {"社区"} and len(villages) >= len(core_towns) * 5

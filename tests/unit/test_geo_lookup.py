@@ -1,7 +1,5 @@
 """Point -> grid lookup over the generated Quzhou grids: inside, outside, borders, speed."""
 
-import time
-
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -133,24 +131,17 @@ def test_bad_input(index):
     assert empty.locate(118.9, 28.9) is None
 
 
-def test_throughput(index, city):
+def test_many_points_at_once_land_where_the_city_outline_says(index, city):
+    """The vectorised lookup agrees with the outline over 200,000 random points (its speed is measured
+    by ``make bench``: ``point_to_grid_per_s``, not asserted here)."""
     minx, miny, maxx, maxy = city.bounds
     rng = np.random.default_rng(1)
     n = 200_000
     lons = rng.uniform(minx, maxx, n)
     lats = rng.uniform(miny, maxy, n)
-    best = np.inf
-    for _ in range(3):
-        start = time.perf_counter()
-        found = index.locate_many(lons, lats)
-        best = min(best, time.perf_counter() - start)
-    rate = n / best
-    print(f"GridIndex.locate_many: {rate:,.0f} points/s over {len(index)} grids")
+    found = index.locate_many(lons, lats)
     inside = shapely.contains_xy(city, lons, lats)
     assert (found != None).sum() == pytest.approx(inside.sum(), abs=5)  # noqa: E711
-    # 200k/s is the target (about 800k/s measured here); the floor leaves room for a
-    # loaded CI machine while still catching a per-point Python loop.
-    assert rate > 100_000
 
 
 def test_grid_set_with_a_gap_reports_the_gap_as_outside():

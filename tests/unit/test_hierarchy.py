@@ -2,7 +2,8 @@
 
 import pandas as pd
 
-from domain.hierarchy import ancestor_table, rollup
+from domain.hierarchy import Tree, Unit, ancestor_table, descendants, rollup
+from domain.vocabulary import AdminLevel
 
 # city 1 → county 2 → township 3 → villages 4, 5 → grids 6, 7 (in 4) and 8 (in 5)
 UNITS = pd.DataFrame(
@@ -58,3 +59,71 @@ def test_descendants_at_a_level_are_the_units_inside_the_area():
     assert descendants(anc, 1, "village") == [4, 5]
     assert descendants(anc, 6, "grid") == [6]
     assert path_to_root(anc, 7) == [1, 2, 3, 4, 7]
+
+
+# -- the Tree ---------------------------------------------------------------------------------
+
+
+L = AdminLevel
+
+
+def _tree(rows=None) -> Tree:
+    rows = rows or [
+        (1, None, L.CITY, "33"),
+        (2, 1, L.COUNTY, "3301"),
+        (3, 2, L.TOWNSHIP, "330101"),
+        (4, 3, L.VILLAGE, "33010102"),
+        (5, 3, L.VILLAGE, "33010101"),
+        (6, 4, L.GRID, "3301010201"),
+        (7, 4, L.GRID, "3301010202"),
+        (8, 5, L.GRID, "3301010101"),
+    ]
+    return Tree.from_units(Unit(i, p, lv, code, f"单元{i}") for i, p, lv, code in rows)
+
+
+def test_a_unit_is_in_scope_only_inside_the_scopes_subtree():
+    tree = _tree()
+    assert tree.contains(3, 6) and tree.contains(3, 3) and tree.contains(1, 6)
+    assert not tree.contains(4, 8) and not tree.contains(3, 2) and not tree.contains(3, 99)
+
+
+def test_the_path_runs_from_the_top_down_to_the_unit():
+    assert _tree().path(7) == [1, 2, 3, 4, 7]
+    assert _tree().path(99) == []
+
+
+def test_the_ancestor_at_a_level_is_the_unit_itself_at_its_own_level():
+    tree = _tree()
+    assert tree.ancestor(7, L.TOWNSHIP) == 3 and tree.ancestor(3, L.TOWNSHIP) == 3
+    assert tree.ancestor(3, L.VILLAGE) is None
+    assert tree.grid_village(8) == 5 and tree.grid_township(8) == 3
+
+
+def test_grids_under_a_unit_come_in_code_order():
+    tree = _tree()
+    assert tree.grids_under(3) == [8, 6, 7]  # village 5 (…0101) before village 4 (…0102)
+    assert tree.grids_under(6) == [6]
+    assert tree.grids_under(None) == [8, 6, 7]
+    assert tree.descendants(1, L.VILLAGE) == [5, 4]
+    assert tree.children(3) == [5, 4]
+
+
+def test_a_store_whose_top_is_a_county_has_the_county_as_its_root():
+    """An own-area store may start below the city; its top's parent may point outside the file."""
+    tree = _tree([(2, 77, L.COUNTY, "3301"), (3, 2, L.TOWNSHIP, "330101"), (6, 3, L.VILLAGE, "33010101")])
+    assert tree.roots == (2,) and tree.top_level is L.COUNTY
+    assert tree.path(6) == [2, 3, 6] and tree.contains(2, 6)
+    assert tree.parent(2) is None
+
+
+def test_a_parent_cycle_does_not_hang_the_walk():
+    tree = _tree([(1, 2, L.COUNTY, "a"), (2, 1, L.TOWNSHIP, "b")])
+    assert len(tree.path(1)) <= 2 and not tree.contains(3, 1)
+
+
+def test_the_ancestor_table_of_a_county_only_store_answers_descendants():
+    """A store with no city unit used to raise "boolean value of NA is ambiguous"."""
+    tree = _tree([(2, None, L.COUNTY, "3301"), (3, 2, L.TOWNSHIP, "330101"), (4, 3, L.VILLAGE, "33010101")])
+    anc = tree.ancestors()
+    assert descendants(anc, 2, "village") == [4]
+    assert tree.code(3) == "330101" and tree.by_code("330101") == 3 and tree.name(None) == "—"

@@ -7,12 +7,18 @@ import pytest
 from domain.intake import (
     InvalidReport,
     OpenEvent,
+    RateLimit,
     ReportForm,
     check_form,
     check_photo,
-    distance_m,
+    image_size,
+    key_problem,
     photo_mime,
+    pixel_problem,
     possible_duplicates,
+    retry_at,
+    too_often,
+    window_label,
 )
 
 NOW = datetime(2026, 11, 21, 12, 0)
@@ -31,7 +37,9 @@ def test_a_photo_over_ten_megabytes_is_refused():
 
 
 def test_every_bad_field_is_reported_at_once():
-    problems = check_form(ReportForm(category="x", title=" ", description="", lon=None, lat=None, reporter_phone="123"))
+    problems = check_form(
+        ReportForm(category="x", title=" ", description="", lon=None, lat=None, reporter_phone="123")
+    )
     assert set(problems) == {"事项类别", "标题", "位置", "联系电话"}
 
 
@@ -39,15 +47,84 @@ def test_a_good_form_has_no_problems():
     assert check_form(ReportForm("urban", "占道经营", "门口堆物", 118.87, 28.94, "王", "13812345678")) == {}
 
 
-def test_distance_is_in_metres():
-    assert abs(distance_m(118.87, 28.94, 118.87, 28.94 + 0.001) - 111.2) < 0.5
-
-
 def test_only_same_category_open_events_within_50_m_and_24_h_are_duplicates():
     near = OpenEvent(1, "urban", 118.8700, 28.9400, NOW - timedelta(hours=2), "占道")
-    far = OpenEvent(2, "urban", 118.8710, 28.9400, NOW - timedelta(hours=2), "占道")  # ~97 m east
+    far = OpenEvent(2, "urban", 118.8710, 28.9400, NOW - timedelta(hours=2), "占道")
     old = OpenEvent(3, "urban", 118.8700, 28.9400, NOW - timedelta(hours=25), "占道")
     other = OpenEvent(4, "dispute", 118.8700, 28.9400, NOW, "纠纷")
-    hits = possible_duplicates("urban", 118.8702, 28.9400, NOW, [far, old, other, near])
-    assert [e.id for e, _ in hits] == [1]
-    assert hits[0][1] < 50
+    edge = OpenEvent(5, "urban", 118.8700, 28.9400, NOW - timedelta(hours=24), "占道")
+    nearby = [(far, 97.4), (old, 19.5), (other, 19.5), (near, 19.5), (edge, 50.0)]  # metres from the report
+    hits = possible_duplicates("urban", NOW, nearby)
+    assert [(e.id, d) for e, d in hits] == [(1, 19.5), (5, 50.0)]
+
+
+def test_a_phone_must_be_one_mainland_mobile_number():
+    def phone_problem(phone):
+        return check_form(ReportForm("urban", "占道经营", "", 118.87, 28.94, "王", phone)).get("联系电话")
+
+    assert phone_problem("") is None and phone_problem("13812345678") is None
+    for bad in ("123", "0570-1234567", "12812345678", "138123456789", "1381234567a"):
+        assert phone_problem(bad) == "请填写 11 位手机号码", bad
+
+
+# -- a photo's size from its header, before any decode ---------------------------------------------
+
+
+def _encoded(fmt: str, size=(123, 45), **kw) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, (9, 99, 199)).save(out, fmt, **kw)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "kw"),
+    [("JPEG", {}), ("JPEG", {"progressive": True}), ("PNG", {}), ("WEBP", {}), ("WEBP", {"lossless": True})],
+)
+def test_the_pixel_size_is_read_from_the_header_of_every_accepted_type(fmt, kw):
+    data = _encoded(fmt, **kw)
+    assert image_size(data, photo_mime(data) or "") == (123, 45)
+
+
+def test_a_header_cut_short_or_lying_about_its_type_has_no_size():
+    jpeg = _encoded("JPEG")
+    assert image_size(jpeg[:30], "image/jpeg") is None
+    assert image_size(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "image/png") is None
+    assert image_size(jpeg, "image/png") is None
+
+
+def test_more_than_40_megapixels_is_refused_in_chinese_and_up_to_40_is_not():
+    assert pixel_problem(8000, 5000) is None
+    assert (
+        pixel_problem(8000, 5001)
+        == "图片像素过大（8000×5001，约 40 百万像素），上限 40 百万像素，请缩小后重试"
+    )
+    assert pixel_problem(0, 10) is not None
+
+
+# -- submission keys and rate limits ------------------------------------------------------------------
+
+
+def test_a_submission_key_is_16_to_64_letters_digits_dashes_or_underscores():
+    assert key_problem(None) is None and key_problem("a" * 16) is None and key_problem("A-_9" * 16) is None
+    for bad in ("a" * 15, "a" * 65, "a" * 15 + "/", "键" * 20, "a" * 15 + " "):
+        assert key_problem(bad) is not None, bad
+
+
+def test_the_next_report_is_allowed_when_the_oldest_counted_one_leaves_the_window():
+    limit = RateLimit(3, timedelta(minutes=10))
+    times = [NOW - timedelta(minutes=m) for m in (1, 4, 9, 30)]
+    assert retry_at(times, limit, NOW) == NOW - timedelta(minutes=9) + timedelta(minutes=10)
+    assert retry_at(times[:2], limit, NOW) is None
+    assert retry_at(times, limit, NOW + timedelta(minutes=1)) is None  # the 9-minute one left the window
+
+
+def test_the_refusal_says_who_how_often_and_when_in_chinese():
+    refusal = too_often("同一手机号", RateLimit(20, timedelta(hours=24)), datetime(2026, 11, 22, 8, 0), NOW)
+    assert refusal.problems == {
+        "提交": "提交过于频繁：同一手机号 24 小时内最多上报 20 次，请于 2026-11-22 08:00 后再试"
+    }
+    assert window_label(timedelta(days=2)) == "2 天" and window_label(timedelta(minutes=90)) == "90 分钟"

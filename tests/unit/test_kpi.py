@@ -16,8 +16,19 @@ def ts(day: int, hour: int = 0, month: int = 11, year: int = 2026) -> pd.Timesta
 
 
 def frame(rows: list[tuple]) -> pd.DataFrame:
-    cols = ["id", "grid_id", "department_id", "category", "status", "reported_at", "resolved_at", "closed_at",
-            "rating", "is_overdue", "reporter_count"]
+    cols = [
+        "id",
+        "grid_id",
+        "department_id",
+        "category",
+        "status",
+        "reported_at",
+        "resolved_at",
+        "closed_at",
+        "rating",
+        "is_overdue",
+        "reporter_count",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -84,7 +95,10 @@ def table_of(events: dict[str, int], rates: dict[str, float]) -> pd.DataFrame:
 
 
 def test_only_groups_with_enough_events_are_ranked_and_every_group_shows_its_n():
-    t = table_of({"甲村": 120, "乙村": 40, "丙村": 12, "丁村": 35}, {"甲村": 0.9, "乙村": 0.95, "丙村": 1.0, "丁村": 0.9})
+    t = table_of(
+        {"甲村": 120, "乙村": 40, "丙村": 12, "丁村": 35},
+        {"甲村": 0.9, "乙村": 0.95, "丙村": 1.0, "丁村": 0.9},
+    )
     r = rank(t, "resolution_rate", min_events=30)
     assert r.index.tolist() == ["乙村", "甲村", "丁村", "丙村"]
     assert r["rank"].tolist()[:3] == [1, 2, 2]
@@ -121,8 +135,21 @@ def test_year_on_year_and_period_on_period_changes():
         for i in range(k):
             n += 1
             done = i < resolved
-            rows.append((n, 11, 100, "urban", "archived" if done else "in_progress", when,
-                         when + pd.Timedelta(hours=2) if done else NAT, NAT, None, False, 1))
+            rows.append(
+                (
+                    n,
+                    11,
+                    100,
+                    "urban",
+                    "archived" if done else "in_progress",
+                    when,
+                    when + pd.Timedelta(hours=2) if done else NAT,
+                    NAT,
+                    None,
+                    False,
+                    1,
+                )
+            )
     c = compare(frame(rows), ts(1), ts(1, month=12), population=10_000).loc["全部"]
     assert c["events"] == 4 and c["events_yoy"] == 5 and c["events_prev"] == 2
     assert c["events_yoy_change"] == pytest.approx(-0.2)

@@ -15,8 +15,10 @@ from pyproj import Geod
 from shapely.geometry import box
 
 from components import maps, offline
-from domain.risk import CLASS_RGB, RiskClass
+from components.palette import CLASS_RGB, SAFETY_CODE_RGB
+from domain.risk import RiskClass
 from domain.vocabulary import SafetyCode
+from geo.bins import hexbin
 from geo.crs import area_km2
 
 TILE_URL = "http://tiles.intranet/{z}/{x}/{y}.png"
@@ -264,7 +266,7 @@ def test_area_layer_accepts_a_plain_frame_and_skips_missing_geometry():
 
 def test_venue_points_take_the_safety_code_colour_and_labels():
     recs = maps.layer_data(maps.venue_points_layer(_venues()))
-    assert [r["c"][:3] for r in recs] == [list(maps.SAFETY_CODE_RGB[c]) for c in SafetyCode]
+    assert [r["c"][:3] for r in recs] == [list(SAFETY_CODE_RGB[c]) for c in SafetyCode]
     assert (recs[1]["name"], recs[1]["class_label"], recs[1]["score"]) == ("李记小吃", "出租房", "黄码")
 
 
@@ -272,19 +274,25 @@ def test_layer_text_written_directly_is_valid_json_for_any_name_and_reaches_the_
     odd = ['引号"与\\反斜杠', "换行\n制表\t", "\u2028分隔", "@@raw-json-x@@", "</script>"]
     venues = _venues().iloc[[0, 1, 2, 0, 1]].assign(name=odd, id=range(5))
     areas = _areas(5).assign(name=odd)
-    layers = [maps.venue_points_layer(venues), maps.area_layer(areas), maps.venue_cluster_layer(_clusters().assign(name=odd[:2]))]
+    layers = [
+        maps.venue_points_layer(venues),
+        maps.area_layer(areas),
+        maps.venue_cluster_layer(_clusters().assign(name=odd[:2])),
+    ]
     assert all(isinstance(layer.data, maps.RawJson) for layer in layers)
     assert [r["name"] for r in maps.layer_data(layers[0])] == odd
     assert [f["properties"]["name"] for f in maps.layer_data(layers[1])["features"]] == odd
     spec = json.loads(maps.risk_deck(layers, (118.80, 28.90, 118.85, 28.91)).to_json())
     assert [layer["data"] for layer in spec["layers"]] == [maps.layer_data(layer) for layer in layers]
-    assert all(isinstance(layer.data, maps.RawJson) for layer in layers)  # the deck left its layers as they were
+    assert all(
+        isinstance(layer.data, maps.RawJson) for layer in layers
+    )  # the deck left its layers as they were
 
 
 def test_clusters_take_the_worst_code_present():
     recs = maps.layer_data(maps.venue_cluster_layer(_clusters()))
-    assert recs[0]["c"][:3] == list(maps.SAFETY_CODE_RGB[SafetyCode.RED])
-    assert recs[1]["c"][:3] == list(maps.SAFETY_CODE_RGB[SafetyCode.GREEN])
+    assert recs[0]["c"][:3] == list(SAFETY_CODE_RGB[SafetyCode.RED])
+    assert recs[1]["c"][:3] == list(SAFETY_CODE_RGB[SafetyCode.GREEN])
     assert recs[0]["r"] > recs[1]["r"]
     assert recs[0]["class_label"] == "红码 1 / 黄码 4 / 绿码 7" and recs[0]["score"] == "共 12 个"
 
@@ -299,7 +307,7 @@ def test_many_event_points_reach_the_heatmap_binned_with_their_total_weight():
 
 def test_hexbin_counts_every_point_once_in_hexagons_of_the_given_size():
     events = _events(5_000, seed=2)
-    polygons, counts = maps.hexbin(events["lon"], events["lat"], 300)
+    polygons, counts = hexbin(events["lon"], events["lat"], 300)
     assert polygons.shape == (len(counts), 7, 2) and counts.sum() == 5_000
     hexes = shapely.polygons(polygons)
     assert shapely.is_valid(hexes).all()
@@ -377,7 +385,11 @@ def test_venue_text_is_escaped_in_popups_and_tooltips():
     script = html_text[html_text.index("var codes = ") : html_text.index("rows.forEach")]
     assert not re.search(r"[<>&']", script)
     rows = _marker_rows(html_text)
-    assert [r[3] for r in rows] == ["&lt;script&gt;alert(1)&lt;/script&gt;", "李记小吃", "${alert(2)}"]  # tooltips
+    assert [r[3] for r in rows] == [
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+        "李记小吃",
+        "${alert(2)}",
+    ]  # tooltips
     cards = [_browser_card(html_text, r) for r in rows]
     # The browser's card is the Python venue card, escaped alike.
     assert cards == [maps.venue_card(v) for v in _venues().to_dict("records")]
@@ -474,7 +486,9 @@ def test_a_tight_budget_simplifies_harder_without_losing_area(quzhou):
     small_layer = maps.area_layer(frame, budget_bytes=300_000)
     small = len(maps.risk_deck([small_layer], tuple(villages.total_bounds)).to_json())
     print(f"1,483 villages: {big:,} bytes; with a 300 kB budget {small:,} bytes")
-    drawn = np.array([shapely.geometry.shape(f["geometry"]) for f in maps.layer_data(small_layer)["features"]])
+    drawn = np.array(
+        [shapely.geometry.shape(f["geometry"]) for f in maps.layer_data(small_layer)["features"]]
+    )
     assert small < big
     assert (
         shapely.get_num_coordinates(drawn).sum()
@@ -495,7 +509,8 @@ def _detailed_areas() -> gpd.GeoDataFrame:
     frame = _areas(3)
     return gpd.GeoDataFrame(
         pd.concat([frame, frame.iloc[[0]].assign(id=4, code="330802001099", name="圆村", geometry=[circle])]),
-        geometry="geometry", crs="EPSG:4326",
+        geometry="geometry",
+        crs="EPSG:4326",
     ).set_index("id", drop=False)
 
 

@@ -1,4 +1,5 @@
-"""平安码 day planner: capacity, priority, overflow proposals, routes, campaigns, re-checks, scale, replay."""
+"""平安码 day planner: capacity, priority, overflow proposals, routes, campaigns, re-checks, scale, replay,
+the campaign rules and the 30-day forecast."""
 
 import functools
 import itertools
@@ -8,12 +9,15 @@ import time
 from datetime import date, timedelta
 
 import numpy as np
+import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pyproj import Transformer
 
+from domain.hierarchy import Tree, Unit
 from domain.planner import (
+    MAX_CAMPAIGN_DAYS,
     Campaign,
+    Capacity,
     DayPlan,
     HazardRecheck,
     Inspector,
@@ -22,43 +26,37 @@ from domain.planner import (
     ReplayPolicy,
     ReplayVenue,
     VenueToVisit,
+    check_campaign,
     compare_policies,
     distance_matrix,
+    forecast_visits,
     nearest_neighbour,
     path_length,
     plan_day,
     replay,
-    to_metres,
     two_opt,
 )
 from domain.safety_code import CADENCE_DAYS
-from domain.vocabulary import SafetyCode, VenueCategory
+from domain.vocabulary import AdminLevel, SafetyCode, VenueCategory
 
 DAY = date(2026, 11, 21)
 RED, YELLOW, GREEN = SafetyCode.RED, SafetyCode.YELLOW, SafetyCode.GREEN
 SHOP, HAZCHEM = VenueCategory.STREET_SHOP, VenueCategory.HAZCHEM
-LON, LAT = 118.87, 28.94  # 衢州 柯城区
-_FROM_UTM = Transformer.from_crs("EPSG:32650", "EPSG:4326", always_xy=True)
+# Positions are metres east and north of the day's start (the planner is handed projected positions).
 
 
-def at_metres(dx: float, dy: float) -> tuple[float, float]:
-    """lon/lat of a point dx, dy metres from the reference point in UTM 50N."""
-    ((x0, y0),) = to_metres([LON], [LAT])
-    return _FROM_UTM.transform(x0 + dx, y0 + dy)
-
-
-def venue(i, code=GREEN, due=DAY, grid=1, village=10, township=100, category=SHOP, lon=None, lat=None):
+def venue(i, code=GREEN, due=DAY, grid=1, village=10, township=100, category=SHOP, x=None, y=None):
     return VenueToVisit(
         i, f"场所{i}", grid, village, township, code, category,
-        LON + 0.0005 * (i % 40) if lon is None else lon,
-        LAT + 0.0005 * (i // 40) if lat is None else lat,
+        50.0 * (i % 40) if x is None else x,
+        55.0 * (i // 40) if y is None else y,
         due,
     )  # fmt: skip
 
 
-def inspector(i, grids=(1,), villages=(10,), townships=(100,), capacity=None, lon=LON, lat=LAT):
+def inspector(i, grids=(1,), villages=(10,), townships=(100,), capacity=None, x=0.0, y=0.0):
     return Inspector(
-        i, f"检查员{i}", frozenset(grids), lon, lat, frozenset(villages), frozenset(townships), capacity
+        i, f"检查员{i}", frozenset(grids), x, y, frozenset(villages), frozenset(townships), capacity
     )
 
 
@@ -267,15 +265,12 @@ def test_two_opt_finds_the_known_optimum_of_a_hand_made_case_that_nearest_neighb
 
 
 def test_the_planned_route_follows_the_optimum_in_metres():
-    # The hand-made case scaled to 400 m steps, placed in lon/lat through UTM 50N.
-    venues = [
-        venue(i + 1, lon=at_metres(400 * x, 400 * y)[0], lat=at_metres(400 * x, 400 * y)[1])
-        for i, (x, y) in enumerate(HAND)
-    ]
+    # The hand-made case scaled to 400 m steps.
+    venues = [venue(i + 1, x=400 * x, y=400 * y) for i, (x, y) in enumerate(HAND)]
     route = plan_day(DAY, [inspector(1)], venues).route_of(1)
     assert [v.venue_id for v in route.visits] == HAND_OPTIMUM[1:]
     assert [v.stop for v in route.visits] == [1, 2, 3, 4, 5]
-    assert math.isclose(route.length_m, 400 * 10.714776642118863, rel_tol=1e-3)
+    assert math.isclose(route.length_m, 400 * 10.714776642118863, rel_tol=1e-9)
     assert math.isclose(sum(v.leg_m for v in route.visits), route.length_m)
 
 
@@ -330,7 +325,8 @@ def synthetic_city(n_venues=100_000, n_inspectors=2_000, seed=7):
     """A city-sized day: 2,400 grids (400 shared by two inspectors), 1,500 villages, 100 townships."""
     rng = np.random.default_rng(seed)
     n_grids = n_inspectors + n_inspectors // 5
-    centre = np.column_stack([rng.uniform(118.0, 119.6, n_grids), rng.uniform(28.2, 29.6, n_grids)])
+    # A city about 156 km by 155 km (118.0–119.6°E, 28.2–29.6°N), in metres.
+    centre = np.column_stack([rng.uniform(0, 156_000, n_grids), rng.uniform(0, 155_000, n_grids)])
     village = np.arange(n_grids) * 1500 // n_grids
     township = village // 15
     owners = {i: [i] for i in range(n_inspectors)}
@@ -347,8 +343,8 @@ def synthetic_city(n_venues=100_000, n_inspectors=2_000, seed=7):
     # Busy town centres and empty hills: some inspectors overflow, so proposals run at scale too.
     weight = rng.lognormal(0, 1.0, n_grids)
     grid = rng.choice(n_grids, n_venues, p=weight / weight.sum())
-    lon = centre[grid, 0] + rng.normal(0, 0.004, n_venues)
-    lat = centre[grid, 1] + rng.normal(0, 0.004, n_venues)
+    x = centre[grid, 0] + rng.normal(0, 400, n_venues)
+    y = centre[grid, 1] + rng.normal(0, 400, n_venues)
     code = rng.choice(3, n_venues, p=[0.01, 0.08, 0.91])
     codes = [RED, YELLOW, GREEN]
     cats = list(VenueCategory)
@@ -358,7 +354,7 @@ def synthetic_city(n_venues=100_000, n_inspectors=2_000, seed=7):
     venues = [
         VenueToVisit(
             i + 1, f"场所{i + 1}", int(grid[i]), int(village[grid[i]]), int(township[grid[i]]), codes[code[i]],
-            cats[cat[i]], float(lon[i]), float(lat[i]), DAY + timedelta(days=int(offset[i])),
+            cats[cat[i]], float(x[i]), float(y[i]), DAY + timedelta(days=int(offset[i])),
         )
         for i in range(n_venues)
     ]  # fmt: skip
@@ -374,16 +370,13 @@ def synthetic_city(n_venues=100_000, n_inspectors=2_000, seed=7):
     return inspectors, venues, rechecks, campaigns
 
 
-def test_the_whole_city_is_planned_within_five_seconds():
+def test_a_city_sized_day_plans_every_visit_within_each_inspectors_capacity():
+    """The whole city in one plan (its time is ``make bench``'s plan_city_plan_s, not asserted here)."""
     inspectors, venues, rechecks, campaigns = synthetic_city()
-    t0 = time.perf_counter()
     plan = plan_day(DAY, inspectors, venues, rechecks, campaigns)
-    seconds = time.perf_counter() - t0
     needed = plan.planned + plan.not_planned
-    print(f"\ncity plan: {len(venues)} venues, {len(inspectors)} inspectors, {needed} visits needed, "
-          f"{plan.planned} planned, {plan.not_planned} overflow, {len(plan.proposals)} proposals, {seconds:.2f} s")  # fmt: skip
     assert 7_000 <= needed <= 10_000
-    assert seconds <= 5.0
+    assert all(len(r.visits) <= r.capacity for r in plan.routes)
 
 
 # --- replay ---------------------------------------------------------------------------------
@@ -398,7 +391,7 @@ def synthetic_replay(n_venues=2_000, n_inspectors=20, days=90, seed=11, predicti
     rng = np.random.default_rng(seed)
     per = n_venues // n_inspectors
     inspectors = [
-        Inspector(i + 1, f"检查员{i + 1}", frozenset({i}), LON + 0.05 * (i % 5), LAT + 0.05 * (i // 5), frozenset({i}), frozenset({0}))
+        Inspector(i + 1, f"检查员{i + 1}", frozenset({i}), 5000.0 * (i % 5), 5500.0 * (i // 5), frozenset({i}), frozenset({0}))
         for i in range(n_inspectors)
     ]  # fmt: skip
     risk = rng.choice(3, n_venues, p=[0.05, 0.2, 0.75])  # 0 high, 1 medium, 2 low
@@ -414,8 +407,8 @@ def synthetic_replay(n_venues=2_000, n_inspectors=20, days=90, seed=11, predicti
         )
         c = codes[code[i]]
         v = VenueToVisit(
-            i + 1, f"场所{i + 1}", g, g, 0, c, SHOP, LON + 0.05 * (g % 5) + rng.normal(0, 0.01),
-            LAT + 0.05 * (g // 5) + rng.normal(0, 0.01),
+            i + 1, f"场所{i + 1}", g, g, 0, c, SHOP, 5000.0 * (g % 5) + rng.normal(0, 1000),
+            5500.0 * (g // 5) + rng.normal(0, 1000),
             DAY + timedelta(days=int(rng.integers(0, CADENCE_DAYS[c]))),
         )  # fmt: skip
         out.append(ReplayVenue(v, onsets))
@@ -444,7 +437,15 @@ def test_a_hazard_is_found_at_the_first_visit_on_or_after_its_onset():
 def _compare(predictive: bool):
     inspectors, venues = synthetic_replay(predictive=predictive)
     t0 = time.perf_counter()
-    results = compare_policies(DAY, 90, inspectors, venues, capacity=15, seed=1)
+    results = compare_policies(
+        DAY,
+        90,
+        inspectors,
+        venues,
+        capacity=15,
+        policies=(ReplayPolicy.RISK, ReplayPolicy.ROUND_ROBIN),
+        seed=1,
+    )
     seconds = time.perf_counter() - t0
     risk, base = results[ReplayPolicy.RISK], results[ReplayPolicy.ROUND_ROBIN]
     print(f"\nreplay, colour {'predicts' if predictive else 'does not predict'} hazards ({seconds:.1f} s):")
@@ -471,3 +472,124 @@ def test_risk_based_discovery_gains_only_as_far_as_the_colour_predicts_hazards()
     gap_p = risk_p.mean_days_to_discovery_censored - base_p.mean_days_to_discovery_censored
     gap_n = risk_n.mean_days_to_discovery_censored - base_n.mean_days_to_discovery_censored
     assert gap_p < gap_n
+
+
+# --- campaign rules --------------------------------------------------------------------------
+
+# city 1 → township 100 → villages 10, 11 → grids 1, 2; township 200 → village 20 → grid 3
+TREE = Tree.from_units(
+    [
+        Unit(1, None, AdminLevel.CITY, "33", "衢州市"),
+        Unit(100, 1, AdminLevel.TOWNSHIP, "3301", "方城镇"),
+        Unit(10, 100, AdminLevel.VILLAGE, "330101", "东村"),
+        Unit(11, 100, AdminLevel.VILLAGE, "330102", "西村"),
+        Unit(1001, 10, AdminLevel.GRID, "33010101", "东一格"),
+        Unit(200, 1, AdminLevel.TOWNSHIP, "3302", "远山镇"),
+        Unit(20, 200, AdminLevel.VILLAGE, "330201", "远村"),
+    ]
+)
+
+
+def campaign_problems(**changes):
+    fields = {
+        "name": "燃气安全专项整治",
+        "category": "street_shop",
+        "area_ids": [10],
+        "start": DAY,
+        "end": DAY + timedelta(days=6),
+        "every_days": 7,
+        "today": DAY,
+        "existing": [],
+        "tree": TREE,
+        "scope_unit_id": 100,
+    }
+    return check_campaign(**(fields | changes))
+
+
+def test_a_complete_campaign_in_the_users_villages_has_no_problem():
+    assert campaign_problems() == {}
+    assert campaign_problems(area_ids=[100, 11], end=DAY + timedelta(days=MAX_CAMPAIGN_DAYS - 1)) == {}
+
+
+def test_every_problem_of_a_campaign_is_named_at_once_in_chinese():
+    assert campaign_problems(
+        name=" ", category=None, area_ids=[], end=DAY - timedelta(days=1), every_days=0
+    ) == {
+        "名称": "请填写专项整治名称",
+        "场所类别": "请选择场所类别",
+        "区域": "请至少选择一个村（社区）或乡镇（街道）",
+        "结束日期": "结束日期不能早于开始日期",
+        "检查周期": "检查周期须为 1–90 天",
+    }
+
+
+def test_a_campaign_name_is_unique_and_at_most_fifty_characters():
+    existing = [Campaign("燃气安全专项整治", SHOP, {10}, DAY, DAY)]
+    assert campaign_problems(existing=existing) == {"名称": "已有同名专项整治“燃气安全专项整治”"}
+    assert campaign_problems(name="整" * 51) == {"名称": "名称不能超过 50 字"}
+
+
+def test_a_campaign_covers_villages_or_townships_inside_the_users_scope_only():
+    assert campaign_problems(area_ids=[1001]) == {"区域": "区域只能是村（社区）或乡镇（街道）"}
+    assert campaign_problems(area_ids=[999]) == {"区域": "区域只能是村（社区）或乡镇（街道）"}
+    assert campaign_problems(area_ids=[10, 20]) == {"区域": "远村不在您的管辖范围内"}
+
+
+def test_a_campaign_lasts_at_most_a_year_and_has_not_ended_yet():
+    long = campaign_problems(end=DAY + timedelta(days=MAX_CAMPAIGN_DAYS))
+    assert long == {"结束日期": f"专项整治不能超过 {MAX_CAMPAIGN_DAYS} 天"}
+    past = campaign_problems(start=DAY - timedelta(days=9), end=DAY - timedelta(days=1))
+    assert past == {"结束日期": "结束日期已过，无需再安排"}
+
+
+def test_an_inspector_without_an_override_has_the_default_capacity():
+    capacity = Capacity(12, {7: 4})
+    assert (capacity.of(7), capacity.of(8), Capacity().of(1)) == (4, 12, 15)
+
+
+# --- the 30-day forecast ---------------------------------------------------------------------
+
+
+def forecast_venues(*rows):
+    """(venue id, colour, next due, village, township, category) as the forecast takes them."""
+    return pd.DataFrame(
+        [(v, c.value, due, village, township, cat.value) for v, c, due, village, township, cat in rows],
+        columns=["venue_id", "code", "next_due_on", "village_id", "township_id", "category"],
+    )
+
+
+def forecast_days(frame) -> dict[int, list[int]]:
+    return {int(v): sorted(int(d) for d in g["day"]) for v, g in frame.groupby("venue_id")}
+
+
+def test_each_venue_is_projected_from_its_due_date_by_its_colours_cadence():
+    venues = forecast_venues(
+        (1, RED, DAY, 10, 100, SHOP),
+        (2, YELLOW, DAY + timedelta(days=2), 10, 100, SHOP),
+        (3, GREEN, DAY - timedelta(days=3), 10, 100, SHOP),  # overdue: due on the first day
+        (4, GREEN, None, 10, 100, SHOP),  # never inspected: due on the first day
+    )
+    days = forecast_days(forecast_visits(venues, [], [], DAY, 30))
+    assert days[1] == list(range(30))
+    assert days[2] == [2, 9, 16, 23]
+    assert days[3] == [0] and days[4] == [0]
+
+
+def test_an_open_hazard_adds_a_re_check_the_day_before_its_deadline_unless_a_visit_falls_then():
+    venues = forecast_venues((1, GREEN, DAY, 10, 100, SHOP), (2, RED, DAY, 10, 100, SHOP))
+    rechecks = [(1, DAY + timedelta(days=10)), (2, DAY + timedelta(days=4)), (1, DAY - timedelta(days=3))]
+    visits = forecast_visits(venues, rechecks, [], DAY, 30)
+    assert forecast_days(visits)[1] == [0, 9]  # the late one on the first day, with the due visit
+    assert len(visits) == 2 + 30  # the red venue's re-check is one of its daily visits
+
+
+def test_a_campaign_adds_its_slots_to_the_venues_of_its_category_and_area():
+    later = DAY + timedelta(days=60)
+    venues = forecast_venues(
+        (7, GREEN, later, 10, 100, SHOP),
+        (8, GREEN, later, 20, 200, SHOP),  # another township
+        (9, GREEN, later, 11, 100, HAZCHEM),  # another category
+    )
+    campaign = Campaign("燃气安全", SHOP, {100}, DAY, DAY + timedelta(days=13))
+    days = forecast_days(forecast_visits(venues, [], [campaign], DAY, 30))
+    assert days == {7: [0, 7]}  # venue 7's slot (7 mod 7 = day 0), weekly while the campaign runs

@@ -1,5 +1,6 @@
 """The five-colour risk model: hand-computed cases and the properties every level relies on."""
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,9 +21,14 @@ counts = st.integers(min_value=0, max_value=500)
 weights = st.floats(min_value=0, max_value=500, allow_nan=False)
 inputs = st.builds(
     RiskInputs,
-    red_weight=weights, yellow_weight=weights, green_weight=weights,
-    major_hazards=counts, general_hazards=counts, overdue_hazards=counts,
-    overdue_inspections=counts, safety_events=counts,
+    red_weight=weights,
+    yellow_weight=weights,
+    green_weight=weights,
+    major_hazards=counts,
+    general_hazards=counts,
+    overdue_hazards=counts,
+    overdue_inspections=counts,
+    safety_events=counts,
     population=st.integers(min_value=0, max_value=3_000_000),
 )
 
@@ -32,7 +38,9 @@ def test_a_grid_with_one_red_hazchem_plant_and_a_major_hazard_scores_by_hand():
     grid = RiskInputs(red_weight=3.0, major_hazards=1, overdue_hazards=1, population=2500)
     assert score(grid) == (30 + 8 + 4) * 4 == 168
     assert classify(score(grid)) is RiskClass.BLUE
-    assert classify(score(grid + RiskInputs(red_weight=20.0, major_hazards=2))) is RiskClass.RED  # (42 + 216) × 4
+    assert (
+        classify(score(grid + RiskInputs(red_weight=20.0, major_hazards=2))) is RiskClass.RED
+    )  # (42 + 216) × 4
 
 
 def test_a_quiet_village_of_green_shops_is_green():
@@ -54,8 +62,10 @@ def test_the_explanation_lists_factors_largest_first_and_adds_up_to_the_score():
 
 
 def test_hazchem_and_crowded_venues_weigh_more_than_general_firms():
-    assert venue_weight(VenueCategory.HAZCHEM) > venue_weight(VenueCategory.CROWDED_VENUE) > venue_weight(
-        VenueCategory.GENERAL_FIRM
+    assert (
+        venue_weight(VenueCategory.HAZCHEM)
+        > venue_weight(VenueCategory.CROWDED_VENUE)
+        > venue_weight(VenueCategory.GENERAL_FIRM)
     )
 
 
@@ -83,7 +93,10 @@ def test_a_parents_inputs_are_the_sums_of_its_childrens(a, b):
     assert total.population == a.population + b.population
 
 
-@given(st.floats(min_value=0, max_value=1e6, allow_nan=False), st.floats(min_value=0, max_value=1e6, allow_nan=False))
+@given(
+    st.floats(min_value=0, max_value=1e6, allow_nan=False),
+    st.floats(min_value=0, max_value=1e6, allow_nan=False),
+)
 def test_the_five_classes_partition_the_score_range_in_order(x, y):
     order = list(RiskClass)  # worst first
     cx, cy = classify(x), classify(y)
@@ -110,3 +123,34 @@ def test_vectorised_scores_match_the_scalar_ones():
     cols = {f: np.array([getattr(a, f), getattr(b, f)]) for f in a.__dataclass_fields__}
     assert np.allclose(score_many(cols, cols["population"]), [score(a), score(b)])
     assert np.allclose(points_many(cols), [venue_points(a), venue_points(b)])
+
+
+def test_an_area_with_nothing_recorded_is_no_data_not_green_even_with_residents():
+    from domain.risk import classify_area, has_data, has_data_many
+
+    empty = RiskInputs(population=8000)
+    assert not has_data(empty) and classify_area(score(empty), empty) is RiskClass.NO_DATA
+    one_green_shop = RiskInputs(green_weight=0.8, green_venues=1, population=8000)
+    assert classify_area(score(one_green_shop), one_green_shop) is RiskClass.GREEN
+    one_event = RiskInputs(safety_events=1)
+    assert classify_area(score(one_event), one_event) is RiskClass.GREEN
+    recorded = has_data_many({"green_venues": np.array([0, 2, np.nan]), "safety_events": np.array([0, 0, 0])})
+    assert recorded.tolist() == [False, True, False]
+
+
+def test_the_explanation_counts_whole_venues_and_names_band_rank_and_main_factor_in_one_sentence():
+    from domain.risk import class_band, rank_among, verdict
+
+    area = RiskInputs(red_weight=3.8, red_venues=2, yellow_weight=1.5, yellow_venues=1, population=2000)
+    parts = explain(area)
+    red = next(p for p in parts if p.factor == "红码场所")
+    assert (red.count, red.amount) == (2, 3.8)
+    assert rank_among({1: 500.0, 2: 900.0, 3: 500.0, 4: 10.0}, 3) == (2, 4)
+    cls = classify(score(area))
+    sentence = verdict("东村", cls, score(area), parts, (2, 4))
+    assert sentence.startswith(f"东村为{cls.label}：{score(area):.0f} 分/万人")
+    assert class_band(cls) in sentence and "红码场所（2 项" in sentence and "4 个区域中排第 2" in sentence
+    assert (
+        verdict("西村", RiskClass.NO_DATA, 0.0, [], None)
+        == "西村暂无场所和事件记录，无法评定风险等级（不等于没有风险）。"
+    )

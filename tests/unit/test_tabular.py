@@ -5,7 +5,19 @@ import io
 import pandas as pd
 import pytest
 
-from services.tabular import TableError, decode_csv, read_table, safe_cell, to_csv, to_xlsx
+from services.tabular import (
+    MAX_LISTED,
+    RowError,
+    TableError,
+    cell_text,
+    decode_csv,
+    listed,
+    read_sheet,
+    read_table,
+    safe_cell,
+    to_csv,
+    to_xlsx,
+)
 
 
 def test_gbk_and_utf8_with_bom_decode_to_the_same_text():
@@ -15,7 +27,7 @@ def test_gbk_and_utf8_with_bom_decode_to_the_same_text():
 
 def test_rows_keep_their_file_row_numbers_and_codes_stay_text():
     df = read_table("编码,名称\n330802001001,甲\n\n000123,乙\n".encode(), "x.csv", ["编码"])
-    assert df["_row"].tolist() == [2, 3]  # pandas skips the blank line; numbering follows the data rows
+    assert df["_row"].tolist() == [2, 4]  # the blank line 3 is no row, but its number counts
     assert df["编码"].tolist() == ["330802001001", "000123"]
 
 
@@ -24,14 +36,106 @@ def test_an_unknown_file_type_is_refused():
         read_table(b"x", "x.pdf", [])
 
 
-@pytest.mark.parametrize("payload", ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "=HYPERLINK(\"http://x\")"])
+@pytest.mark.parametrize("payload", ["=1+1", "+SUM(A1)", "-2+3", "@cmd", '=HYPERLINK("http://x")'])
 def test_formula_leading_cells_are_neutralised_in_exports(payload):
     assert safe_cell(payload) == "'" + payload
     frame = pd.DataFrame({"标题": [payload]})
-    assert pd.read_csv(io.BytesIO(to_csv(frame)), dtype=str, encoding="utf-8-sig").loc[0, "标题"] == "'" + payload
+    assert (
+        pd.read_csv(io.BytesIO(to_csv(frame)), dtype=str, encoding="utf-8-sig").loc[0, "标题"]
+        == "'" + payload
+    )
     back = pd.read_excel(io.BytesIO(to_xlsx({"s": frame})), dtype=str)
     assert back.loc[0, "标题"] == "'" + payload
 
 
 def test_plain_text_and_numbers_are_exported_unchanged():
     assert safe_cell("占道经营") == "占道经营" and safe_cell(-3) == -3
+
+
+def test_a_formula_leading_header_is_neutralised_too():
+    frame = pd.DataFrame({"=危险列": ['=HYPERLINK("x")', "ok"], "n": [1, 2]})
+    text = to_csv(frame).decode("utf-8-sig")
+    assert text.splitlines()[0] == "'=危险列,n" and "'=HYPERLINK" in text
+    assert list(pd.read_excel(io.BytesIO(to_xlsx({"s": frame})), dtype=str).columns) == ["'=危险列", "n"]
+
+
+def test_a_row_error_reads_as_the_row_the_field_and_why():
+    assert str(RowError(3, "类别", "不是八类场所之一")) == "第 3 行「类别」：不是八类场所之一"
+
+
+# -- one reader for every import: physical line numbers, ragged rows, every bad row listed ------------
+
+
+def test_row_numbers_are_the_physical_lines_after_blank_lines_and_multi_line_cells():
+    text = '编码,名称\r\n\r\n1,"第一行\r\n第二行\r\n第三行"\r\n\r\n2,乙\r\n'
+    sheet = read_sheet(text.encode("gbk"), "x.csv", ["编码"])
+    assert [n for n, _ in sheet.rows] == [3, 7]
+    assert sheet.rows[0][1]["名称"] == "第一行\r\n第二行\r\n第三行" and sheet.problems == []
+
+
+def test_a_header_after_blank_lines_is_still_the_header_with_its_own_line_number():
+    sheet = read_sheet("\n\n编码,名称\n1,甲\n".encode(), "x.csv", ["编码"])
+    assert sheet.header_row == 3 and sheet.rows == [(4, {"编码": "1", "名称": "甲"})]
+
+
+def test_a_row_with_too_many_or_too_few_cells_is_an_error_of_its_row_and_the_others_are_read():
+    text = "编码,名称,备注\n1,甲,\n2,乙,好,多余\n3,丙\n4,丁,,,\n5,戊,ok\n"
+    sheet = read_sheet(text.encode(), "x.csv", ["编码"])
+    assert [n for n, _ in sheet.rows] == [2, 5, 6]  # trailing empty cells lose nothing: row 5 is fine
+    assert [(p.row, p.field) for p in sheet.problems] == [(3, "整行"), (4, "整行")]
+    assert sheet.problems[0].reason.startswith("本行有 4 个单元格，多于表头的 3 列，多出的内容：“多余”")
+    assert sheet.problems[1].reason.startswith("本行只有 2 个单元格，表头有 3 列")
+
+
+def test_a_broken_quote_is_an_error_of_the_line_it_starts_on():
+    sheet = read_sheet('编码,名称\n1,"甲"乙\n2,丙\n3,"没有闭合\n4,丁\n'.encode(), "x.csv", ["编码"])
+    assert [n for n, _ in sheet.rows] == [3]
+    reasons = {p.row: p.reason for p in sheet.problems}
+    assert reasons[2].startswith("引号使用有误") and reasons[4].startswith("引号没有闭合")
+
+
+def test_an_xlsx_value_under_no_header_is_an_error_and_short_rows_are_fine():
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["编码", "名称", "备注"])
+    ws.append(["1", "甲"])  # short: the missing cells are empty
+    ws.append(["2", "乙", "", "多余"])
+    ws.append([13800000000, 28.9701, None])
+    out = io.BytesIO()
+    wb.save(out)
+    sheet = read_sheet(out.getvalue(), "x.xlsx", ["编码"])
+    assert sheet.rows == [
+        (2, {"编码": "1", "名称": "甲", "备注": ""}),
+        (4, {"编码": "13800000000", "名称": "28.9701", "备注": ""}),
+    ]
+    assert [(p.row, p.field) for p in sheet.problems] == [(3, "整行")]
+
+
+def test_missing_or_repeated_columns_refuse_the_file_naming_each_column():
+    with pytest.raises(TableError, match="缺少列：编码") as missing:
+        read_sheet("名称\n甲\n".encode(), "x.csv", ["编码"])
+    assert missing.value.problems == [RowError(1, "编码", "缺少此列")]
+    with pytest.raises(TableError, match="列名重复：名称"):
+        read_sheet("编码,名称,名称\n1,甲,乙\n".encode(), "x.csv", ["编码"])
+    with pytest.raises(TableError, match="文件为空"):
+        read_sheet(b"\n\n", "x.csv", ["编码"])
+
+
+def test_every_bad_row_is_listed_up_to_the_cap_and_then_the_total():
+    problems = [RowError(n, "整行", "坏") for n in range(500, 1, -1)]
+    shown = listed(problems)
+    assert len(shown) == MAX_LISTED + 1 and shown[0].row == 2 and shown[MAX_LISTED - 1].row == MAX_LISTED + 1
+    assert str(shown[-1]) == f"「合计」：共 499 处问题，以上仅列出前 {MAX_LISTED} 处"
+    assert listed(problems[:3]) == sorted(problems[:3], key=lambda p: p.row)
+
+
+def test_cells_read_as_a_person_sees_them():
+    from datetime import date, datetime
+
+    assert cell_text(13800000000.0) == "13800000000" and cell_text(28.9701) == "28.9701"
+    assert cell_text(datetime(2026, 11, 21, 9, 29, 59, 999_700)) == "2026-11-21 09:30:00"
+    assert (
+        cell_text(date(2026, 11, 21)) == "2026-11-21" and cell_text(None) == "" and cell_text(" 甲 ") == "甲"
+    )

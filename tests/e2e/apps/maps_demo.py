@@ -6,7 +6,8 @@ import streamlit as st
 from shapely.geometry import box
 
 from components import maps
-from domain.risk import CLASS_RGB, RiskClass
+from components.palette import CLASS_RGB
+from domain.risk import RiskClass
 
 st.set_page_config(page_title="maps demo", layout="wide")
 
@@ -43,5 +44,9 @@ deck = maps.risk_deck(
     [maps.area_layer(areas), maps.venue_points_layer(venues)], tuple(areas.total_bounds), height=340
 )
 st.pydeck_chart(deck, height=340, key="deck")
-clicked = maps.show_detail_map(maps.detail_map(areas.union_all(), venues), key="detail", height=340)
+# No store behind this page: the detail map is given its (empty) inner units instead of reading them.
+no_units = gpd.GeoDataFrame({"name": [], "level": []}, geometry=[], crs="EPSG:4326")
+clicked = maps.show_detail_map(
+    maps.detail_map(areas.union_all(), venues, units=no_units), key="detail", height=340
+)
 st.caption(f"clicked: {clicked.get('last_object_clicked') if clicked else None}")

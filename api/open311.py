@@ -1,0 +1,325 @@
+"""Open311 GeoReport v2 over HTTP (decision 0024, docs/open311.md), served by serve.py beside the app.
+
+Routes under ``/open311/v2/``: ``discovery.json``, ``services.json``, ``services/{code}.json``,
+``requests.json`` (GET, POST), ``requests/{id}.json``, ``tokens/{token}.json``, ``openapi.json``.
+JSON, or the specification's XML for a path ending in ``.xml`` (not the OpenAPI document). Errors are the specification's
+list of ``{code, description}`` with 400/403/404 (and 429 for a key over its limit); no traceback ever
+leaves: an unexpected failure is logged with an incident id and answered 500 in Chinese.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+from xml.etree.ElementTree import Element, SubElement, tostring
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api.openapi import document
+from services import api_keys, faults, open311
+from services.access import OutOfScope
+from services.intake import GroupCommit
+from services.locate import OutsideArea
+from services.submissions import KeyReused
+
+log = logging.getLogger("api.open311")
+BASE = "/open311/v2"
+HEADERS = {"Cache-Control": "no-store"}
+BOTH = ["GET", "POST"]
+Handler = Callable[[Request, dict[str, Any]], Response]
+MAX_UPLOAD = 10 * 1024 * 1024
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return JSONResponse(body, status_code=status, headers=HEADERS)
+
+
+def _error(status: int, description: str) -> Response:
+    return _json([{"code": status, "description": description}], status)
+
+
+def _problems(problems: dict[str, str]) -> Response:
+    return _json([{"code": 400, "description": f"{k}：{v}"} for k, v in problems.items()], 400)
+
+
+def _format(request: Request) -> str | None:
+    fmt = request.path_params.get("fmt", "json")
+    return fmt if fmt in ("json", "xml") else None
+
+
+#: The element of each list item in the specification's XML.
+SINGULAR = {
+    "services": "service",
+    "service_requests": "request",
+    "errors": "error",
+    "attributes": "attribute",
+    "values": "value",
+    "endpoints": "endpoint",
+    "formats": "format",
+}
+
+
+def _element(parent: Element, tag: str, value: Any) -> None:
+    el = SubElement(parent, tag)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _element(el, k, v)
+    elif isinstance(value, list):
+        for v in value:
+            _element(el, SINGULAR.get(tag, "item"), v)
+    elif isinstance(value, bool):
+        el.text = "true" if value else "false"
+    elif value is not None:
+        el.text = str(value)
+
+
+def _as_xml(answer: JSONResponse, root: str) -> Response:
+    """The JSON answer in the specification's XML (an error list as ``<errors><error>``)."""
+    body = json.loads(bytes(answer.body))
+    top = Element("errors" if answer.status_code >= 400 else root)
+    if isinstance(body, list):
+        for item in body:
+            _element(top, SINGULAR.get(top.tag, "item"), item)
+    else:
+        for k, v in body.items():
+            _element(top, k, v)
+    text = '<?xml version="1.0" encoding="utf-8"?>' + tostring(top, encoding="unicode")
+    return Response(
+        text.encode(), status_code=answer.status_code, media_type="text/xml; charset=utf-8", headers=HEADERS
+    )
+
+
+def _basic_user(request: Request) -> str | None:
+    """The key sent as the HTTP Basic user name (``https://KEY:@host/…``; the password is ignored): for
+    clients that send no ``api_key`` on GET, as published Open311 libraries do (docs/open311.md)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        user = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[0]
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return user or None
+
+
+#: ``OPEN311_GROUP_COMMIT=0`` writes each POST in a transaction of its own (decision 0035: by default the
+#: POSTs of the moment share one, each in its savepoint, each answered after the commit).
+GROUP_COMMIT_ENV = "OPEN311_GROUP_COMMIT"
+_groups: weakref.WeakKeyDictionary[Any, GroupCommit] = weakref.WeakKeyDictionary()
+_groups_lock = threading.Lock()
+
+
+def group_commit(engine: Any) -> GroupCommit | None:
+    """The process's batch of POSTs for ``engine`` (one per store), or None when switched off."""
+    if os.environ.get(GROUP_COMMIT_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    with _groups_lock:
+        found = _groups.get(engine)
+        if found is None:
+            found = _groups[engine] = GroupCommit(engine)
+        return found
+
+
+def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = "") -> list[Route]:
+    """The API's routes; ``store`` gives the Engine (tests pass their own)."""
+
+    def channel(conn: Any, key: str | None) -> api_keys.Channel | None:
+        return api_keys.channel_of(conn, key)
+
+    def guard(get: Handler | None = None, post: Handler | None = None, root: str | None = None):
+        async def endpoint(request: Request) -> Response:
+            answer = await answered(request)
+            if request.path_params.get("fmt") == "xml" and isinstance(answer, JSONResponse):
+                return _as_xml(answer, root or "errors")
+            return answer
+
+        async def answered(request: Request) -> Response:
+            handler = get if request.method == "GET" else post
+            if handler is None:
+                return _error(405, f"此地址不支持 {request.method} 请求")
+            if _format(request) is None or (root is None and _format(request) == "xml"):
+                return _error(400, "仅支持 JSON 或 XML 格式（请求路径以 .json 或 .xml 结尾）")
+            form: dict[str, Any] = {}
+            if request.method == "POST":
+                try:
+                    data = await request.form(max_files=1, max_fields=50)
+                    form = {k: v for k, v in data.items() if isinstance(v, str)}
+                    media = data.get("media")
+                    if media is not None and not isinstance(media, str):  # multipart upload of the photo
+                        photo = await media.read(MAX_UPLOAD + 1)
+                        if len(photo) > MAX_UPLOAD:
+                            return _error(400, "照片：文件过大，上限 10 MB")
+                        form["media"] = photo
+                except Exception:  # a body that is not a form
+                    return _error(
+                        400, "请求体须为 application/x-www-form-urlencoded 或 multipart/form-data 表单"
+                    )
+            try:
+                return await run_in_threadpool(handler, request, form)
+            except Exception as exc:  # never a traceback to the caller: logged under an incident id
+                what = faults.incident(exc, f"open311 {request.method} {request.url.path}")
+                status = 500 if what.fault is faults.Fault.UNEXPECTED else 503
+                return _error(status, f"{what.message}（事件编号 {what.incident_id}）")
+
+        return endpoint
+
+    def authorised(request: Request, form: dict[str, Any]) -> tuple[api_keys.Channel | None, Response | None]:
+        key = form.get("api_key") or request.query_params.get("api_key") or _basic_user(request)
+        if not key:
+            return None, _error(403, "缺少 api_key")
+        with store().connect() as conn:
+            found = channel(conn, key)
+        if found is None:
+            return None, _error(403, "api_key 无效或已吊销")
+        if not api_keys.LIMITS.allow(found):
+            return None, _json([{"code": 429, "description": "调用过于频繁，请一分钟后再试"}], 429)
+        return found, None
+
+    def services_list(request: Request, form: dict[str, Any]) -> Response:
+        return _json(open311.service_list())
+
+    def service_definition(request: Request, form: dict[str, Any]) -> Response:
+        found = open311.service_definition(request.path_params["code"])
+        if found is None:
+            return _error(404, f"未知的事项代码：{request.path_params['code'][:40]}")
+        return _json(found)
+
+    def post_request(request: Request, form: dict[str, Any]) -> Response:
+        who, refused = authorised(request, form)
+        if refused is not None or who is None:
+            return refused or _error(403, "api_key 无效")
+        try:
+            engine = store()
+            event = open311.file_request(
+                open311.unit_of_work(engine),
+                who,
+                service_code=form.get("service_code"),
+                lat=form.get("lat"),
+                lon=form.get("long"),
+                description=form.get("description"),
+                address=form.get("address_string"),
+                crs=form.get("attribute[crs]"),
+                work_order=form.get("attribute[work_order]"),
+                media_url=form.get("media_url"),
+                photo=form.get("media") if isinstance(form.get("media"), bytes) else None,
+                group=group_commit(engine),
+            )
+        except KeyReused:
+            return _error(400, "该工单号已用于另一条内容不同的请求")
+        except open311.FieldProblems as exc:
+            return _problems(exc.problems)
+        except OutsideArea as exc:
+            return _error(400, str(exc))
+        except OutOfScope as exc:
+            return _error(403, str(exc))
+        notice = "疑似重复事件，待人工合并" if event.duplicate_of_id else "已受理，将按时限办理"
+        return _json([{"service_request_id": str(event.id), "service_notice": notice, "account_id": None}])
+
+    def get_requests(request: Request, form: dict[str, Any]) -> Response:
+        who, refused = authorised(request, form)
+        if refused is not None or who is None:
+            return refused or _error(403, "api_key 无效")
+        q = request.query_params
+        problems: dict[str, str] = {}
+        ids = None
+        if q.get("service_request_id"):
+            parts = [x.strip() for x in q["service_request_id"].split(",") if x.strip()][:MAX_IDS]
+            if not all(x.isdigit() for x in parts):
+                problems["service_request_id"] = "请求编号须为逗号分隔的整数"
+            elif any(len(x) > 18 for x in parts):  # beyond the store's 64-bit ids: no such request
+                problems["service_request_id"] = "请求编号过大（最多 18 位数字）"
+            else:
+                ids = [int(x) for x in parts]
+        codes = [c for c in (q.get("service_code") or "").split(",") if c.strip()]
+        unknown = [c for c in codes if open311.service_definition(c) is None]
+        if unknown:
+            problems["service_code"] = f"未知的事项代码：{'、'.join(unknown)[:80]}"
+        status = (q.get("status") or "").strip() or None
+        if status not in (None, "open", "closed"):
+            problems["status"] = "status 只能是 open 或 closed"
+        start = open311.parse_time(q.get("start_date"), "start_date", problems)
+        end = open311.parse_time(q.get("end_date"), "end_date", problems)
+        after = open311.parse_time(q.get("updated_after"), "updated_after", problems)
+        if problems:
+            return _problems(problems)
+        with store().connect() as conn:
+            return _json(
+                open311.find_requests(
+                    conn,
+                    who,
+                    ids=ids,
+                    service_codes=codes,
+                    start=start,
+                    end=end,
+                    status=status,
+                    updated_after=after,
+                )
+            )
+
+    def get_request(request: Request, form: dict[str, Any]) -> Response:
+        who, refused = authorised(request, form)
+        if refused is not None or who is None:
+            return refused or _error(403, "api_key 无效")
+        raw = request.path_params["id"]
+        if not raw.isdigit() or len(raw) > 18:
+            return _error(404, f"没有编号为 {raw[:20]} 的请求")
+        with store().connect() as conn:
+            found = open311.find_request(conn, who, int(raw))
+        if found is None:  # absent or outside the key's area: the same answer
+            return _error(404, f"没有编号为 {raw} 的请求")
+        return _json([found])
+
+    def get_token(request: Request, form: dict[str, Any]) -> Response:
+        # Requests are filed synchronously: a token is never issued, so none is ever found.
+        return _error(404, "本服务即时返回请求编号，不签发 token")
+
+    def discovery(request: Request, form: dict[str, Any]) -> Response:
+        base = str(request.base_url).rstrip("/") + prefix + BASE + "/"
+        return _json(
+            {
+                "changeset": "2026-12-02T00:00:00+08:00",
+                "contact": "数字驾驶舱管理员",
+                "key_service": "向系统管理员申请（python -m services.api_keys create）",
+                "endpoints": [
+                    {
+                        "specification": "http://wiki.open311.org/GeoReport_v2",
+                        "url": base,
+                        "changeset": "2026-12-02T00:00:00+08:00",
+                        "type": "production",
+                        "formats": ["application/json", "text/xml"],
+                    }
+                ],
+            }
+        )
+
+    def openapi(request: Request, form: dict[str, Any]) -> Response:
+        return _json(document(prefix + BASE))
+
+    p = prefix + BASE
+    return [
+        Route(f"{p}/discovery.{{fmt}}", guard(discovery, root="discovery"), methods=BOTH),
+        Route(f"{p}/openapi.{{fmt}}", guard(openapi), methods=BOTH),
+        Route(f"{p}/services.{{fmt}}", guard(services_list, root="services"), methods=BOTH),
+        Route(
+            f"{p}/services/{{code}}.{{fmt}}",
+            guard(service_definition, root="service_definition"),
+            methods=BOTH,
+        ),
+        Route(
+            f"{p}/requests.{{fmt}}", guard(get_requests, post_request, root="service_requests"), methods=BOTH
+        ),
+        Route(f"{p}/requests/{{id}}.{{fmt}}", guard(get_request, root="service_requests"), methods=BOTH),
+        Route(f"{p}/tokens/{{token}}.{{fmt}}", guard(get_token, root="service_requests"), methods=BOTH),
+    ]
+
+
+MAX_IDS = 200

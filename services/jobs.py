@@ -1,0 +1,448 @@
+"""The jobs runner (定时任务): what the cockpit does by itself when something falls due, beside the app.
+
+The jobs are data (:data:`JOBS`): a name, a Chinese label, a schedule (:mod:`domain.schedule`: every N
+minutes, or daily / weekly / monthly at a China time) and a function. In order:
+
+| job | schedule | what |
+|---|---|---|
+| ``escalate`` | every minute | 自动上移 of overdue events (:func:`services.events.escalate_overdue`) |
+| ``rollups`` | every minute | the event rollups brought up to the latest transition (:mod:`services.rollups`) |
+| ``remind`` | every 5 minutes | 督办提醒 for deadlines near or past (:mod:`services.reminders`) |
+| ``warnings`` | daily 00:30 | the day before judged for 预警, alerts stored (:mod:`services.daily_warnings`) |
+| ``report_daily`` / ``report_weekly`` / ``report_monthly`` | daily 01:00 / Monday 01:30 / the 1st 02:00 | XLSX 日报/周报/月报 (:mod:`services.scheduled_reports`) |
+| ``audit_verify`` | daily 03:00 | the audit chain verified, result kept (:mod:`services.audit_checks`) |
+| ``prune_runs`` | daily 04:00 | run records older than :data:`KEEP_RUNS_DAYS` deleted |
+| ``forecast_train`` | Sunday 02:30 | the hazard forecast retrained, stored as a new version, every venue scored (:mod:`services.forecast`) |
+
+:func:`run_due` takes ``now`` (tests move it) and, for each job, the latest due moment at or before it
+(``schedule.last_due(now)``). A job runs when that moment has no run yet: a runner that was down over
+several due moments runs the job once, for the latest (catch-up once, not once per missed period).
+
+**Runs are recorded, and claimed.** Before the work a runner inserts the row (job, due moment) of
+``job_runs`` — unique — in its own short transaction; a runner that finds the row there skips the item,
+so two runners (two hosts, a runner and the simulator, two threads) never do the same item twice. The
+row then says how it ended: ok with a count and a summary, or failed with the error. A failed run is
+taken again by a later pass after :data:`RETRY_AFTER` (at most :data:`MAX_ATTEMPTS` in all), and a run
+left "running" by a runner that died is taken again after :data:`STALE_AFTER`. One job failing does
+not stop the others. The claim and its outcome are the runner's own record, written outside a unit of
+work and without a trail row; every change a job makes to the store goes through a unit of work with
+its own trail row (decision 0015).
+
+``python -m services.jobs --every 60`` runs a pass a minute until stopped (``make jobs``; ``make run``
+starts it beside the app); ``--once`` runs one pass and exits (cron, a systemd timer); ``--now`` runs a
+pass as if at that moment, ``--only`` runs some jobs, ``--status`` prints each job's last run. The demo
+simulator calls :func:`run_due` for the 上移 in its own tick, like any other scheduler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from db.models import JobRun
+from db.uow import WRITE_TRANSACTION, UnitOfWork
+from domain.access import redact
+from domain.schedule import Daily, Every, Monthly, Schedule, Weekly
+from services import clock, forecast, rollups
+from services.audit_checks import check_audit_chain
+from services.daily_warnings import judged_day, store_daily_alerts
+from services.events import escalate_overdue
+from services.leader import Lease
+from services.reminders import raise_reminders
+from services.scheduled_reports import reports_dir, write_reports
+
+log = logging.getLogger("jobs")
+#: Events escalated (and reminders raised) per pass at most; the rest wait for the next due moment.
+BATCH = 200
+#: A failed run is taken again after this long, by a later pass …
+RETRY_AFTER = timedelta(minutes=10)
+#: … at most this many attempts in all.
+MAX_ATTEMPTS = 3
+#: A run still "running" after this long was left by a runner that died: another runner takes it.
+STALE_AFTER = timedelta(hours=2)
+#: Run records are kept this many days (``prune_runs``).
+KEEP_RUNS_DAYS = 90
+OK, FAILED, RUNNING = "ok", "failed", "running"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a job gets: the store, the due moment it runs for, the runner's ``now`` and its settings."""
+
+    uow: UnitOfWork
+    due: datetime
+    now: datetime
+    reports_dir: Path
+    limit: int = BATCH
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a job did: how many items, and a sentence (Chinese) for the run record."""
+
+    count: int
+    summary: str
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    label: str
+    schedule: Schedule
+    work: Callable[[Context], Done]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run this runner did (or tried): the job, its due moment, how it ended."""
+
+    job: str
+    due_at: datetime
+    outcome: str
+    count: int | None = None
+    summary: str | None = None
+    error: str | None = None
+
+
+# -- the jobs ---------------------------------------------------------------------------------
+
+
+def _escalate(ctx: Context) -> Done:
+    n = escalate_overdue(ctx.uow, ctx.now, limit=ctx.limit)
+    return Done(n, f"自动上移 {n} 件")
+
+
+def _rollups(ctx: Context) -> Done:
+    n = rollups.refresh(ctx.uow, ctx.now)
+    return Done(n, f"汇总表更新 {n} 个（日期、网格）")
+
+
+def _remind(ctx: Context) -> Done:
+    n = raise_reminders(ctx.uow, ctx.now, limit=ctx.limit)
+    return Done(n, f"新增督办提醒 {n} 条")
+
+
+def _warnings(ctx: Context) -> Done:
+    day = judged_day(ctx.due)
+    n = store_daily_alerts(ctx.uow, day, ctx.now)
+    return Done(n, f"{day} 预警研判：{n} 条")
+
+
+def _report(kind: str) -> Callable[[Context], Done]:
+    def work(ctx: Context) -> Done:
+        files = write_reports(ctx.uow, kind, ctx.due, ctx.reports_dir)
+        return Done(len(files), f"{kind} {len(files)} 份 → {ctx.reports_dir}")
+
+    return work
+
+
+def _audit_verify(ctx: Context) -> Done:
+    result = check_audit_chain(ctx.uow, ctx.now)
+    return Done(result.rows_checked, result.line())
+
+
+def _prune_runs(ctx: Context) -> Done:
+    with _bookkeeping(ctx.uow) as conn:
+        n = conn.execute(
+            delete(JobRun).where(JobRun.due_at < ctx.now - timedelta(days=KEEP_RUNS_DAYS))
+        ).rowcount
+    return Done(n, f"删除 {KEEP_RUNS_DAYS} 天前的运行记录 {n} 条")
+
+
+def _forecast_train(ctx: Context) -> Done:
+    try:
+        result = forecast.train(ctx.uow, ctx.now)
+    except forecast.NotEnoughHistory as exc:  # a young store: nothing to learn from yet, not a failure
+        return Done(0, str(exc))
+    return Done(
+        result.rows, f"隐患预测模型 v{result.version}：AUC {result.metrics['auc']}，训练 {result.seconds} 秒"
+    )
+
+
+JOBS: tuple[Job, ...] = (
+    Job("escalate", "超期事件自动上移", Every(1), _escalate),
+    Job("rollups", "事件汇总表更新", Every(1), _rollups),
+    Job("remind", "督办提醒", Every(5), _remind),
+    Job("warnings", "每日预警研判", Daily(clock_time(0, 30)), _warnings),
+    Job("report_daily", "日报", Daily(clock_time(1, 0)), _report("日报")),
+    Job("report_weekly", "周报", Weekly(0, clock_time(1, 30)), _report("周报")),
+    Job("report_monthly", "月报", Monthly(1, clock_time(2, 0)), _report("月报")),
+    Job("audit_verify", "审计链校验", Daily(clock_time(3, 0)), _audit_verify),
+    Job("prune_runs", "清理运行记录", Daily(clock_time(4, 0)), _prune_runs),
+    Job("forecast_train", "隐患预测模型训练", Weekly(6, clock_time(2, 30)), _forecast_train),
+)
+
+
+# -- the runner's own record ------------------------------------------------------------------
+
+
+def _runner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:100]
+
+
+@contextmanager
+def _bookkeeping(uow: UnitOfWork) -> Iterator[Connection]:
+    """A short transaction of its own for ``job_runs`` (beside any unit of work; SQLite: BEGIN IMMEDIATE,
+    so it queues as a writer). Inside a caller's transaction (tests/rollback.py): a savepoint of it."""
+    target = uow.engine
+    if isinstance(target, Connection):
+        with target.begin_nested():
+            yield target
+        return
+    with target.connect() as conn:
+        conn.execution_options(**{WRITE_TRANSACTION: True})
+        with conn.begin():
+            yield conn
+
+
+def claim(
+    uow: UnitOfWork, job: str, due: datetime, now: datetime, started: datetime | None = None
+) -> int | None:
+    """The id of the run of (``job``, ``due``) this runner now holds, or None when another runner has it
+    (or had it and it ended well, or failed too often, or is still running). ``started``: the moment to
+    record (``now`` plus the time the pass has taken so far; default ``now``)."""
+    started = started or now
+    dialect = postgresql if uow.store.dialect.name == "postgresql" else sqlite
+    with _bookkeeping(uow) as conn:
+        new = conn.execute(
+            dialect.insert(JobRun)
+            .values(job=job, due_at=due, started_at=started, outcome=RUNNING, attempts=1, runner=_runner())
+            .on_conflict_do_nothing(index_elements=["job", "due_at"])
+            .returning(JobRun.id)
+        ).scalar()
+        if new is not None:
+            return int(new)
+        # Taken before: again only if it failed a while ago, or its runner died (compare-and-set).
+        again = conn.execute(
+            update(JobRun)
+            .where(
+                JobRun.job == job,
+                JobRun.due_at == due,
+                or_(
+                    and_(
+                        JobRun.outcome == FAILED,
+                        JobRun.attempts < MAX_ATTEMPTS,
+                        JobRun.finished_at <= now - RETRY_AFTER,
+                    ),
+                    and_(JobRun.outcome == RUNNING, JobRun.started_at <= now - STALE_AFTER),
+                ),
+            )
+            .values(
+                outcome=RUNNING,
+                attempts=JobRun.attempts + 1,
+                started_at=started,
+                finished_at=None,
+                runner=_runner(),
+            )
+            .returning(JobRun.id)
+        ).scalar()
+        return None if again is None else int(again)
+
+
+def _finish(uow: UnitOfWork, run_id: int, run: Run, finished: datetime) -> None:
+    with _bookkeeping(uow) as conn:
+        conn.execute(
+            update(JobRun)
+            .where(JobRun.id == run_id)
+            .values(
+                outcome=run.outcome,
+                finished_at=finished,
+                count=run.count,
+                summary=None if run.summary is None else run.summary[:500],
+                error=run.error,
+            )
+        )
+
+
+def _error_text(exc: BaseException) -> str:
+    """The error for the run record: the exception and where it came from, phone numbers masked."""
+    lines = traceback.format_exception(exc)
+    return redact("".join(lines[-6:]))[-4000:]
+
+
+# -- the runner -------------------------------------------------------------------------------
+
+
+def run_due(
+    uow: UnitOfWork,
+    now: datetime,
+    *,
+    only: Collection[str] | None = None,
+    jobs: tuple[Job, ...] = JOBS,
+    limit: int = BATCH,
+    reports: Path | None = None,
+) -> dict[str, Run]:
+    """Run every job (of ``only``, if given) due at ``now`` that no runner has done yet; returns the runs
+    this runner did, by job name (a job another runner holds, or one not due, is not in it)."""
+    if only is not None:
+        unknown = set(only) - {j.name for j in jobs}
+        if unknown:
+            raise ValueError(f"unknown jobs: {', '.join(sorted(unknown))}")
+    folder = reports or reports_dir()
+    done: dict[str, Run] = {}
+    t0 = time.monotonic()
+
+    def elapsed() -> datetime:  # ``now`` moved on by the time the pass has taken (the clock is injected)
+        return now + timedelta(seconds=round(time.monotonic() - t0, 3))
+
+    for job in jobs:
+        if only is not None and job.name not in only:
+            continue
+        due = job.schedule.last_due(now)
+        try:
+            run_id = claim(uow, job.name, due, now, elapsed())
+        except Exception:  # the store is busy or gone: the next pass tries again
+            log.exception("%s: could not claim the run due %s", job.name, due)
+            continue
+        if run_id is None:
+            continue
+        try:
+            result = job.work(Context(uow, due, now, folder, limit))
+            run = Run(job.name, due, OK, result.count, result.summary)
+        except Exception as exc:  # recorded; the other jobs still run
+            log.exception("%s (due %s) failed", job.name, due)
+            run = Run(job.name, due, FAILED, error=_error_text(exc), summary=f"{job.label}失败")
+        try:
+            _finish(uow, run_id, run, elapsed())
+        except Exception:  # left "running": taken again after STALE_AFTER
+            log.exception("%s: could not record the end of run %s", job.name, run_id)
+            run = replace(run, outcome=RUNNING)
+        done[job.name] = run
+    return done
+
+
+def last_runs(conn: Connection, jobs: tuple[Job, ...] = JOBS) -> list[dict]:
+    """Each job's latest run (job, label, schedule, due_at, started_at, finished_at, outcome, attempts,
+    count, summary, error), in registry order; a job never run has only its name, label and schedule."""
+    latest = select(JobRun.job, func.max(JobRun.due_at).label("due_at")).group_by(JobRun.job).subquery()
+    rows = {
+        r.job: r
+        for r in conn.execute(
+            select(JobRun).join(latest, and_(JobRun.job == latest.c.job, JobRun.due_at == latest.c.due_at))
+        ).all()
+    }
+    out = []
+    for j in jobs:
+        base = {"job": j.name, "label": j.label, "schedule": j.schedule.label}
+        r = rows.get(j.name)
+        if r is not None:
+            base |= {
+                c: getattr(r, c)
+                for c in (
+                    "due_at",
+                    "started_at",
+                    "finished_at",
+                    "outcome",
+                    "attempts",
+                    "count",
+                    "summary",
+                    "error",
+                )
+            }
+        out.append(base)
+    return out
+
+
+def run_forever(engine: Engine, every: float, reports: Path | None = None) -> None:
+    """A pass every ``every`` seconds until SIGTERM/SIGINT; a failed pass is logged and the next one runs."""
+    running = True
+
+    def stop(*_):
+        nonlocal running
+        running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    uow = UnitOfWork(engine)
+    log.info(
+        "started: a pass every %.0f s; jobs: %s",
+        every,
+        ", ".join(f"{j.name} ({j.schedule.label})" for j in JOBS),
+    )
+    lease, leading = Lease(engine, "jobs"), None
+    while running:
+        try:
+            now_leading = lease.acquire()
+            if now_leading != leading:  # one line per change: "leading", or "standby" behind another runner
+                log.info(
+                    "leading: this runner runs the passes" if now_leading else "standby: another runner leads"
+                )
+                leading = now_leading
+            for run in (run_due(uow, clock.now(), reports=reports) if leading else {}).values():
+                if run.outcome != OK or run.count:
+                    log.info("%s %s: %s", run.job, run.outcome, run.summary)
+        except Exception:  # keep running across a transient lock or a bad row: the next pass retries
+            log.exception("pass failed")
+        deadline = time.monotonic() + every
+        while running and time.monotonic() < deadline:
+            time.sleep(min(1.0, every))
+    lease.release()
+
+
+def _moment(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=None, microsecond=0)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"时间格式应为 2026-11-21T02:00（中国时间）：{text}") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    from db.engine import make_engine
+    from services.personal_data import redact_logs
+
+    names = [j.name for j in JOBS]
+    parser = argparse.ArgumentParser(
+        description="定时任务：超期上移、督办提醒、每日预警、定时报表、审计链校验 (the jobs runner)"
+    )
+    parser.add_argument("--every", type=float, default=60.0, help="seconds between passes")
+    parser.add_argument("--once", action="store_true", help="run one pass and exit")
+    parser.add_argument(
+        "--now", type=_moment, default=None, help="run as if at this China time (with --once)"
+    )
+    parser.add_argument("--only", nargs="+", choices=names, default=None, metavar="JOB", help=f"of {names}")
+    parser.add_argument(
+        "--reports-dir", type=Path, default=None, help="reports folder (default REPORTS_DIR or data/reports)"
+    )
+    parser.add_argument("--status", action="store_true", help="print each job's last run and exit")
+    args = parser.parse_args(argv)
+    redact_logs()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s jobs %(message)s")
+    engine = make_engine()
+    if args.status:
+        with engine.connect() as conn:
+            for r in last_runs(conn):
+                when = f"{r['due_at']:%Y-%m-%d %H:%M}" if r.get("due_at") else "从未运行"
+                print(
+                    f"{r['job']:<15} {r['schedule']:<14} {when}  {r.get('outcome') or ''}  {r.get('summary') or ''}"
+                )
+        return 0
+    if args.once or args.now is not None:
+        runs = run_due(UnitOfWork(engine), args.now or clock.now(), only=args.only, reports=args.reports_dir)
+        for run in runs.values():
+            print(
+                f"{run.job} {run.due_at:%Y-%m-%d %H:%M} {run.outcome} count={run.count} {run.summary or ''}"
+            )
+            if run.error:
+                print(run.error, file=sys.stderr)
+        return 1 if any(r.outcome == FAILED for r in runs.values()) else 0
+    run_forever(engine, args.every, args.reports_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

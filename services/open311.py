@@ -1,0 +1,324 @@
+"""Open311 GeoReport v2 (decision 0024): what the API answers, in the specification's fields.
+
+Requests are filed through :func:`services.intake.submit_report`, the 随手拍 intake (field checks, point
+→ grid, outside-area refusal, duplicate flagging, dispatch rules, SLA, audit), with the channel as the
+actor (``api:<channel>``) and the event source its channel. The channel's own work-order number
+(``attribute[work_order]``) is the idempotency key: the submission key is a digest of the API key's id
+and that number, so a retried POST returns the first event. GCJ-02 points (WeChat locations,
+``attribute[crs]=gcj02``) are converted once to WGS84 here (geo.crs.gcj02_to_wgs84).
+
+GET answers carry no personal data: no reporter name or phone, free text with phone numbers masked
+(domain.access.redact), coordinates rounded to 3 decimals (about 100 m) and the grid's name as the
+address. Times are ISO 8601 with the +08:00 offset (Asia/Shanghai).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.orm import Session
+
+from db.models import AdminUnit, Department, Event
+from db.uow import UnitOfWork
+from domain.access import redact
+from domain.errors import FieldProblems
+from domain.intake import ReportForm
+from domain.vocabulary import OPEN_STATUSES, EventCategory, EventSource, EventStatus, Urgency
+from geo.crs import gcj02_to_wgs84
+from services import clock
+from services.access import out_of_scope, user_scope
+from services.api_keys import Channel
+from services.events import Actor
+from services.intake import GroupCommit, prepare_report, submit_report
+from services.locate import grid_within, locate_grid
+
+#: The groups and keywords of each category (service discovery); names are the Chinese labels.
+GROUPS: dict[EventCategory, tuple[str, str]] = {
+    EventCategory.URBAN: ("城市管理", "占道经营,乱堆乱放,违章搭建,垃圾,井盖"),
+    EventCategory.DISPUTE: ("社会治理", "邻里纠纷,劳资纠纷,土地纠纷"),
+    EventCategory.ENVIRONMENT: ("生态环境", "污水,异味,噪声,焚烧,河道"),
+    EventCategory.MARKET: ("市场监管", "无证经营,食品安全,价格"),
+    EventCategory.WORK_SAFETY: ("安全生产", "消防通道,燃气,隐患,危化品"),
+    EventCategory.PUBLIC_SECURITY: ("社会治理", "治安,可疑人员,监控"),
+    EventCategory.NATURAL_HAZARD: ("应急管理", "山体滑坡,积水,倒树,地质灾害"),
+    EventCategory.LIVELIHOOD: ("民生服务", "路灯,供水,道路破损,公交"),
+}
+#: The event source a channel's requests carry.
+SOURCES = {
+    "12345": EventSource.HOTLINE_12345,
+    "hotline_12345": EventSource.HOTLINE_12345,
+    "110": EventSource.POLICE_110,
+    "police_110": EventSource.POLICE_110,
+    "video": EventSource.VIDEO_AI,
+    "video_ai": EventSource.VIDEO_AI,
+    "119": EventSource.FIRE_119,
+    "digital_city": EventSource.DIGITAL_CITY,
+}
+CRS = ("wgs84", "gcj02")
+WORK_ORDER = re.compile(r"[A-Za-z0-9_\-.:/]{1,64}")
+MAX_DESCRIPTION = 4000
+MAX_LIST = 1000
+
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def default_store() -> Engine:
+    """This process's engine for the API (DATABASE_URL or the default store)."""
+    from db.engine import database_url, make_engine
+
+    url = database_url()
+    with _lock:
+        if url not in _engines:
+            _engines[url] = make_engine(url)
+        return _engines[url]
+
+
+def unit_of_work(engine: Engine) -> UnitOfWork:
+    return UnitOfWork(engine)
+
+
+def service_list() -> list[dict[str, Any]]:
+    return [
+        {
+            "service_code": c.value,
+            "service_name": c.label,
+            "description": f"{c.label}类事件（{GROUPS[c][0]}）",
+            "metadata": True,
+            "type": "realtime",
+            "keywords": GROUPS[c][1],
+            "group": GROUPS[c][0],
+        }
+        for c in EventCategory
+    ]
+
+
+def service_definition(code: str) -> dict[str, Any] | None:
+    if code not in EventCategory._value2member_map_:
+        return None
+    return {
+        "service_code": code,
+        "attributes": [
+            {
+                "variable": True,
+                "code": "crs",
+                "datatype": "singlevaluelist",
+                "required": False,
+                "datatype_description": "坐标系：wgs84（默认）或 gcj02（微信、高德等国测局坐标，服务端换算一次）",
+                "order": 1,
+                "description": "坐标系",
+                "values": [{"key": "wgs84", "name": "WGS84"}, {"key": "gcj02", "name": "GCJ-02（国测局）"}],
+            },
+            {
+                "variable": True,
+                "code": "work_order",
+                "datatype": "string",
+                "required": False,
+                "datatype_description": "来源系统的工单号（1–64 位字母、数字或 _-.:/），重复提交同一工单号返回同一事件",
+                "order": 2,
+                "description": "渠道工单号",
+            },
+        ],
+    }
+
+
+def _number(raw: str | None, name: str, lo: float, hi: float, problems: dict[str, str]) -> float | None:
+    if raw is None or not str(raw).strip():
+        problems[name] = f"请填写{name}"
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        problems[name] = f"{name}不是数字：{str(raw)[:20]}"
+        return None
+    if not lo <= value <= hi:  # also refuses nan
+        problems[name] = f"{name}超出范围（{lo} 到 {hi}）"
+        return None
+    return value
+
+
+def submission_key(channel: Channel, work_order: str) -> str:
+    """The intake's submission key for the channel's work-order number (the idempotency key)."""
+    return "o311-" + hashlib.sha256(f"{channel.key_id}:{work_order}".encode()).hexdigest()[:48]
+
+
+def file_request(
+    uow: UnitOfWork,
+    channel: Channel,
+    *,
+    service_code: str | None,
+    lat: str | None,
+    lon: str | None,
+    description: str | None,
+    address: str | None = None,
+    crs: str | None = None,
+    work_order: str | None = None,
+    media_url: str | None = None,
+    photo: bytes | None = None,
+    now: datetime | None = None,
+    group: GroupCommit | None = None,
+) -> Event:
+    """File one request as an event (``photo``: an uploaded image, checked and stripped as 随手拍's); :class:`FieldProblems` (Chinese, every field), :class:`PermissionError`
+    (category or place outside the key's scope) or services.locate.OutsideArea; nothing is written then.
+    ``group``: the process's :class:`services.intake.GroupCommit` (decision 0035): the request is written
+    with the others of the moment in one transaction, in a savepoint of its own, and answered after it."""
+    problems: dict[str, str] = {}
+    code = (service_code or "").strip()
+    if code not in EventCategory._value2member_map_:
+        problems["service_code"] = f"未知的事项代码：{code[:40] or '（空）'}"
+    y = _number(lat, "纬度", -90, 90, problems)
+    x = _number(lon, "经度", -180, 180, problems)
+    system = (crs or "wgs84").strip().lower()
+    if system not in CRS:
+        problems["坐标系"] = "坐标系只能是 wgs84 或 gcj02"
+    text = (description or "").strip()
+    if not text:
+        problems["description"] = "请填写事件描述"
+    elif len(text) > MAX_DESCRIPTION:
+        problems["description"] = f"事件描述过长（{len(text)} 字），上限 {MAX_DESCRIPTION} 字"
+    order = (work_order or "").strip() or None
+    if order is not None and not WORK_ORDER.fullmatch(order):
+        problems["工单号"] = "工单号无效（1–64 位字母、数字或 _-.:/）"
+    media = (media_url or "").strip() or None
+    if media is not None and (not re.fullmatch(r"https?://\S{1,500}", media)):
+        problems["media_url"] = "图片链接须为 http(s) 地址"
+    if problems:
+        raise FieldProblems(problems)
+    assert x is not None and y is not None
+    if not channel.may_file(code):
+        raise out_of_scope(
+            channel.as_user(), "open311.category", code, f"该密钥不能上报“{EventCategory(code).label}”类事件"
+        )
+    if system == "gcj02":
+        wx, wy = gcj02_to_wgs84(x, y)
+        x, y = float(wx), float(wy)
+    body = text
+    if address and address.strip():
+        body += f"\n地址：{address.strip()[:300]}"
+    if media:
+        body += f"\n图片链接：{media}"
+    form = ReportForm(category=code, title=text.splitlines()[0][:60], description=body, lon=x, lat=y)
+    how: dict[str, Any] = {
+        "now": now or clock.now(),
+        "source": SOURCES.get(channel.channel, EventSource.CITIZEN),
+        "actor": Actor(None, channel.role),
+        "submission_key": submission_key(channel, order) if order else None,
+        "photo": photo,
+    }
+    report = None
+    with uow.reader() as conn:
+        grid = locate_grid(conn, x, y)
+        # the key's area (services.access.unit_in_scope's test, from the lookup's cache: no query)
+        if grid is not None and not grid_within(conn, grid, channel.scope_unit_id):
+            raise out_of_scope(channel.as_user(), "open311.place", grid, "该位置不在此密钥的管辖范围内")
+        if group is not None:
+            report = prepare_report(uow, form, reader=conn, **how)
+    if group is not None and report is not None:  # written with the other requests of the moment
+        return group.write(report)
+    return submit_report(uow, form, **how)
+
+
+def stamp(at: datetime | None) -> str | None:
+    """ISO 8601 with the +08:00 offset."""
+    return None if at is None else at.replace(tzinfo=clock.ZONE).isoformat()
+
+
+def parse_time(raw: str | None, name: str, problems: dict[str, str]) -> datetime | None:
+    """A query's ISO 8601 time as local (Asia/Shanghai) naive time; a time without offset is local."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        at = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        problems[name] = f"{name} 不是 ISO 8601 时间（如 2026-11-21T08:00:00+08:00）"
+        return None
+    return at.astimezone(clock.ZONE).replace(tzinfo=None) if at.tzinfo else at
+
+
+def _row(e: Event, grid: str, department: str | None) -> dict[str, Any]:
+    status = EventStatus(e.status)
+    return {
+        "service_request_id": str(e.id),
+        "status": "open" if status in OPEN_STATUSES else "closed",
+        "status_notes": status.label,
+        "service_name": EventCategory(e.category).label,
+        "service_code": EventCategory(e.category).value,
+        "description": redact(e.description or e.title),
+        "agency_responsible": department,
+        "service_notice": None,
+        "requested_datetime": stamp(e.reported_at),
+        "updated_datetime": stamp(e.updated_at),
+        "expected_datetime": stamp(e.due_at) if status in OPEN_STATUSES else None,
+        "address": grid,
+        "address_id": None,
+        "zipcode": None,
+        "lat": round(e.lat, 3),
+        "long": round(e.lon, 3),
+        "media_url": None,
+        # extensions (documented in docs/open311.md and the OpenAPI document)
+        "cockpit_status": status.value,
+        "cockpit_status_label": status.label,
+        "level": Urgency(e.urgency).label,
+        "department": department,
+    }
+
+
+def find_requests(
+    conn: Connection,
+    channel: Channel,
+    *,
+    ids: list[int] | None = None,
+    service_codes: list[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    status: str | None = None,
+    updated_after: datetime | None = None,
+    limit: int = MAX_LIST,
+) -> list[dict[str, Any]]:
+    """The requests in the key's area matching the filters, newest first (at most ``limit``)."""
+    scope = user_scope(conn, channel.as_user())
+    q = (
+        select(Event, AdminUnit.name, Department.name)
+        .join(AdminUnit, AdminUnit.id == Event.grid_id)
+        .outerjoin(Department, Department.id == Event.lead_department_id)
+        .where(*scope.where(by_time=start is not None or updated_after is not None))
+    )
+    if ids is not None:
+        q = q.where(Event.id.in_(ids or [-1]))
+    if service_codes:
+        q = q.where(Event.category.in_([EventCategory(c) for c in service_codes]))
+    if start is not None:
+        q = q.where(Event.reported_at >= start)
+    if end is not None:
+        q = q.where(Event.reported_at <= end)
+    if updated_after is not None:
+        q = q.where(Event.updated_at > updated_after)
+    if status == "open":
+        q = q.where(Event.status.in_(OPEN_STATUSES))
+    elif status == "closed":
+        q = q.where(Event.status.not_in(OPEN_STATUSES))
+    q = q.order_by(Event.updated_at.desc() if updated_after else Event.reported_at.desc(), Event.id.desc())
+    with Session(bind=conn) as s:
+        rows = s.execute(q.limit(limit)).all()
+        return [_row(e, g, d) for e, g, d in rows]
+
+
+def find_request(conn: Connection, channel: Channel, request_id: int) -> dict[str, Any] | None:
+    rows = find_requests(conn, channel, ids=[request_id], limit=1)
+    return rows[0] if rows else None
+
+
+__all__ = [
+    "FieldProblems",
+    "file_request",
+    "find_request",
+    "find_requests",
+    "service_definition",
+    "service_list",
+]

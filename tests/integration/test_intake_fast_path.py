@@ -1,0 +1,143 @@
+"""Intake's Core path (services.intake.add_report) writes what services.events.add_event writes: the same
+event row, the same first trail row, the same audit row; the duplicate search bounded by the grids near
+the point finds what the unbounded box search finds; the lookup's scope test agrees with the tree's."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from db.models import AdminUnit, AuditLog, Event, EventTransition
+from db.uow import UnitOfWork
+from domain.access import CurrentUser
+from domain.intake import ReportForm
+from domain.vocabulary import AdminLevel, EventCategory, EventSource, Role
+from services import audit
+from services.access import unit_in_scope
+from services.events import Actor, add_event
+from services.intake import add_report, find_duplicates, submit_report
+from services.locate import OutsideArea, forget_index, grid_within, grids_near
+from tests.builders import grid_centre, make_square_area
+
+NOW = datetime(2026, 11, 21, 12, 0)
+ACTOR = Actor(None, "api:12345")
+#: Columns that differ by construction between two events filed one after the other.
+OWN = {"id"}
+
+
+@pytest.fixture
+def engine(empty_engine):
+    forget_index()
+    with empty_engine.begin() as conn:
+        make_square_area(conn)
+    yield empty_engine
+    forget_index()
+
+
+def _fields(i: int = 1, **kw):
+    lon, lat = grid_centre(i)
+    return {
+        "source": EventSource.HOTLINE_12345,
+        "category": EventCategory.URBAN,
+        "title": "  井盖缺失 13912345678 ",
+        "description": "路口井盖缺失",
+        "lon": lon,
+        "lat": lat,
+        "now": NOW,
+        "actor": ACTOR,
+        "reporter_name": "王五",
+        "reporter_phone": "13912345678",
+    } | kw
+
+
+def _stored(engine, event_id: int):
+    with engine.connect() as conn:
+        event = conn.execute(select(Event.__table__).where(Event.id == event_id)).mappings().one()
+        step = (
+            conn.execute(select(EventTransition.__table__).where(EventTransition.event_id == event_id))
+            .mappings()
+            .one()
+        )
+        trail = (
+            conn.execute(
+                select(AuditLog.__table__).where(AuditLog.entity == "events", AuditLog.entity_id == event_id)
+            )
+            .mappings()
+            .one()
+        )
+    return dict(event), dict(step), dict(trail)
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_core_path_writes_what_add_event_writes(engine, flag):
+    with UnitOfWork(engine).begin("t.orm") as uow:
+        orm = add_event(uow.session, **_fields(), duplicate_of_id=None)
+        uow.session.flush()
+        uow.commit()
+    with UnitOfWork(engine).begin("t.core") as uow:
+        core = add_report(uow.conn, **_fields(), duplicate_of_id=orm.id if flag else None)
+        uow.commit()
+    if flag:  # the ORM twin flagged the same way, for a like-for-like comparison
+        with UnitOfWork(engine).begin("t.orm2") as uow:
+            orm = add_event(uow.session, **_fields(), duplicate_of_id=orm.id)
+            uow.session.flush()
+            uow.commit()
+    e1, t1, a1 = _stored(engine, orm.id)
+    e2, t2, a2 = _stored(engine, core.id)
+    assert {k: v for k, v in e1.items() if k not in OWN} == {k: v for k, v in e2.items() if k not in OWN}
+    assert {k: v for k, v in t1.items() if k not in {"id", "event_id"}} == {
+        k: v for k, v in t2.items() if k not in {"id", "event_id"}
+    }
+    for row in (a1, a2):
+        assert row["action"] == "event.report" and row["actor_role"] == "api:12345"
+    assert json.loads(a1["after"]) == json.loads(a2["after"])
+    assert "13912345678" not in a2["after"]  # the title's phone number is masked in the trail
+    # the object returned is the stored row
+    assert core.id == e2["id"] and core.grid_id == e2["grid_id"] and core.due_at == e2["due_at"]
+    assert core.duplicate_of_id == (orm.duplicate_of_id if flag else None)
+    with engine.connect() as conn:
+        assert audit.verify(conn) is None
+
+
+def test_core_path_refuses_outside_and_empty_title(engine):
+    with UnitOfWork(engine).begin("t.core") as uow:
+        with pytest.raises(OutsideArea):
+            add_report(uow.conn, **_fields(lon=100.0, lat=10.0))
+        with pytest.raises(ValueError, match="标题"):
+            add_report(uow.conn, **_fields(title="   "))
+
+
+def test_bounded_duplicate_search_finds_neighbours_across_a_grid_border(engine):
+    """Two reports 10 m apart on either side of the border between grids 0 and 1: each finds the other."""
+    (x0, y), (x1, _) = grid_centre(0), grid_centre(1)
+    border = (x0 + x1) / 2
+    west, east = border - 0.00005, border + 0.00005
+    form = ReportForm(category="urban", title="占道", description="", lon=west, lat=y)
+    first = submit_report(UnitOfWork(engine), form, now=NOW)
+    second = submit_report(
+        UnitOfWork(engine),
+        ReportForm(category="urban", title="占道", description="", lon=east, lat=y),
+        now=NOW + timedelta(minutes=5),
+    )
+    assert first.grid_id != second.grid_id
+    assert second.duplicate_of_id == first.id
+    with engine.connect() as conn:
+        found = find_duplicates(conn, "urban", east, y, NOW + timedelta(minutes=6))
+        assert [e.id for e, _ in found] == [second.id, first.id]  # nearest first
+        assert len(grids_near(conn, border, y, 0.001)) >= 2
+        assert grids_near(conn, 100.0, 10.0, 0.001) == []  # far outside: no grid, nothing searched
+
+
+def test_grid_within_agrees_with_the_tree(engine):
+    with engine.connect() as conn:
+        units = conn.execute(select(AdminUnit.id, AdminUnit.level)).all()
+        grids = [u.id for u in units if AdminLevel(u.level) is AdminLevel.GRID]
+        for unit, _level in units:
+            viewer = CurrentUser(
+                id=0, username="k", display_name="k", role=Role.COMMAND_CENTER, scope_unit_id=unit
+            )
+            for grid in grids:
+                assert grid_within(conn, grid, unit) == unit_in_scope(conn, viewer, grid)

@@ -1,0 +1,399 @@
+"""The event rollup (decision 0032) equals the raw aggregation, after a rebuild and after refreshes
+that follow reports and actions through the use cases; KPI reads served from it equal the raw ones."""
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import delete, func, or_, select, update
+
+from db.engine import make_engine
+from db.migrate import upgrade
+from db.models import (
+    AdminUnit,
+    Department,
+    Event,
+    EventCategoryDaily,
+    EventDaily,
+    EventDepartmentDaily,
+    EventGridDaily,
+    EventGridTotal,
+    EventRecentReport,
+    RollupState,
+)
+from db.uow import UnitOfWork
+from domain.event_flow import Action
+from domain.hierarchy import ancestor_table, descendants
+from domain.vocabulary import EventCategory, EventSource, Rating
+from services import analytics, clock, overview, rollups
+from services.access import Scope
+from services.events import act, report_event
+from services.overview import unit_table
+from tests.builders import grid_centre, make_square_area
+
+DAY0 = datetime(2026, 11, 2, 9, 0)
+
+
+def _report(uow, grid: int, at: datetime) -> int:
+    lon, lat = grid_centre(grid)
+    event = report_event(
+        uow,
+        source=EventSource.CITIZEN,
+        category=EventCategory.URBAN,
+        title="路面垃圾",
+        lon=lon,
+        lat=lat,
+        now=at,
+    )
+    return event.id
+
+
+@pytest.fixture
+def area(new_store_url):
+    """The square area with 24 events over six days in its four grids, some handled and rated."""
+    engine = make_engine(new_store_url())
+    upgrade(engine)
+    with engine.begin() as conn:
+        make_square_area(conn)
+        dept = conn.execute(select(Department.id)).scalar_one()
+    uow = UnitOfWork(engine)
+    ids = [_report(uow, k % 4, DAY0 + timedelta(days=k // 4, hours=k % 5)) for k in range(24)]
+    for k, eid in enumerate(ids[:12]):
+        t = DAY0 + timedelta(days=k // 4, hours=6)
+        act(uow, event_id=eid, action=Action.ACCEPT, now=t)
+        act(uow, event_id=eid, action=Action.DISPATCH, now=t, department_id=dept)
+        if k % 3:
+            act(uow, event_id=eid, action=Action.START, now=t + timedelta(hours=1))
+            act(uow, event_id=eid, action=Action.RESOLVE, now=t + timedelta(hours=3 + k))
+    act(uow, event_id=ids[12], action=Action.REJECT, now=DAY0 + timedelta(days=3, hours=7), note="无效上报")
+    yield engine, uow, ids, dept
+    engine.dispose()
+
+
+def _rows(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(select(EventDaily)).all())
+
+
+def _differences(engine) -> list[str]:
+    with engine.connect() as conn:
+        return rollups.differences(conn)
+
+
+def test_a_rebuild_equals_the_raw_aggregation_for_every_key(area):
+    engine, uow, ids, _dept = area
+    assert rollups.rebuild(uow, DAY0 + timedelta(days=7)) > 0
+    rows = _rows(engine)
+    assert sum(r[3] for r in rows) == len(ids)  # all_events
+    assert sum(r[4] for r in rows) == len(ids) - 1  # valid events: the rejected one left out
+    assert _differences(engine) == []
+    with engine.connect() as conn:
+        assert rollups.fresh(conn)
+
+
+def test_a_refresh_folds_in_new_reports_and_actions_and_then_changes_nothing(area):
+    engine, uow, ids, dept = area
+    now = DAY0 + timedelta(days=7)
+    rollups.rebuild(uow, now)
+    new = _report(uow, 2, DAY0 + timedelta(days=6, hours=1))  # a new key
+    for eid in ids[12:16]:  # an old day's events: dispatched (the department key moves), handled, rated
+        act(uow, event_id=eid, action=Action.ACCEPT, now=now) if eid != ids[12] else None
+    act(uow, event_id=ids[13], action=Action.DISPATCH, now=now, department_id=dept)
+    act(uow, event_id=ids[1], action=Action.VERIFY, now=now)
+    act(uow, event_id=ids[1], action=Action.RATE, now=now, rating=Rating.SATISFIED)
+    act(uow, event_id=new, action=Action.REJECT, now=now, note="无效上报")
+    with engine.connect() as conn:
+        assert not rollups.fresh(conn)
+    assert _differences(engine)  # stale until refreshed: the check sees it
+    assert rollups.refresh(uow, now) > 0
+    assert _differences(engine) == []
+    with engine.connect() as conn:
+        assert rollups.fresh(conn)
+    before = _rows(engine)
+    assert rollups.refresh(uow, now + timedelta(minutes=1)) == 0
+    assert _rows(engine) == before
+
+
+def test_a_refresh_without_a_rollup_builds_it(area):
+    engine, uow, _ids, _dept = area
+    assert rollups.refresh(uow, DAY0 + timedelta(days=7)) > 0
+    assert _differences(engine) == []
+
+
+@pytest.mark.parametrize("key", ["grid_id", "lead_department_id"])
+def test_kpi_sums_from_the_rollup_equal_the_raw_sums(area, key):
+    engine, uow, _ids, _dept = area
+    rollups.rebuild(uow, DAY0 + timedelta(days=7))
+    with engine.connect() as conn:
+        grids = tuple(conn.execute(select(AdminUnit.id).where(AdminUnit.level == "grid")).scalars())
+        scope = Scope(grids)
+        start = datetime(2026, 11, 2)
+        for end in (start + timedelta(days=3), start + timedelta(days=30)):
+            rolled = analytics.kpi_sums(conn, scope, start, end, key)
+            raw = analytics.raw_kpi_sums(conn, scope, start, end, key)
+            assert rolled[analytics.kpi.SUM_COLUMNS].to_numpy().sum() > 0
+            pd.testing.assert_frame_equal(
+                rolled.sort_values(key).reset_index(drop=True),
+                raw.sort_values(key).reset_index(drop=True),
+                check_dtype=False,
+                rtol=1e-9,
+            )
+
+
+def test_whole_days_are_read_from_the_rollup_and_a_partial_day_from_the_events(area):
+    engine, uow, _ids, _dept = area
+    rollups.rebuild(uow, DAY0 + timedelta(days=7))
+    with engine.begin() as conn:  # a marked rollup row: whoever reads the rollup sees one event more
+        conn.execute(
+            update(EventGridDaily)
+            .where(EventGridDaily.day == DAY0.date())
+            .values(events=EventGridDaily.events + 1)
+        )
+    with engine.connect() as conn:
+        scope = Scope(tuple(conn.execute(select(AdminUnit.id).where(AdminUnit.level == "grid")).scalars()))
+        start = datetime(2026, 11, 2)
+
+        def events(end):
+            return analytics.kpi_sums(conn, scope, start, end, "grid_id")["events"].sum()
+
+        assert events(start + timedelta(days=1)) == 4 + 4  # four grids' days, each marked
+        assert events(start + timedelta(hours=23)) == 4
+
+
+def test_before_a_refresh_the_changed_keys_are_read_from_the_events_and_the_others_from_the_rollup(area):
+    engine, uow, ids, _dept = area
+    now = DAY0 + timedelta(days=7)
+    rollups.rebuild(uow, now)
+    act(uow, event_id=ids[2], action=Action.VERIFY, now=now)  # day 0, grid 2: handled, then rated
+    act(uow, event_id=ids[2], action=Action.RATE, now=now, rating=Rating.SATISFIED)
+    _report(uow, 0, DAY0 + timedelta(hours=8))  # day 0, grid 0: one more
+    start = datetime(2026, 11, 2)
+    with engine.connect() as conn:
+        assert not rollups.fresh(conn) and rollups.pending(conn) == {
+            DAY0.date(): {_grid(conn, 0), _grid(conn, 2)}
+        }
+        scope = Scope(tuple(conn.execute(select(AdminUnit.id).where(AdminUnit.level == "grid")).scalars()))
+        for key in ("grid_id", "lead_department_id"):
+            rolled = analytics.kpi_sums(conn, scope, start, start + timedelta(days=3), key)
+            raw = analytics.raw_kpi_sums(conn, scope, start, start + timedelta(days=3), key)
+            assert rolled["rated"].sum() == 1 and rolled["events"].sum() == raw["events"].sum() == 13
+            pd.testing.assert_frame_equal(
+                rolled.sort_values(key).reset_index(drop=True),
+                raw.sort_values(key).reset_index(drop=True),
+                check_dtype=False,
+                rtol=1e-9,
+            )
+    with engine.begin() as conn:  # a marked rollup row of an unchanged day: still read from the rollup
+        conn.execute(
+            update(EventGridDaily)
+            .where(EventGridDaily.day == DAY0.date() + timedelta(days=1))
+            .values(events=EventGridDaily.events + 1)
+        )
+    with engine.connect() as conn:
+        assert (
+            analytics.kpi_sums(conn, scope, start, start + timedelta(days=3), "grid_id")["events"].sum()
+            == 13 + 4
+        )
+
+
+def _grid(conn, index: int) -> int:
+    code = f"99000100100{1 + index // 2}{1 + index % 2:03d}"
+    return conn.execute(select(AdminUnit.id).where(AdminUnit.code == code)).scalar_one()
+
+
+def test_the_check_command_exits_1_on_a_difference(area):
+    engine, uow, _ids, _dept = area
+    rollups.rebuild(uow, DAY0 + timedelta(days=7))
+
+    def check() -> subprocess.CompletedProcess:
+        url = engine.url.render_as_string(hide_password=False)
+        env = {**os.environ, "DATABASE_URL": url}
+        return subprocess.run(
+            [sys.executable, "-m", "services.rollups", "check"], env=env, capture_output=True, text=True
+        )
+
+    assert check().returncode == 0
+    with engine.begin() as conn:
+        conn.execute(
+            update(EventDaily).where(EventDaily.day == DAY0.date()).values(rated=EventDaily.rated + 1)
+        )
+    run = check()
+    assert run.returncode == 1 and "不一致" in run.stderr and str(DAY0.date()) in run.stdout
+
+
+def test_a_boundary_replace_that_moves_events_leaves_the_rollup_equal_to_the_events(empty_engine, tmp_path):
+    """A replace moves events to new grids without a transition: the import recomputes the rollup in
+    its own transaction, so no refresh is needed to be exact again."""
+    from services.boundaries import import_boundaries
+    from tests.integration.test_boundary_import import _harbour_city, _populated
+
+    engine = empty_engine
+    _populated(engine, tmp_path)
+    rollups.rebuild(UnitOfWork(engine), datetime(2026, 11, 21, 10, 0))
+    path = _harbour_city(tmp_path, name="next.geojson", east_code="880009")
+    result = import_boundaries(UnitOfWork(engine), path, seed=4, replace=True)
+    assert result.ok, result.errors
+    assert result.relocated["events"] >= 1
+    with engine.connect() as conn:
+        assert rollups.differences(conn) == []
+
+
+ROLLUP_TABLES = (
+    EventDaily,
+    EventGridDaily,
+    EventDepartmentDaily,
+    EventCategoryDaily,
+    EventGridTotal,
+    EventRecentReport,
+)
+#: Per table a column every event adds one to (a report's reporter_count is 1 here).
+COUNTED = {EventCategoryDaily: "counted", EventRecentReport: "reporter_count"}
+
+
+@pytest.mark.parametrize("model", ROLLUP_TABLES, ids=lambda m: m.__tablename__)
+def test_every_rollup_table_is_built_and_a_wrong_row_in_it_is_found(area, model):
+    engine, uow, ids, _dept = area
+    rollups.rebuild(uow, DAY0 + timedelta(days=7))
+    column = getattr(model, COUNTED.get(model, "all_events"))
+    with engine.begin() as conn:
+        assert conn.execute(select(func.sum(column))).scalar_one() == len(ids)
+        conn.execute(update(model).values({column: column + 1}))
+    with engine.connect() as conn:
+        found = rollups.differences(conn, limit=1000)
+        rows = conn.execute(select(func.count()).select_from(model)).scalar_one()
+    assert rows > 0 and len(found) == rows  # every row of the marked table, none of another
+
+
+def test_the_category_rollup_counts_the_events_not_merged(area):
+    engine, uow, ids, _dept = area
+    rollups.rebuild(uow, DAY0 + timedelta(days=7))
+    with engine.connect() as conn:
+        assert conn.execute(select(func.sum(EventCategoryDaily.counted))).scalar_one() == len(ids)
+        assert set(conn.execute(select(EventCategoryDaily.category)).scalars()) == {EventCategory.URBAN.value}
+
+
+@pytest.mark.parametrize("refreshed", [True, False])
+def test_home_figures_from_the_grid_totals_equal_the_counted_events(area, refreshed):
+    engine, uow, _ids, _dept = area
+    now = DAY0 + timedelta(days=7)
+    rollups.rebuild(uow, now)
+    _report(uow, 1, DAY0 + timedelta(days=6, hours=2))  # one more in grid 1
+    if refreshed:
+        rollups.refresh(uow, now)
+    with engine.connect() as conn:
+        assert rollups.fresh(conn) == refreshed
+        served = overview.unit_figures(conn, (DAY0 + timedelta(days=6)).date())
+        with _raw_reads():
+            raw = overview.unit_figures(conn, (DAY0 + timedelta(days=6)).date())
+        assert served.loc[_grid(conn, 1), "events"] == 7
+    assert served["events"].max() == 25  # the root: every event
+    pd.testing.assert_frame_equal(served, raw)
+
+
+def test_home_figures_read_the_grid_totals(area):
+    engine, uow, _ids, _dept = area
+    rollups.rebuild(uow, DAY0 + timedelta(days=7))
+    with engine.begin() as conn:
+        conn.execute(update(EventGridTotal).values(all_events=EventGridTotal.all_events + 100))
+    with engine.connect() as conn:
+        assert overview.unit_figures(conn, DAY0.date())["events"].max() == 24 + 4 * 100
+
+
+class _raw_reads:
+    """Within: readers see no rollup (``rollups.pending`` says None), as before one was built."""
+
+    def __enter__(self):
+        self.pending = rollups.pending
+        rollups.pending = lambda _conn: None
+
+    def __exit__(self, *_exc):
+        rollups.pending = self.pending
+
+
+@pytest.fixture
+def demo_with_rollup(seeded_store):
+    """The tiny demo (shared) with its rollups built; cleared afterwards, as other tests found it."""
+    engine = make_engine(seeded_store[0])
+    rollups.rebuild(UnitOfWork(engine), clock.now())
+    try:
+        yield engine, seeded_store[1]
+    finally:
+        with engine.begin() as conn:
+            for model in (*ROLLUP_TABLES, RollupState):
+                conn.execute(delete(model))
+        engine.dispose()
+
+
+def _demo_scope(conn):
+    units = unit_table(conn).set_index("id")
+    anc = ancestor_table(units.reset_index()[["id", "parent_id", "level"]])
+    township = int(units.index[units["level"] == "township"][0])
+    return units, Scope(tuple(descendants(anc, township, "grid")))
+
+
+def test_warnings_from_the_rollup_equal_those_judged_on_the_events(demo_with_rollup):
+    """预警 reads daily counts from ``event_category_daily`` and only the last 8 weeks of reports: the
+    same alerts, evidence and sentences as from every event of the 84 days, on the anomalies' days and
+    around them, before a refresh too (a new report's key read from the events)."""
+    engine, manifest = demo_with_rollup
+    days = sorted(
+        {
+            datetime.fromisoformat(e["start"]).date() + timedelta(days=k)
+            for e in manifest["anomalies"]
+            for k in (0, 1, 3)
+        }
+    )
+    days = [d for d in days if d <= clock.today()] + [clock.today()]
+    kinds = set()
+    with engine.connect() as conn:
+        units, scope = _demo_scope(conn)
+        assert analytics.warning_counts(conn, scope, DAY0 - timedelta(days=84), DAY0, units) is not None
+        for d in days:
+            served = analytics.warnings(conn, scope, d, units)
+            with _raw_reads():
+                raw = analytics.warnings(conn, scope, d, units)
+            assert served == raw, d
+            kinds |= {a.kind.value for a in served}
+    assert {"spike", "mass", "chronic"} <= kinds
+    grid = scope.grid_ids[0]
+    lon, lat = grid_centre_of(engine, grid)
+    report_event(
+        UnitOfWork(engine),
+        source=EventSource.CITIZEN,
+        category=EventCategory.URBAN,
+        title="路面垃圾",
+        lon=lon,
+        lat=lat,
+        now=clock.now(),
+    )
+    with engine.connect() as conn:
+        assert rollups.pending(conn)
+        served = analytics.warnings(conn, scope, clock.today(), units)
+        with _raw_reads():
+            assert served == analytics.warnings(conn, scope, clock.today(), units)
+        # The reports 顽疾 and 群发 read: from event_recent_reports (the new one from the events) as from
+        # the events themselves, row for row.
+        end = datetime.combine(clock.today() + timedelta(days=1), datetime.min.time())
+        start, mass_from = end - timedelta(days=56), end - timedelta(days=1, hours=6)
+        recent = analytics.recent_reports(conn, scope, start, end, mass_from)
+        raw = analytics.warning_events(
+            conn, scope, start, end, or_(Event.merged_into_id.is_(None), Event.reported_at >= mass_from)
+        )
+        assert len(recent) > 100 and (recent["title"] == "路面垃圾").any()
+
+        def plain(frame):
+            return frame.astype(object).sort_values("id").reset_index(drop=True)
+
+        pd.testing.assert_frame_equal(plain(recent), plain(raw))
+
+
+def grid_centre_of(engine, grid: int) -> tuple[float, float]:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.avg(Event.lon), func.avg(Event.lat)).where(
+                Event.grid_id == grid, Event.lon.is_not(None)
+            )
+        ).one()
