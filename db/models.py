@@ -393,6 +393,9 @@ class Attachment(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
+    #: The event's trail step (``event_transitions.seq``) the photo was stored with (办结's 处置照片);
+    #: NULL for a report's own photo and for rows stored before migration 0016 (matched by time).
+    step_seq: Mapped[int | None] = mapped_column(Integer)
 
 
 class AuditLog(Base):

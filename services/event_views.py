@@ -327,19 +327,19 @@ def event_detail(conn: Connection, scope: Scope, event_id: int, user: CurrentUse
             "note",
         ],
     )
-    # A step's photos are stored in its unit of work, stamped with its moment: they belong to the trail row
-    # of that moment (the report's own photo stays with the report).
+    # A step's photos name their trail step (migration 0016). Older rows were only stamped with the step's
+    # moment: they belong to the trail row of that moment (the report's own photo stays with the report).
     steps: dict[datetime, int | None] = {}
     for seq, at, action in zip(trail["seq"], trail["at"], trail["action"], strict=True):
         steps[at] = None if action == Action.REPORT or steps.get(at, 0) is None else int(seq)
     photos: list[bytes] = []
     step_photos: dict[int, list[bytes]] = {}
-    for data, at in conn.execute(
-        select(Attachment.data, Attachment.created_at)
+    for data, at, step_seq in conn.execute(
+        select(Attachment.data, Attachment.created_at, Attachment.step_seq)
         .where(Attachment.event_id == event_id)
         .order_by(Attachment.id)
     ).all():
-        seq = steps.get(at)
+        seq = step_seq if step_seq is not None else steps.get(at)
         if seq is None:
             photos.append(data)
         else:

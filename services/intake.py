@@ -727,9 +727,17 @@ def _merge(
     )
 
 
-def attach_photo(s: Session, event_id: int, clean: bytes, mime: str, actor: Actor, now: datetime) -> None:
+def attach_photo(
+    s: Session,
+    event_id: int,
+    clean: bytes,
+    mime: str,
+    actor: Actor,
+    now: datetime,
+    step_seq: int | None = None,
+) -> None:
     """Store a cleaned photo (:func:`strip_metadata`) as an attachment of the event, with its audit row,
-    in the caller's unit of work (a report's photo, a 办结's 处置照片)."""
+    in the caller's unit of work (a report's photo; a 办结's 处置照片 with ``step_seq``, its trail step)."""
     photo_row = Attachment(
         event_id=event_id,
         mime=mime,
@@ -737,6 +745,7 @@ def attach_photo(s: Session, event_id: int, clean: bytes, mime: str, actor: Acto
         sha256=hashlib.sha256(clean).hexdigest(),
         data=clean,
         created_at=now,
+        step_seq=step_seq,
     )
     s.add(photo_row)
     s.flush()
@@ -747,5 +756,11 @@ def attach_photo(s: Session, event_id: int, clean: bytes, mime: str, actor: Acto
         entity="attachments",
         entity_id=photo_row.id,
         before=None,
-        after={"event_id": event_id, "mime": mime, "size_bytes": len(clean), "sha256": photo_row.sha256},
+        after={
+            "event_id": event_id,
+            "mime": mime,
+            "size_bytes": len(clean),
+            "sha256": photo_row.sha256,
+            **({"step_seq": step_seq} if step_seq is not None else {}),
+        },
     )

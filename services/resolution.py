@@ -2,7 +2,7 @@
 
 The result is the 办结 trail row's note (the citizen's 进度查询 shows it as the reply,
 :mod:`services.tracking`); each photo is an attachment of the event, cleaned as a 随手拍 photo is
-(:func:`services.intake.strip_metadata`: EXIF and GPS removed) and stamped with the step's moment, which
+(:func:`services.intake.strip_metadata`: EXIF and GPS removed) and names its step (``step_seq``), which
 is how the timeline puts it under the 办结 row (:func:`services.event_views.event_detail`). The step, the
 photos and their audit rows are one unit of work: refused, nothing is written.
 """
@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from db.models import EventTransition
 from db.uow import UnitOfWork
 from domain.errors import FieldProblems
 from domain.event_flow import Action
@@ -69,8 +71,12 @@ def resolve_event(
     actor = Actor(user.id, user.role.value)
 
     def attach(session: Session) -> None:
+        # The 办结 step just written is the event's last: its photos name it, whatever the clock says.
+        step = session.scalar(
+            select(func.max(EventTransition.seq)).where(EventTransition.event_id == event_id)
+        )
         for data, mime in cleaned:
-            attach_photo(session, event_id, data, mime, actor, now)
+            attach_photo(session, event_id, data, mime, actor, now, step_seq=step)
 
     return act_as(
         uow,

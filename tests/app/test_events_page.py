@@ -398,6 +398,48 @@ def test_resolving_needs_a_result_and_stores_it_with_its_photos_shown_in_the_tim
     assert "None" not in shown
 
 
+def test_a_report_photo_and_a_resolution_photo_of_the_same_second_stay_with_their_own_steps(store):
+    """A report filed and resolved within one second: the time cannot tell the photos apart, the step can."""
+    import io
+
+    from PIL import Image
+
+    from domain.event_flow import Action
+    from services.access import user_scope
+    from services.event_views import event_detail
+    from services.events import Actor, act
+    from services.intake import attach_photo
+    from services.resolution import resolve_event
+
+    def png(colour):
+        out = io.BytesIO()
+        Image.new("RGB", (8, 8), colour).save(out, format="PNG")
+        return out.getvalue()
+
+    moment = clock.now()
+    with session_factory(store)() as s:
+        user = user_by_username(s, "demo_township_department")
+    eid = _report_at(store, _at_venue_in(store), title="测试：同一秒", now=moment)
+    uow = UnitOfWork(store)
+    with uow.begin("test.report_photo"):
+        attach_photo(uow.session, eid, png((0, 0, 200)), "image/png", Actor(None, "citizen"), moment)
+        uow.commit()
+    for action in (Action.ACCEPT, Action.DISPATCH, Action.START):
+        act(UnitOfWork(store), event_id=eid, action=action, now=moment, department_id=user.department_id)
+    with store.connect() as conn:
+        scope = user_scope(conn, user)
+    resolved = png((200, 0, 0))
+    resolve_event(
+        UnitOfWork(store), user, scope, event_id=eid, result="已处理完毕", photos=[resolved], now=moment
+    )
+    with store.connect() as conn:
+        detail = event_detail(conn, scope, eid, user)
+    assert detail is not None
+    resolve_seq = int(detail.trail.loc[detail.trail["action"] == Action.RESOLVE, "seq"].iloc[0])
+    assert len(detail.photos) == 1  # the report's own photo stays with the report
+    assert list(detail.step_photos) == [resolve_seq] and len(detail.step_photos[resolve_seq]) == 1
+
+
 def test_a_bad_photo_refuses_the_resolution_and_writes_nothing(store):
     from db.models import Attachment
     from services.access import user_scope
