@@ -61,9 +61,14 @@ def model_card(card: dict) -> None:
         st.line_chart(chart, height=220)
 
 
+def shown_venues(frame: pd.DataFrame) -> pd.DataFrame:
+    """The venues the list shows: highest expected hazards found per visit first, :data:`LIST_LIMIT`."""
+    return frame.sort_values(["expected", "venue_id"], ascending=[False, True]).head(LIST_LIMIT)
+
+
 def venue_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Chinese columns, highest expected hazards found per visit first."""
-    top = frame.sort_values(["expected", "venue_id"], ascending=[False, True]).head(LIST_LIMIT)
+    """Chinese columns of :func:`shown_venues` (``frame`` with its ``why``, made for those rows)."""
+    top = shown_venues(frame)
     return pd.DataFrame(
         {
             "场所": top["name"],
@@ -123,7 +128,9 @@ def forecast_section(grid_ids: list[int], view: PlanView | None = None) -> None:
     with store.reader() as conn:
         card = forecast.model_card(conn)
         frame = forecast.venue_forecasts(conn, grid_ids) if card is not None else None
-    if card is None or frame is None:
+        # "为什么优先" of the listed venues only, made now (decision 0037)
+        shown = forecast.with_why(conn, shown_venues(frame)) if frame is not None else None
+    if card is None or frame is None or shown is None:
         st.info("尚未训练隐患预测模型：定时任务每周日 02:30 训练一次（需约 75 天检查记录）。")
         return
     model_card(card)
@@ -146,4 +153,4 @@ def forecast_section(grid_ids: list[int], view: PlanView | None = None) -> None:
         capacity = sum(view.inputs.capacity.of(i.id) for i in view.inputs.inspectors)
         capacity_what_if(frame["probability"], capacity)
     st.markdown(f"**各场所预测（按期望发现隐患排序，前 {LIST_LIMIT} 个）**")
-    st.dataframe(venue_table(frame), hide_index=True, width="stretch")
+    st.dataframe(venue_table(shown), hide_index=True, width="stretch")

@@ -3,6 +3,10 @@
 Reads hand :mod:`domain.forecast` plain frames of the store's own columns (:data:`STORE_COLUMNS`) with
 positions projected to metres here (:func:`geo.crs.to_metres`). Writes go through a unit of work
 with a trail row; every version is kept, one is active, the previous one is a rollback away.
+
+Scoring stores every venue's probability and severity weight, not its "为什么优先" (decision 0037):
+:func:`explanations` makes that for the venues a person is shown, from the active version and the
+venue's records as of the day it was scored — the same items the venue would get among all of them.
 """
 
 from __future__ import annotations
@@ -10,12 +14,26 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Executable, bindparam, case, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Executable,
+    bindparam,
+    case,
+    delete,
+    false,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import sqlite
 
 from db.frames import rows_frame
@@ -30,6 +48,10 @@ from services.planning import fetch_raw, fetch_tuples, metric_crs
 
 #: Events read before the first inspection (the longest feature window).
 EVENT_LOOKBACK_DAYS = max(fc.WINDOWS)
+#: Venues explained per read of their records (bounds every ``IN`` list).
+EXPLAIN_BATCH = 500
+#: ``explanation_json`` of a stored score: made on read (:func:`explanations`), not when scoring.
+ON_READ = ""
 
 
 class NotEnoughHistory(ValueError):
@@ -44,6 +66,11 @@ class TrainResult:
     metrics: dict
     seconds: float
     rows: int
+
+
+def _chunks(ids: Sequence[int], size: int = EXPLAIN_BATCH) -> Iterator[list[int]]:
+    for k in range(0, len(ids), size):
+        yield list(ids[k : k + size])
 
 
 def _frame(conn: Connection, columns, table: str, *where) -> pd.DataFrame:
@@ -71,9 +98,10 @@ def _projected(frame: pd.DataFrame, crs: str | None) -> pd.DataFrame:
     return frame.assign(x_m=xy[:, 0], y_m=xy[:, 1])
 
 
-def visit_stats(conn: Connection, until: date) -> pd.DataFrame:
+def visit_stats(conn: Connection, until: date, venue_ids: Sequence[int] | None = None) -> pd.DataFrame:
     """:func:`domain.forecast.visit_stats` as of ``until``, computed by the store in one grouped query
-    (at city scale, instead of reading a million inspections into Python)."""
+    (at city scale, instead of reading a million inspections into Python); of ``venue_ids`` only if
+    given (at most :data:`EXPLAIN_BATCH`: read on their index)."""
     end = datetime.combine(until, datetime.min.time())
     recent = datetime.combine(until - timedelta(days=90), datetime.min.time())
     grouped = (
@@ -88,8 +116,10 @@ def visit_stats(conn: Connection, until: date) -> pd.DataFrame:
         .where(Inspection.inspected_at < end)
         .group_by(Inspection.venue_id)
     )
+    if venue_ids is not None:
+        grouped = grouped.where(Inspection.venue_id.in_([int(v) for v in venue_ids]))
     query: Executable = grouped
-    if conn.dialect.name == "sqlite":
+    if conn.dialect.name == "sqlite" and venue_ids is None:
         # SQLite would walk the (venue, time) index and fetch each row's result from the table at random
         # (13 s at city scale); a table scan grouped in a temporary B-tree takes a fifth of that.
         # SQLAlchemy renders no table hint on SQLite, so the same statement goes as text.
@@ -103,22 +133,33 @@ def visit_stats(conn: Connection, until: date) -> pd.DataFrame:
     return frame.set_index(frame["venue_id"].astype(np.int64)).drop(columns="venue_id")
 
 
-def load_history(conn: Connection, until: date, *, scoring: bool = False) -> tuple[fc.History, date | None]:
+def load_history(
+    conn: Connection, until: date, *, scoring: bool = False, venue_ids: Sequence[int] | None = None
+) -> tuple[fc.History, date | None]:
     """The store's records before ``until`` as the forecast reads them, and the first inspection day.
 
     Events from the longest feature window before the first inspection (training cut-offs start there),
     or before ``until`` alone when ``scoring`` (then no inspection is read: :func:`visit_stats` stands in
-    for them).
+    for them). ``venue_ids`` (at most :data:`EXPLAIN_BATCH`; implies ``scoring``): those venues, active
+    or not, their own records, and of the events every one their features count — those in their grids
+    and those within :data:`domain.forecast.RADIUS_M` (read as a box around them, a superset) — so their
+    features are those they get among every venue.
     """
     end = datetime.combine(until, datetime.min.time())
     first_at = conn.execute(select(func.min(Inspection.inspected_at))).scalar()
     first = first_at.date() if first_at is not None else None
+    scoring = scoring or venue_ids is not None
     oldest = until if scoring or first is None else first
     since = datetime.combine(oldest - timedelta(days=EVENT_LOOKBACK_DAYS), datetime.min.time())
     crs = metric_crs(store_tree(conn))
-    venues = _values(_frame(conn, Venue, "venues", Venue.is_active), "category")
+    ids = None if venue_ids is None else [int(v) for v in venue_ids]
+    venues = _values(
+        _frame(conn, Venue, "venues", Venue.is_active if ids is None else Venue.id.in_(ids)), "category"
+    )
+    own = () if ids is None else (SafetyCodeChange.venue_id.in_(ids),)
     changes = _values(
-        _frame(conn, SafetyCodeChange, "safety_code_changes", SafetyCodeChange.changed_at < end), "to_code"
+        _frame(conn, SafetyCodeChange, "safety_code_changes", SafetyCodeChange.changed_at < end, *own),
+        "to_code",
     )
     if scoring:  # the visits are read as :func:`visit_stats`; the frame stays, empty
         inspections = pd.DataFrame({c: pd.Series(dtype=object) for c in fc.STORE_COLUMNS["inspections"]})
@@ -126,12 +167,31 @@ def load_history(conn: Connection, until: date, *, scoring: bool = False) -> tup
         inspections = _values(
             _frame(conn, Inspection, "inspections", Inspection.inspected_at < end), "result"
         )
-    hazards = _values(_frame(conn, Hazard, "hazards", Hazard.found_on < until), "severity")
+    own = () if ids is None else (Hazard.venue_id.in_(ids),)
+    hazards = _values(_frame(conn, Hazard, "hazards", Hazard.found_on < until, *own), "severity")
+    near = () if ids is None else (_events_counted_for(venues),)
     events = _values(
-        _frame(conn, Event, "events", Event.reported_at >= since, Event.reported_at < end), "category"
+        _frame(conn, Event, "events", Event.reported_at >= since, Event.reported_at < end, *near), "category"
     )
     history = fc.History.of(_projected(venues, crs), changes, inspections, hazards, _projected(events, crs))
     return history, first
+
+
+def _events_counted_for(venues: pd.DataFrame):
+    """The events :func:`domain.forecast.features` may count for these venues: in their grids, or in a
+    box around them wide enough for :data:`domain.forecast.RADIUS_M` (twice it, in degrees at the
+    box's pole-most latitude; the exact radius is the feature's own test)."""
+    if venues.empty:
+        return false()
+    lon, lat = venues["lon"].to_numpy(float), venues["lat"].to_numpy(float)
+    dlat = 2.0 * fc.RADIUS_M / 111_000.0
+    widest = min(float(np.max(np.abs(lat))) + dlat, 89.0)
+    dlon = dlat / math.cos(math.radians(widest))
+    grids = sorted({int(g) for g in venues["grid_id"]})
+    box = Event.lon.between(float(lon.min()) - dlon, float(lon.max()) + dlon) & Event.lat.between(
+        float(lat.min()) - dlat, float(lat.max()) + dlat
+    )
+    return Event.grid_id.in_(grids) | box
 
 
 def train(
@@ -196,19 +256,18 @@ def _active_version(conn: Connection) -> int | None:
     return conn.execute(select(ForecastModel.version).where(ForecastModel.is_active)).scalar()
 
 
-def score_frame(conn: Connection, day: date, model, medians: dict) -> pd.DataFrame:
-    """Every active venue's forecast as of ``day``: probability, severity weight, explanation items."""
+def score_frame(conn: Connection, day: date, model) -> pd.DataFrame:
+    """Every active venue's forecast as of ``day``: probability and severity weight (what the plans and
+    the map read). No explanation: :func:`explanations` makes it for the venues shown (decision 0037)."""
     history, _ = load_history(conn, day, scoring=True)
     x = fc.features(history, day, visit_stats(conn, day))
-    prob, contrib = fc.predict_and_contributions(model, x, medians)
-    why = fc.explain(contrib, x)
+    prob = fc.predict(model, x)
     sev = fc.severity_weight(history, day).reindex(x.index).fillna(1.0)
     return pd.DataFrame(
         {
             "venue_id": x.index.to_numpy(dtype=np.int64),
             "probability": prob,
             "severity": sev.to_numpy(dtype=float),
-            "why": [why[int(v)] for v in x.index],
         }
     )
 
@@ -217,14 +276,12 @@ def score(uow: UnitOfWork, now: datetime) -> int:
     """Score every active venue with the active version (replacing its earlier scores); venues scored."""
     with uow.reader() as conn:
         active = conn.execute(
-            select(ForecastModel.id, ForecastModel.model_blob, ForecastModel.metrics_json).where(
-                ForecastModel.is_active
-            )
+            select(ForecastModel.id, ForecastModel.model_blob).where(ForecastModel.is_active)
         ).first()
         if active is None:
             return 0
-        model_id, blob, metrics = active
-        frame = score_frame(conn, now.date(), fc.loads(blob), json.loads(metrics).get("medians", {}))
+        model_id, blob = active
+        frame = score_frame(conn, now.date(), fc.loads(blob))
     rows = [
         {
             "model_id": model_id,
@@ -232,7 +289,7 @@ def score(uow: UnitOfWork, now: datetime) -> int:
             "scored_on": now.date(),
             "probability": float(r.probability),
             "severity": float(r.severity),
-            "explanation_json": json.dumps(r.why, ensure_ascii=False),
+            "explanation_json": ON_READ,
         }
         for r in frame.itertuples(index=False)
     ]
@@ -309,11 +366,12 @@ def versions(conn: Connection) -> pd.DataFrame:
 
 def venue_forecasts(conn: Connection, grid_ids: list[int] | None = None) -> pd.DataFrame:
     """The active version's scores (of the venues in ``grid_ids``, all if None): venue_id, name,
-    category, code, probability, severity, expected (probability × severity), why (Chinese)."""
+    category, code, probability, severity, expected (probability × severity), scored_on. No "为什么优先":
+    :func:`with_why` adds it to the rows shown."""
     query = (
         select(
             VenueForecast.venue_id, Venue.name, Venue.category, Venue.safety_code,
-            VenueForecast.probability, VenueForecast.severity, VenueForecast.explanation_json,
+            VenueForecast.probability, VenueForecast.severity, VenueForecast.scored_on,
         )
         .join(ForecastModel, ForecastModel.id == VenueForecast.model_id)
         .join(Venue, Venue.id == VenueForecast.venue_id)
@@ -321,13 +379,56 @@ def venue_forecasts(conn: Connection, grid_ids: list[int] | None = None) -> pd.D
     )  # fmt: skip
     if grid_ids is not None:
         query = query.where(Venue.grid_id.in_(list(grid_ids) or [-1]))
-    names = ["venue_id", "name", "category", "code", "probability", "severity", "explanation_json"]
+    names = ["venue_id", "name", "category", "code", "probability", "severity", "scored_on"]
     frame = rows_frame(fetch_tuples(conn, query), names)
     for col in ("category", "code"):
         frame[col] = frame[col].map(lambda x: getattr(x, "value", x))
     frame["expected"] = frame["probability"] * frame["severity"]
-    frame["why"] = [fc.reason_text(json.loads(s)) for s in frame["explanation_json"]]
-    return frame.drop(columns="explanation_json")
+    return frame
+
+
+def explanations(conn: Connection, venue_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+    """The "为什么优先" items (:func:`domain.forecast.explain`) of those of ``venue_ids`` the active version
+    scored, made now (decision 0037): from the version's model and training medians and each venue's
+    features as of the day it was scored (its records before that day, read for these venues only), so
+    they explain the stored probability and equal what scoring every venue with explanations gave."""
+    ids = sorted({int(v) for v in venue_ids})
+    active = conn.execute(
+        select(ForecastModel.id, ForecastModel.model_blob, ForecastModel.metrics_json).where(
+            ForecastModel.is_active
+        )
+    ).first()
+    if not ids or active is None:
+        return {}
+    model_id, blob, metrics = active
+    days: dict[date, list[int]] = {}
+    for part in _chunks(ids):
+        rows = fetch_tuples(
+            conn,
+            select(VenueForecast.venue_id, VenueForecast.scored_on).where(
+                VenueForecast.model_id == model_id, VenueForecast.venue_id.in_(part)
+            ),
+        )
+        for vid, day in rows:
+            days.setdefault(day, []).append(int(vid))
+    model, medians = fc.loads(blob), json.loads(metrics).get("medians", {})
+    out: dict[int, list[dict[str, Any]]] = {}
+    for day, vids in sorted(days.items()):
+        for part in _chunks(sorted(vids)):
+            history, _ = load_history(conn, day, venue_ids=part)
+            out |= fc.explain_venues(model, fc.features(history, day, visit_stats(conn, day, part)), medians)
+    return out
+
+
+def why_texts(conn: Connection, venue_ids: Iterable[int]) -> dict[int, str]:
+    """Each venue's "为什么优先" line (:func:`domain.forecast.reason_text` of :func:`explanations`)."""
+    return {vid: fc.reason_text(items) for vid, items in explanations(conn, venue_ids).items()}
+
+
+def with_why(conn: Connection, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (rows of :func:`venue_forecasts`: the ones shown) with its ``why`` column made now."""
+    texts = why_texts(conn, frame["venue_id"].tolist())
+    return frame.assign(why=[texts.get(int(v), "") for v in frame["venue_id"]])
 
 
 def active_summary(conn: Connection) -> tuple[int, datetime] | None:
