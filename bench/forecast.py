@@ -43,7 +43,11 @@ from services.planning import plan_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = (1, 2)
-RATES = (0.1, 0.2, 0.5, 1.0, 4.0)  # visits per venue per month
+#: Visits per venue per month; ``BENCH_FORECAST_RATES=0.2,1`` replays only those (a city replay takes
+#: about 20 minutes a rate and a seed here).
+RATES = tuple(
+    float(r) for r in os.environ.get("BENCH_FORECAST_RATES", "0.1,0.2,0.5,1,4").split(",") if r.strip()
+)
 DAYS = 90
 POLICIES = (ReplayPolicy.ROUND_ROBIN, ReplayPolicy.RISK, ReplayPolicy.FORECAST)
 ONSET_STREAM = 77
