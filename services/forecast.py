@@ -22,10 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Executable,
     bindparam,
     case,
+    cast,
     delete,
     false,
     func,
@@ -169,29 +171,53 @@ def load_history(
         )
     own = () if ids is None else (Hazard.venue_id.in_(ids),)
     hazards = _values(_frame(conn, Hazard, "hazards", Hazard.found_on < until, *own), "severity")
-    near = () if ids is None else (_events_counted_for(venues),)
+    window = (Event.reported_at >= since, Event.reported_at < end)
     events = _values(
-        _frame(conn, Event, "events", Event.reported_at >= since, Event.reported_at < end, *near), "category"
+        _frame(conn, Event, "events", *window) if ids is None else _events_counted_for(conn, venues, window),
+        "category",
     )
     history = fc.History.of(_projected(venues, crs), changes, inspections, hazards, _projected(events, crs))
     return history, first
 
 
-def _events_counted_for(venues: pd.DataFrame):
-    """The events :func:`domain.forecast.features` may count for these venues: in their grids, or in a
-    box around them wide enough for :data:`domain.forecast.RADIUS_M` (twice it, in degrees at the
-    box's pole-most latitude; the exact radius is the feature's own test)."""
+def _events_counted_for(conn: Connection, venues: pd.DataFrame, window: tuple) -> pd.DataFrame:
+    """Of the events in ``window``, every one :func:`domain.forecast.features` may count for these
+    venues (a superset): those in their grids (read on the grid index), and of the others those in the
+    cells (:data:`CELLS_PER_DEGREE`) that cover a box around each venue twice
+    :data:`domain.forecast.RADIUS_M` wide, in degrees at the venue's latitude plus the box's (the exact
+    radius is the feature's own test). One pass over the window's events, filtered in the store."""
     if venues.empty:
-        return false()
-    lon, lat = venues["lon"].to_numpy(float), venues["lat"].to_numpy(float)
-    dlat = 2.0 * fc.RADIUS_M / 111_000.0
-    widest = min(float(np.max(np.abs(lat))) + dlat, 89.0)
-    dlon = dlat / math.cos(math.radians(widest))
+        return _frame(conn, Event, "events", false())
     grids = sorted({int(g) for g in venues["grid_id"]})
-    box = Event.lon.between(float(lon.min()) - dlon, float(lon.max()) + dlon) & Event.lat.between(
-        float(lat.min()) - dlat, float(lat.max()) + dlat
-    )
-    return Event.grid_id.in_(grids) | box
+    in_grids = _frame(conn, Event, "events", *window, Event.grid_id.in_(grids))
+    dlat = 2.0 * fc.RADIUS_M / 111_000.0
+    keys: set[int] = set()
+    for lon, lat in zip(venues["lon"].to_numpy(float), venues["lat"].to_numpy(float), strict=True):
+        dlon = dlat / math.cos(math.radians(min(abs(lat) + dlat, 89.0)))
+        for i in range(_cell(lat - dlat, 90.0), _cell(lat + dlat, 90.0) + 1):
+            for j in range(_cell(lon - dlon, 180.0), _cell(lon + dlon, 180.0) + 1):
+                keys.add(i * CELL_KEY + j)
+    near = _cell_key(conn).in_(sorted(keys))
+    others = _frame(conn, Event, "events", *window, Event.grid_id.not_in(grids), near)
+    return pd.concat([in_grids, others], ignore_index=True)
+
+
+#: Cells of the nearby events read for a few venues: 1/200 of a degree (about 0.55 km north–south).
+CELLS_PER_DEGREE = 200
+CELL_KEY = 100_000  # a cell's key: its row × this + its column (columns < 360 × 200)
+
+
+def _cell(degrees: float, offset: float) -> int:
+    """The row (``offset`` 90, of a latitude) or column (180, of a longitude) of a cell, as the store
+    computes it (:func:`_cell_key`: the same IEEE operations, so the same cell)."""
+    return math.floor((degrees + offset) * CELLS_PER_DEGREE)
+
+
+def _cell_key(conn: Connection):
+    row, col = (Event.lat + 90.0) * CELLS_PER_DEGREE, (Event.lon + 180.0) * CELLS_PER_DEGREE
+    if conn.dialect.name == "sqlite":  # CAST truncates, the floor of a non-negative number
+        return cast(row, BigInteger) * CELL_KEY + cast(col, BigInteger)
+    return cast(func.floor(row), BigInteger) * CELL_KEY + cast(func.floor(col), BigInteger)
 
 
 def train(
