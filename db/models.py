@@ -652,6 +652,9 @@ class EventRecentReport(Base):
     address: Mapped[str | None] = mapped_column(String(300))
     reporter_count: Mapped[int] = mapped_column(Integer)
     merged_into_id: Mapped[int | None] = mapped_column(BigId)
+    #: Reports of the same matter (category and title) in this table within 51 m, itself included, NULL
+    #: for one alone or without a place (decision 0038): 顽疾's possible seeds are the rows with ``near`` ≥ 8.
+    near: Mapped[int | None] = mapped_column(Integer)
 
 
 class RollupState(Base):

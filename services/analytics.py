@@ -6,7 +6,9 @@ user's scope and shapes the results for display and download.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 
 import numpy as np
@@ -21,6 +23,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    tuple_,
     type_coerce,
 )
 
@@ -36,7 +39,15 @@ from db.models import (
     EventRecentReport,
 )
 from domain import kpi
-from domain.early_warning import DEFAULT_PARAMS, Alert, WarningData, counts_at_levels, detect
+from domain.early_warning import (
+    DEFAULT_PARAMS,
+    Alert,
+    WarningData,
+    cells_around,
+    counts_at_levels,
+    detect,
+    place_cells,
+)
 from domain.hierarchy import descendants
 from domain.vocabulary import AdminLevel, EventCategory
 from geo.crs import to_metres
@@ -310,7 +321,9 @@ def _warning_columns() -> list:
 def _warning_frame(events: pd.DataFrame) -> pd.DataFrame:
     """Read rows made compact: text as categoricals, times parsed by column, NaN for not merged."""
     events = events.copy()
-    events["category"] = events["category"].map(lambda v: getattr(v, "value", v), na_action="ignore")
+    # Enum members (if the driver gave them) as their values: each distinct one looked up once.
+    distinct = pd.unique(events["category"].dropna().to_numpy(dtype=object))
+    events["category"] = events["category"].map({v: getattr(v, "value", v) for v in distinct})
     for c in ("category", "title", "address"):
         events[c] = events[c].astype("category")
     events["reported_at"] = pd.to_datetime(events["reported_at"], format="ISO8601")
@@ -382,8 +395,10 @@ def warning_counts(
         ).all()
         rows = [*rows, *changed]
     grid_counts = _text_frame(rows, ["day", "grid_id", "category", "count"])
-    # Days as the store gives them (text on SQLite, dates on PostgreSQL), parsed by column.
-    grid_counts["day"] = pd.to_datetime(grid_counts["day"].astype(str).str[:10], format="%Y-%m-%d")
+    # Days as the store gives them (text on SQLite, dates on PostgreSQL), each of the ~84 parsed once.
+    code, days = pd.factorize(grid_counts["day"].to_numpy(dtype=object))
+    parsed = pd.to_datetime(pd.Index([str(d)[:10] for d in days], dtype=object), format="%Y-%m-%d")
+    grid_counts["day"] = parsed.take(code) if len(code) else parsed
     if keys:  # the events' own rows hold the category as the enum
         grid_counts["category"] = grid_counts["category"].map(lambda c: getattr(c, "value", c))
     return counts_at_levels(grid_counts, units, COUNT_LEVELS)
@@ -403,7 +418,15 @@ def day_warning_data(conn: Connection, scope: Scope, day: date, units: pd.DataFr
     first = max(start, end - timedelta(days=REPORT_DAYS))
     kept = rollups.kept_from(conn)
     if kept is not None and first.date() >= kept and scope.department_id is None:
-        reports = recent_reports(conn, scope, first, end, mass_from)
+        reports, matters, totals = warning_reports(conn, scope, first, end, mass_from)
+        return WarningData(
+            counts,
+            units,
+            with_metres(reports),
+            matter_day=pd.Timestamp(day),
+            matter_counts=matters,
+            grid_totals=totals,
+        )
     else:
         reports = warning_events(
             conn,
@@ -415,6 +438,129 @@ def day_warning_data(conn: Connection, scope: Scope, day: date, units: pd.DataFr
             or_(Event.merged_into_id.is_(None), Event.reported_at >= mass_from),
         )
     return WarningData(counts, units, with_metres(reports))
+
+
+MATTER_COLUMNS = ["grid_id", "category", "title", "count"]
+
+
+def warning_reports(
+    conn: Connection, scope: Scope, start: datetime, end: datetime, mass_from: datetime
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What 顽疾 and 群发 read of [start, end) (顽疾's weeks) from ``event_recent_reports`` (decision
+    0038): the reports from ``mass_from`` on (群发's hours, merged ones too) and, of the reports not merged,
+    those in the place cells around a possible 顽疾 seed (a row whose ``near`` reaches 顽疾's
+    ``min_events``) — a few thousand of a busy township's ~50 k — and the reports with a place not
+    merged counted per grid (every one) and per grid × category × title (of the possible seeds'
+    matters: 12 of a busy township's 59). The (day, grid) keys changed since the watermark are
+    read from the events, and the cells two around each of their reports read too (their neighbours'
+    ``near`` may lag). :func:`domain.early_warning.detect` gives the same alerts from these as from every
+    report (tests/integration/test_rollups.py)."""
+    keys = rollups.pending(conn) or {}
+    grids = None if whole_store(conn, scope) else set(scope.grid_ids)
+    keys = {d: g if grids is None else g & grids for d, g in keys.items() if start.date() <= d < end.date()}
+    keys = {d: g for d, g in keys.items() if g}
+    model = EventRecentReport
+    base = [
+        *([] if grids is None else [in_ids(model.grid_id, sorted(grids))]),
+        model.reported_at >= start,
+        model.reported_at < end,
+        *_outside(keys),
+    ]
+    changed_rows = _changed_reports(conn, scope, start, end, mass_from, keys) if keys else []
+    changed = _warning_frame(_text_frame(changed_rows, WARNING_COLUMNS)) if changed_rows else None
+    cell = rollups.cell_of(conn.dialect.name)
+    seeds = plain_rows(
+        conn,
+        select(cell, model.category, model.title)
+        .where(*base, model.merged_into_id.is_(None), model.near >= DEFAULT_PARAMS.chronic.min_events)
+        .distinct(),
+    )
+    cells = cells_around((c for c, _, _ in seeds), 1)
+    seed_matters = {(category, title) for _, category, title in seeds}
+    mine = None
+    if changed is not None and len(changed):
+        placed = changed[changed["lon"].notna() & changed["lat"].notna()]
+        cells |= cells_around(place_cells(placed["lon"], placed["lat"]).tolist(), 2)
+        mine = pd.DataFrame(
+            {
+                "grid_id": placed["grid_id"].to_numpy(),
+                "category": placed["category"].astype(str).to_numpy(dtype=object),
+                "title": placed["title"].astype(str).to_numpy(dtype=object),
+            }
+        )[placed["merged_into_id"].isna().to_numpy()]
+        seed_matters |= set(zip(mine["category"], mine["title"], strict=True))
+    columns = [
+        type_coerce(getattr(model, c), String).label(c) if c == "reported_at" else getattr(model, c)
+        for c in WARNING_COLUMNS
+    ]
+    near = and_(model.merged_into_id.is_(None), *rollups.in_ints(cell, cells)) if cells else None
+    hours = model.reported_at >= mass_from
+    rows = plain_rows(conn, select(*columns).where(*base, hours if near is None else or_(near, hours)))
+    counted = [*base, model.merged_into_id.is_(None), model.lon.is_not(None), model.lat.is_not(None)]
+    # Every grid's total, and per grid the matters a 顽疾 can be about (those of the possible seeds).
+    totals = _text_frame(
+        plain_rows(conn, select(model.grid_id, func.count()).where(*counted).group_by(model.grid_id)),
+        ["grid_id", "count"],
+    )
+    matters = (
+        plain_rows(
+            conn,
+            select(model.grid_id, model.category, model.title, func.count())
+            .where(*counted, tuple_(model.category, model.title).in_(sorted(seed_matters)))
+            .group_by(model.grid_id, model.category, model.title),
+        )
+        if seed_matters
+        else []
+    )
+    counts = _text_frame(matters, MATTER_COLUMNS)
+    frame = _warning_frame(_text_frame([*rows, *changed_rows], WARNING_COLUMNS))
+    if mine is not None and len(mine):
+        extra = (
+            mine.groupby(["grid_id", "category", "title"], sort=False).size().rename("count").reset_index()
+        )
+        counts = pd.concat([counts, extra], ignore_index=True) if len(counts) else extra
+        more = mine.groupby("grid_id").size().rename("count").reset_index()
+        totals = pd.concat([totals, more], ignore_index=True) if len(totals) else more
+    return frame, counts, totals
+
+
+def _outside(keys: dict[date, set[int]]) -> list:
+    """Clauses on ``event_recent_reports`` leaving out the rows of ``keys`` (day → grids)."""
+    model = EventRecentReport
+    return (
+        [
+            not_(
+                or_(
+                    *(
+                        and_(
+                            model.reported_at >= _midnight(d),
+                            model.reported_at < _midnight(d + timedelta(days=1)),
+                            model.grid_id.in_(g),
+                        )
+                        for d, g in keys.items()
+                    )
+                )
+            )
+        ]
+        if keys
+        else []
+    )
+
+
+def _changed_reports(
+    conn: Connection, scope: Scope, start: datetime, end: datetime, mass_from: datetime, keys
+) -> list[tuple]:
+    """The rows of the events of ``keys`` (changed since the watermark) as :func:`warning_events` reads them."""
+    return plain_rows(
+        conn,
+        select(*_warning_columns()).where(
+            *scope.where(by_time=True),
+            Event.reported_at >= start,
+            Event.reported_at < end,
+            rollups.events_inside(keys),
+            or_(Event.merged_into_id.is_(None), Event.reported_at >= mass_from),
+        ),
+    )
 
 
 def recent_reports(
@@ -510,8 +656,24 @@ def _midnight(d: date) -> datetime:
 
 def warnings(conn: Connection, scope: Scope, day: date, units: pd.DataFrame) -> list[Alert]:
     """Early warnings (预警) judged on ``day`` over the scope's recent events."""
-    data = day_warning_data(conn, scope, day, units)
-    return [] if data is None else detect(day, data)
+    with gc_paused():
+        data = day_warning_data(conn, scope, day, units)
+        return [] if data is None else detect(day, data)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Within: no cyclic garbage collection. Reading tens of thousands of rows allocates enough tuples to
+    set off full collections, each walking every object of the process (the app's caches, pandas, the
+    ORM): ~70 ms of a township's 预警 on the city store (decision 0038). The rows and frames made within
+    hold no reference cycles; what cycles there are are collected after."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def alerts_frame(alerts: list[Alert], units: pd.DataFrame) -> pd.DataFrame:

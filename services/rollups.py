@@ -26,18 +26,24 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Date,
+    Integer,
     Row,
+    String,
     and_,
+    bindparam,
     case,
     cast,
     delete,
     func,
     insert,
+    literal_column,
     not_,
     or_,
     select,
+    type_coerce,
     update,
 )
 
@@ -54,6 +60,14 @@ from db.models import (
 )
 from db.uow import UnitOfWork
 from domain import kpi
+from domain.early_warning import (
+    CELL_DEGREES,
+    DEFAULT_PARAMS,
+    NEAR_MARGIN,
+    cells_around,
+    near_counts,
+    place_cells,
+)
 from domain.vocabulary import RESOLVED_STATUSES, EventStatus, Rating
 from services import audit
 
@@ -224,6 +238,112 @@ def _insert_recent(conn: Connection, kept_from: date, *where) -> None:
     )
 
 
+#: ``event_recent_reports.near`` counts the reports of the same matter within this many metres (decision
+#: 0038): 顽疾's radius with a margin, so that every pair 顽疾 finds is counted.
+NEAR_M = DEFAULT_PARAMS.chronic.radius_m * NEAR_MARGIN
+
+
+def cell_of(dialect: str, model=EventRecentReport):
+    """The place cell of a row (:func:`domain.early_warning.place_cells`) in the store's arithmetic: the
+    longitude and latitude over 0.001°, truncated toward zero."""
+
+    def trunc(column):
+        value = column / CELL_DEGREES
+        return cast(func.trunc(value), BigInteger) if dialect == "postgresql" else cast(value, Integer)
+
+    return trunc(model.lon) * 400_000 + trunc(model.lat)
+
+
+def in_ints(column, values) -> list:
+    """``column IN (…)`` with the integers written into the statement (thousands of cells as bound
+    parameters would cost more to compile than to read), in chunks OR-ed together."""
+    listed = sorted({int(v) for v in values})
+    if not listed:
+        return [column.op("IN")(literal_column("(NULL)"))]
+    parts = [
+        column.op("IN")(literal_column("(" + ",".join(map(str, listed[k : k + 5000])) + ")"))
+        for k in range(0, len(listed), 5000)
+    ]
+    return [or_(*parts) if len(parts) > 1 else parts[0]]
+
+
+def _time_key(conn: Connection):
+    """``reported_at`` as the row's key: the stored text on SQLite (a datetime bound back could be written
+    otherwise than the seed wrote it), the timestamp on PostgreSQL."""
+    column = EventRecentReport.reported_at
+    return type_coerce(column, String) if conn.dialect.name == "sqlite" else column
+
+
+def _near_rows(conn: Connection, *where) -> list:
+    m = EventRecentReport
+    return list(
+        conn.execute(
+            select(
+                m.grid_id,
+                _time_key(conn),
+                m.id,
+                type_coerce(m.category, String),
+                m.title,
+                m.lon,
+                m.lat,
+                m.near,
+            ).where(m.lon.is_not(None), m.lat.is_not(None), *where)
+        ).all()
+    )
+
+
+def _near_of(rows) -> tuple[list, list]:
+    """Each row's ``near`` as it should be (NULL for a row alone) and its place cell."""
+    if not rows:
+        return [], []
+    lon = [r[5] for r in rows]
+    lat = [r[6] for r in rows]
+    matter = [f"{r[3]}|{r[4]}" for r in rows]
+    n = near_counts(lon, lat, matter, NEAR_M)
+    return [int(v) if v > 1 else None for v in n], place_cells(lon, lat).tolist()
+
+
+def update_near(conn: Connection, around: set[int] | None = None) -> int:
+    """Set ``event_recent_reports.near`` where it is not as :func:`domain.early_warning.near_counts`
+    gives it: of every row (``around`` None), or of the rows whose count a change in the cells ``around``
+    can move (those within one cell; their own surroundings are read, within two). Returns the rows set."""
+    m = EventRecentReport
+    if around is not None and not around:
+        return 0
+    where = [] if around is None else in_ints(cell_of(conn.dialect.name), cells_around(around, 2))
+    rows = _near_rows(conn, *where)
+    near, cells = _near_of(rows)
+    target = None if around is None else cells_around(around, 1)
+    changed = [
+        {"b_grid": r[0], "b_at": r[1], "b_id": r[2], "b_near": n}
+        for r, n, c in zip(rows, near, cells, strict=True)
+        if n != r[7] and (target is None or c in target)
+    ]
+    if changed:
+        conn.execute(
+            update(m)
+            .where(
+                m.grid_id == bindparam("b_grid"),
+                _time_key(conn) == bindparam("b_at", type_=_time_key(conn).type),
+                m.id == bindparam("b_id"),
+            )
+            .values(near=bindparam("b_near")),
+            changed,
+        )
+    return len(changed)
+
+
+def _recent_cells(conn: Connection, *where) -> set[int]:
+    m = EventRecentReport
+    return set(
+        conn.execute(
+            select(cell_of(conn.dialect.name))
+            .where(m.lon.is_not(None), m.lat.is_not(None), *where)
+            .distinct()
+        ).scalars()
+    )
+
+
 def kept_from(conn: Connection) -> date | None:
     """The first day ``event_recent_reports`` holds (every report from then on), None without a rollup."""
     day = conn.execute(select(RollupState.kept_from).where(RollupState.name == NAME)).scalar_one_or_none()
@@ -331,6 +451,7 @@ def _rebuild_in(conn: Connection, now: datetime) -> tuple[int, int]:
     _insert_totals(conn)
     kept = now.date() - timedelta(days=RECENT_DAYS)
     _insert_recent(conn, kept)
+    update_near(conn)
     rows = conn.execute(select(func.count()).select_from(EventDaily)).scalar_one()
     _save_state(conn, mark, now, rebuilt=True, kept=kept)
     return rows, mark
@@ -410,15 +531,18 @@ def refresh(uow: UnitOfWork, now: datetime) -> int:
             after = {"watermark": mark, "rows": n}
         else:
             kept = _as_date(old.kept_from)
-            n = _recompute(conn, keys, kept)
+            n, moved = _recompute(conn, keys, kept)
             newer = now.date() - timedelta(days=RECENT_DAYS)
-            if newer > kept:  # the days that fell out of the window
+            if newer > kept:  # the days that fell out of the window: every count of neighbours again
                 conn.execute(
                     delete(EventRecentReport).where(
                         EventRecentReport.reported_at < datetime.combine(newer, datetime.min.time())
                     )
                 )
                 kept = newer
+                update_near(conn)
+            else:
+                update_near(conn, moved)
             _save_state(conn, mark, now, rebuilt=False, kept=kept)
             after = {"watermark": mark, "keys": n}
         _audit(conn, "rollups.refresh", old, after, now)
@@ -426,12 +550,14 @@ def refresh(uow: UnitOfWork, now: datetime) -> int:
     return n
 
 
-def _recompute(conn: Connection, keys: dict[date, set[int]], kept: date) -> int:
+def _recompute(conn: Connection, keys: dict[date, set[int]], kept: date) -> tuple[int, set[int]]:
     """Delete and recompute the rollup rows of ``keys`` (day → grids): ``event_daily`` and
     ``event_category_daily`` from raw events, ``event_grid_daily`` of those keys and
     ``event_department_daily`` of those days from ``event_daily``, the grids' totals from raw events,
-    the reports of those keys from ``kept`` on."""
+    the reports of those keys from ``kept`` on. Returns the keys recomputed and the place cells of the
+    recent reports removed or written (whose neighbours' ``near`` may have moved)."""
     n = 0
+    moved: set[int] = set()
     for d, grids in sorted(keys.items()):
         start = datetime.combine(d, datetime.min.time())
         for chunk in _chunks(sorted(grids), 1000):
@@ -445,14 +571,15 @@ def _recompute(conn: Connection, keys: dict[date, set[int]], kept: date) -> int:
             _insert(conn, *raw)
             _insert_categories(conn, *raw)
             if d >= kept:
-                conn.execute(
-                    delete(EventRecentReport).where(
-                        EventRecentReport.reported_at >= start,
-                        EventRecentReport.reported_at < start + timedelta(days=1),
-                        EventRecentReport.grid_id.in_(chunk),
-                    )
+                these = (
+                    EventRecentReport.reported_at >= start,
+                    EventRecentReport.reported_at < start + timedelta(days=1),
+                    EventRecentReport.grid_id.in_(chunk),
                 )
+                moved |= _recent_cells(conn, *these)
+                conn.execute(delete(EventRecentReport).where(*these))
                 _insert_recent(conn, kept, *raw)
+                moved |= _recent_cells(conn, *these)
             conn.execute(
                 insert(EventGridDaily).from_select(
                     ["day", "grid_id", *SUMS],
@@ -470,7 +597,7 @@ def _recompute(conn: Connection, keys: dict[date, set[int]], kept: date) -> int:
     for chunk in _chunks(sorted(set().union(*keys.values())) if keys else [], 1000):
         conn.execute(delete(EventGridTotal).where(EventGridTotal.grid_id.in_(chunk)))
         _insert_totals(conn, Event.grid_id.in_(chunk))
-    return n
+    return n, moved
 
 
 def _chunks(items: list[int], size: int):
@@ -549,9 +676,28 @@ def _recent_differences(conn: Connection) -> list[str]:
     ]
 
 
+def _near_differences(conn: Connection) -> list[str]:
+    """Recent reports whose ``near`` is not the count of their matter nearby (the rows themselves are
+    checked against the events by :func:`_recent_differences`)."""
+    rows = _near_rows(conn)
+    near, _cells = _near_of(rows)
+    out = [
+        f"近期上报 事件 {r[2]}：附近同类事项 原始 {n or 1} 汇总 {r[7] or 1}"
+        for r, n in zip(rows, near, strict=True)
+        if n != r[7]
+    ]
+    missing = conn.execute(
+        select(EventRecentReport.id).where(
+            or_(EventRecentReport.lon.is_(None), EventRecentReport.lat.is_(None)),
+            EventRecentReport.near.is_not(None),
+        )
+    ).scalars()
+    return out + [f"近期上报 事件 {i}：无位置却有附近同类事项计数" for i in missing]
+
+
 def differences(conn: Connection, limit: int = 20) -> list[str]:
     """Keys where a rollup table and the raw aggregation differ (at most ``limit``), as readable lines."""
-    out: list[str] = _recent_differences(conn)[:limit]
+    out: list[str] = (_recent_differences(conn) + _near_differences(conn))[:limit]
     if len(out) >= limit:
         return out
     for label, names, values, raw_query, stored_query in _checks(conn.dialect.name):

@@ -267,6 +267,42 @@ def test_every_rollup_table_is_built_and_a_wrong_row_in_it_is_found(area, model)
     assert rows > 0 and len(found) == rows  # every row of the marked table, none of another
 
 
+def test_the_recent_reports_count_their_matter_nearby_and_the_check_finds_a_wrong_count(area):
+    engine, uow, ids, _dept = area
+    rollups.rebuild(uow, DAY0 + timedelta(days=7))
+    with engine.connect() as conn:
+        near = conn.execute(select(EventRecentReport.near)).scalars().all()
+    assert near == [6] * 24  # six reports of 路面垃圾 at each grid's centre, the grids far apart
+    with engine.begin() as conn:
+        conn.execute(update(EventRecentReport).where(EventRecentReport.id == ids[0]).values(near=7))
+    found = _differences(engine)
+    assert len(found) == 1 and f"事件 {ids[0]}：附近同类事项 原始 6 汇总 7" in found[0]
+
+
+def test_a_refresh_recounts_the_matter_nearby_around_a_change_and_when_days_fall_out(area):
+    engine, uow, ids, _dept = area
+    now = DAY0 + timedelta(days=7)
+    rollups.rebuild(uow, now)
+    for k in range(3):  # three more at grid 0's centre, on a day of its own
+        _report(uow, 0, DAY0 + timedelta(days=6, hours=k))
+    act(uow, event_id=ids[13], action=Action.ACCEPT, now=now)  # and a change in grid 1
+    assert rollups.refresh(uow, now) > 0
+    assert _differences(engine) == []
+
+    def near() -> dict[int, int | None]:
+        with engine.connect() as conn:
+            return dict(conn.execute(select(EventRecentReport.id, EventRecentReport.near)).all())
+
+    assert near()[ids[0]] == 9 and near()[ids[1]] == 6  # grid 0's reports see the new ones, grid 1's do not
+    # 65 days on, the first two days have left the window with two of grid 0's reports: counted again
+    # (grid 0: the reports of days 2–5 and the three new ones).
+    later = DAY0 + timedelta(days=rollups.RECENT_DAYS + 2)
+    _report(uow, 3, later)
+    assert rollups.refresh(uow, later) > 0
+    assert _differences(engine) == []
+    assert ids[0] not in near() and near()[ids[8]] == 7
+
+
 def test_the_category_rollup_counts_the_events_not_merged(area):
     engine, uow, ids, _dept = area
     rollups.rebuild(uow, DAY0 + timedelta(days=7))
@@ -383,6 +419,17 @@ def test_warnings_from_the_rollup_equal_those_judged_on_the_events(demo_with_rol
             conn, scope, start, end, or_(Event.merged_into_id.is_(None), Event.reported_at >= mass_from)
         )
         assert len(recent) > 100 and (recent["title"] == "路面垃圾").any()
+        # What a judgement reads (decision 0038): fewer reports, and every one counted per grid × matter.
+        served_reports, matters, totals = analytics.warning_reports(conn, scope, start, end, mass_from)
+        assert len(served_reports) < len(recent)
+        counted = recent[recent["merged_into_id"].isna() & recent["lon"].notna() & recent["lat"].notna()]
+        assert totals["count"].sum() == len(counted)
+        by_matter = counted.groupby(["category", "title"], observed=True).size()
+        assert len(matters) > 0 and all(
+            by_matter[(c, t)] == n
+            for (c, t), n in matters.groupby(["category", "title"])["count"].sum().items()
+        )
+        assert set(served_reports["id"]) <= set(recent["id"])
 
         def plain(frame):
             return frame.astype(object).sort_values("id").reset_index(drop=True)
