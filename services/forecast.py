@@ -54,6 +54,9 @@ EVENT_LOOKBACK_DAYS = max(fc.WINDOWS)
 EXPLAIN_BATCH = 500
 #: ``explanation_json`` of a stored score: made on read (:func:`explanations`), not when scoring.
 ON_READ = ""
+#: Cells of the nearby events read for a few venues: 1/200 of a degree (about 0.55 km north–south).
+CELLS_PER_DEGREE = 200
+CELL_KEY = 100_000  # a cell's key: its row × this + its column (columns < 360 × 200)
 
 
 class NotEnoughHistory(ValueError):
@@ -144,8 +147,8 @@ def load_history(
     or before ``until`` alone when ``scoring`` (then no inspection is read: :func:`visit_stats` stands in
     for them). ``venue_ids`` (at most :data:`EXPLAIN_BATCH`; implies ``scoring``): those venues, active
     or not, their own records, and of the events every one their features count — those in their grids
-    and those within :data:`domain.forecast.RADIUS_M` (read as a box around them, a superset) — so their
-    features are those they get among every venue.
+    and those within :data:`domain.forecast.RADIUS_M` (read by the cells around them, a superset:
+    :func:`_events_counted_for`) — so their features are those they get among every venue.
     """
     end = datetime.combine(until, datetime.min.time())
     first_at = conn.execute(select(func.min(Inspection.inspected_at))).scalar()
@@ -200,11 +203,6 @@ def _events_counted_for(conn: Connection, venues: pd.DataFrame, window: tuple) -
     near = _cell_key(conn).in_(sorted(keys))
     others = _frame(conn, Event, "events", *window, Event.grid_id.not_in(grids), near)
     return pd.concat([in_grids, others], ignore_index=True)
-
-
-#: Cells of the nearby events read for a few venues: 1/200 of a degree (about 0.55 km north–south).
-CELLS_PER_DEGREE = 200
-CELL_KEY = 100_000  # a cell's key: its row × this + its column (columns < 360 × 200)
 
 
 def _cell(degrees: float, offset: float) -> int:
