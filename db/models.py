@@ -541,7 +541,8 @@ class ForecastModel(Base):
 
 class VenueForecast(Base):
     """One venue's forecast by one model version: the probability that a visit within 30 days finds a
-    hazard, the expected severity weight, and the top contributing features (``explanation_json``)."""
+    hazard and the expected severity weight. ``explanation_json`` is ``""`` since decision 0037: the top
+    contributing features (为什么优先) are made on read for the venues shown (``services.forecast``)."""
 
     __tablename__ = "venue_forecasts"
     __table_args__ = (Index("ix_venue_forecasts_venue", "venue_id"),)
