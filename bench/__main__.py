@@ -173,7 +173,8 @@ def main() -> None:
     width = max(map(len, figures))
     print(f"benchmark · scale={args.scale} · store={url}")
     for name, value in figures.items():
-        print(f"  {name:<{width}}  {value:>14,}")
+        shown = f"{value:>14,}" if isinstance(value, int | float) else f"{value!s:>14}"  # a cut-off is a date
+        print(f"  {name:<{width}}  {shown}")
     print(f"written: {out.relative_to(ROOT)}")
 
 
