@@ -382,3 +382,18 @@ def test_the_xml_answers_carry_the_same_fields_as_the_specification_s_xml(store,
     refused = client.get(f"{BASE}/requests.xml", params={"api_key": "o311_nope"})
     error = ElementTree.fromstring(refused.content)
     assert refused.status_code == 403 and error.tag == "errors" and error.find("error/code").text == "403"
+
+
+def test_times_are_stamped_with_china_s_offset_as_the_zone_would_give_them():
+    from datetime import datetime
+
+    from services import clock
+    from services.open311 import stamp
+
+    for at in (
+        datetime(2026, 11, 21, 8, 0),
+        datetime(1992, 7, 1, 23, 59, 59),
+        datetime(2026, 12, 2, 15, 4, 5, 120),
+    ):
+        assert stamp(at) == at.replace(tzinfo=clock.ZONE).isoformat()
+    assert stamp(None) is None
