@@ -455,10 +455,7 @@ def warning_reports(
     read from the events, and the cells two around each of their reports read too (their neighbours'
     ``near`` may lag). :func:`domain.early_warning.detect` gives the same alerts from these as from every
     report (tests/integration/test_rollups.py)."""
-    keys = rollups.pending(conn) or {}
-    grids = None if whole_store(conn, scope) else set(scope.grid_ids)
-    keys = {d: g if grids is None else g & grids for d, g in keys.items() if start.date() <= d < end.date()}
-    keys = {d: g for d, g in keys.items() if g}
+    grids, keys = _scope_grids_and_pending(conn, scope, start, end)
     model = EventRecentReport
     base = [
         *([] if grids is None else [in_ids(model.grid_id, sorted(grids))]),
@@ -524,6 +521,17 @@ def warning_reports(
     return frame, counts, totals
 
 
+def _scope_grids_and_pending(
+    conn: Connection, scope: Scope, start: datetime, end: datetime
+) -> tuple[set[int] | None, dict[date, set[int]]]:
+    """The scope's grids (None: the whole store) and the (day → grids) keys of [start, end) in them
+    changed since the rollup's watermark (read from the events, not the rollup)."""
+    grids = None if whole_store(conn, scope) else set(scope.grid_ids)
+    keys = rollups.pending(conn) or {}
+    keys = {d: g if grids is None else g & grids for d, g in keys.items() if start.date() <= d < end.date()}
+    return grids, {d: g for d, g in keys.items() if g}
+
+
 def _outside(keys: dict[date, set[int]]) -> list:
     """Clauses on ``event_recent_reports`` leaving out the rows of ``keys`` (day → grids)."""
     model = EventRecentReport
@@ -569,33 +577,12 @@ def recent_reports(
     """:func:`warning_events` of [start, end) not merged (or reported from ``mass_from`` on) read from
     ``event_recent_reports`` (decision 0034), the (day, grid) keys changed since the watermark from the
     events; a frame like :func:`warning_events`'s."""
-    keys = rollups.pending(conn) or {}
-    grids = None if whole_store(conn, scope) else set(scope.grid_ids)
-    keys = {d: g if grids is None else g & grids for d, g in keys.items() if start.date() <= d < end.date()}
-    keys = {d: g for d, g in keys.items() if g}
+    grids, keys = _scope_grids_and_pending(conn, scope, start, end)
     model = EventRecentReport
     columns = [
         type_coerce(getattr(model, c), String).label(c) if c == "reported_at" else getattr(model, c)
         for c in WARNING_COLUMNS
     ]
-    outside = (
-        [
-            not_(
-                or_(
-                    *(
-                        and_(
-                            model.reported_at >= _midnight(d),
-                            model.reported_at < _midnight(d + timedelta(days=1)),
-                            model.grid_id.in_(g),
-                        )
-                        for d, g in keys.items()
-                    )
-                )
-            )
-        ]
-        if keys
-        else []
-    )
     rows = plain_rows(
         conn,
         select(*columns).where(
@@ -603,22 +590,14 @@ def recent_reports(
             model.reported_at >= start,
             model.reported_at < end,
             or_(model.merged_into_id.is_(None), model.reported_at >= mass_from),
-            *outside,
+            *_outside(keys),
         ),
     )
     frames = [_text_frame(rows, WARNING_COLUMNS)]
     if keys:
-        changed = plain_rows(
-            conn,
-            select(*_warning_columns()).where(
-                *scope.where(by_time=True),
-                Event.reported_at >= start,
-                Event.reported_at < end,
-                rollups.events_inside(keys),
-                or_(Event.merged_into_id.is_(None), Event.reported_at >= mass_from),
-            ),
+        frames.append(
+            _text_frame(_changed_reports(conn, scope, start, end, mass_from, keys), WARNING_COLUMNS)
         )
-        frames.append(_text_frame(changed, WARNING_COLUMNS))
     frames = [f for f in frames if len(f)] or frames[:1]
     return _warning_frame(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
 
