@@ -350,6 +350,9 @@ def test_an_unsaved_inspection_comes_back_after_a_reload(base, phone):
 
     def unfold() -> None:  # another test on this store may have checked the venue today: its form is folded
         again = page.locator("[data-testid='stExpander'] summary").filter(has_text="再次登记检查")
+        option = page.locator("[class*='st-key-md_item_']").first.get_by_text("不合格", exact=True)
+        # Either the open form's first answer or the folded form's title is drawn before looking which.
+        expect(again.or_(option).first).to_be_visible(timeout=TIMEOUT)
         if again.count() and again.first.get_attribute("aria-expanded") != "true":
             again.first.click()
             settle(page)
