@@ -84,7 +84,9 @@ def square(empty_engine, monkeypatch, tmp_path):
     yesterday = datetime.combine(now.date() - timedelta(days=1), time(10, 0))
     for k in range(5):
         _report(empty_engine, yesterday + timedelta(minutes=8 * k), "噪声扰民", Urgency.NORMAL)
-    done = run_due(UnitOfWork(empty_engine), now, reports=tmp_path)
+    # The nightly 预警 pass is due at 00:30: run after it even between midnight and then (yesterday judged).
+    run_at = max(now, datetime.combine(now.date(), time(0, 31)))
+    done = run_due(UnitOfWork(empty_engine), run_at, reports=tmp_path)
     assert all(r.outcome == "ok" for r in done.values()), done
     monkeypatch.setenv("DATABASE_URL", empty_engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("REPORTS_DIR", str(tmp_path))
