@@ -151,6 +151,12 @@ class PriorityTier(Labelled):
 
 TIER_ORDER: dict[PriorityTier, int] = {t: i for i, t in enumerate(PriorityTier)}
 _TIERS = list(PriorityTier)
+_FORECAST_TIER = TIER_ORDER[PriorityTier.FORECAST]
+_NO_DEADLINE = date.max.toordinal()
+_RED, _YELLOW = SafetyCode.RED, SafetyCode.YELLOW
+_T_RED, _T_OVERDUE, _T_RECHECK = PriorityTier.RED, PriorityTier.OVERDUE, PriorityTier.RECHECK
+_T_YELLOW, _T_GREEN = PriorityTier.YELLOW, PriorityTier.GREEN
+_T_CAMPAIGN, _T_FORECAST = PriorityTier.CAMPAIGN, PriorityTier.FORECAST
 
 
 class ProposalScope(Labelled):
@@ -326,32 +332,38 @@ class _Need:
     campaigns: list[str] = field(default_factory=list)
     expected: float | None = None  # forecast: expected severity-weighted hazards this visit finds
     _key: tuple[int, int, int, int] | None = None  # cached: sorts call key() tens of thousands of times
+    _fkey: tuple[int, float, tuple[int, int, int, int]] | None = None  # forecast_key, cached the same way
 
     def mandatory(self) -> bool:
         """A red venue due today or a hazard re-check: first in a forecast-guided plan."""
-        return (self.due and self.venue.code == SafetyCode.RED) or bool(self.deadlines)
+        return (self.due and self.venue.code == _RED) or bool(self.deadlines)
 
     def forecast_key(self) -> tuple[int, float, tuple[int, int, int, int]]:
-        return (0 if self.mandatory() else 1, -(self.expected or 0.0), self.key())
+        """The forecast-guided sort key; valid once ``expected`` is set (cached like :meth:`key`)."""
+        if self._fkey is None:
+            self._fkey = (0 if self.mandatory() else 1, -(self.expected or 0.0), self.key())
+        return self._fkey
 
     def tier(self) -> PriorityTier:
+        # Members read from module constants: an Enum member's class attribute costs ~0.2 µs on 3.11,
+        # and a forecast-guided city plan asks every venue's tier.
         code = self.venue.code
-        if code == SafetyCode.RED:
-            return PriorityTier.RED
+        if code == _RED:
+            return _T_RED
         if self.overdue > 0:
-            return PriorityTier.OVERDUE
+            return _T_OVERDUE
         if self.deadlines:
-            return PriorityTier.RECHECK
+            return _T_RECHECK
         if self.due:
-            return PriorityTier.YELLOW if code == SafetyCode.YELLOW else PriorityTier.GREEN
+            return _T_YELLOW if code == _YELLOW else _T_GREEN
         if self.campaigns:
-            return PriorityTier.CAMPAIGN
-        return PriorityTier.FORECAST
+            return _T_CAMPAIGN
+        return _T_FORECAST
 
     def key(self) -> tuple[int, int, int, int]:
         """The priority sort key; valid once every reason has been gathered (keys are cached)."""
         if self._key is None:
-            deadline = min(self.deadlines)[0].toordinal() if self.deadlines else date.max.toordinal()
+            deadline = min(self.deadlines)[0].toordinal() if self.deadlines else _NO_DEADLINE
             self._key = (TIER_ORDER[self.tier()], -self.overdue, deadline, self.venue.id)
         return self._key
 
@@ -458,6 +470,7 @@ def plan_day(
     recheck_lead_days: int = 1,
     reassign: Mapping[int, int] | None = None,
     expected: Mapping[int, float] | None = None,
+    routes_only: bool = False,
 ) -> DayPlan:
     """Every inspector's visits for ``day``: who, which venues, in which order, with reasons.
 
@@ -473,6 +486,10 @@ def plan_day(
     forecast) the plan is forecast-guided: mandatory visits (red venues due, hazard re-checks) first,
     by expected value, then every other venue with a positive expected value — due or not — by it;
     the plan's :class:`Shortfall` says how many mandatory visits did not fit.
+
+    ``routes_only``: the routes and the shortfall alone, no overflow, proposals or uncovered visits
+    (empty): the replay's simulated days read only who visits what, and at city scale with a forecast
+    the visits that did not fit are most of the venues. The routes are the same either way.
     """
     if capacity < 0:
         raise ValueError("每日检查容量不得为负")
@@ -489,7 +506,10 @@ def plan_day(
         key = _Need.forecast_key
         for vid, value in expected.items():
             if vid in vs and value > 0:
-                needs.setdefault(vid, _Need(vs[vid])).expected = float(value)
+                n = needs.get(vid)
+                if n is None:
+                    needs[vid] = n = _Need(vs[vid])
+                n.expected = float(value)
         for n in needs.values():
             if n.expected is None:
                 n.expected = float(expected.get(n.venue.id, 0.0))
@@ -520,9 +540,15 @@ def plan_day(
         at += len(ch)
         visits, length = _route(day, i, ch, starts[i], pts)
         # A venue wanted only for its forecast is not missed when it does not fit: not overflow.
-        late = tuple(_visit(day, n, i) for n in lists[i][caps[i] :] if n.tier() != PriorityTier.FORECAST)
+        late = (
+            ()
+            if routes_only
+            else tuple(_visit(day, n, i) for n in lists[i][caps[i] :] if n.key()[0] != _FORECAST_TIER)
+        )
         routes.append(Route(i, insp[i].name, caps[i], visits, late, length))
-    unc = tuple(_visit(day, n, None) for n in uncovered if n.tier() != PriorityTier.FORECAST)
+    if routes_only:
+        return DayPlan(day, capacity, tuple(routes), (), (), (), shortfall)
+    unc = tuple(_visit(day, n, None) for n in uncovered if n.key()[0] != _FORECAST_TIER)
     overflow, proposals = _overflow(routes, unc, insp, starts)
     return DayPlan(day, capacity, tuple(routes), overflow, proposals, unc, shortfall)
 
@@ -583,9 +609,14 @@ def _overflow(
         for x in i.township_ids:
             by_township[x].append(i.id)
     proposals: list[Proposal] = []
+    left = sum(s for s in spare.values() if s > 0)  # no spare anywhere: nothing to propose
+    if left <= 0:
+        return overflow, ()
     late.sort(key=lambda v: v.priority)
     there = np.array([(v.x, v.y) for v in late], dtype=float).reshape(-1, 2)
     for v, pos in zip(late, there, strict=True):
+        if left <= 0:
+            break
         for scope, pool in (
             (ProposalScope.VILLAGE, by_village.get(v.village_id, ())),
             (ProposalScope.TOWNSHIP, by_township.get(v.township_id, ())),
@@ -606,6 +637,7 @@ def _overflow(
                 )
             )
             spare[best] -= 1
+            left -= 1
             break
     return overflow, tuple(proposals)
 
@@ -916,7 +948,9 @@ def _risk_visits(
     fill_spare: bool,
 ) -> list[int]:
     rechecks = _open_rechecks(states)
-    plan = plan_day(day, insp, [s.venue for s in states.values()], rechecks, capacity=capacity)
+    plan = plan_day(
+        day, insp, [s.venue for s in states.values()], rechecks, capacity=capacity, routes_only=True
+    )
     today = [v.venue_id for r in plan.routes for v in r.visits]
     if fill_spare:
         taken = set(today)
@@ -952,7 +986,13 @@ def _forecast_visits(
         for vid, s in states.items()
     }
     plan = plan_day(
-        day, insp, [s.venue for s in states.values()], rechecks, capacity=capacity, expected=expected
+        day,
+        insp,
+        [s.venue for s in states.values()],
+        rechecks,
+        capacity=capacity,
+        expected=expected,
+        routes_only=True,
     )
     return [v.venue_id for r in plan.routes for v in r.visits]
 

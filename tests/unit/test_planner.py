@@ -318,6 +318,25 @@ def test_the_plan_does_not_depend_on_the_order_of_the_inputs(rnd):
     assert expected.overflow and expected.proposals  # the scenario exercises every part
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_routes_only_plans_the_same_routes_and_shortfall_without_the_overflow(rnd):
+    """The replay's shortcut: same visits in the same order, with and without a forecast."""
+    insp, venues, rechecks, campaigns = _scenario()
+    forecast = {v.id: rnd.random() * (v.id % 3) for v in venues}  # some venues expect nothing
+    for expected in (None, forecast):
+        full = plan_day(DAY, insp, venues, rechecks, campaigns, capacity=10, expected=expected)
+        lean = plan_day(
+            DAY, insp, venues, rechecks, campaigns, capacity=10, expected=expected, routes_only=True
+        )
+        assert [(r.inspector_id, r.visits, r.length_m) for r in lean.routes] == [
+            (r.inspector_id, r.visits, r.length_m) for r in full.routes
+        ]
+        assert lean.shortfall == full.shortfall
+        assert full.overflow and any(r.overflow for r in full.routes)  # there was something to leave out
+        assert not lean.overflow and not lean.proposals and not any(r.overflow for r in lean.routes)
+
+
 # --- scale ----------------------------------------------------------------------------------
 
 
