@@ -52,6 +52,24 @@ MAX_FILE_BYTES = 1 << 30
 #: while any real misplacement is far larger.
 OUTSIDE_PARENT_TOLERANCE = 0.005
 
+#: What the store's ``admin_units`` columns hold (``db/base.py``: code 32, name 200, kind 16 characters;
+#: population a 32-bit integer). A generated child's code is its parent's + 3 digits and a generated grid's
+#: name its village's + 第k网格, so a file's code leaves 3 digits per level below it and a name stays well
+#: under the column: a longer value would fail in the write (PostgreSQL) instead of being listed here.
+MAX_CODE_CHARS = 32
+MAX_NAME_CHARS = 100
+MAX_KIND_CHARS = 16
+MAX_POPULATION = 2_147_483_647
+
+#: The five levels as messages name them (the same words as ``domain.vocabulary.AdminLevel``'s labels).
+LEVEL_WORDS = {
+    "city": "市",
+    "county": "县(市、区)",
+    "township": "乡镇(街道)",
+    "village": "村(社区)",
+    "grid": "网格",
+}
+
 #: Spellings accepted for ``level`` besides the five English names (Chinese, and DataV's English).
 LEVEL_ALIASES = {
     "市": "city",
@@ -731,9 +749,14 @@ def _check_features(
             above = UNSUPPORTED_LEVELS.get(raw.lower(), UNSUPPORTED_LEVELS.get(raw))
             why = f"{above}单元不在市-县-乡-村-网格五级之内" if above else f"应为 {'/'.join(LEVELS)} 之一"
             errors.append(BoundaryError(i, code, "level", f"级别无效: {raw}（{why}）"))
+        errors += _too_long(i, code, v.names[i], v.levels[i], v.kinds[i])
         pops[i], good = _population(v.populations[i])
         if not good:
             errors.append(BoundaryError(i, code, "population", "人口必须为非负整数"))
+        elif pops[i] is not None and pops[i] > MAX_POPULATION:
+            errors.append(
+                BoundaryError(i, code, "population", f"人口过大（不能超过 {MAX_POPULATION}），请核对")
+            )
         geom = geoms[i]
         if geom is None or shapely.is_empty(geom):
             errors.append(BoundaryError(i, code, "geometry", "几何为空"))
@@ -752,6 +775,34 @@ def _check_features(
         else:
             ok[i] = True
     return errors, ok, pops
+
+
+def _too_long(
+    i: int, code: str | None, name: str | None, level: str | None, kind: str | None
+) -> list[BoundaryError]:
+    """A code, name or kind longer than the store holds (a code also leaves room for generated children)."""
+    errors = []
+    if code is not None and level is not None:
+        room = MAX_CODE_CHARS - 3 * (len(LEVELS) - 1 - LEVEL_INDEX[level])
+        if len(code) > room:
+            errors.append(
+                BoundaryError(
+                    i, code[:40], "code", f"编码过长（{len(code)} 位，本级最多 {room} 位），请核对编码列"
+                )
+            )
+    if name is not None and len(name) > MAX_NAME_CHARS:
+        errors.append(
+            BoundaryError(
+                i, code, "name", f"名称过长（{len(name)} 字，最多 {MAX_NAME_CHARS} 字），请核对名称列"
+            )
+        )
+    if kind is not None and len(kind) > MAX_KIND_CHARS:
+        errors.append(
+            BoundaryError(
+                i, code, "kind", f"类型过长（{len(kind)} 字，最多 {MAX_KIND_CHARS} 字），请核对类型列"
+            )
+        )
+    return errors
 
 
 def _check_duplicates(
@@ -845,9 +896,12 @@ def _check_parents(
 def _level_mismatch(
     i: int, code, parent: str, parent_level: str, level: str, where: str = ""
 ) -> BoundaryError:
-    expected = LEVELS[LEVEL_INDEX[parent_level] + 1] if parent_level != "grid" else "（无）"
+    expected = LEVEL_WORDS[LEVELS[LEVEL_INDEX[parent_level] + 1]] if parent_level != "grid" else "（无）"
     return BoundaryError(
-        i, code, "level", f"级别与上级不匹配: 上级 {parent}{where} 为 {parent_level}，本单位应为 {expected}"
+        i,
+        code,
+        "level",
+        f"级别与上级不匹配: 上级 {parent}{where} 为{LEVEL_WORDS[parent_level]}，本单位应为{expected}",
     )
 
 
@@ -915,9 +969,16 @@ def _top_parent(
         problems.append(BoundaryError(None, None, "parent_code", f"上级编码 {code} 已被使用"))
     if not name:
         problems.append(BoundaryError(None, None, "name", "请填写要生成的上级单位的名称"))
+    level = LEVELS[level_rank - 1]
+    if code and name and not problems:  # the unit to be made must fit the store like the file's own
+        problems = [
+            BoundaryError(
+                None, None, "parent_code" if e.field == "code" else e.field, f"要生成的上级单位：{e.reason}"
+            )
+            for e in _too_long(0, code, name, level, None)
+        ]
     if problems:
         return units, problems, []
-    level = LEVELS[level_rank - 1]
     pops = top["population"]
     row = {
         "code": code,
@@ -932,7 +993,7 @@ def _top_parent(
     units.loc[top.index, "parent_code"] = code
     parent = gpd.GeoDataFrame([row], geometry="geometry", crs=WGS84)
     out = pd.concat([parent.astype({"population": "Int64"}), units], ignore_index=True)
-    note = f"由文件中 {len(top)} 个顶层单位合并生成上级「{name}」（编码 {code}，{level}）"
+    note = f"由文件中 {len(top)} 个顶层单位合并生成上级「{name}」（编码 {code}，{LEVEL_WORDS[level]}）"
     return gpd.GeoDataFrame(out, geometry="geometry", crs=WGS84), [], [note]
 
 

@@ -598,3 +598,45 @@ def test_without_filling_a_file_without_population_is_stored_with_estimates(empt
     with empty_engine.connect() as conn:
         pops = dict(conn.execute(select(AdminUnit.code, AdminUnit.population)).all())
     assert pops["T1001001"] > 0 and pops["T1"] >= pops["T1001001"] + pops["T1001002"]
+
+
+def test_values_longer_than_the_store_holds_are_listed_by_feature_and_field_and_nothing_is_written(
+    empty_engine, tmp_path
+):
+    """A name over 100 characters, a code that leaves its generated children no room in the 32-character
+    column, a population over the 32-bit column: listed before the write (on PostgreSQL the write itself
+    failed with a store error; on SQLite the rows were stored as given)."""
+    ensure_setup_unit(UnitOfWork(empty_engine))
+    rows = _harbour_rows()
+    rows[1]["name"] = "港" * 101
+    rows[2]["code"] = "88" * 14  # 28 characters: a county's grids would be 37
+    rows[0]["population"] = 3_000_000_000
+    for row in rows[1:]:
+        row["parent_code"] = rows[0]["code"]
+    before = _snapshot(empty_engine)
+    result = import_boundaries(UnitOfWork(empty_engine), _write(rows, tmp_path / "long.geojson"))
+    problems = {(e.feature_index, e.field) for e in result.errors}
+    assert {(0, "population"), (1, "name"), (2, "code")} <= problems, result.errors
+    assert all("过长" in e.reason or "过大" in e.reason for e in result.errors)
+    assert _snapshot(empty_engine) == before
+    forget_index()
+
+
+def test_a_parent_made_from_the_file_must_fit_the_store_too(empty_engine, tmp_path):
+    rows = [r for r in _harbour_rows() if r["level"] == "county"]
+    result = import_boundaries(
+        UnitOfWork(empty_engine),
+        _write(rows, tmp_path / "counties.geojson"),
+        parent=ParentChoice(PARENT_CREATE, code="8" * 30, name="港城市"),
+    )
+    assert [(e.field, "要生成的上级单位" in e.reason) for e in result.errors] == [("parent_code", True)]
+    assert _units(empty_engine) == 0
+
+
+def test_a_level_mismatch_names_the_levels_in_chinese(empty_engine, tmp_path):
+    rows = _harbour_rows()
+    rows[2]["level"] = "township"
+    result = import_boundaries(UnitOfWork(empty_engine), _write(rows, tmp_path / "mismatch.geojson"))
+    reasons = [e.reason for e in result.errors if e.field == "level"]
+    assert reasons and "为市，本单位应为县(市、区)" in reasons[0], reasons
+    assert _units(empty_engine) == 0
