@@ -750,10 +750,11 @@ def _check_features(
             why = f"{above}单元不在市-县-乡-村-网格五级之内" if above else f"应为 {'/'.join(LEVELS)} 之一"
             errors.append(BoundaryError(i, code, "level", f"级别无效: {raw}（{why}）"))
         errors += _too_long(i, code, v.names[i], v.levels[i], v.kinds[i])
-        pops[i], good = _population(v.populations[i])
+        population, good = _population(v.populations[i])
+        pops[i] = population
         if not good:
             errors.append(BoundaryError(i, code, "population", "人口必须为非负整数"))
-        elif pops[i] is not None and pops[i] > MAX_POPULATION:
+        elif population is not None and population > MAX_POPULATION:
             errors.append(
                 BoundaryError(i, code, "population", f"人口过大（不能超过 {MAX_POPULATION}），请核对")
             )
