@@ -162,6 +162,22 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def unstorable(text: str) -> bool:
+    """Text no store keeps as typed: a NUL character (PostgreSQL refuses it in any text column) or a lone
+    surrogate (not UTF-8); neither can be typed, only pasted or sent by a program."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+#: The message for :func:`unstorable` text, after the field's name.
+UNSTORABLE = "含有无法保存的控制字符（如空字符），请删除后重新输入"
+
+
 def check_form(form: ReportForm) -> dict[str, str]:
     """Every field problem of a reported event (empty when it is acceptable), keyed by the form's fields
     (事项类别, 标题, 描述, 位置, 联系电话): the one checker of the 随手拍 form and of an imported file's rows."""
@@ -181,6 +197,9 @@ def check_form(form: ReportForm) -> dict[str, str]:
     phone = form.reporter_phone.strip()
     if phone and not is_mobile(phone):
         problems["联系电话"] = "请填写 11 位手机号码"
+    for field, text in (("标题", form.title), ("描述", form.description), ("姓名", form.reporter_name)):
+        if field not in problems and unstorable(text):
+            problems[field] = UNSTORABLE
     return problems
 
 

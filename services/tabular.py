@@ -21,6 +21,8 @@ from pathlib import PurePath
 
 import pandas as pd
 
+from domain.intake import UNSTORABLE, unstorable
+
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 #: The largest file any import reads.
 MAX_BYTES = 20 * 1024 * 1024
@@ -168,6 +170,9 @@ def _row(
             WHOLE_ROW,
             f"本行只有 {len(values)} 个单元格，表头有 {width} 列（可能少了逗号，或引号没有成对）",
         )
+    bad = next((h for i, h in enumerate(header) if h and i < len(values) and unstorable(values[i])), None)
+    if bad is not None:
+        return {}, RowError(n, bad, UNSTORABLE)
     return {h: (values[i] if i < len(values) else "") for i, h in enumerate(header) if h}, None
 
 

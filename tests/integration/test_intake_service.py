@@ -87,6 +87,18 @@ def test_a_renamed_executable_is_refused_as_a_photo_and_nothing_is_written(engin
     assert _count(engine, Event) == 0
 
 
+def test_a_nul_character_pasted_into_a_report_is_refused_by_field_and_nothing_is_written(engine):
+    """PostgreSQL refuses NUL in any text column: the report failed with a store error (an incident id, not
+    a field to fix); SQLite stored it. Now both refuse it naming the fields."""
+    with pytest.raises(InvalidReport) as err:
+        _submit(
+            engine, _form(title="占道\x00经营", description="堆物\x00", reporter_name="李\x00四"), now=NOW
+        )
+    assert set(err.value.problems) == {"标题", "描述", "姓名"}
+    assert all("控制字符" in why for why in err.value.problems.values())
+    assert _count(engine, Event) == 0
+
+
 def test_a_duplicate_is_offered_and_merging_counts_its_reporter(engine):
     first = _submit(engine, _form(), now=NOW).id
     later = NOW + timedelta(hours=3)

@@ -226,3 +226,16 @@ def test_an_import_places_venues_in_grids_found_by_location(store):
             .all()
         )
     assert codes == [EAST1, "990001001001002", "990001001002002"]
+
+
+def test_a_csv_cell_with_a_nul_character_is_a_problem_of_its_row_and_field_and_nothing_is_written(store):
+    """A NUL in a CSV cell (XLSX cannot hold one; PostgreSQL refuses it in text: the import ended in a store
+    error, SQLite stored it)."""
+    engine, _ids, leader, _uid = store
+    rows = [list(r) for r in GOOD]
+    rows[1][2] = "方城路\x002号"
+    with pytest.raises(ImportRejected) as exc:
+        _import(engine, _csv(rows).encode("utf-8"), "venues.csv", leader)
+    assert [(p.row, p.field) for p in exc.value.problems] == [(3, "地址")]
+    assert "控制字符" in exc.value.problems[0].reason
+    assert _venues(engine) == []
