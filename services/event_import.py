@@ -52,6 +52,9 @@ MAX_ROWS = 50_000
 MAX_REF = 64
 #: The submissions kind of an imported file (its key is the file's sha256).
 IMPORT_KIND = "event.import"
+#: The earliest 上报时间 a row may give: an Excel date cell left at 0 reads as 1899-12-30 or 1900-01-00,
+#: and such a row would be an event already 滞留 for a century in every report.
+EARLIEST = datetime(2000, 1, 1)
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M")
 #: The form checker's fields as the file's columns.
 FORM_COLUMNS = {
@@ -154,6 +157,10 @@ def _check_row(r: dict, now: datetime) -> tuple[dict, dict[str, str]]:
         bad.setdefault("上报时间", "格式应为 2026-11-21 09:30")
     elif at is not None and at > now:
         bad.setdefault("上报时间", "不能晚于当前时间")
+    elif at is not None and at < EARLIEST:
+        bad.setdefault(
+            "上报时间", f"不能早于 {EARLIEST:%Y-%m-%d}（请核对：Excel 的空日期显示为 1900 年前后）"
+        )
     phone = r.get("联系电话", "")
     form = ReportForm(
         category=category.value if category else "",

@@ -90,6 +90,18 @@ def test_every_bad_row_is_listed_with_its_field_and_nothing_is_imported(engine):
     assert _count(engine) == 0
 
 
+def test_an_excel_zero_date_is_refused_as_a_time_before_2000_and_nothing_is_imported(engine):
+    """A time of 1900 (an Excel date left at 0 shows as 1900-01-00; its serial 0 reads back as a bare time)
+    was imported as an event of 1900; both are problems of their row's 上报时间 now."""
+    frame = pd.concat(
+        [_rows(1), _rows(1, 上报时间=datetime(1899, 12, 30)), _rows(1, 上报时间="1900-01-01 00:00")]
+    )
+    outcome = import_events(UnitOfWork(engine), to_xlsx({"事件": frame}), "old.xlsx", actor=ACTOR, now=NOW)
+    assert {(e.row, e.field) for e in outcome.errors} == {(3, "上报时间"), (4, "上报时间")}
+    assert "2000-01-01" in next(e.reason for e in outcome.errors if e.row == 4)
+    assert _count(engine) == 0
+
+
 def test_a_file_without_the_required_columns_is_refused_whole(engine):
     outcome = import_events(UnitOfWork(engine), b"a,b\n1,2\n", "x.csv", actor=ACTOR, now=NOW)
     assert not outcome.ok and {(e.row, e.reason) for e in outcome.errors} == {(1, "缺少此列")}
