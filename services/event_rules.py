@@ -103,6 +103,12 @@ def stage_deadline(
     conn: Connection, status: EventStatus, urgency: Urgency, since: datetime
 ) -> datetime | None:
     """The deadline of the stage ``status`` starts, under the admin's deadline rules."""
-    _, deadlines = load_rules(conn)
+    return stage_deadline_under(load_rules(conn)[1], status, urgency, since)
+
+
+def stage_deadline_under(
+    deadlines: DeadlineRules, status: EventStatus, urgency: Urgency, since: datetime
+) -> datetime | None:
+    """:func:`stage_deadline` under rules the caller has read (intake reads them before its write)."""
     stage = stage_of(status)
     return None if stage is None else due_at(stage, urgency, since, deadlines)

@@ -141,3 +141,59 @@ def test_grid_within_agrees_with_the_tree(engine):
             )
             for grid in grids:
                 assert grid_within(conn, grid, unit) == unit_in_scope(conn, viewer, grid)
+
+
+def test_a_report_read_ahead_is_stored_as_one_read_in_its_transaction(engine):
+    """submit_report reads the duplicates and the deadline rules before its write transaction (decision
+    0041); the GroupCommit path reads them inside it. Both give the same flag and the same deadline under
+    the rules saved just before, so neither read is stale or skipped."""
+    from domain.deadlines import DEFAULT_DEADLINES
+    from domain.dispatch import DEFAULT_RULES
+    from services.event_rules import save_rules
+    from services.intake import GroupCommit
+
+    rules = json.loads(DEFAULT_DEADLINES.to_json())
+    for stage in rules.values():  # every deadline 5 hours: not the default anywhere
+        for urgency in stage:
+            stage[urgency] = 5
+    save_rules(
+        UnitOfWork(engine), dispatch_json=DEFAULT_RULES.to_json(), deadlines_json=json.dumps(rules), now=NOW
+    )
+    lon, lat = grid_centre(3)
+    first = submit_report(
+        UnitOfWork(engine),
+        ReportForm(category="urban", title="占道", description="", lon=lon, lat=lat),
+        now=NOW,
+    )
+    ahead = submit_report(
+        UnitOfWork(engine),
+        ReportForm(category="urban", title="占道经营", description="", lon=lon + 0.0001, lat=lat),
+        now=NOW + timedelta(minutes=1),
+    )
+    batch = GroupCommit(engine).submit_report(
+        ReportForm(category="urban", title="又见占道", description="", lon=lon, lat=lat + 0.0001),
+        now=NOW + timedelta(minutes=2),
+    )
+    assert ahead.duplicate_of_id == first.id and batch.duplicate_of_id in {first.id, ahead.id}
+    for event, at in ((first, NOW), (ahead, NOW + timedelta(minutes=1)), (batch, NOW + timedelta(minutes=2))):
+        assert event.due_at == at + timedelta(hours=5)
+        e, _, _ = _stored(engine, event.id)
+        assert e["due_at"] == event.due_at and e["duplicate_of_id"] == event.duplicate_of_id
+
+
+def test_a_report_committed_while_another_was_read_ahead_is_not_its_duplicate(engine):
+    """The race decision 0041 accepts: a report prepared before its neighbour committed is not flagged
+    against it (as with two concurrent transactions on PostgreSQL); the next report is flagged again."""
+    from services.intake import prepare_report, write_report
+
+    lon, lat = grid_centre(2)
+    form = ReportForm(category="urban", title="占道", description="", lon=lon, lat=lat)
+    early = prepare_report(UnitOfWork(engine), form, now=NOW, read_ahead=True)
+    assert early.nearby == []
+    first = submit_report(UnitOfWork(engine), form, now=NOW)
+    with UnitOfWork(engine).begin("t.late") as uow:
+        late = write_report(uow.session, early)
+        uow.commit()
+    assert late.duplicate_of_id is None
+    third = submit_report(UnitOfWork(engine), form, now=NOW + timedelta(minutes=1))
+    assert third.duplicate_of_id in {first.id, late.id}
