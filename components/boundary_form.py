@@ -45,10 +45,30 @@ PARENT_CHOICES = {
 }
 
 
+#: The checks' field keys as the person reads them (the 字段 column of the problems).
+FIELD_WORDS = {
+    "code": "编码",
+    "name": "名称",
+    "level": "级别",
+    "parent_code": "上级",
+    "population": "人口",
+    "kind": "类型",
+    "geometry": "边界（几何）",
+}
+
+
 def problems_frame(errors: list[BoundaryError]) -> pd.DataFrame:
     """Every problem as the person fixes it: where (第 n 个要素 / 文件), code, field, reason."""
     return pd.DataFrame(
-        [{"位置": e.where(), "编码": e.code or "", "字段": e.field or "", "问题": e.reason} for e in errors]
+        [
+            {
+                "位置": e.where(),
+                "编码": e.code or "",
+                "字段": FIELD_WORDS.get(e.field or "", e.field or ""),
+                "问题": e.reason,
+            }
+            for e in errors
+        ]
     )
 
 

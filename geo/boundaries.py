@@ -532,11 +532,11 @@ def _check_fields(frame: gpd.GeoDataFrame, m: ColumnMapping) -> list[BoundaryErr
     if m.names_by_level:
         return errors
     if m.code is None and m.parent is not None and not m.parent_is_name:
-        errors.append(BoundaryError(None, None, "code", "缺少字段 code"))
+        errors.append(BoundaryError(None, None, "code", "请指定编码所在的列"))
     if m.name is None:
-        errors.append(BoundaryError(None, None, "name", "缺少字段 name"))
+        errors.append(BoundaryError(None, None, "name", "请指定名称所在的列"))
     if m.level is None and m.fixed_level is None:
-        errors.append(BoundaryError(None, None, "level", "缺少字段 level（或为全部要素指定一个级别）"))
+        errors.append(BoundaryError(None, None, "level", "请指定级别所在的列（或为全部要素指定一个级别）"))
     if m.fixed_level is not None and m.fixed_level not in LEVEL_INDEX:
         errors.append(BoundaryError(None, None, "level", f"级别无效: {m.fixed_level}"))
     return errors
@@ -739,15 +739,19 @@ def _check_features(
     for i in range(n):
         code = v.codes[i]
         if m.code is not None and code is None:
-            errors.append(BoundaryError(i, None, "code", "缺少字段 code"))
+            errors.append(BoundaryError(i, None, "code", "编码为空，请填写"))
         if v.names[i] is None:
-            errors.append(BoundaryError(i, code, "name", "缺少字段 name"))
+            errors.append(BoundaryError(i, code, "name", "名称为空，请填写"))
         raw = _text(v.raw_levels[i])
         if raw is None:
-            errors.append(BoundaryError(i, code, "level", "缺少字段 level"))
+            errors.append(BoundaryError(i, code, "level", "级别为空，请填写"))
         elif v.levels[i] is None:
             above = UNSUPPORTED_LEVELS.get(raw.lower(), UNSUPPORTED_LEVELS.get(raw))
-            why = f"{above}单元不在市-县-乡-村-网格五级之内" if above else f"应为 {'/'.join(LEVELS)} 之一"
+            why = (
+                f"{above}单元不在市-县-乡-村-网格五级之内"
+                if above
+                else f"应为 {'/'.join(LEVEL_WORDS.values())}（或 {'/'.join(LEVELS)}）之一"
+            )
             errors.append(BoundaryError(i, code, "level", f"级别无效: {raw}（{why}）"))
         errors += _too_long(i, code, v.names[i], v.levels[i], v.kinds[i])
         population, good = _population(v.populations[i])

@@ -3,6 +3,7 @@ new units are listed with what was done about them (decision 0027)."""
 
 from __future__ import annotations
 
+import shapely.geometry
 from streamlit.testing.v1 import AppTest
 
 from services.boundaries import ImportResult, NotCarried
@@ -34,3 +35,27 @@ def test_settings_that_could_not_be_carried_over_are_listed_with_their_outcome()
 def test_nothing_is_listed_when_every_setting_was_carried_over():
     at = AppTest.from_function(_outcome, args=(ImportResult(carried=3), True), default_timeout=30).run()
     assert not at.exception and not at.warning and not at.dataframe
+
+
+def test_the_problems_name_the_field_in_chinese_and_an_empty_value_as_empty(tmp_path):
+    """The 字段 column showed the checks' keys (level, population) and an empty level read "缺少字段 level"."""
+    import json
+
+    from components.boundary_form import problems_frame
+    from geo.boundaries import read_source, validate_units
+    from tests.own_area import COUNTY, COUNTY_CODE
+
+    feature = {
+        "type": "Feature",
+        "properties": {"code": COUNTY_CODE, "name": "海湾县", "level": "", "population": "很多"},
+        "geometry": shapely.geometry.mapping(COUNTY),
+    }
+    path = tmp_path / "bad.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}), encoding="utf-8")
+    source, unreadable = read_source(path)
+    assert source is not None and not unreadable
+    frame = problems_frame(validate_units(source.frame).errors)
+    assert set(zip(frame["字段"], frame["问题"], strict=True)) == {
+        ("级别", "级别为空，请填写"),
+        ("人口", "人口必须为非负整数"),
+    }

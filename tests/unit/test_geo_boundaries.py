@@ -126,7 +126,7 @@ def test_invalid_geometry_is_explained(tmp_path):
 def test_missing_code_column(tmp_path):
     gdf = units(good_rows()).drop(columns="code")
     check = read_boundaries(write_geojson(gdf, tmp_path))
-    assert BoundaryError(None, None, "code", "缺少字段 code") in check.errors
+    assert BoundaryError(None, None, "code", "请指定编码所在的列") in check.errors
 
 
 def test_empty_values_are_reported_per_feature():
@@ -135,9 +135,9 @@ def test_empty_values_are_reported_per_feature():
     rows[2] = ("990102", None, None, "990100", EAST)
     check = validate_units(units(rows))
     got = reasons(check)
-    assert (1, None, "code", "缺少字段 code") in got
-    assert (2, "990102", "name", "缺少字段 name") in got
-    assert (2, "990102", "level", "缺少字段 level") in got
+    assert (1, None, "code", "编码为空，请填写") in got
+    assert (2, "990102", "name", "名称为空，请填写") in got
+    assert (2, "990102", "level", "级别为空，请填写") in got
 
 
 def test_unknown_parent(tmp_path):
