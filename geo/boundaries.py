@@ -42,7 +42,7 @@ from pyproj import CRS
 
 from geo import names as _names
 from geo.crs import WGS84, gcj02_to_wgs84
-from geo.generate import LEVEL_INDEX, LEVELS, estimate_population
+from geo.generate import LEVEL_INDEX, LEVEL_WORDS, LEVELS, estimate_population
 
 #: Largest file accepted (bytes), zipped or not; also GDAL's GeoJSON object-size limit.
 MAX_FILE_BYTES = 1 << 30
@@ -61,14 +61,6 @@ MAX_NAME_CHARS = 100
 MAX_KIND_CHARS = 16
 MAX_POPULATION = 2_147_483_647
 
-#: The five levels as messages name them (the same words as ``domain.vocabulary.AdminLevel``'s labels).
-LEVEL_WORDS = {
-    "city": "市",
-    "county": "县(市、区)",
-    "township": "乡镇(街道)",
-    "village": "村(社区)",
-    "grid": "网格",
-}
 
 #: Spellings accepted for ``level`` besides the five English names (Chinese, and DataV's English).
 LEVEL_ALIASES = {
@@ -294,8 +286,20 @@ def read_source(
         try:
             frame = gpd.read_file(dataset, layer=layer_name, encoding=encoding)
         except Exception as exc:  # any reader failure is the user's file, reported not raised
-            return None, [BoundaryError(None, None, None, f"无法读取文件: {exc}")]
+            return None, [_unreadable(exc, kind, dataset, Path(tmp))]
     return SourceFile(frame, name, kind, notes, layers), []
+
+
+def _unreadable(exc: Exception, kind: str, dataset: Path, tmp: Path) -> BoundaryError:
+    """A reader's failure as the person can act on it, in Chinese, without the server's paths."""
+    if isinstance(exc, UnicodeDecodeError):
+        why = f"{kind} 文件须为 UTF-8 编码：请用 GIS 软件或文本编辑器另存为 UTF-8 后重新上传"
+    elif "not recognized as being in a supported file format" in str(exc):
+        why = f"文件内容不是有效的 {kind}（可能已损坏、未保存完整或扩展名与内容不符）：请用 GIS 软件重新导出"
+    else:
+        detail = str(exc).replace(str(dataset), dataset.name).replace(str(tmp), "")[:200]
+        why = f"请检查文件是否完整、坐标是否有效，或用 GIS 软件重新导出（详情：{detail}）"
+    return BoundaryError(None, None, None, f"无法读取文件：{why}")
 
 
 def _oversized(size: int, max_bytes: int) -> BoundaryError:

@@ -34,6 +34,14 @@ from geo.crs import WGS84, metric_crs_for
 
 LEVELS: tuple[str, ...] = ("city", "county", "township", "village", "grid")
 LEVEL_INDEX = {level: i for i, level in enumerate(LEVELS)}
+#: The five levels as messages name them (the same words as ``domain.vocabulary.AdminLevel``'s labels).
+LEVEL_WORDS = {
+    "city": "市",
+    "county": "县(市、区)",
+    "township": "乡镇(街道)",
+    "village": "村(社区)",
+    "grid": "网格",
+}
 COLUMNS = ["code", "name", "level", "parent_code", "kind", "population", "area_km2", "geometry"]
 
 COUNTIES_FILE = Path(__file__).parent / "data" / "quzhou_counties.geojson"
@@ -479,6 +487,11 @@ def _generate_level(
         pre, geom = fixed.get(code, ([], parent.geometry))
         if n < len(pre) + 1:
             raise ValueError(f"{code}: needs at least {len(pre) + 1} children, got {n}")
+        if n > 999:  # before any cell is drawn: 30 000 of them took a quarter of a minute
+            raise ValueError(
+                f"单元 {code} 须生成 {n} 个下级，超过三位编码能容纳的 999 个："
+                "请核对其人口，或在文件中提供它的下级区划"
+            )
         rng = _rng(seed, level, code)
         n_free = n - len(pre)
 
@@ -522,8 +535,6 @@ def _generate_level(
         children = [(f.geometry, f.name, f.kind, f.population) for f in pre] + list(
             zip(geoms, names, kinds, pops.tolist(), strict=True)
         )
-        if len(children) > 999:
-            raise ValueError(f"{code}: more than 999 children do not fit a 3-digit code")
         for k, (g, nm, kind, pop) in enumerate(children, start=1):
             records.append(
                 {
@@ -695,7 +706,10 @@ def generate_below(units: gpd.GeoDataFrame, seed: int = DEFAULT_SEED) -> gpd.Geo
         }
         total = sum(counts.values())
         if total > MAX_UNITS_PER_LEVEL:
-            raise ValueError(f"{total} {level} units would be generated (limit {MAX_UNITS_PER_LEVEL})")
+            raise ValueError(
+                f"将生成 {total} 个{LEVEL_WORDS[level]}单元，超过上限 {MAX_UNITS_PER_LEVEL} 个："
+                "请核对文件中的人口（下级按人口和面积生成），或在文件中提供下级区划"
+            )
         generated = _generate_level(
             gpd.GeoDataFrame(parents, crs=WGS84), counts, level, seed, space, urban_parents=urban
         )

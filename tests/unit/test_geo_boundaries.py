@@ -477,3 +477,30 @@ def test_an_urban_district_without_population_still_gets_several_streets():
     assert len(core_towns) >= 3 and set(core_towns["kind"]) == {"街道"}
     villages = filled[filled["parent_code"].isin(core_towns["code"])]
     assert set(villages["kind"]) == {"社区"} and len(villages) >= len(core_towns) * 5
+
+
+def test_an_unreadable_file_says_in_chinese_what_to_do_and_shows_no_server_path(tmp_path):
+    """GDAL's English words and the server's temporary path were shown as the reason."""
+    broken = tmp_path / "broken.geojson"
+    broken.write_text("{not json", encoding="utf-8")
+    gbk = tmp_path / "gbk.geojson"
+    gbk.write_bytes(
+        write_geojson(units(good_rows()), tmp_path)
+        .read_text(encoding="utf-8")
+        .replace('"西区"', '"西区镇"')
+        .encode("gbk")
+    )
+    for path, hint in ((broken, "重新导出"), (gbk, "UTF-8")):
+        reason = read_boundaries(path).errors[0].reason
+        assert reason.startswith("无法读取文件：") and hint in reason, reason
+        assert str(tmp_path) not in reason and "recognized" not in reason and "codec" not in reason
+
+
+def test_a_population_that_would_make_too_many_grids_is_refused_in_chinese():
+    """generate_below's limits were raised in English (… units would be generated (limit 250000))."""
+    rows = [(*row[:5], 2_000_000_000) for row in good_rows()]
+    check = validate_units(units(rows))
+    assert check.ok, check.errors
+    with pytest.raises(ValueError) as err:
+        generate_below(check.units, seed=1)
+    assert "请核对" in str(err.value) and "units" not in str(err.value), err.value
