@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import unicodedata
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -119,11 +120,12 @@ def client_key(address: str | None, forwarded_for: str | None = None) -> str:
 def parse_query(number: str | None, tail: str | None) -> tuple[int, str]:
     """The event number and the four digits, or :class:`FieldProblems` naming each bad field."""
     problems: dict[str, str] = {}
-    text = (number or "").strip().lstrip("#＃").strip()
-    if not text.isdigit() or not 0 < int(text) < 10**12:
+    # NFKC: full-width digits typed with a Chinese input method (１２３４) read as 1234
+    text = unicodedata.normalize("NFKC", number or "").strip().lstrip("#").strip()
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 10**12:
         problems["事件编号"] = "请输入上报成功时显示的事件编号（数字）"
-    digits = (tail or "").strip()
-    if len(digits) != TAIL or not digits.isdigit():
+    digits = unicodedata.normalize("NFKC", tail or "").strip()
+    if len(digits) != TAIL or not (digits.isascii() and digits.isdigit()):
         problems["手机号后四位"] = "请输入上报时所留手机号的后 4 位数字"
     if problems:
         raise FieldProblems(problems)
@@ -131,7 +133,7 @@ def parse_query(number: str | None, tail: str | None) -> tuple[int, str]:
 
 
 def _tail(phone: str | None) -> str | None:
-    digits = "".join(ch for ch in (phone or "") if ch.isdigit())
+    digits = "".join(ch for ch in unicodedata.normalize("NFKC", phone or "") if ch.isdigit())
     return digits[-TAIL:] if len(digits) >= TAIL else None
 
 

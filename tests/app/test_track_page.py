@@ -139,3 +139,18 @@ def test_the_report_form_is_empty_again_after_a_report_went_through(store):
     assert any("上报成功" in s.value and "进度查询" in s.value for s in at.success)
     assert [t.value for t in at.text_input] == ["", "", ""] and at.text_area[0].value == ""
     assert next(s for s in at.selectbox if s.label == "事项类别").value is None
+
+
+def test_full_width_digits_from_a_chinese_input_method_find_the_report_and_a_superscript_is_refused(store):
+    """１２３４ (full-width, as a Chinese input method types them) was compared as typed and never matched;
+    a number such as ² passed isdigit() and then failed in int() (an incident instead of an answer)."""
+    phone = "13700002468"  # its own number: 随手拍 limits reports per phone
+    eid = reported(store, "测试：全角数字查询", phone=phone)
+    wide = str.maketrans("0123456789", "０１２３４５６７８９")
+    at = ask(str(eid).translate(wide), phone[-4:].translate(wide))
+    assert not at.exception and not at.error
+    assert f"事件 \\#{eid}" in shown_text(at)
+    at = ask("²", phone[-4:])  # read as 2, as NFKC reads it: answered like any other number
+    assert not at.exception
+    assert at.error and not any("事件编号：" in e.value for e in at.error) and "incident" not in str(at.error)
+    assert not any("意外错误" in e.value for e in at.error), [e.value for e in at.error]
