@@ -135,27 +135,43 @@ def bench_report(engine, units, anc, root: int) -> dict[str, float]:
     tab offers it and the scheduled report makes it: after the nightly 预警 pass has judged that day
     (run here through the jobs runner if it has not: ``warnings_daily_pass_s``; its alerts are stored in
     the store), so the 预警 sheet reads the stored alerts (``report_city_month_xlsx_ms``); and ending
-    today, a day no pass has judged yet, so the whole city is judged on the spot
-    (``report_city_month_today_xlsx_ms``)."""
-    from services import jobs
+    today, after the runner's intraday judgement of today (decision 0039; run here if this 10-minute
+    slot has none: ``warnings_intraday_pass_s``), whose alerts it reads
+    (``report_city_month_today_xlsx_ms``), and without one, the whole city judged on the spot
+    (``report_city_month_today_judged_now_xlsx_ms``)."""
+    from services import analytics, jobs
 
     today = clock.today()
     yesterday = today - timedelta(days=1)
     out: dict[str, float] = {}
-    t0 = time.perf_counter()
-    done = jobs.run_due(
-        UnitOfWork(engine),
-        datetime.combine(today, datetime.min.time()) + timedelta(hours=1),
-        only={"warnings"},
-    )
-    if "warnings" in done:
-        out["warnings_daily_pass_s"] = round(time.perf_counter() - t0, 1)
+    for key, job, at in (
+        (
+            "warnings_daily_pass_s",
+            "warnings",
+            datetime.combine(today, datetime.min.time()) + timedelta(hours=1),
+        ),
+        ("warnings_intraday_pass_s", "warnings_today", clock.now()),
+    ):
+        t0 = time.perf_counter()
+        done = jobs.run_due(UnitOfWork(engine), at, only={job})
+        if job in done and done[job].count:
+            out[key] = round(time.perf_counter() - t0, 1)
     scope = _scope(anc, root)
-    for name, day in (("report_city_month_xlsx_ms", yesterday), ("report_city_month_today_xlsx_ms", today)):
-        with engine.connect() as conn:
-            t0 = time.perf_counter()
-            report_workbook(conn, scope, kind="月报", day=day, units=units, anc=anc, scope_unit_id=root)
-            out[name] = _ms(time.perf_counter() - t0)
+    kept = analytics.intraday_alerts
+    for name, day, judged_now in (
+        ("report_city_month_xlsx_ms", yesterday, False),
+        ("report_city_month_today_xlsx_ms", today, False),
+        ("report_city_month_today_judged_now_xlsx_ms", today, True),
+    ):
+        if judged_now:
+            analytics.intraday_alerts = lambda *_a: None
+        try:
+            with engine.connect() as conn:
+                t0 = time.perf_counter()
+                report_workbook(conn, scope, kind="月报", day=day, units=units, anc=anc, scope_unit_id=root)
+                out[name] = _ms(time.perf_counter() - t0)
+        finally:
+            analytics.intraday_alerts = kept
     return out
 
 

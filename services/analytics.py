@@ -7,6 +7,7 @@ user's scope and shapes the results for display and download.
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
@@ -51,9 +52,9 @@ from domain.early_warning import (
 from domain.hierarchy import descendants
 from domain.vocabulary import AdminLevel, EventCategory
 from geo.crs import to_metres
-from services import rollups
+from services import clock, rollups
 from services.access import Scope
-from services.daily_alerts import stored_alerts
+from services.daily_alerts import intraday_alerts, judged_at, stored_alerts
 from services.report_book import Cell, Col, Sheet, kpi_sheet, number, shown, write_book
 
 KPI_COLUMNS = [
@@ -232,9 +233,20 @@ def kpi_by(
     scope_unit_id: int,
     min_events: int = kpi.DEFAULT_MIN_EVENTS,
     metric: str = "satisfaction_rate",
+    memo: dict | None = None,
 ) -> pd.DataFrame:
     """KPIs of [start, end) with 同比/环比, by the child units of the scope (``group="area"``) or by lead
-    department (``group="department"``), ranked on ``metric`` with small-sample care (N always shown)."""
+    department (``group="department"``), ranked on ``metric`` with small-sample care (N always shown).
+    ``memo``: the :func:`kpi_sums` read, kept by (start, end, key) for a caller that needs them again (the
+    report's 概况 sums the same period by grid)."""
+
+    def sums(a: datetime, b: datetime, key: str) -> pd.DataFrame:
+        if memo is None:
+            return kpi_sums(conn, scope, a, b, key)
+        if (a, b, key) not in memo:
+            memo[(a, b, key)] = kpi_sums(conn, scope, a, b, key)
+        return memo[(a, b, key)]
+
     periods = kpi.comparison_periods(start, end)
     windows = [(periods.start, periods.end), periods.year_ago, periods.previous]
     if group == "area":
@@ -243,7 +255,7 @@ def kpi_by(
         table = kpi.compare_tables(
             *(
                 kpi.kpi_from_sums(
-                    kpi_sums(conn, scope, a.to_pydatetime(), b.to_pydatetime(), "grid_id"),
+                    sums(a.to_pydatetime(), b.to_pydatetime(), "grid_id"),
                     "unit_id",
                     unit_of=unit_of,
                     population=units["population"],
@@ -258,7 +270,7 @@ def kpi_by(
         table = kpi.compare_tables(
             *(
                 kpi.kpi_from_sums(
-                    kpi_sums(conn, scope, a.to_pydatetime(), b.to_pydatetime(), "lead_department_id"),
+                    sums(a.to_pydatetime(), b.to_pydatetime(), "lead_department_id"),
                     "lead_department_id",
                 )
                 for a, b in windows
@@ -468,14 +480,20 @@ def warning_reports(
     cell = rollups.cell_of(conn.dialect.name)
     seeds = plain_rows(
         conn,
-        select(cell, model.category, model.title)
-        .where(*base, model.merged_into_id.is_(None), model.near >= DEFAULT_PARAMS.chronic.min_events)
-        .distinct(),
+        select(model.lon, model.lat, model.category, model.title).where(
+            *base, model.merged_into_id.is_(None), model.near >= DEFAULT_PARAMS.chronic.min_events
+        ),
     )
-    cells = cells_around((c for c, _, _ in seeds), 1)
-    seed_matters = {(category, title) for _, category, title in seeds}
+    seed_lon = np.array([r[0] for r in seeds], dtype=float)
+    seed_lat = np.array([r[1] for r in seeds], dtype=float)
+    # The cells a disc of NEAR_M around a possible seed touches (one to four each), not the nine around
+    # its cell: every report within 50 m of a seed lies in them.
+    cells = cells_within(seed_lon, seed_lat, rollups.NEAR_M)
+    seed_matters = {(category, title) for _, _, category, title in seeds}
     mine = None
+    exact = True  # the reports read are cut to those within NEAR_M of a possible seed (and 群发's hours)
     if changed is not None and len(changed):
+        exact = False  # changed keys: their neighbours' ``near`` may lag; read the cells around as they are
         placed = changed[changed["lon"].notna() & changed["lat"].notna()]
         cells |= cells_around(place_cells(placed["lon"], placed["lat"]).tolist(), 2)
         mine = pd.DataFrame(
@@ -493,6 +511,8 @@ def warning_reports(
     near = and_(model.merged_into_id.is_(None), *rollups.in_ints(cell, cells)) if cells else None
     hours = model.reported_at >= mass_from
     rows = plain_rows(conn, select(*columns).where(*base, hours if near is None else or_(near, hours)))
+    if exact and near is not None:
+        rows = _near_or_in_hours(rows, seed_lon, seed_lat, mass_from)
     counted = [*base, model.merged_into_id.is_(None), model.lon.is_not(None), model.lat.is_not(None)]
     # Every grid's total, and per grid the matters a 顽疾 can be about (those of the possible seeds).
     totals = _text_frame(
@@ -519,6 +539,84 @@ def warning_reports(
         more = mine.groupby("grid_id").size().rename("count").reset_index()
         totals = pd.concat([totals, more], ignore_index=True) if len(totals) else more
     return frame, counts, totals
+
+
+#: Metres per degree of latitude on the sphere :func:`domain.early_warning.near_counts` measures on.
+_M_PER_DEGREE = math.radians(1) * 6_371_008.8
+
+
+def cells_within(lon: np.ndarray, lat: np.ndarray, radius_m: float) -> set[int]:
+    """The place cells (:func:`domain.early_warning.place_cells`, 0.001°) that a disc of ``radius_m``
+    around any of the places touches: the cells of nine points of each disc's bounding box (widened by
+    1 %: its corners, the middles of its sides, its centre). Those points are at most ``radius_m`` × 1.01
+    apart and a cell is wider than that (up to 60° N), so every cell the box meets holds one of them."""
+    if not len(lon):
+        return set()
+    dlat = radius_m * 1.01 / _M_PER_DEGREE
+    dlon = dlat / np.cos(np.radians(np.abs(lat) + dlat))
+    out: set[int] = set()
+    for sx in (-1, 0, 1):
+        for sy in (-1, 0, 1):
+            out.update(place_cells(lon + sx * dlon, lat + sy * dlat).tolist())
+    return out
+
+
+def _near_or_in_hours(
+    rows: list[tuple], seed_lon: np.ndarray, seed_lat: np.ndarray, mass_from: datetime
+) -> list:
+    """Of the rows read (:data:`WARNING_COLUMNS`), those reported from ``mass_from`` on (群发 reads them
+    all) and those within :data:`services.rollups.NEAR_M` of a possible 顽疾 seed, on the sphere
+    :func:`domain.early_warning.near_counts` measures on: every report 顽疾 can count around a seed
+    (decision 0038's argument), the others left to no one."""
+    if not rows:
+        return rows
+    lon = np.array([r[4] for r in rows], dtype=float)
+    lat = np.array([r[5] for r in rows], dtype=float)
+    near = within(lon, lat, seed_lon, seed_lat, rollups.NEAR_M)
+    since = str(mass_from)
+    return [r for r, n in zip(rows, near.tolist(), strict=True) if n or str(r[9]) >= since]
+
+
+def within(
+    lon: np.ndarray, lat: np.ndarray, to_lon: np.ndarray, to_lat: np.ndarray, radius_m: float
+) -> np.ndarray:
+    """For each place (``lon``, ``lat``), whether one of the places ``to_…`` lies within ``radius_m``
+    metres, measured in equirectangular metres about the ``to_`` places' middle latitude on the sphere
+    :func:`domain.early_warning.near_counts` measures on: over a township (a few km north to south) within
+    0.1 % of the great-circle distance, far less than the margin between 顽疾's 50 m and ``NEAR_M``."""
+    out = np.zeros(len(lon), dtype=bool)
+    placed = ~(np.isnan(lon) | np.isnan(lat))
+    if not len(to_lon) or not placed.any():
+        return out
+    k_y = _M_PER_DEGREE
+    k_x = k_y * math.cos(math.radians(float(np.mean(to_lat))))
+    tx, ty = np.unique(np.column_stack([to_lon * k_x, to_lat * k_y]), axis=0).T
+    idx = np.flatnonzero(placed)
+    x, y = lon[idx] * k_x, lat[idx] * k_y
+    # Binned in squares of the radius; a place within it of a target is in the 3 × 3 squares around.
+    bx, by = np.floor(tx / radius_m).astype(np.int64), np.floor(ty / radius_m).astype(np.int64)
+    px, py = np.floor(x / radius_m).astype(np.int64), np.floor(y / radius_m).astype(np.int64)
+    base_x, base_y = min(bx.min(), px.min()) - 1, min(by.min(), py.min()) - 1
+    height = int(max(by.max(), py.max()) - base_y) + 2
+    key = (bx - base_x) * height + (by - base_y)
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    found = np.zeros(len(idx), dtype=bool)
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            todo = np.flatnonzero(~found)
+            q = (px[todo] - base_x + dx) * height + (py[todo] - base_y + dy)
+            lo = np.searchsorted(sorted_key, q, side="left")
+            cnt = np.searchsorted(sorted_key, q, side="right") - lo
+            total = int(cnt.sum())
+            if not total:
+                continue
+            i = np.repeat(todo, cnt)
+            j = order[np.repeat(lo, cnt) + np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)]
+            close = (x[i] - tx[j]) ** 2 + (y[i] - ty[j]) ** 2 <= radius_m * radius_m
+            found[i[close]] = True
+    out[idx] = found
+    return out
 
 
 def _scope_grids_and_pending(
@@ -705,14 +803,25 @@ def kpi_display(table: pd.DataFrame) -> pd.DataFrame:
 
 def report_alerts(
     conn: Connection, scope: Scope, day: date, units: pd.DataFrame, unit_id: int
-) -> list[Alert]:
-    """A report's 预警 sheet: what the daily pass stored for ``day`` under ``unit_id`` when it has judged
-    that day (a scheduled report's day, the 报表 tab's default: yesterday), as the 预警 tab shows it;
-    otherwise judged now (:func:`warnings`)."""
+) -> tuple[list[Alert], str]:
+    """A report's 预警 sheet and when its alerts were judged (预警研判时间, in words): what the daily pass
+    stored for ``day`` under ``unit_id`` when it has judged that day (a scheduled report's day, the 报表
+    tab's default: yesterday), as the 预警 tab shows it; else the jobs runner's intraday judgement of
+    ``day`` (today, every 10 minutes: decision 0039), the store as it was then; otherwise judged now
+    (:func:`warnings`)."""
     from services.geography import tree
 
-    stored = stored_alerts(conn, tree(conn), unit_id, day)
-    return warnings(conn, scope, day, units) if stored is None else stored
+    units_tree = tree(conn)
+    stored = stored_alerts(conn, units_tree, unit_id, day)
+    if stored is not None:
+        at = judged_at(conn, day)
+        return stored, f"{at:%Y-%m-%d %H:%M}（每日预警研判，全天数据）"
+    intraday = intraday_alerts(conn, units_tree, unit_id, day)
+    if intraday is not None:
+        alerts, at = intraday
+        return alerts, f"{at:%Y-%m-%d %H:%M}（当日预警研判，截至该时刻，每 10 分钟更新）"
+    at = clock.now()
+    return warnings(conn, scope, day, units), f"{at:%Y-%m-%d %H:%M}（生成报表时研判）"
 
 
 def report_workbook(
@@ -739,12 +848,20 @@ def report_workbook(
         if first_day is None
         else datetime.combine(first_day, datetime.min.time())
     )
-    args = {"units": units, "anc": anc, "scope_unit_id": scope_unit_id, "min_events": min_events}
+    memo: dict = {}  # the period summed by grid once: the areas' table and the 概况 both read it
+    args = {
+        "units": units,
+        "anc": anc,
+        "scope_unit_id": scope_unit_id,
+        "min_events": min_events,
+        "memo": memo,
+    }
     by_area = kpi_by(conn, scope, start, end, group="area", metric=metric, **args)
     by_dept = kpi_by(conn, scope, start, end, group="department", metric=metric, **args)
-    total = kpi.kpi_from_sums(
-        kpi_sums(conn, scope, start, end, "grid_id"), population=units.at[scope_unit_id, "population"]
-    ).iloc[0]
+    period_sums = memo.get((start, end, "grid_id"))
+    if period_sums is None:
+        period_sums = kpi_sums(conn, scope, start, end, "grid_id")
+    total = kpi.kpi_from_sums(period_sums, population=units.at[scope_unit_id, "population"]).iloc[0]
     area = str(units.at[scope_unit_id, "name"])
     period = f"{start:%Y-%m-%d} 至 {end - timedelta(days=1):%Y-%m-%d}"
     overview = Sheet("概况", [Col("项目"), Col("数值")])
@@ -760,7 +877,9 @@ def report_workbook(
             ("平均处置时长(小时)", total["mean_handling_hours"], "dec1"),
         )
     ]
-    alerts = alerts_frame(report_alerts(conn, scope, day, units, scope_unit_id), units)
+    judged_alerts, judged_when = report_alerts(conn, scope, day, units, scope_unit_id)
+    overview.rows.append(["预警研判时间", judged_when])
+    alerts = alerts_frame(judged_alerts, units)
     warn = Sheet("预警", [Col(c) for c in alerts.columns], alerts.to_numpy().tolist())
     note = (
         f"统计时段：{period}　排名指标：{kpi.METRICS.get(metric, (metric,))[0]}"

@@ -9,6 +9,7 @@ minutes, or daily / weekly / monthly at a China time) and a function. In order:
 | ``rollups`` | every minute | the event rollups brought up to the latest transition (:mod:`services.rollups`) |
 | ``remind`` | every 5 minutes | 督办提醒 for deadlines near or past (:mod:`services.reminders`) |
 | ``warnings`` | daily 00:30 | the day before judged for 预警, alerts stored (:mod:`services.daily_warnings`) |
+| ``warnings_today`` | every 10 minutes | today judged for 预警 so far, kept for a report ending today (decision 0039) |
 | ``report_daily`` / ``report_weekly`` / ``report_monthly`` | daily 01:00 / Monday 01:30 / the 1st 02:00 | XLSX 日报/周报/月报 (:mod:`services.scheduled_reports`) |
 | ``audit_verify`` | daily 03:00 | the audit chain verified, result kept (:mod:`services.audit_checks`) |
 | ``prune_runs`` | daily 04:00 | run records older than :data:`KEEP_RUNS_DAYS` deleted |
@@ -60,7 +61,7 @@ from domain.access import redact
 from domain.schedule import Daily, Every, Monthly, Schedule, Weekly
 from services import clock, forecast, rollups
 from services.audit_checks import check_audit_chain
-from services.daily_warnings import judged_day, store_daily_alerts
+from services.daily_warnings import judged_day, store_daily_alerts, store_intraday_alerts
 from services.events import escalate_overdue
 from services.leader import Lease
 from services.reminders import raise_reminders
@@ -143,6 +144,13 @@ def _warnings(ctx: Context) -> Done:
     return Done(n, f"{day} 预警研判：{n} 条")
 
 
+def _warnings_today(ctx: Context) -> Done:
+    n = store_intraday_alerts(ctx.uow, ctx.now)
+    if n is None:
+        return Done(0, f"{ctx.now.date()} 预警研判：无新变化或当日已研判，未重新研判")
+    return Done(n, f"{ctx.now.date()} 当日预警研判（截至 {ctx.now:%H:%M}）：{n} 条")
+
+
 def _report(kind: str) -> Callable[[Context], Done]:
     def work(ctx: Context) -> Done:
         files = write_reports(ctx.uow, kind, ctx.due, ctx.reports_dir)
@@ -179,6 +187,7 @@ JOBS: tuple[Job, ...] = (
     Job("rollups", "事件汇总表更新", Every(1), _rollups),
     Job("remind", "督办提醒", Every(5), _remind),
     Job("warnings", "每日预警研判", Daily(clock_time(0, 30)), _warnings),
+    Job("warnings_today", "当日预警研判", Every(10), _warnings_today),
     Job("report_daily", "日报", Daily(clock_time(1, 0)), _report("日报")),
     Job("report_weekly", "周报", Weekly(0, clock_time(1, 30)), _report("周报")),
     Job("report_monthly", "月报", Monthly(1, clock_time(2, 0)), _report("月报")),

@@ -10,12 +10,13 @@ from __future__ import annotations
 import io
 import math
 import unicodedata
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import openpyxl
 import pandas as pd
-from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.utils import get_column_letter
 
 from domain import kpi
@@ -100,50 +101,193 @@ def shown(value, kind: str) -> str:
 
 
 def write_book(title: str, subtitle: str, sheets: Sequence[Sheet]) -> bytes:
-    """The workbook: on each sheet the title (row 1), the period (row 2), the header, the rows."""
-    book = openpyxl.Workbook()
-    book.remove(book.active)
-    head_fill = PatternFill("solid", fgColor="DCE6F1")
-    for sheet in sheets:
-        ws = book.create_sheet(sheet.name[:31])
-        ncol = len(sheet.columns)
-        ws.append([f"{title} · {sheet.name}"])
-        ws.append([subtitle])
-        ws["A1"].font = Font(bold=True, size=14)
-        ws["A2"].font = Font(color="555555")
-        for r in (1, 2):
-            ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=max(ncol, 1))
-        ws.append([safe_cell(c.header) for c in sheet.columns])
-        for cell in ws[TITLE_ROWS + 1]:
-            cell.font = Font(bold=True)
-            cell.fill = head_fill
-            cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-        widths = [_text_width(c.header) for c in sheet.columns]
-        for raw in sheet.rows:
-            kinds = [
-                v.kind if isinstance(v, Cell) else c.kind for c, v in zip(sheet.columns, raw, strict=True)
-            ]
-            raw = [v.value if isinstance(v, Cell) else v for v in raw]
-            values = [
-                safe_cell(None if v is None else str(v)) if k == "text" else number(v, k)
-                for k, v in zip(kinds, raw, strict=True)
-            ]
-            ws.append(values)
-            row = ws.max_row
-            for j, (k, v) in enumerate(zip(kinds, values, strict=True)):
-                if k != "text":
-                    ws.cell(row=row, column=j + 1).number_format = FORMATS[k]
-                widths[j] = max(widths[j], _text_width(shown(v, k)))
-        for j, w in enumerate(widths):
-            letter = get_column_letter(j + 1)
-            ws.column_dimensions[letter].width = min(max(w + 2, 6), WRAP_WIDTH)
-            if w + 2 > WRAP_WIDTH:
-                for (cell,) in ws.iter_rows(min_row=TITLE_ROWS + 2, min_col=j + 1, max_col=j + 1):
-                    cell.alignment = Alignment(wrap_text=True, vertical="top")
-        ws.freeze_panes = ws.cell(row=TITLE_ROWS + 2, column=1)
+    """The workbook: on each sheet the title (row 1), the period (row 2), the header, the rows.
+
+    Written as SpreadsheetML text directly (:func:`_sheet_xml`), not cell by cell through openpyxl: a
+    city's 月报 (≈ 8,000 cells, 621 departments) took ~0.9 s in openpyxl's XML writer alone, ~0.05 s so.
+    The file reads back in openpyxl and Excel with the same values, number formats, fonts, fills,
+    merged titles, widths and frozen header (tests/integration/test_report_book.py)."""
+    names = [_sheet_name(sheet.name, k) for k, sheet in enumerate(sheets)]
     out = io.BytesIO()
-    book.save(out)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        n = len(sheets)
+        z.writestr(
+            "[Content_Types].xml",
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument'
+            '.spreadsheetml.sheet.main+xml"/>'
+            '<Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument'
+            '.spreadsheetml.styles+xml"/>'
+            + "".join(
+                f'<Override PartName="/xl/worksheets/sheet{k + 1}.xml" ContentType="application/'
+                'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+                for k in range(n)
+            )
+            + "</Types>",
+        )
+        z.writestr(
+            "_rels/.rels",
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            f'<Relationships xmlns="{_RELS}"><Relationship Id="rId1" Type="{_DOC}/officeDocument" '
+            'Target="xl/workbook.xml"/></Relationships>',
+        )
+        z.writestr(
+            "xl/workbook.xml",
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            f'<workbook xmlns="{_MAIN}" xmlns:r="{_DOC}"><sheets>'
+            + "".join(
+                f'<sheet name="{_xml(name)}" sheetId="{k + 1}" r:id="rId{k + 1}"/>'
+                for k, name in enumerate(names)
+            )
+            + "</sheets></workbook>",
+        )
+        z.writestr(
+            "xl/_rels/workbook.xml.rels",
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            f'<Relationships xmlns="{_RELS}">'
+            + "".join(
+                f'<Relationship Id="rId{k + 1}" Type="{_DOC}/worksheet" Target="worksheets/sheet{k + 1}.xml"/>'
+                for k in range(n)
+            )
+            + f'<Relationship Id="rId{n + 1}" Type="{_DOC}/styles" Target="styles.xml"/></Relationships>',
+        )
+        z.writestr("xl/styles.xml", _STYLES)
+        for k, sheet in enumerate(sheets):
+            z.writestr(f"xl/worksheets/sheet{k + 1}.xml", _sheet_xml(title, subtitle, sheet))
     return out.getvalue()
+
+
+def _xml(text: str) -> str:
+    """Text as XML character data: escaped, without the control characters XML cannot hold."""
+    text = ILLEGAL_CHARACTERS_RE.sub("", text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _xml_attr(text: str) -> str:
+    return _xml(text).replace('"', "&quot;")
+
+
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_DOC = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_RELS = "http://schemas.openxmlformats.org/package/2006/relationships"
+#: The number formats' ids in styles.xml (custom formats start at 164).
+_FORMAT_IDS = {kind: 164 + k for k, kind in enumerate(FORMATS)}
+#: Cell styles (``s``): 0 plain, 1 title, 2 period line, 3 header, 4 wrapped text, then per number
+#: format two: plain and wrapped (a number in a column wide enough to wrap).
+_TITLE, _PERIOD, _HEADER, _WRAPPED = 1, 2, 3, 4
+
+
+def _number_style(kind: str, wrap: bool) -> int:
+    return 5 + 2 * list(FORMATS).index(kind) + int(wrap)
+
+
+_WRAP = '<alignment vertical="top" wrapText="1"/>'
+_STYLES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    f'<styleSheet xmlns="{_MAIN}">'
+    f'<numFmts count="{len(FORMATS)}">'
+    + "".join(
+        f'<numFmt numFmtId="{_FORMAT_IDS[k]}" formatCode="{_xml_attr(f)}"/>' for k, f in FORMATS.items()
+    )
+    + "</numFmts>"
+    '<fonts count="4"><font><sz val="11"/><name val="Calibri"/></font>'
+    '<font><b/><sz val="14"/><name val="Calibri"/></font>'
+    '<font><color rgb="00555555"/><sz val="11"/><name val="Calibri"/></font>'
+    '<font><b/><sz val="11"/><name val="Calibri"/></font></fonts>'
+    '<fills count="3"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/>'
+    '</fill><fill><patternFill patternType="solid"><fgColor rgb="00DCE6F1"/><bgColor rgb="00DCE6F1"/>'
+    "</patternFill></fill></fills>"
+    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+    f'<cellXfs count="{5 + 2 * len(FORMATS)}">'
+    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
+    '<xf numFmtId="0" fontId="2" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
+    '<xf numFmtId="0" fontId="3" fillId="2" borderId="0" xfId="0" applyFont="1" applyFill="1" '
+    'applyAlignment="1"><alignment horizontal="center" vertical="center" wrapText="1"/></xf>'
+    f'<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0" applyAlignment="1">{_WRAP}</xf>'
+    + "".join(
+        f'<xf numFmtId="{_FORMAT_IDS[k]}" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+        f'<xf numFmtId="{_FORMAT_IDS[k]}" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" '
+        f'applyAlignment="1">{_WRAP}</xf>'
+        for k in FORMATS
+    )
+    + '</cellXfs><cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
+    "</styleSheet>"
+)
+
+
+def _sheet_name(name: str, k: int) -> str:
+    return name[:31] or f"Sheet{k + 1}"
+
+
+def _text_cell(ref: str, text: str, style: int) -> str:
+    space = ' xml:space="preserve"' if text != text.strip() else ""
+    s = f' s="{style}"' if style else ""
+    return f'<c r="{ref}"{s} t="inlineStr"><is><t{space}>{_xml(text)}</t></is></c>'
+
+
+def _sheet_xml(title: str, subtitle: str, sheet: Sheet) -> str:
+    """One worksheet's XML: title, period, header, the rows (numbers with their kind's format), widths
+    fitted to the longest cell shown, the widest columns wrapped, the header frozen."""
+    ncol = max(len(sheet.columns), 1)
+    letters = [get_column_letter(j + 1) for j in range(ncol)]
+    widths = [_text_width(c.header) for c in sheet.columns]
+    body: list[list[tuple[str, object]]] = []
+    for raw in sheet.rows:
+        kinds = [v.kind if isinstance(v, Cell) else c.kind for c, v in zip(sheet.columns, raw, strict=True)]
+        raw = [v.value if isinstance(v, Cell) else v for v in raw]
+        values = [
+            safe_cell(None if v is None else str(v)) if k == "text" else number(v, k)
+            for k, v in zip(kinds, raw, strict=True)
+        ]
+        for j, (k, v) in enumerate(zip(kinds, values, strict=True)):
+            widths[j] = max(widths[j], _text_width(shown(v, k)))
+        body.append(list(zip(kinds, values, strict=True)))
+    wrap = [w + 2 > WRAP_WIDTH for w in widths]
+    rows = [
+        f'<row r="1">{_text_cell("A1", f"{title} · {sheet.name}", _TITLE)}</row>',
+        f'<row r="2">{_text_cell("A2", subtitle, _PERIOD)}</row>',
+        f'<row r="{TITLE_ROWS + 1}">'
+        + "".join(
+            _text_cell(f"{letters[j]}{TITLE_ROWS + 1}", str(safe_cell(c.header)), _HEADER)
+            for j, c in enumerate(sheet.columns)
+        )
+        + "</row>",
+    ]
+    for i, cells in enumerate(body):
+        r = TITLE_ROWS + 2 + i
+        parts = []
+        for j, (k, v) in enumerate(cells):
+            ref = f"{letters[j]}{r}"
+            if v is None:  # an empty number keeps its column's format, as openpyxl wrote it
+                if k != "text":
+                    parts.append(f'<c r="{ref}" s="{_number_style(k, wrap[j])}"/>')
+                continue
+            if k == "text":
+                parts.append(_text_cell(ref, str(v), _WRAPPED if wrap[j] else 0))
+            else:
+                parts.append(f'<c r="{ref}" s="{_number_style(k, wrap[j])}"><v>{v!r}</v></c>')
+        rows.append(f'<row r="{r}">{"".join(parts)}</row>')
+    cols = "".join(
+        f'<col min="{j + 1}" max="{j + 1}" width="{min(max(w + 2, 6), WRAP_WIDTH)}" customWidth="1"/>'
+        for j, w in enumerate(widths)
+    )
+    last = letters[ncol - 1]
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f'<worksheet xmlns="{_MAIN}" xmlns:r="{_DOC}">'
+        '<sheetViews><sheetView workbookViewId="0">'
+        f'<pane ySplit="{TITLE_ROWS + 1}" topLeftCell="A{TITLE_ROWS + 2}" activePane="bottomLeft" state="frozen"/>'
+        "</sheetView></sheetViews>"
+        + (f"<cols>{cols}</cols>" if cols else "")
+        + f"<sheetData>{''.join(rows)}</sheetData>"
+        f'<mergeCells count="2"><mergeCell ref="A1:{last}1"/><mergeCell ref="A2:{last}2"/></mergeCells>'
+        "</worksheet>"
+    )
 
 
 # ------------------------------------------------------------------ the KPI tables

@@ -29,6 +29,7 @@ from db.uow import UnitOfWork
 from domain.access import CurrentUser
 from domain.early_warning import AlertKind
 from domain.event_flow import Action
+from domain.hierarchy import ancestor_table
 from domain.schedule import Daily, Every
 from domain.vocabulary import EventCategory, EventSource, EventStatus, Role, Urgency
 from services import clock
@@ -298,6 +299,100 @@ def test_the_daily_pass_stores_the_days_alerts_once_and_pages_read_them_by_scope
 
     assert store_daily_alerts(uow, day, NOW) == run.count
     assert _count(engine, DailyAlert) == run.count
+
+
+def _same_alerts(a, b) -> bool:
+    """Alerts equal as the store keeps them (evidence through JSON, as the daily pass writes it)."""
+    import json
+
+    def plain(alerts):
+        return [json.loads(json.dumps(x.to_dict(), ensure_ascii=False, default=str)) for x in alerts]
+
+    return plain(a) == plain(b)
+
+
+def test_the_intraday_judgement_keeps_today_for_a_report_ending_today_and_follows_new_reports(area):
+    """Decision 0039: the runner's ``warnings_today`` judges today over the whole store and keeps the
+    alerts with the time; a 月报 ending today reads them and says when they were judged; the 预警 tab's
+    on-the-spot judgement still sees a report filed after it; no transition since: not judged again; a
+    new one: judged again at the next run; the nightly pass's rows then stand."""
+    from services.analytics import report_workbook, warnings
+    from services.daily_alerts import intraday_alerts
+    from services.daily_warnings import store_intraday_alerts
+    from services.overview import unit_table
+
+    engine, ids = area
+    day = NOW.date()
+    for k in range(5):  # five reports of one matter within 50 m and an hour this morning: 群发
+        _report(engine, datetime.combine(day, clock_time(7, 8 * k)), urgency=Urgency.NORMAL, title="噪声扰民")
+    uow = UnitOfWork(engine)
+    run = run_due(uow, NOW, only=("warnings_today",))["warnings_today"]
+    assert run.outcome == "ok" and run.count >= 1
+    root, township = ids["990000"], ids["990001001"]
+
+    def read(unit=root):
+        with engine.connect() as conn:
+            tree = store_tree(conn)
+            units = unit_table(conn).set_index("id")
+            whole = warnings(conn, Scope(tuple(tree.grids_under(None))), day, units)
+            here = warnings(conn, Scope(tuple(tree.grids_under(township))), day, units)
+            return whole, here, intraday_alerts(conn, tree, unit, day), stored_alerts(conn, tree, unit, day)
+
+    whole, _here, (kept, at), nightly = read()
+    assert at == NOW and nightly is None  # the 预警 tab still judges today on the spot
+    assert len(kept) == run.count and _same_alerts(kept, whole)
+    assert any(a.kind is AlertKind.MASS and "5人反映" in a.message for a in kept)
+
+    def book(unit: int) -> openpyxl.Workbook:
+        with engine.connect() as conn:
+            tree = store_tree(conn)
+            units = unit_table(conn).set_index("id")
+            anc = ancestor_table(units.reset_index()[["id", "parent_id", "level"]])
+            data = report_workbook(
+                conn,
+                Scope(tuple(tree.grids_under(unit))),
+                kind="月报",
+                day=day,
+                units=units,
+                anc=anc,
+                scope_unit_id=unit,
+            )
+        return openpyxl.load_workbook(io.BytesIO(data))
+
+    wb = book(township)
+    overview = {r[0]: r[1] for r in wb["概况"].iter_rows(values_only=True) if r[0]}
+    assert overview["预警研判时间"].startswith("2026-11-25 09:00（当日预警研判")
+    messages = [r[4] for r in wb["预警"].iter_rows(values_only=True)]
+    assert any(m and "5人反映" in m for m in messages)
+
+    # Nothing changed: not judged again (the time stays that of the judgement).
+    again = run_due(uow, NOW + timedelta(minutes=10), only=("warnings_today",))["warnings_today"]
+    assert again.outcome == "ok" and again.count == 0
+    assert read()[2][1] == NOW
+
+    # A sixth report: the kept judgement says five until the next run; the on-the-spot one says six.
+    _report(engine, NOW + timedelta(minutes=12), urgency=Urgency.NORMAL, title="噪声扰民")
+    whole, here, (kept, at), _ = read()
+    assert at == NOW and any("5人反映" in a.message for a in kept) and not _same_alerts(kept, whole)
+    assert any(a.kind is AlertKind.MASS and "6人反映" in a.message for a in here)
+    run_due(uow, NOW + timedelta(minutes=20), only=("warnings_today",))
+    whole, _here, (kept, at), _ = read()
+    assert at == NOW + timedelta(minutes=20) and _same_alerts(kept, whole)
+    assert any("6人反映" in a.message for a in kept)
+
+    # The nightly pass judges the whole day: its rows stand, and a late intraday run leaves them.
+    nightly_run = run_due(
+        uow, datetime.combine(day + timedelta(days=1), clock_time(0, 40)), only=("warnings",)
+    )
+    assert nightly_run["warnings"].outcome == "ok"
+    _report(
+        engine, datetime.combine(day, clock_time(23, 50)), grid=2, urgency=Urgency.NORMAL, title="路灯不亮"
+    )
+    assert store_intraday_alerts(uow, datetime.combine(day, clock_time(23, 55))) is None
+    _whole, _here, intraday, nightly = read()
+    assert intraday is None and nightly is not None and _same_alerts(nightly, kept)
+    overview = {r[0]: r[1] for r in book(township)["概况"].iter_rows(values_only=True) if r[0]}
+    assert "每日预警研判" in overview["预警研判时间"]
 
 
 # ---------------------------------------------------------------------------------------------

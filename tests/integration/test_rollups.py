@@ -444,3 +444,36 @@ def grid_centre_of(engine, grid: int) -> tuple[float, float]:
                 Event.grid_id == grid, Event.lon.is_not(None)
             )
         ).one()
+
+
+def test_the_reports_kept_around_possible_seeds_are_every_one_within_their_radius():
+    """Decision 0039's cut of what 预警 reads (``analytics.cells_within`` in SQL, ``analytics.within`` in
+    Python): every place within 51 m (on the sphere, as ``near`` counts) of a possible seed is kept and
+    its cell read, none farther than a few centimetres beyond; brute force over dense random places."""
+    import numpy as np
+
+    from domain.early_warning import place_cells
+
+    rng = np.random.default_rng(7)
+    lon = 118.87 + rng.uniform(-0.004, 0.004, 3000)
+    lat = 28.94 + rng.uniform(-0.004, 0.004, 3000)
+    lon[:5], lat[:5] = np.nan, np.nan  # no place: never kept
+    seeds = rng.choice(np.arange(5, 3000), 40, replace=False)
+    s_lon, s_lat = lon[seeds] + rng.normal(0, 0.0003, 40), lat[seeds] + rng.normal(0, 0.0003, 40)
+    p1, p2 = np.radians(lat)[:, None], np.radians(s_lat)[None, :]
+    dl = np.radians(s_lon[None, :] - lon[:, None])
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    dist = np.min(2 * 6_371_008.8 * np.arcsin(np.sqrt(np.clip(a, 0, 1))), axis=1)
+    dist[np.isnan(dist)] = np.inf
+    kept = analytics.within(lon, lat, s_lon, s_lat, rollups.NEAR_M)
+    assert not kept[:5].any()
+    assert kept[dist <= rollups.NEAR_M - 0.05].all()
+    assert not kept[dist > rollups.NEAR_M + 0.05].any()
+    assert 0 < kept.sum() < len(kept) - 5  # the cut cuts
+    cells = analytics.cells_within(s_lon, s_lat, rollups.NEAR_M)
+    near = dist <= rollups.NEAR_M
+    assert set(place_cells(lon[near], lat[near]).tolist()) <= cells
+    # Fewer cells than the nine around each seed's cell that decision 0038 read.
+    from domain.early_warning import cells_around
+
+    assert len(cells) < len(cells_around(place_cells(s_lon, s_lat).tolist(), 1))
