@@ -68,7 +68,7 @@ def number(value, kind: str):
         v = float(value)
     except (TypeError, ValueError):
         return None
-    if math.isnan(v):
+    if not math.isfinite(v):  # NaN, or ±inf (a rate over nothing): an empty cell, never "inf" in the file
         return None
     if kind == "int":
         return round(v)
@@ -195,7 +195,7 @@ _STYLES = (
     + "</numFmts>"
     '<fonts count="4"><font><sz val="11"/><name val="Calibri"/></font>'
     '<font><b/><sz val="14"/><name val="Calibri"/></font>'
-    '<font><color rgb="00555555"/><sz val="11"/><name val="Calibri"/></font>'
+    '<font><sz val="11"/><color rgb="00555555"/><name val="Calibri"/></font>'
     '<font><b/><sz val="11"/><name val="Calibri"/></font></fonts>'
     '<fills count="3"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/>'
     '</fill><fill><patternFill patternType="solid"><fgColor rgb="00DCE6F1"/><bgColor rgb="00DCE6F1"/>'
@@ -285,8 +285,12 @@ def _sheet_xml(title: str, subtitle: str, sheet: Sheet) -> str:
         "</sheetView></sheetViews>"
         + (f"<cols>{cols}</cols>" if cols else "")
         + f"<sheetData>{''.join(rows)}</sheetData>"
-        f'<mergeCells count="2"><mergeCell ref="A1:{last}1"/><mergeCell ref="A2:{last}2"/></mergeCells>'
-        "</worksheet>"
+        + (  # a one-column sheet has nothing to merge (Excel repairs a one-cell merge)
+            f'<mergeCells count="2"><mergeCell ref="A1:{last}1"/><mergeCell ref="A2:{last}2"/></mergeCells>'
+            if ncol > 1
+            else ""
+        )
+        + "</worksheet>"
     )
 
 

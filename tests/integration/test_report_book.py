@@ -169,3 +169,45 @@ def test_a_change_that_rounds_to_zero_reads_zero_not_minus_zero():
     assert shown(number(-0.012, "rel"), "rel") == "-1.2%"
     assert shown(number(2.36, "pp"), "pp") == "+2.4个百分点"
     assert number(float("nan"), "pct") is None and number(None, "int") is None
+
+
+def test_the_written_parts_are_well_formed_and_hold_no_value_excel_would_repair():
+    """The workbook is written as text (decision 0039): every part parses as XML; a rate over nothing
+    (±inf) is an empty cell, never "inf"; a one-column sheet merges nothing; a font's children keep the
+    schema's order (size before colour), which Excel enforces and openpyxl's reader does not."""
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    wide = Sheet("各区域", [Col("名称"), Col("事件数环比", "rel"), Col("满意率", "pct")])
+    wide.rows = [["甲村", float("inf"), float("-inf")], ["乙村\x07", 0.5, 0.9]]
+    narrow = Sheet("说明", [Col("说明")])
+    narrow.rows = [["仅一列"]]
+    data = write_book("测试街道日报", "统计时段：2026-11-20", [wide, narrow])
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        parts = {name: z.read(name) for name in z.namelist()}
+    for body in parts.values():
+        ET.fromstring(body)  # raises on malformed XML
+    assert b"inf" not in parts["xl/worksheets/sheet1.xml"]
+    assert b"mergeCell" in parts["xl/worksheets/sheet1.xml"]
+    assert b"mergeCell" not in parts["xl/worksheets/sheet2.xml"]
+    ns = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    order = [
+        "b",
+        "i",
+        "strike",
+        "condense",
+        "extend",
+        "outline",
+        "shadow",
+        "u",
+        "vertAlign",
+        "sz",
+        "color",
+        "name",
+    ]
+    for font in ET.fromstring(parts["xl/styles.xml"]).iter(f"{ns}font"):
+        tags = [child.tag.removeprefix(ns) for child in font]
+        assert tags == sorted(tags, key=order.index), tags
+    ws = openpyxl.load_workbook(io.BytesIO(data))["各区域"]
+    assert [ws.cell(row=HEADER + 1, column=j).value for j in (2, 3)] == [None, None]
+    assert ws.cell(row=HEADER + 2, column=1).value == "乙村"  # a control character XML cannot hold is dropped
