@@ -24,6 +24,7 @@ from services.daily_alerts import stored_alerts
 from services.event_import import import_events, template
 from services.event_rules import load_rules, save_rules
 from services.events import Actor
+from services.geography import example_place
 from services.reminders import reminders
 from services.scheduled_reports import XLSX, list_reports, read_report
 from services.tabular import to_csv
@@ -220,7 +221,10 @@ def _import(user, scope, units, anc) -> None:
         "从 12345、110、数字城管等系统导入事件。全部行通过校验才导入；有错时列出每一处问题，不写入任何数据。"
     )
     st.download_button(
-        "下载导入模板（CSV）", to_csv(template()), file_name="事件导入模板.csv", mime="text/csv"
+        "下载导入模板（CSV）",
+        to_csv(template(example_place(store.tree(), user.scope_unit_id))),
+        file_name="事件导入模板.csv",
+        mime="text/csv",
     )
     upload = st.file_uploader("选择文件（CSV 或 XLSX）", type=["csv", "xlsx"], key="ev_import_file")
     if upload is None or not st.button("导入"):

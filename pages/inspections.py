@@ -17,6 +17,7 @@ from components.text import md_text
 from domain.planner import Proposal
 from services import clock
 from services.access import OutOfScope, require_area
+from services.geography import example_place
 from services.inspection_reports import overdue_hazards, overdue_venues
 from services.planning_settings import (
     InvalidSetting,
@@ -165,7 +166,7 @@ with tabs[5]:
             st.rerun()
 
 with tabs[6]:
-    upload = forms.venue_upload(may_import(user), template_csv())
+    upload = forms.venue_upload(may_import(user), template_csv(example_place(tree, user.scope_unit_id)))
     if upload is not None:
         try:
             result = import_venues(

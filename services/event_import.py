@@ -29,6 +29,7 @@ from domain.vocabulary import EventCategory, EventSource, Urgency
 from services import audit, submissions
 from services.access import deny
 from services.events import Actor, add_event
+from services.geography import ExamplePlace
 from services.geography import tree as store_tree
 from services.locate import locate_grids
 from services.tabular import RowError, Sheet, TableError, listed, read_sheet
@@ -86,8 +87,9 @@ def _refused(errors: list[RowError], already: bool = False) -> ImportOutcome:
     return ImportOutcome(listed(errors), total=len(errors), already=already)
 
 
-def template() -> pd.DataFrame:
-    """The template with one example row."""
+def template(place: ExamplePlace | None = None) -> pd.DataFrame:
+    """The template with one example row, placed in ``place`` (a grid of the user's area,
+    :func:`services.geography.example_place`); without one its place is left blank."""
     return pd.DataFrame(
         [
             [
@@ -96,9 +98,9 @@ def template() -> pd.DataFrame:
                 "城镇管理",
                 "店门口占道经营",
                 "早高峰影响通行",
-                "荷花路12号",
-                "28.9701",
-                "118.8702",
+                f"{place.address if place else ''}某某路12号",
+                f"{place.lat:.6f}" if place else "",
+                f"{place.lon:.6f}" if place else "",
                 "2026-11-21 09:30",
                 "一般",
                 "张先生",

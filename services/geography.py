@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import geopandas as gpd
 import pandas as pd
 import shapely
@@ -123,6 +125,30 @@ def default_focus(conn: Connection, scope_unit_id: int | None = None) -> tuple[f
         select(AdminUnit.centroid_lon, AdminUnit.centroid_lat).where(AdminUnit.id == unit_id)
     ).first()
     return (float(row[0]), float(row[1])) if row else (118.87, 28.94)
+
+
+@dataclass(frozen=True)
+class ExamplePlace:
+    """Where an import template's example row lies: a grid of the user's own area and a point inside it."""
+
+    grid_code: str
+    address: str  # the grid's township and village names, to start an example address with
+    lon: float
+    lat: float
+
+
+def example_place(tree: Tree, scope_unit_id: int | None = None) -> ExamplePlace | None:
+    """The first grid (by code) under ``scope_unit_id`` (None: the store) with its label point — inside
+    the grid (``representative_point``) — or None when the store has no grid yet. The templates' example
+    rows use it, so a county's template shows its own place, not the demo's."""
+    for grid in tree.grids_under(scope_unit_id):
+        point = tree.units[grid].centroid
+        if point is not None:
+            names = (
+                tree.name(u) for u in (tree.grid_township(grid), tree.grid_village(grid)) if u is not None
+            )
+            return ExamplePlace(tree.code(grid), "".join(names), point[0], point[1])
+    return None
 
 
 def load_tree(conn: Connection) -> Tree:

@@ -26,6 +26,7 @@ from domain.access import CurrentUser
 from domain.vocabulary import AdminLevel, SafetyCode, VenueCategory
 from services import audit
 from services.access import deny
+from services.geography import ExamplePlace
 from services.geography import tree as store_tree
 from services.locate import locate_grids
 from services.tabular import RowError, Sheet, TableError, listed, read_sheet, to_csv
@@ -50,17 +51,6 @@ PHONE = re.compile(r"^[0-9][0-9\-]{6,19}$")
 
 CATEGORY_BY_LABEL = {c.label: c for c in VenueCategory}
 CODE_BY_TEXT = {**{c.label: c for c in SafetyCode}, **{c.label[0]: c for c in SafetyCode}}
-
-TEMPLATE_EXAMPLE = {
-    "名称": "示例：老王杂货店",
-    "类别": "沿街店铺",
-    "地址": "柯城区双港街道月湖社区北门街1号",
-    "纬度": "28.951",
-    "经度": "118.853",
-    "网格编码": "",
-    "负责人": "王某",
-    "联系电话": "13800000000",
-}
 
 
 class ImportRejected(ValueError):
@@ -402,7 +392,19 @@ def _free_codes(conn: Connection, start: int, n: int) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def template_csv() -> bytes:
-    """The import template: the header and one example row, UTF-8 with BOM so Excel opens it."""
+def template_csv(place: ExamplePlace | None = None) -> bytes:
+    """The import template: the header and one example row, UTF-8 with BOM so Excel opens it. The
+    example lies in ``place`` (:func:`services.geography.example_place`: a grid of the user's area and a
+    point inside it); without one (no boundaries yet) its place is left blank."""
     header = [name for name, _ in COLUMNS]
-    return to_csv(pd.DataFrame([TEMPLATE_EXAMPLE], columns=header))
+    example = {
+        "名称": "示例：老王杂货店",
+        "类别": "沿街店铺",
+        "地址": f"{place.address if place else ''}某某路1号",
+        "纬度": f"{place.lat:.6f}" if place else "",
+        "经度": f"{place.lon:.6f}" if place else "",
+        "网格编码": "",
+        "负责人": "王某",
+        "联系电话": "13800000000",
+    }
+    return to_csv(pd.DataFrame([example], columns=header))

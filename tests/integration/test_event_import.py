@@ -138,3 +138,20 @@ def test_a_row_is_checked_by_the_same_rules_as_the_report_form(engine):
         (6, "标题"): "不能为空",  # a blank cell is an empty one
     }
     assert _count(engine) == 0
+
+
+def test_the_template_example_lies_in_the_users_own_area_and_imports_as_it_is(engine):
+    from services.event_import import template
+    from services.geography import example_place, load_tree
+    from services.tabular import to_csv
+
+    with engine.connect() as conn:
+        tree = load_tree(conn)
+    place = example_place(tree)
+    assert place is not None
+    outcome = import_events(UnitOfWork(engine), to_csv(template(place)), "模板.csv", actor=ACTOR, now=NOW)
+    assert outcome.ok, outcome.errors
+    with engine.connect() as conn:
+        grid = conn.execute(select(Event.grid_id).where(Event.title == "店门口占道经营")).scalar_one()
+    assert tree.code(grid) == place.grid_code
+    assert "荷花路" not in template(None).iloc[0]["地址"] and template(None).iloc[0]["纬度"] == ""

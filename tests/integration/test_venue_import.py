@@ -239,3 +239,21 @@ def test_a_csv_cell_with_a_nul_character_is_a_problem_of_its_row_and_field_and_n
     assert [(p.row, p.field) for p in exc.value.problems] == [(3, "地址")]
     assert "控制字符" in exc.value.problems[0].reason
     assert _venues(engine) == []
+
+
+def test_the_template_example_lies_in_the_users_own_area_and_imports_as_it_is(store):
+    """The example row is placed in the first grid of the user's area (not the demo city's streets), so
+    a county's template, uploaded unchanged, places its one example venue in that county."""
+    from services.geography import example_place, load_tree
+
+    engine, ids, leader, _ = store
+    with engine.connect() as conn:
+        place = example_place(load_tree(conn), ids["990001001"])
+    assert place is not None and place.grid_code == EAST1
+    assert template_csv(None).decode("utf-8-sig").splitlines()[1].count(",,") >= 2  # no area: no place
+    _import(engine, template_csv(place), "模板.csv", leader)
+    with engine.connect() as conn:
+        grid = conn.execute(
+            select(AdminUnit.code).join(Venue, Venue.grid_id == AdminUnit.id).where(Venue.name.like("示例%"))
+        ).scalar_one()
+    assert grid == EAST1
