@@ -211,3 +211,13 @@ def test_the_written_parts_are_well_formed_and_hold_no_value_excel_would_repair(
     ws = openpyxl.load_workbook(io.BytesIO(data))["各区域"]
     assert [ws.cell(row=HEADER + 1, column=j).value for j in (2, 3)] == [None, None]
     assert ws.cell(row=HEADER + 2, column=1).value == "乙村"  # a control character XML cannot hold is dropped
+
+
+def test_an_area_named_like_a_formula_titles_its_sheets_as_text():
+    """A unit named "=HYPERLINK(…)" (an imported boundary file's name) titles every sheet: the title is
+    text, never a formula the spreadsheet would run (openpyxl's writer stored it as one)."""
+    sheet = Sheet("各区域", [Col("名称"), Col("事件数", "int")])
+    sheet.rows = [["甲村", 3]]
+    data = write_book('=HYPERLINK("http://x","点")街道月报', "统计时段：2026-11-01 至 2026-11-30", [sheet])
+    ws = openpyxl.load_workbook(io.BytesIO(data))["各区域"]
+    assert ws["A1"].data_type == "s" and ws["A1"].value.startswith("=HYPERLINK")
