@@ -233,7 +233,7 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
         ids = None
         if q.get("service_request_id"):
             parts = [x.strip() for x in q["service_request_id"].split(",") if x.strip()][:MAX_IDS]
-            if not all(x.isdigit() for x in parts):
+            if not all(x.isascii() and x.isdigit() for x in parts):  # '²' is a digit int() refuses
                 problems["service_request_id"] = "请求编号须为逗号分隔的整数"
             elif any(len(x) > 18 for x in parts):  # beyond the store's 64-bit ids: no such request
                 problems["service_request_id"] = "请求编号过大（最多 18 位数字）"
@@ -270,7 +270,7 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
         if refused is not None or who is None:
             return refused or _error(403, "api_key 无效")
         raw = request.path_params["id"]
-        if not raw.isdigit() or len(raw) > 18:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # '²' is a digit int() refuses
             return _error(404, f"没有编号为 {raw[:20]} 的请求")
         with store().connect() as conn:
             found = open311.find_request(conn, who, int(raw))

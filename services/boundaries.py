@@ -755,6 +755,12 @@ def _cover_grids(conn: Connection, tree: Tree, new_grids: set[int]) -> None:
         conn.execute(insert(InspectorGrid), chunk)
 
 
+def _ascii_number(value) -> bool:
+    """Whether ``value`` is written in ASCII digits only ('²' and '١' are digits ``int`` refuses or reads)."""
+    text = str(value)
+    return text.isascii() and text.isdigit()
+
+
 def _carry_settings(
     conn: Connection, old: list[_Old], ids: Mapping[str, int], kept: set[int], actor: CurrentUser | None
 ) -> tuple[int, list[NotCarried]]:
@@ -767,11 +773,11 @@ def _carry_settings(
     def carry(unit_id) -> int | None:
         if unit_id in kept:
             return int(unit_id)
-        o = by_id.get(int(unit_id)) if isinstance(unit_id, int | str) and str(unit_id).isdigit() else None
+        o = by_id.get(int(unit_id)) if isinstance(unit_id, int | str) and _ascii_number(unit_id) else None
         return ids.get(o.code) if o is not None else None
 
     def shown(unit_id) -> str:
-        o = by_id.get(int(unit_id)) if str(unit_id).isdigit() else None
+        o = by_id.get(int(unit_id)) if _ascii_number(unit_id) else None
         return f"{o.name}（{o.code}）" if o is not None else f"（编号 {unit_id}）"
 
     now, carried, lost = clock.now(), 0, []
