@@ -87,7 +87,10 @@ def _panel(x0: float, title: str, series: list[tuple[str, str, list[tuple[float,
 def chart(scale: str, figures: dict) -> str:
     data, onsets = curves(figures)
     days, found = [], []
+    drawn = {seed for (seed, _), by_rate in data.items() if len(by_rate) > 1}  # a line needs two rates
     for (seed, policy), by_rate in sorted(data.items()):
+        if seed not in drawn:
+            continue
         colour = POLICIES[policy][1]
         pts = sorted(by_rate.items())
         dash = "dash" if seed != 1 else ""
@@ -96,7 +99,7 @@ def chart(scale: str, figures: dict) -> str:
             found.append(
                 (colour, dash, [(r, 100 * v["found"] / onsets[seed]) for r, v in pts if "found" in v])
             )
-    seeds = sorted({s for s, _ in data})
+    seeds = sorted(drawn)
     legend = "".join(
         f'<rect x="{10 + 178 * i}" y="{H + 8}" width="14" height="4" fill="{c}"/>'
         f'<text x="{28 + 178 * i}" y="{H + 14}">{escape(label)}</text>'
