@@ -139,6 +139,15 @@ def viewport_probe() -> None:
     st.iframe(_PROBE, height=1)
 
 
+def int_param(value: str | None, default: int, lo: int, hi: int) -> int:
+    """A number from the wall's URL (``refresh``, ``rotate``, ``vw``, ``vh``), kept within ``lo``–``hi``; the
+    default for anything else (text, NaN, ``inf``, ``1e999``): a mistyped screen URL shows the wall."""
+    try:
+        return max(lo, min(int(float(value or default)), hi))
+    except (ValueError, OverflowError):
+        return default
+
+
 @dataclass(frozen=True)
 class Screen:
     """The screen in CSS pixels, and the sizes derived from it."""
@@ -148,13 +157,7 @@ class Screen:
 
     @classmethod
     def from_params(cls, vw: str | None, vh: str | None) -> Screen:
-        def num(v: str | None, default: int, lo: int, hi: int) -> int:
-            try:
-                return max(lo, min(int(float(v or default)), hi))
-            except ValueError:
-                return default
-
-        return cls(num(vw, 1920, 640, 7680), num(vh, 1080, 360, 4320))
+        return cls(int_param(vw, 1920, 640, 7680), int_param(vh, 1080, 360, 4320))
 
     @property
     def scale(self) -> float:

@@ -34,8 +34,8 @@ if not viewer.may_open("big_screen"):
     st.error(f"您的角色（{viewer.role.label}）无权访问指挥大屏。")
     st.stop()
 
-REFRESH_S = max(1, min(int(params.get("refresh", "10") or 10), 3600))
-ROTATE_S = max(0, int(params.get("rotate", "0") or 0))
+REFRESH_S = wall.int_param(params.get("refresh"), 10, 1, 3600)
+ROTATE_S = wall.int_param(params.get("rotate"), 0, 0, 86400)
 SCREEN = wall.Screen.from_params(params.get("vw"), params.get("vh"))
 
 st.markdown(wall.STYLE, unsafe_allow_html=True)

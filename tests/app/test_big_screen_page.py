@@ -72,3 +72,24 @@ def test_the_playlist_keeps_its_place_by_the_clock():
     t = datetime(2026, 11, 22, 9, 0, 0)
     assert rotation_index(t, 30, 6) == rotation_index(t.replace(second=29), 30, 6)
     assert rotation_index(t.replace(second=30), 30, 6) == (rotation_index(t, 30, 6) + 1) % 6
+
+
+def test_a_mistyped_screen_url_shows_the_wall_with_its_defaults(store):
+    """?refresh=abc or ?vw=inf (a hand-edited bookmark) used to end in an incident page."""
+    token = create_token(UnitOfWork(store), area_code="330802", label="柯城区指挥大厅", now=clock.now())
+    at = page("pages/big_screen.py")
+    at.query_params.update(
+        {"token": token, "area": "330802", "refresh": "abc", "rotate": "1e999", "vw": "inf", "vh": "nan"}
+    )
+    at.run()
+    assert not at.exception
+    html = " ".join(m.value for m in at.markdown)
+    assert "bs-kpis" in html and "系统出现意外错误" not in html
+
+
+def test_wall_numbers_from_the_url_fall_back_to_their_defaults():
+    from components.wall import int_param
+
+    assert int_param("30", 10, 1, 3600) == 30 and int_param("99999", 10, 1, 3600) == 3600
+    assert [int_param(v, 10, 1, 3600) for v in (None, "", "abc", "inf", "-inf", "1e999", "nan")] == [10] * 7
+    assert int_param("0", 10, 1, 3600) == 1 and int_param("2.9", 10, 1, 3600) == 2
