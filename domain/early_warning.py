@@ -871,11 +871,42 @@ def near_counts(lon: Any, lat: Any, matter: Any, radius_m: float) -> np.ndarray:
     codes, _ = pd.factorize(pd.Series(np.asarray(matter, dtype=object)), sort=True)
     # Candidates: within one cell's width in degrees (wider than the radius), then the true distance.
     i, j = _pairs(lon_a / CELL_DEGREES, lat_a / CELL_DEGREES, codes, 1.0)
-    p1, p2 = np.radians(lat_a[i]), np.radians(lat_a[j])
-    dl = np.radians(lon_a[j] - lon_a[i])
-    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    d = 2 * _EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    d = _sphere_m(lon_a[i], lat_a[i], lon_a[j], lat_a[j])
     return np.bincount(i[d <= radius_m], minlength=len(lon_a)).astype(np.int64)
+
+
+def near_any(lon: Any, lat: Any, to_lon: Any, to_lat: Any, radius_m: float) -> np.ndarray:
+    """For each place, whether one of the places ``to_…`` lies within ``radius_m`` metres on the sphere
+    :func:`near_counts` measures on (a place without coordinates: never). The same candidate search as
+    :func:`near_counts` (cells of one :data:`CELL_DEGREES`, wider than the radius), the places as seeds."""
+    lon_a, lat_a = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    out = np.zeros(len(lon_a), dtype=bool)
+    t_lon, t_lat = np.asarray(to_lon, dtype=float), np.asarray(to_lat, dtype=float)
+    placed = np.flatnonzero(~(np.isnan(lon_a) | np.isnan(lat_a)))
+    targets = ~(np.isnan(t_lon) | np.isnan(t_lat))
+    if not len(placed) or not targets.any():
+        return out
+    all_lon = np.concatenate([lon_a[placed], t_lon[targets]])
+    all_lat = np.concatenate([lat_a[placed], t_lat[targets]])
+    n = len(placed)
+    i, j = _pairs(
+        all_lon / CELL_DEGREES,
+        all_lat / CELL_DEGREES,
+        np.zeros(len(all_lon), dtype=np.int64),
+        1.0,
+        np.arange(n),
+    )
+    i, j = i[j >= n], j[j >= n]  # a place against the targets, not against the other places
+    close = _sphere_m(all_lon[i], all_lat[i], all_lon[j], all_lat[j]) <= radius_m
+    out[placed[i[close]]] = True
+    return out
+
+
+def _sphere_m(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:
+    """Great-circle metres between the places (haversine on the mean Earth radius)."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    return 2 * _EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def _matter_totals(

@@ -47,6 +47,7 @@ from domain.early_warning import (
     cells_around,
     counts_at_levels,
     detect,
+    near_any,
     place_cells,
 )
 from domain.hierarchy import descendants
@@ -572,51 +573,9 @@ def _near_or_in_hours(
         return rows
     lon = np.array([r[4] for r in rows], dtype=float)
     lat = np.array([r[5] for r in rows], dtype=float)
-    near = within(lon, lat, seed_lon, seed_lat, rollups.NEAR_M)
+    near = near_any(lon, lat, seed_lon, seed_lat, rollups.NEAR_M)
     since = str(mass_from)
     return [r for r, n in zip(rows, near.tolist(), strict=True) if n or str(r[9]) >= since]
-
-
-def within(
-    lon: np.ndarray, lat: np.ndarray, to_lon: np.ndarray, to_lat: np.ndarray, radius_m: float
-) -> np.ndarray:
-    """For each place (``lon``, ``lat``), whether one of the places ``to_…`` lies within ``radius_m``
-    metres, measured in equirectangular metres about the ``to_`` places' middle latitude on the sphere
-    :func:`domain.early_warning.near_counts` measures on: over a township (a few km north to south) within
-    0.1 % of the great-circle distance, far less than the margin between 顽疾's 50 m and ``NEAR_M``."""
-    out = np.zeros(len(lon), dtype=bool)
-    placed = ~(np.isnan(lon) | np.isnan(lat))
-    if not len(to_lon) or not placed.any():
-        return out
-    k_y = _M_PER_DEGREE
-    k_x = k_y * math.cos(math.radians(float(np.mean(to_lat))))
-    tx, ty = np.unique(np.column_stack([to_lon * k_x, to_lat * k_y]), axis=0).T
-    idx = np.flatnonzero(placed)
-    x, y = lon[idx] * k_x, lat[idx] * k_y
-    # Binned in squares of the radius; a place within it of a target is in the 3 × 3 squares around.
-    bx, by = np.floor(tx / radius_m).astype(np.int64), np.floor(ty / radius_m).astype(np.int64)
-    px, py = np.floor(x / radius_m).astype(np.int64), np.floor(y / radius_m).astype(np.int64)
-    base_x, base_y = min(bx.min(), px.min()) - 1, min(by.min(), py.min()) - 1
-    height = int(max(by.max(), py.max()) - base_y) + 2
-    key = (bx - base_x) * height + (by - base_y)
-    order = np.argsort(key, kind="stable")
-    sorted_key = key[order]
-    found = np.zeros(len(idx), dtype=bool)
-    for dx in (-1, 0, 1):
-        for dy in (-1, 0, 1):
-            todo = np.flatnonzero(~found)
-            q = (px[todo] - base_x + dx) * height + (py[todo] - base_y + dy)
-            lo = np.searchsorted(sorted_key, q, side="left")
-            cnt = np.searchsorted(sorted_key, q, side="right") - lo
-            total = int(cnt.sum())
-            if not total:
-                continue
-            i = np.repeat(todo, cnt)
-            j = order[np.repeat(lo, cnt) + np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)]
-            close = (x[i] - tx[j]) ** 2 + (y[i] - ty[j]) ** 2 <= radius_m * radius_m
-            found[i[close]] = True
-    out[idx] = found
-    return out
 
 
 def _scope_grids_and_pending(

@@ -447,12 +447,12 @@ def grid_centre_of(engine, grid: int) -> tuple[float, float]:
 
 
 def test_the_reports_kept_around_possible_seeds_are_every_one_within_their_radius():
-    """Decision 0039's cut of what 预警 reads (``analytics.cells_within`` in SQL, ``analytics.within`` in
-    Python): every place within 51 m (on the sphere, as ``near`` counts) of a possible seed is kept and
+    """Decision 0039's cut of what 预警 reads (``analytics.cells_within`` in SQL, ``early_warning.near_any``
+    in Python): every place within 51 m (on the sphere, as ``near`` counts) of a possible seed is kept and
     its cell read, none farther than a few centimetres beyond; brute force over dense random places."""
     import numpy as np
 
-    from domain.early_warning import place_cells
+    from domain.early_warning import near_any, place_cells
 
     rng = np.random.default_rng(7)
     lon = 118.87 + rng.uniform(-0.004, 0.004, 3000)
@@ -465,7 +465,7 @@ def test_the_reports_kept_around_possible_seeds_are_every_one_within_their_radiu
     a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
     dist = np.min(2 * 6_371_008.8 * np.arcsin(np.sqrt(np.clip(a, 0, 1))), axis=1)
     dist[np.isnan(dist)] = np.inf
-    kept = analytics.within(lon, lat, s_lon, s_lat, rollups.NEAR_M)
+    kept = near_any(lon, lat, s_lon, s_lat, rollups.NEAR_M)
     assert not kept[:5].any()
     assert kept[dist <= rollups.NEAR_M - 0.05].all()
     assert not kept[dist > rollups.NEAR_M + 0.05].any()
