@@ -1,6 +1,7 @@
 """API intake: 4 concurrent clients × 1,000 Open311 POSTs over real HTTP to the ASGI routes served by
 uvicorn in this process (a thread), the clients threads with ``requests`` sessions in a process of
-their own (as the hotline's system is another machine), on a scratch copy of the store. Every POST carries its own work-order number; then 200 of them are sent again.
+their own (as the hotline's system is another machine), on a scratch copy of the store
+(bench/scratch.py). Every POST carries its own work-order number; then 200 of them are sent again.
 
 Figures: requests/s over the 4,000 first POSTs, p50/p95 latency (ms), the server's CPU per POST (ms),
 reports per transaction (group commit, decision 0035; ``OPEN311_GROUP_COMMIT=0``: one each), errors, requests lost (a
@@ -12,13 +13,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import shutil
 import socket
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import requests
@@ -28,6 +27,7 @@ from starlette.applications import Starlette
 
 from api.open311 import group_commit, make_routes
 from bench.contention import _places
+from bench.scratch import store_copy
 from db.engine import make_engine
 from db.models import AdminUnit, AuditLog, Event
 from db.uow import UnitOfWork
@@ -40,20 +40,12 @@ RETRIES = 200
 GET_ROUNDS = 20
 
 
-def _scratch(url: str) -> str:
-    """A copy of a SQLite store of its own (``…_api.db``), so the bench leaves the original as it was."""
-    if not url.startswith("sqlite"):
-        return url
-    src = Path(url.split("///", 1)[-1])
-    copy = src.with_name(src.stem + "_api" + src.suffix)
-    with make_engine(url).connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    shutil.copyfile(src, copy)
-    return f"sqlite:///{copy}"
-
-
 def bench_api(url: str) -> dict[str, float]:
-    url = _scratch(url)
+    with store_copy(url, "api") as copy:
+        return _api_on(copy)
+
+
+def _api_on(url: str) -> dict[str, float]:
     engine = make_engine(url)
     with engine.connect() as conn:
         root = conn.execute(select(AdminUnit.code).where(AdminUnit.parent_id.is_(None))).scalars().first()

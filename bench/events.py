@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import shutil
 import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, make_url, select, text
+from sqlalchemy import func, select, text
 
+from bench.scratch import store_copy
 from db.engine import make_engine
 from db.models import Event
 from db.uow import UnitOfWork
@@ -313,53 +312,11 @@ def _report_points(engine, n: int, seed: int = 0) -> list[tuple[float, float]]:
     return [(float(lon), float(lat)) for lon, lat in pts[:n]]
 
 
-@contextmanager
-def store_copy(url: str) -> Iterator[str]:
-    """A copy of the store at ``url`` for one run that writes, dropped afterwards; yields its URL.
-
-    SQLite: the file, its WAL folded in first. PostgreSQL: ``CREATE DATABASE … TEMPLATE`` (a file copy
-    after a checkpoint), which needs the source free of other sessions: this process's own are closed
-    by the caller (bench/__main__.py disposes its engine before each section)."""
-    if url.startswith("sqlite"):
-        src = Path(url.split("///", 1)[-1])
-        copy = src.with_name(src.stem + "_intake" + src.suffix)
-        engine = make_engine(url)
-        with engine.connect() as conn:  # fold the WAL in so the copy is the whole store
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        engine.dispose()
-        shutil.copyfile(src, copy)
-        try:
-            yield f"sqlite:///{copy}"
-        finally:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{copy}{suffix}").unlink(missing_ok=True)
-        return
-    source = make_url(url)
-    name = f"{source.database}_intake"
-    admin = make_engine(source.set(database="postgres").render_as_string(hide_password=False))
-    admin = admin.execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        try:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{source.database}" STRATEGY FILE_COPY')
-        except Exception as exc:
-            raise SystemExit(
-                f"intake bench: could not copy {source.database} ({exc.__class__.__name__}): close the other"
-                " sessions on it (an app, a psql) and run again"
-            ) from exc
-    try:
-        yield source.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
 def bench_intake(url: str) -> dict[str, float]:
     """4 writer processes, each 150 reports from a cold start then 600 more (sustained); events per second
     over each phase's wall time, then every row counted. On a copy of the store (:func:`store_copy`)."""
     t0 = time.perf_counter()
-    with store_copy(url) as copy:
+    with store_copy(url, "intake") as copy:
         copy_s = time.perf_counter() - t0
         return _intake_on(copy) | {"intake_store_copy_s": round(copy_s, 1)}
 
