@@ -877,8 +877,16 @@ def near_counts(lon: Any, lat: Any, matter: Any, radius_m: float) -> np.ndarray:
 
 def near_any(lon: Any, lat: Any, to_lon: Any, to_lat: Any, radius_m: float) -> np.ndarray:
     """For each place, whether one of the places ``to_…`` lies within ``radius_m`` metres on the sphere
-    :func:`near_counts` measures on (a place without coordinates: never). The same candidate search as
-    :func:`near_counts` (cells of one :data:`CELL_DEGREES`, wider than the radius), the places as seeds."""
+    :func:`near_counts` measures on (a place without coordinates: never).
+
+    Each place's nearest target by straight-line (chord) distance between points on the unit sphere,
+    found in a k-d tree, is its nearest on the sphere too (the chord grows with the arc); that one
+    target's great-circle distance (:func:`_sphere_m`, as :func:`near_counts`) decides. A cell-pair
+    search, as :func:`near_counts` does, pairs every place with every target in the cells around it: in
+    a hot spot (hundreds of reports of a 顽疾 and hundreds of its possible seeds in a few cells) that
+    is ~10⁵–10⁶ pairs for an answer of one bit a place (decision 0043)."""
+    from scipy.spatial import cKDTree  # scikit-learn's own dependency (requirements.txt)
+
     lon_a, lat_a = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     out = np.zeros(len(lon_a), dtype=bool)
     t_lon, t_lat = np.asarray(to_lon, dtype=float), np.asarray(to_lat, dtype=float)
@@ -886,20 +894,22 @@ def near_any(lon: Any, lat: Any, to_lon: Any, to_lat: Any, radius_m: float) -> n
     targets = ~(np.isnan(t_lon) | np.isnan(t_lat))
     if not len(placed) or not targets.any():
         return out
-    all_lon = np.concatenate([lon_a[placed], t_lon[targets]])
-    all_lat = np.concatenate([lat_a[placed], t_lat[targets]])
-    n = len(placed)
-    i, j = _pairs(
-        all_lon / CELL_DEGREES,
-        all_lat / CELL_DEGREES,
-        np.zeros(len(all_lon), dtype=np.int64),
-        1.0,
-        np.arange(n),
-    )
-    i, j = i[j >= n], j[j >= n]  # a place against the targets, not against the other places
-    close = _sphere_m(all_lon[i], all_lat[i], all_lon[j], all_lat[j]) <= radius_m
-    out[placed[i[close]]] = True
+    t_lon, t_lat = t_lon[targets], t_lat[targets]
+    tree = cKDTree(_unit_vectors(t_lon, t_lat))
+    # The chord of the radius's arc, a hair wider: the arc's own test below is the exact one.
+    chord = 2 * np.sin(radius_m / (2 * _EARTH_RADIUS_M)) * (1 + 1e-9)
+    _, nearest = tree.query(_unit_vectors(lon_a[placed], lat_a[placed]), k=1, distance_upper_bound=chord)
+    found = nearest < len(t_lon)  # none within the chord: the tree answers len(targets)
+    rows, j = placed[found], nearest[found]
+    out[rows] = _sphere_m(lon_a[rows], lat_a[rows], t_lon[j], t_lat[j]) <= radius_m
     return out
+
+
+def _unit_vectors(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """The places as points on the unit sphere (x, y, z)."""
+    lo, la = np.radians(lon), np.radians(lat)
+    c = np.cos(la)
+    return np.column_stack([c * np.cos(lo), c * np.sin(lo), np.sin(la)])
 
 
 def _sphere_m(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray) -> np.ndarray:

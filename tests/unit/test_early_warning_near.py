@@ -13,6 +13,7 @@ from domain.early_warning import (
     cells_around,
     daily_counts,
     detect,
+    near_any,
     near_counts,
     place_cells,
 )
@@ -37,6 +38,44 @@ def test_near_counts_count_the_same_matter_within_the_radius_itself_included():
     # 0–30 m and 30–60 m are within 51 m, 0–60 m is not; "b" shares a place with the second but not its matter.
     assert near_counts(lon, lat, matter, 51.0).tolist() == [2, 3, 2, 1]
     assert near_counts([], [], [], 51.0).tolist() == []
+
+
+def _brute_nearest_m(lon, lat, to_lon, to_lat) -> np.ndarray:
+    """Each place's great-circle metres to its nearest target, every pair measured (haversine)."""
+    p1, p2 = np.radians(lat)[:, None], np.radians(to_lat)[None, :]
+    dl = np.radians(np.asarray(to_lon)[None, :] - np.asarray(lon)[:, None])
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    d = np.min(2 * 6_371_008.8 * np.arcsin(np.sqrt(np.clip(a, 0, 1))), axis=1)
+    return np.where(np.isnan(d), np.inf, d)
+
+
+@pytest.mark.parametrize("lat0", [28.94, 0.0, -33.9, 61.5])
+def test_near_any_keeps_exactly_the_places_within_the_radius_of_a_target_in_a_hot_spot(lat0):
+    """A 顽疾 hot spot: hundreds of reports and possible seeds stacked in a few metres (many at the very
+    same point), a ring of places at the radius ± a few centimetres, and a scatter around; what
+    ``near_any`` keeps is what measuring every pair keeps, at the equator, in the south and far north."""
+    rng = np.random.default_rng(11)
+    dlat = 51.0 / (np.radians(1) * 6_371_008.8)
+    dlon = dlat / np.cos(np.radians(lat0))
+    hot_lon = 120.0 + np.concatenate([np.zeros(300), rng.normal(0, dlon / 20, 300)])
+    hot_lat = lat0 + np.concatenate([np.zeros(300), rng.normal(0, dlat / 20, 300)])
+    angle = rng.uniform(0, 2 * np.pi, 400)
+    reach = 51.0 + rng.choice([-0.05, -0.01, 0.01, 0.05], 400)
+    ring_lon = 120.0 + np.cos(angle) * reach / 51.0 * dlon
+    ring_lat = lat0 + np.sin(angle) * reach / 51.0 * dlat
+    far_lon = 120.0 + rng.uniform(-20, 20, 1000) * dlon
+    far_lat = lat0 + rng.uniform(-20, 20, 1000) * dlat
+    lon = np.concatenate([hot_lon, ring_lon, far_lon, [np.nan]])
+    lat = np.concatenate([hot_lat, ring_lat, far_lat, [np.nan]])
+    t_lon = np.concatenate([np.full(200, 120.0), far_lon[:30], [np.nan]])
+    t_lat = np.concatenate([np.full(200, lat0), far_lat[:30], [lat0]])
+    kept = near_any(lon, lat, t_lon, t_lat, 51.0)
+    nearest = _brute_nearest_m(lon, lat, t_lon[:-1], t_lat[:-1])
+    assert kept.tolist() == (nearest <= 51.0).tolist()
+    assert kept[:600].all() and not kept[-1]
+    assert 0 < kept[600:1000].sum() < 400  # the ring is split by the radius
+    assert not near_any(lon, lat, [], [], 51.0).any()
+    assert near_any([], [], t_lon, t_lat, 51.0).tolist() == []
 
 
 def test_places_within_the_radius_are_in_the_same_or_adjacent_cells():
