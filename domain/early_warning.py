@@ -11,6 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# scikit-learn's own dependency; imported with the module, not at a process's first judgement (156 ms).
+from scipy.spatial import cKDTree
+
 from domain.vocabulary import AdminLevel, EventCategory, Labelled
 
 
@@ -885,8 +888,6 @@ def near_any(lon: Any, lat: Any, to_lon: Any, to_lat: Any, radius_m: float) -> n
     search, as :func:`near_counts` does, pairs every place with every target in the cells around it: in
     a hot spot (hundreds of reports of a 顽疾 and hundreds of its possible seeds in a few cells) that
     is ~10⁵–10⁶ pairs for an answer of one bit a place (decision 0043)."""
-    from scipy.spatial import cKDTree  # scikit-learn's own dependency (requirements.txt)
-
     lon_a, lat_a = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     out = np.zeros(len(lon_a), dtype=bool)
     t_lon, t_lat = np.asarray(to_lon, dtype=float), np.asarray(to_lat, dtype=float)

@@ -13,6 +13,7 @@ minutes, or daily / weekly / monthly at a China time) and a function. In order:
 | ``report_daily`` / ``report_weekly`` / ``report_monthly`` | daily 01:00 / Monday 01:30 / the 1st 02:00 | XLSX 日报/周报/月报 (:mod:`services.scheduled_reports`) |
 | ``audit_verify`` | daily 03:00 | the audit chain verified, result kept (:mod:`services.audit_checks`) |
 | ``prune_runs`` | daily 04:00 | run records older than :data:`KEEP_RUNS_DAYS` deleted |
+| ``rollups_tidy`` | daily 04:30 | PostgreSQL: 预警's recent reports rewritten in key order, the rollups vacuumed and analyzed (:func:`services.rollups.tidy`, decision 0044; SQLite: nothing to do) |
 | ``forecast_train`` | Sunday 02:30 | the hazard forecast retrained, stored as a new version, every venue scored (:mod:`services.forecast`) |
 
 :func:`run_due` takes ``now`` (tests move it) and, for each job, the latest due moment at or before it
@@ -133,6 +134,11 @@ def _rollups(ctx: Context) -> Done:
     return Done(n, f"汇总表更新 {n} 个（日期、网格）")
 
 
+def _rollups_tidy(ctx: Context) -> Done:
+    done = rollups.tidy(ctx.uow.store)
+    return Done(len(done), "；".join(done) or "无需整理（SQLite 表本身按键有序）")
+
+
 def _remind(ctx: Context) -> Done:
     n = raise_reminders(ctx.uow, ctx.now, limit=ctx.limit)
     return Done(n, f"新增督办提醒 {n} 条")
@@ -193,6 +199,7 @@ JOBS: tuple[Job, ...] = (
     Job("report_monthly", "月报", Monthly(1, clock_time(2, 0)), _report("月报")),
     Job("audit_verify", "审计链校验", Daily(clock_time(3, 0)), _audit_verify),
     Job("prune_runs", "清理运行记录", Daily(clock_time(4, 0)), _prune_runs),
+    Job("rollups_tidy", "汇总表整理", Daily(clock_time(4, 30)), _rollups_tidy),
     Job("forecast_train", "隐患预测模型训练", Weekly(6, clock_time(2, 30)), _forecast_train),
 )
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, text, update
 
 from db.engine import make_engine
 from db.migrate import upgrade
@@ -121,6 +121,57 @@ def test_a_refresh_without_a_rollup_builds_it(area):
     engine, uow, _ids, _dept = area
     assert rollups.refresh(uow, DAY0 + timedelta(days=7)) > 0
     assert _differences(engine) == []
+
+
+def _heap_order(engine) -> list[tuple]:
+    """``event_recent_reports``' keys in the order its rows lie in the table (PostgreSQL's ctid)."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT grid_id, reported_at, id FROM event_recent_reports ORDER BY ctid"))
+        return [tuple(r) for r in rows]
+
+
+def _every_rollup_row(engine) -> dict[str, list[tuple]]:
+    with engine.connect() as conn:
+        return {
+            m.__tablename__: sorted(tuple(map(str, r)) for r in conn.execute(select(m)).all())
+            for m in rollups.TABLES
+        }
+
+
+def test_tidy_puts_the_recent_reports_back_in_key_order_on_postgresql_and_changes_no_row(area):
+    """Decision 0044: a rebuild writes 预警's recent reports in key order; the minute's refreshes append
+    new ones at the end of PostgreSQL's heap; the nightly tidy rewrites it in key order again, every row
+    as it was. On SQLite (tables kept in key order by themselves) it does nothing."""
+    engine, uow, _ids, _dept = area
+    now = DAY0 + timedelta(days=7)
+    rollups.rebuild(uow, now)
+    postgres = engine.dialect.name == "postgresql"
+    if postgres:
+        assert _heap_order(engine) == sorted(_heap_order(engine))
+    for k in range(8):  # a later day's reports, in every grid, folded in by a refresh
+        _report(uow, 3 - k % 4, DAY0 + timedelta(days=6, hours=k % 5, minutes=k))
+    assert rollups.refresh(uow, now) > 0
+    before = _every_rollup_row(engine)
+    if postgres:
+        assert _heap_order(engine) != sorted(_heap_order(engine))
+    done = rollups.tidy(engine)
+    assert _every_rollup_row(engine) == before
+    assert _differences(engine) == []
+    if postgres:
+        assert _heap_order(engine) == sorted(_heap_order(engine))
+        assert len(done) == 2 and "重排" in done[0]
+    else:
+        assert done == []
+
+
+def test_the_nightly_tidy_job_runs_on_either_store(area, tmp_path):
+    from services.jobs import run_due
+
+    engine, uow, _ids, _dept = area
+    rollups.rebuild(uow, DAY0 + timedelta(days=7))
+    run = run_due(uow, DAY0 + timedelta(days=7, hours=5), only=("rollups_tidy",), reports=tmp_path)
+    assert run["rollups_tidy"].outcome == "ok", run["rollups_tidy"].error
+    assert ("重排" in run["rollups_tidy"].summary) == (engine.dialect.name == "postgresql")
 
 
 @pytest.mark.parametrize("key", ["grid_id", "lead_department_id"])
