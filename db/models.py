@@ -603,6 +603,16 @@ class EventGridDaily(_KpiSums, Base):
     grid_id: Mapped[int] = mapped_column(BigId, primary_key=True)
 
 
+class EventTownshipDaily(_KpiSums, Base):
+    """Rollup (decision 0045): :class:`EventGridDaily` summed per day × township (each grid's grandparent):
+    a city's or a county's area view reads ~60 rows a day, not the city's ~5,400 grid rows."""
+
+    __tablename__ = "event_township_daily"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    township_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+
+
 class EventDepartmentDaily(_KpiSums, Base):
     """Rollup (decision 0034): :class:`EventDaily` summed over grids, per day × lead department (0: none);
     the department view of a scope holding every grid."""

@@ -38,6 +38,7 @@ from db.models import (
     EventDepartmentDaily,
     EventGridDaily,
     EventRecentReport,
+    EventTownshipDaily,
 )
 from domain import kpi
 from domain.early_warning import (
@@ -154,6 +155,64 @@ def kpi_sums(conn: Connection, scope: Scope, start: datetime, end: datetime, key
     return _sums_frame(list(summed.itertuples(index=False)), key)
 
 
+def township_sums(
+    conn: Connection, scope: Scope, start: datetime, end: datetime, anc: pd.DataFrame
+) -> pd.DataFrame | None:
+    """:data:`domain.kpi.SUM_COLUMNS` per township (column ``township_id``) of the valid events reported in
+    [start, end), from ``event_township_daily`` (decision 0045): a city's area view reads ~60 rows a day,
+    not ~5,400. The (day, township) rows of the keys changed since the watermark are left out and their
+    grids' raw events summed instead. None where it cannot serve (a partial day, a department's scope,
+    no usable rollup, a scope that holds part of a township): :func:`kpi_sums` by grid then."""
+    whole_days = start.time() == end.time() == time() and end > start
+    keys = rollups.pending(conn) if whole_days and scope.department_id is None else None
+    if keys is None:
+        return None
+    grids = set(scope.grid_ids)
+    township_of = anc["township"]
+    in_scope = township_of.reindex(sorted(grids))
+    if in_scope.isna().any():
+        return None
+    townships = set(in_scope.astype("int64").tolist())
+    grid_rows = anc.index[(anc["grid"] == anc.index.to_series()).fillna(False).to_numpy(dtype=bool)]
+    of_grid = township_of.reindex(grid_rows)
+    if int(of_grid.isin(townships).sum()) != len(grids):  # part of a township: its rows hold more
+        return None
+    first, stop = start.date(), end.date()
+    stale: dict[date, set[int]] = {}
+    for d, changed in keys.items():
+        if first <= d < stop and (hit := changed & grids):
+            stale[d] = {int(township_of.at[g]) for g in hit}
+    model = EventTownshipDaily
+    rows = conn.execute(
+        select(model.township_id, *(func.sum(getattr(model, c)) for c in kpi.SUM_COLUMNS))
+        .where(
+            in_ids(model.township_id, sorted(townships)),
+            model.day >= first,
+            model.day < stop,
+            *(
+                [not_(or_(*(and_(model.day == d, model.township_id.in_(t)) for d, t in stale.items())))]
+                if stale
+                else []
+            ),
+        )
+        .group_by(model.township_id)
+        .having(func.sum(model.events) > 0)
+    ).all()
+    frame = rows_frame([tuple(r) for r in rows], ["township_id", *kpi.SUM_COLUMNS])
+    if stale:  # every grid of a stale (day, township) from its raw events
+        whole = of_grid[of_grid.notna()].astype("int64")
+        patch_keys = {d: {int(g) for g in whole.index[whole.isin(t)]} for d, t in stale.items()}
+        raw = rows_frame(
+            _raw_rows(conn, scope, start, end, "grid_id", rollups.events_inside(patch_keys)),
+            ["grid_id", *kpi.SUM_COLUMNS],
+        )
+        raw = raw.assign(township_id=raw["grid_id"].map(township_of)).drop(columns="grid_id")
+        frame = pd.concat([frame, raw], ignore_index=True) if len(frame) else raw
+        frame = frame.groupby("township_id", sort=False)[kpi.SUM_COLUMNS].sum().reset_index()
+    out = _sums_frame(list(frame.itertuples(index=False)), "township_id")
+    return out[out["events"] > 0].reset_index(drop=True)
+
+
 def whole_store(conn: Connection, scope: Scope) -> bool:
     """Whether the scope holds every grid of the store (a rollup read then needs no grid test)."""
     grids = conn.execute(
@@ -253,13 +312,21 @@ def kpi_by(
     if group == "area":
         child = AdminLevel(units.at[scope_unit_id, "level"]).child or AdminLevel.GRID
         unit_of = anc.loc[anc[child.value].notna(), child.value].astype("int64")
+
+        def area_sums(a: datetime, b: datetime) -> pd.DataFrame:
+            """The window's sums with ``unit_id``, the child unit each row belongs to: per township when
+            the children are counties or townships and the township rollup serves, else per grid."""
+            if child in (AdminLevel.COUNTY, AdminLevel.TOWNSHIP):
+                by_township = township_sums(conn, scope, a, b, anc)
+                if by_township is not None:
+                    return by_township.assign(unit_id=by_township["township_id"].map(unit_of))
+            by_grid = sums(a, b, "grid_id")
+            return by_grid.assign(unit_id=by_grid["grid_id"].map(unit_of))
+
         table = kpi.compare_tables(
             *(
                 kpi.kpi_from_sums(
-                    sums(a.to_pydatetime(), b.to_pydatetime(), "grid_id"),
-                    "unit_id",
-                    unit_of=unit_of,
-                    population=units["population"],
+                    area_sums(a.to_pydatetime(), b.to_pydatetime()), "unit_id", population=units["population"]
                 )
                 for a, b in windows
             )

@@ -47,8 +47,10 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.orm import aliased
 
 from db.models import (
+    AdminUnit,
     Event,
     EventCategoryDaily,
     EventDaily,
@@ -56,6 +58,7 @@ from db.models import (
     EventGridDaily,
     EventGridTotal,
     EventRecentReport,
+    EventTownshipDaily,
     EventTransition,
     RollupState,
 )
@@ -154,6 +157,19 @@ def _grid_aggregate(dialect: str, *where):
     )
 
 
+def _township_raw_aggregate(dialect: str, *where):
+    """``event_township_daily`` rows computed from raw events (the check's reference)."""
+    day = day_of(dialect)
+    township = _VILLAGE.parent_id
+    return (
+        select(day, township, func.count(), *sum_columns(dialect, only=not_(rejected())))
+        .join(_GRID, _GRID.id == Event.grid_id)
+        .join(_VILLAGE, _VILLAGE.id == _GRID.parent_id)
+        .where(township.is_not(None), *where)
+        .group_by(day, township)
+    )
+
+
 def _department_aggregate(dialect: str, *where):
     """``event_department_daily`` rows computed from raw events (the check's reference)."""
     day = day_of(dialect)
@@ -196,6 +212,31 @@ def _derived(model, key: str, *where):
 def _insert_derived(conn: Connection, *where) -> None:
     for model, key in ((EventGridDaily, "grid_id"), (EventDepartmentDaily, "department_id")):
         conn.execute(insert(model).from_select(["day", key, *SUMS], _derived(model, key, *where)))
+    _insert_townships(conn)
+
+
+# A grid's township: its parent's parent (a boundary file's levels go one down at a time:
+# services.boundaries refuses a unit whose level is not its parent's next).
+_GRID = aliased(AdminUnit, name="grid_unit")
+_VILLAGE = aliased(AdminUnit, name="village_unit")
+
+
+def _township_aggregate(*where):
+    """``event_township_daily`` rows: ``event_grid_daily``'s sums per day × its grids' township."""
+    township = _VILLAGE.parent_id
+    return (
+        select(EventGridDaily.day, township, *(func.sum(getattr(EventGridDaily, c)) for c in SUMS))
+        .join(_GRID, _GRID.id == EventGridDaily.grid_id)
+        .join(_VILLAGE, _VILLAGE.id == _GRID.parent_id)
+        .where(township.is_not(None), *where)
+        .group_by(EventGridDaily.day, township)
+    )
+
+
+def _insert_townships(conn: Connection, *where) -> None:
+    conn.execute(
+        insert(EventTownshipDaily).from_select(["day", "township_id", *SUMS], _township_aggregate(*where))
+    )
 
 
 def _insert_categories(conn: Connection, *where) -> None:
@@ -389,6 +430,7 @@ def kept_from(conn: Connection) -> date | None:
 TABLES = (
     EventDaily,
     EventGridDaily,
+    EventTownshipDaily,
     EventDepartmentDaily,
     EventCategoryDaily,
     EventGridTotal,
@@ -588,7 +630,8 @@ def refresh(uow: UnitOfWork, now: datetime) -> int:
 def _recompute(conn: Connection, keys: dict[date, set[int]], kept: date) -> tuple[int, set[int]]:
     """Delete and recompute the rollup rows of ``keys`` (day → grids): ``event_daily`` and
     ``event_category_daily`` from raw events, ``event_grid_daily`` of those keys and
-    ``event_department_daily`` of those days from ``event_daily``, the grids' totals from raw events,
+    ``event_department_daily`` of those days from ``event_daily`` and ``event_township_daily`` of those
+    days from ``event_grid_daily``, the grids' totals from raw events,
     the reports of those keys from ``kept`` on. Returns the keys recomputed and the place cells of the
     recent reports removed or written (whose neighbours' ``near`` may have moved)."""
     n = 0
@@ -622,6 +665,8 @@ def _recompute(conn: Connection, keys: dict[date, set[int]], kept: date) -> tupl
                 )
             )
             n += len(chunk)
+        conn.execute(delete(EventTownshipDaily).where(EventTownshipDaily.day == d))
+        _insert_townships(conn, EventGridDaily.day == d)
         conn.execute(delete(EventDepartmentDaily).where(EventDepartmentDaily.day == d))
         conn.execute(
             insert(EventDepartmentDaily).from_select(
@@ -660,6 +705,13 @@ def _checks(dialect: str):
         SUMS,
         _grid_aggregate(dialect),
         stored(EventGridDaily, ["day", "grid_id"], SUMS),
+    )
+    yield (
+        "按乡镇",
+        ["日期", "乡镇"],
+        SUMS,
+        _township_raw_aggregate(dialect),
+        stored(EventTownshipDaily, ["day", "township_id"], SUMS),
     )
     yield (
         "按部门",

@@ -22,6 +22,7 @@ from db.models import (
     EventGridDaily,
     EventGridTotal,
     EventRecentReport,
+    EventTownshipDaily,
     RollupState,
 )
 from db.uow import UnitOfWork
@@ -194,6 +195,75 @@ def test_kpi_sums_from_the_rollup_equal_the_raw_sums(area, key):
             )
 
 
+def _area_tables(conn, unit_code: str, start: datetime, end: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The area view (分析排名 by child unit, 同比/环比) of the unit: as served, and from the raw events."""
+    units = unit_table(conn).set_index("id")
+    anc = ancestor_table(units.reset_index()[["id", "parent_id", "level"]])
+    unit = int(units.index[units["code"] == unit_code][0])
+    scope = Scope(tuple(descendants(anc, unit, "grid")))
+    args = dict(group="area", units=units, anc=anc, scope_unit_id=unit)
+    served = analytics.kpi_by(conn, scope, start, end, **args)
+    with _raw_reads():
+        raw = analytics.kpi_by(conn, scope, start, end, **args)
+    return served, raw
+
+
+def test_the_area_views_of_a_city_and_a_county_from_the_township_rollup_equal_the_raw_ones(area):
+    """Decision 0045: a city's and a county's area views read ``event_township_daily``; the same table as
+    from the raw events after a rebuild, before a refresh (the changed keys' townships from their raw
+    events) and after it."""
+    engine, uow, ids, dept = area
+    now = DAY0 + timedelta(days=7)
+    rollups.rebuild(uow, now)
+    start, end = datetime(2026, 11, 2), datetime(2026, 11, 9)
+    read = []
+    original, pending = analytics.township_sums, rollups.pending
+
+    def spy(*args, **kwargs):
+        out = original(*args, **kwargs)
+        if rollups.pending is pending:  # the served view, not the raw one beside it
+            read.append(out is not None)
+        return out
+
+    analytics.township_sums = spy
+    try:
+        for moment in ("rebuilt", "stale", "refreshed"):
+            if moment == "stale":
+                _report(uow, 1, DAY0 + timedelta(days=2, hours=3))
+                act(uow, event_id=ids[20], action=Action.ACCEPT, now=now)
+                act(uow, event_id=ids[20], action=Action.DISPATCH, now=now, department_id=dept)
+                act(uow, event_id=ids[14], action=Action.REJECT, now=now, note="无效上报")
+            if moment == "refreshed":
+                assert rollups.refresh(uow, now) > 0
+            with engine.connect() as conn:
+                for code in ("990000", "990001"):  # the city (by county), the county (by township)
+                    served, raw = _area_tables(conn, code, start, end)
+                    assert served["events"].sum() > 0, moment
+                    pd.testing.assert_frame_equal(served, raw, check_dtype=False, rtol=1e-9)
+    finally:
+        analytics.township_sums = original
+    assert read and all(read)  # every served view was read from the township rollup
+    with engine.connect() as conn:  # a township's view is by village: read by grid as before
+        read.clear()
+        served, raw = _area_tables(conn, "990001001", start, end)
+        pd.testing.assert_frame_equal(served, raw, check_dtype=False, rtol=1e-9)
+
+
+def test_the_township_rollup_serves_no_scope_holding_part_of_a_township(area):
+    engine, uow, _ids, _dept = area
+    rollups.rebuild(uow, DAY0 + timedelta(days=7))
+    with engine.connect() as conn:
+        units = unit_table(conn).set_index("id")
+        anc = ancestor_table(units.reset_index()[["id", "parent_id", "level"]])
+        grids = sorted(int(g) for g in units.index[units["level"] == "grid"])
+        start, end = datetime(2026, 11, 2), datetime(2026, 11, 9)
+        whole = analytics.township_sums(conn, Scope(tuple(grids)), start, end, anc)
+        assert whole is not None and int(whole["events"].sum()) == 23  # 24 reports, one rejected
+        assert analytics.township_sums(conn, Scope(tuple(grids[:3])), start, end, anc) is None
+        partial_day = datetime(2026, 11, 2, 12)
+        assert analytics.township_sums(conn, Scope(tuple(grids)), partial_day, end, anc) is None
+
+
 def test_whole_days_are_read_from_the_rollup_and_a_partial_day_from_the_events(area):
     engine, uow, _ids, _dept = area
     rollups.rebuild(uow, DAY0 + timedelta(days=7))
@@ -295,6 +365,7 @@ def test_a_boundary_replace_that_moves_events_leaves_the_rollup_equal_to_the_eve
 ROLLUP_TABLES = (
     EventDaily,
     EventGridDaily,
+    EventTownshipDaily,
     EventDepartmentDaily,
     EventCategoryDaily,
     EventGridTotal,
