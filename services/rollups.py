@@ -291,9 +291,9 @@ def tidy(engine: Engine) -> list[str]:
     """Nightly upkeep of the rollups 预警 reads (jobs runner, ``rollups_tidy``), on PostgreSQL: rewrite
     ``event_recent_reports`` in key order (the minute's refresh appends today's reports at the end of
     the heap and the days it drops leave holes, so a township's weeks spread over the whole table
-    again: 7.5 k of its 8 k pages read for one township, 1.4 k once in order), then ``VACUUM ANALYZE``
-    the rollups so their covering indexes answer alone (the visibility map set) and plans see the day's
-    rows. ``CLUSTER`` holds the table's lock while it writes (0.7 s at city scale): it waits at most
+    again: 7.5 k heap pages a read for the demo city's busiest township, 1.1 k once in order), then
+    ``VACUUM ANALYZE`` the rollups so their covering indexes answer alone (the visibility map set) and
+    plans see the day's rows. ``CLUSTER`` holds the table's lock while it writes (0.7 s at city scale): it waits at most
     :data:`TIDY_LOCK_TIMEOUT_MS` for it, and fails then (the runner tries again later). SQLite's
     tables are kept in key order by themselves: nothing to do. Returns what was done (Chinese)."""
     if engine.dialect.name != "postgresql":
