@@ -23,6 +23,7 @@ class Fault(StrEnum):
     FULL = "full"
     READ_ONLY = "read_only"
     DISCONNECTED = "disconnected"
+    UNSTORABLE_TEXT = "unstorable_text"
     UNEXPECTED = "unexpected"
 
 
@@ -31,10 +32,12 @@ MESSAGES: dict[Fault, str] = {
     Fault.FULL: "服务器存储空间已满，本次操作未保存。请联系系统管理员清理磁盘后重试。",
     Fault.READ_ONLY: "数据库当前为只读状态（维护中），本次操作未保存。请稍后重试或联系系统管理员。",
     Fault.DISCONNECTED: "与数据库的连接中断，本次操作未保存。请点击“重试”；如仍失败请联系系统管理员。",
+    Fault.UNSTORABLE_TEXT: "输入的文字中含有无法保存的控制字符（如空字符），本次操作未保存。请删除这些字符（或重新输入，不要粘贴）后再提交。",
     Fault.UNEXPECTED: "系统出现意外错误，本次操作未完成。请点击“重试”；如仍失败请把事件编号告知系统管理员。",
 }
 
 # Markers in the driver's message (SQLite's text, PostgreSQL's SQLSTATE classes and texts).
+_UNSTORABLE = ("cannot contain nul",)
 _FULL = ("database or disk is full", "no space left on device", "disk full", "53100")
 _READ_ONLY = ("readonly database", "read-only", "read only", "25006")
 _BUSY = ("database is locked", "database is busy", "lock timeout", "55p03", "40p01", "could not serialize")
@@ -72,7 +75,15 @@ def _text(exc: BaseException) -> str:
 
 
 def classify(exc: BaseException) -> Fault:
-    """The kind of store fault ``exc`` is (UNEXPECTED when it is not one the person can wait out)."""
+    """The kind of store fault ``exc`` is (UNEXPECTED when it is not one the person can wait out).
+
+    Text a form took but no store keeps (a pasted NUL character: PostgreSQL refuses it in any text
+    column; a lone surrogate: not UTF-8, refused by both drivers) is told as such: the forms that check
+    it themselves (随手拍, the API, imports) name the field; this is the net under every other one."""
+    if isinstance(exc, UnicodeEncodeError) or (
+        isinstance(exc, DBAPIError) and any(m in _text(exc) for m in _UNSTORABLE)
+    ):
+        return Fault.UNSTORABLE_TEXT
     if isinstance(exc, StoreBusy):
         return Fault.BUSY
     if isinstance(exc, PendingRollbackError | DisconnectionError):

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError, PendingRollbackError
 
-from db.uow import StoreBusy
+from db.models import AuditLog, Event, EventTransition
+from db.uow import StoreBusy, UnitOfWork
+from domain.event_flow import Action
+from domain.vocabulary import EventCategory, EventSource, EventStatus
+from services.events import act, report_event
 from services.faults import MESSAGES, Fault, classify, incident
+from tests.builders import grid_centre, make_square_area
 from tests.conftest import backend_url
 
 ON_SQLITE = not (backend_url() or "").startswith("postgresql")
@@ -69,3 +76,58 @@ def test_anything_else_is_unexpected_and_gets_a_logged_incident_id(caplog):
     assert found.fault is Fault.UNEXPECTED and len(found.incident_id) == 8
     assert any(found.incident_id in r.getMessage() and r.exc_info for r in caplog.records)
     assert classify(StoreBusy()) is Fault.BUSY
+
+
+@pytest.mark.parametrize("pasted", ["\x00", "\ud800"], ids=["nul", "lone-surrogate"])
+def test_a_pasted_control_character_in_a_note_is_told_as_such_and_nothing_is_written(empty_engine, pasted):
+    """A form without its own check (here an action's note) meets text a store cannot keep: PostgreSQL
+    refuses a NUL, both drivers a lone surrogate. The person reads what to remove; the action, its trail
+    row and its audit row are not written. (SQLite keeps a NUL as typed: nothing to refuse there.)"""
+    with empty_engine.begin() as conn:
+        make_square_area(conn)
+    uow = UnitOfWork(empty_engine)
+    lon, lat = grid_centre(0)
+    now = datetime(2026, 11, 20, 9, 0)
+    event = report_event(
+        uow,
+        source=EventSource.CITIZEN,
+        category=EventCategory.URBAN,
+        title="路面垃圾",
+        lon=lon,
+        lat=lat,
+        now=now,
+    )
+
+    def counts():
+        with empty_engine.connect() as conn:
+            return tuple(
+                conn.execute(select(func.count()).select_from(t)).scalar_one()
+                for t in (EventTransition, AuditLog)
+            )
+
+    before = counts()
+    note = f"已到现场{pasted}处理"
+    if pasted == "\x00" and ON_SQLITE:
+        act(uow, event_id=event.id, action=Action.ACCEPT, now=now, note=note)
+        with empty_engine.connect() as conn:
+            stored = (
+                conn.execute(
+                    select(EventTransition.note)
+                    .where(EventTransition.event_id == event.id)
+                    .order_by(EventTransition.seq.desc())
+                )
+                .scalars()
+                .first()
+            )
+        assert stored == note
+        return
+    with pytest.raises(Exception) as caught:
+        act(uow, event_id=event.id, action=Action.ACCEPT, now=now, note=note)
+    found = incident(caught.value, "tests")
+    assert found.fault is Fault.UNSTORABLE_TEXT and "控制字符" in found.message
+    assert counts() == before
+    with empty_engine.connect() as conn:
+        assert (
+            conn.execute(select(Event.status).where(Event.id == event.id)).scalar_one()
+            == EventStatus.REPORTED
+        )
