@@ -104,14 +104,11 @@ def kpi_sums(conn: Connection, scope: Scope, start: datetime, end: datetime, key
     scope holds every grid of the store, else from ``event_daily``; the (day, grid) keys changed since
     the watermark from their raw events. Otherwise (a partial day, a department's scope, which includes
     the events it cooperates on, no rollup, too much changed since it was refreshed) from the raw events."""
-    whole_days = start.time() == end.time() == time() and end > start
-    keys = rollups.pending(conn) if whole_days and scope.department_id is None else None
-    if keys is None:
+    served = _rollup_keys(conn, scope, start, end)
+    if served is None:
         return _sums_frame(_raw_rows(conn, scope, start, end, key), key)
+    grids, keys = served
     first, stop = start.date(), end.date()
-    grids = None if whole_store(conn, scope) else set(scope.grid_ids)
-    keys = {d: g if grids is None else g & grids for d, g in keys.items() if first <= d < stop}
-    keys = {d: g for d, g in keys.items() if g}
     if key == "grid_id":
         parts = [
             rollup_rows(
@@ -155,6 +152,22 @@ def kpi_sums(conn: Connection, scope: Scope, start: datetime, end: datetime, key
     return _sums_frame(list(summed.itertuples(index=False)), key)
 
 
+def _rollup_keys(
+    conn: Connection, scope: Scope, start: datetime, end: datetime
+) -> tuple[set[int] | None, dict[date, set[int]]] | None:
+    """For a KPI read the rollups can serve (whole days, an area's scope, a usable rollup): the scope's
+    grids (None: every grid of the store) and the (day → grids) keys of [start, end) in them changed since
+    the watermark, to be read from their raw events; None when the read must use the raw events alone."""
+    whole_days = start.time() == end.time() == time() and end > start
+    keys = rollups.pending(conn) if whole_days and scope.department_id is None else None
+    if keys is None:
+        return None
+    first, stop = start.date(), end.date()
+    grids = None if whole_store(conn, scope) else set(scope.grid_ids)
+    keys = {d: g if grids is None else g & grids for d, g in keys.items() if first <= d < stop}
+    return grids, {d: g for d, g in keys.items() if g}
+
+
 def township_sums(
     conn: Connection, scope: Scope, start: datetime, end: datetime, anc: pd.DataFrame
 ) -> pd.DataFrame | None:
@@ -163,10 +176,10 @@ def township_sums(
     not ~5,400. The (day, township) rows of the keys changed since the watermark are left out and their
     grids' raw events summed instead. None where it cannot serve (a partial day, a department's scope,
     no usable rollup, a scope that holds part of a township): :func:`kpi_sums` by grid then."""
-    whole_days = start.time() == end.time() == time() and end > start
-    keys = rollups.pending(conn) if whole_days and scope.department_id is None else None
-    if keys is None:
+    served = _rollup_keys(conn, scope, start, end)
+    if served is None:
         return None
+    keys = served[1]
     grids = set(scope.grid_ids)
     township_of = anc["township"]
     in_scope = township_of.reindex(sorted(grids))
@@ -178,10 +191,7 @@ def township_sums(
     if int(of_grid.isin(townships).sum()) != len(grids):  # part of a township: its rows hold more
         return None
     first, stop = start.date(), end.date()
-    stale: dict[date, set[int]] = {}
-    for d, changed in keys.items():
-        if first <= d < stop and (hit := changed & grids):
-            stale[d] = {int(township_of.at[g]) for g in hit}
+    stale = {d: {int(township_of.at[g]) for g in hit} for d, c in keys.items() if (hit := c & grids)}
     model = EventTownshipDaily
     rows = conn.execute(
         select(model.township_id, *(func.sum(getattr(model, c)) for c in kpi.SUM_COLUMNS))
@@ -297,8 +307,8 @@ def kpi_by(
 ) -> pd.DataFrame:
     """KPIs of [start, end) with 同比/环比, by the child units of the scope (``group="area"``) or by lead
     department (``group="department"``), ranked on ``metric`` with small-sample care (N always shown).
-    ``memo``: the :func:`kpi_sums` read, kept by (start, end, key) for a caller that needs them again (the
-    report's 概况 sums the same period by grid)."""
+    ``memo``: the :func:`kpi_sums` (and :func:`township_sums`) read, kept by (start, end, key) for a caller
+    that needs them again (the report's 概况 sums the same period)."""
 
     def sums(a: datetime, b: datetime, key: str) -> pd.DataFrame:
         if memo is None:
@@ -317,8 +327,12 @@ def kpi_by(
             """The window's sums with ``unit_id``, the child unit each row belongs to: per township when
             the children are counties or townships and the township rollup serves, else per grid."""
             if child in (AdminLevel.COUNTY, AdminLevel.TOWNSHIP):
-                by_township = township_sums(conn, scope, a, b, anc)
+                by_township = memo.get((a, b, "township_id")) if memo is not None else None
+                if by_township is None:
+                    by_township = township_sums(conn, scope, a, b, anc)
                 if by_township is not None:
+                    if memo is not None:
+                        memo[(a, b, "township_id")] = by_township
                     return by_township.assign(unit_id=by_township["township_id"].map(unit_of))
             by_grid = sums(a, b, "grid_id")
             return by_grid.assign(unit_id=by_grid["grid_id"].map(unit_of))
@@ -874,7 +888,7 @@ def report_workbook(
         if first_day is None
         else datetime.combine(first_day, datetime.min.time())
     )
-    memo: dict = {}  # the period summed by grid once: the areas' table and the 概况 both read it
+    memo: dict = {}  # the period summed once (by grid or township): the areas' table and the 概况 both read it
     args = {
         "units": units,
         "anc": anc,
@@ -884,9 +898,8 @@ def report_workbook(
     }
     by_area = kpi_by(conn, scope, start, end, group="area", metric=metric, **args)
     by_dept = kpi_by(conn, scope, start, end, group="department", metric=metric, **args)
-    period_sums = memo.get((start, end, "grid_id"))
-    if period_sums is None:
-        period_sums = kpi_sums(conn, scope, start, end, "grid_id")
+    read = [memo[k] for k in ((start, end, "grid_id"), (start, end, "township_id")) if k in memo]
+    period_sums = read[0] if read else kpi_sums(conn, scope, start, end, "grid_id")
     total = kpi.kpi_from_sums(period_sums, population=units.at[scope_unit_id, "population"]).iloc[0]
     area = str(units.at[scope_unit_id, "name"])
     period = f"{start:%Y-%m-%d} 至 {end - timedelta(days=1):%Y-%m-%d}"

@@ -249,6 +249,35 @@ def test_the_area_views_of_a_city_and_a_county_from_the_township_rollup_equal_th
         pd.testing.assert_frame_equal(served, raw, check_dtype=False, rtol=1e-9)
 
 
+def test_the_city_report_read_by_township_equals_the_one_from_raw_events(area):
+    """The city's 月报 reads its areas' table per township, and its 概况 reuses those sums: every sheet
+    holds the same cells as when the report reads the raw events."""
+    import io
+
+    import openpyxl
+
+    engine, uow, _ids, _dept = area
+    rollups.rebuild(uow, DAY0 + timedelta(days=7))
+    with engine.connect() as conn:
+        units = unit_table(conn).set_index("id")
+        anc = ancestor_table(units.reset_index()[["id", "parent_id", "level"]])
+        city = int(units.index[units["code"] == "990000"][0])
+        scope = Scope(tuple(descendants(anc, city, "grid")))
+        args = dict(
+            kind="周报", day=DAY0.date() + timedelta(days=6), units=units, anc=anc, scope_unit_id=city
+        )
+        served = analytics.report_workbook(conn, scope, **args)
+        with _raw_reads():
+            raw = analytics.report_workbook(conn, scope, **args)
+
+    def cells(data: bytes) -> dict[str, list[tuple]]:
+        book = openpyxl.load_workbook(io.BytesIO(data))
+        return {ws.title: [tuple(r) for r in ws.iter_rows(values_only=True)] for ws in book.worksheets}
+
+    assert cells(served) == cells(raw)
+    assert any("23" in map(str, row) for row in cells(served)["概况"])  # 24 reports, one rejected
+
+
 def test_the_township_rollup_serves_no_scope_holding_part_of_a_township(area):
     engine, uow, _ids, _dept = area
     rollups.rebuild(uow, DAY0 + timedelta(days=7))
