@@ -47,7 +47,7 @@ def document(base: str) -> dict[str, Any]:
             "title": "数字驾驶舱 Open311 GeoReport v2 接口",
             "version": "2.0",
             "description": "事件上报、查询与状态同步（GeoReport v2，JSON）。扩展字段：cockpit_status、"
-            "cockpit_status_label、level、department；查询扩展参数 updated_after。",
+            "cockpit_status_label、level、department；查询扩展参数 updated_after、after_request_id。",
         },
         "servers": [{"url": base}],
         "paths": {
@@ -83,9 +83,17 @@ def document(base: str) -> dict[str, Any]:
                         _q("status", "open 或 closed", type="string", enum=["open", "closed"]),
                         _q(
                             "updated_after",
-                            "扩展：此时间之后有更新的请求（ISO 8601）",
+                            "扩展：状态同步。此时间（含该秒）及之后有更新的请求，按更新时间从早到晚；"
+                            "下一次以最后一条的 updated_datetime 再查（该秒会再次返回，按编号去重）",
                             type="string",
                             format="date-time",
+                        ),
+                        _q(
+                            "after_request_id",
+                            "扩展：与 updated_after 同用（单独使用不起作用）；该秒内只返回编号大于此值的请求"
+                            "（一页 1000 条都在同一秒时翻页）",
+                            type="string",
+                            pattern=r"^[0-9]{1,18}$",
                         ),
                     ],
                     "responses": {"200": _ok({"type": "array", "items": ref("Request")}), **errors},
@@ -162,8 +170,8 @@ def document(base: str) -> dict[str, Any]:
                         "service_code": {"type": "string", "enum": _CODES},
                         "lat": {"type": "number"},
                         "long": {"type": "number"},
-                        "address_string": {"type": "string"},
-                        "description": {"type": "string", "maxLength": 4000},
+                        "address_string": {"type": "string", "maxLength": 300},
+                        "description": {"type": "string", "minLength": 1, "maxLength": 2000},
                         "media_url": {"type": "string"},
                         "attribute[crs]": {"type": "string", "enum": ["wgs84", "gcj02"]},
                         "attribute[work_order]": {"type": "string", "description": "渠道工单号（幂等键）"},

@@ -128,9 +128,75 @@ def is_mobile(text: str) -> bool:
     return MOBILE.fullmatch(text) is not None
 
 
+#: Full-width and other Unicode decimal digits, read as ASCII ones (one character for one: positions are kept).
+_OTHER_DIGIT = re.compile(r"(?![0-9])\d")
+
+
+def _ascii_digits(text: str) -> str:
+    return _OTHER_DIGIT.sub(lambda m: str(int(m.group())), text)
+
+
+#: Numbers in free text that name a person: a mainland mobile with or without +86/86 and with spaces or
+#: hyphens between its groups (138 1234 5678, +86-138-1234-5678); a landline with its area code
+#: (0570-8765432, (0570)8765432, 010 62345678); an 18-character resident ID (身份证) whose birth date is a date.
+_IN_TEXT = re.compile(
+    r"(?<![0-9])(?P<mobile>(?:(?:\+|＋)?86[ -]?)?1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4})(?![0-9])"
+    r"|(?<![0-9])(?P<landline>[(（]?0[1-9][0-9]{1,2}[)）]?[ -]?[2-9][0-9]{6,7})(?![0-9])"
+    r"|(?<![0-9])(?P<resident>[1-9][0-9]{5}(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+    r"[0-9]{3}[0-9Xx])(?![0-9A-Za-z])"
+)
+
+
+def _masked(number: str, typed: str) -> str:
+    """``typed`` (``number`` as typed: the same length, other digits) with its middle hidden: the last 4
+    digits kept, and the first 3 of a mobile (after any +86), the area code of a landline, the region
+    (6 digits) of a resident ID."""
+    digits = [i for i, ch in enumerate(number) if ch.isalnum()]
+    if len(digits) >= 17:  # resident ID
+        keep_head = 6
+    elif number.lstrip("+＋").startswith("86") and len(digits) >= 13:
+        keep_head = 5  # 86 and the mobile's first 3
+    elif number.lstrip("(（").startswith("0"):
+        keep_head = 3 if number.lstrip("(（")[1] in "12" else 4  # 010, 021 … or 0570
+    else:
+        keep_head = 3
+    hidden = set(digits[keep_head:-4])
+    return "".join("*" if i in hidden else ch for i, ch in enumerate(typed))
+
+
 def redact(text: str) -> str:
-    """Mask every mobile number in free text (138****5678): for logs, the trail, anything that leaves."""
-    return MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    """Mask every phone number and resident ID in free text (138****5678, 0570-***5432,
+    330802********1234), in whatever digits and separators it was typed: for logs, the trail, anything
+    that leaves. Other numbers (grid codes, dates, counts) are left as they are."""
+    plain = _ascii_digits(text)
+    found = list(_IN_TEXT.finditer(plain))
+    if not found:
+        return text
+    out, at = [], 0
+    for m in found:
+        out += [text[at : m.start()], _masked(m.group(0), text[m.start() : m.end()])]
+        at = m.end()
+    return "".join(out) + text[at:]
+
+
+#: A house number and what follows it (88号, 12-3号, 3幢2单元501室, 5号楼): in text that leaves the
+#: cockpit (the Open311 answers) only the road is kept, as the address is rounded to about 100 m.
+_HOUSE = re.compile(
+    r"[0-9A-Za-z]+(?:-[0-9A-Za-z]+)?(?:号楼|号|弄|幢|栋|座|单元|室|层|楼|户)"
+    r"(?:[ -]?[0-9A-Za-z]+(?:-[0-9A-Za-z]+)?(?:号楼|号|幢|栋|座|单元|室|层|楼|户))*"
+)
+
+
+def round_address(text: str) -> str:
+    """``text`` with house, building and room numbers hidden: 紫荆路88号3幢2单元501室 → 紫荆路*号*幢*单元*室."""
+    plain = _ascii_digits(text)
+    out, at = [], 0
+    for m in _HOUSE.finditer(plain):
+        if not any(ch.isdigit() for ch in m.group(0)):
+            continue
+        out += [text[at : m.start()], re.sub(r"[0-9A-Za-z]+(?:-[0-9A-Za-z]+)?", "*", m.group(0))]
+        at = m.end()
+    return "".join(out) + text[at:] if out else text
 
 
 def mask_name(name: str | None) -> str | None:

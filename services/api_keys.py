@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import re
 import secrets
 import threading
@@ -238,6 +239,12 @@ class RateWindow:
                 return False
             self._counts[channel.key_id] = (start, used + 1)
             return True
+
+    @staticmethod
+    def seconds_left(at: float | None = None) -> int:
+        """Whole seconds until the next window opens (the 429's Retry-After)."""
+        now = time.monotonic() if at is None else at
+        return max(1, math.ceil(60 - now % 60))
 
 
 LIMITS = RateWindow()

@@ -7,9 +7,9 @@ actor (``api:<channel>``) and the event source its channel. The channel's own wo
 and that number, so a retried POST returns the first event. GCJ-02 points (WeChat locations,
 ``attribute[crs]=gcj02``) are converted once to WGS84 here (geo.crs.gcj02_to_wgs84).
 
-GET answers carry no personal data: no reporter name or phone, free text with phone numbers masked
-(domain.access.redact), coordinates rounded to 3 decimals (about 100 m) and the grid's name as the
-address. Times are ISO 8601 with the +08:00 offset (Asia/Shanghai).
+GET answers carry no personal data: no reporter name or phone, free text with phone and ID numbers
+masked (domain.access.redact) and house numbers hidden (domain.access.round_address), coordinates
+rounded to 3 decimals (about 100 m) and the grid's name as the address. Times are ISO 8601 with the +08:00 offset (Asia/Shanghai).
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import threading
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, and_, or_, select
 
 from db.models import AdminUnit, Department, Event
 from db.uow import UnitOfWork
-from domain.access import redact
+from domain.access import redact, round_address
 from domain.errors import FieldProblems
-from domain.intake import ReportForm
+from domain.intake import MAX_TEXT, UNSTORABLE, ReportForm, unstorable
 from domain.vocabulary import OPEN_STATUSES, EventCategory, EventSource, EventStatus, Urgency
 from geo.crs import gcj02_to_wgs84
 from services import clock
@@ -60,8 +60,12 @@ SOURCES = {
 }
 CRS = ("wgs84", "gcj02")
 WORK_ORDER = re.compile(r"[A-Za-z0-9_\-.:/]{1,64}")
-MAX_DESCRIPTION = 4000
+#: The description, the address line and the media link are one text in the store (随手拍's limit).
+MAX_DESCRIPTION = MAX_TEXT
+MAX_ADDRESS = 300
 MAX_LIST = 1000
+#: Characters that show nothing: a description of only these is empty (zero-width spaces, joiners, BOM).
+INVISIBLE = " \t\r\n\u00a0\u200b\u200c\u200d\u2060\u3000\ufeff"
 
 
 _engines: dict[str, Engine] = {}
@@ -177,10 +181,16 @@ def file_request(
     if system not in CRS:
         problems["坐标系"] = "坐标系只能是 wgs84 或 gcj02"
     text = (description or "").strip()
-    if not text:
+    if not text.strip(INVISIBLE):
         problems["description"] = "请填写事件描述"
     elif len(text) > MAX_DESCRIPTION:
         problems["description"] = f"事件描述过长（{len(text)} 字），上限 {MAX_DESCRIPTION} 字"
+    place = (address or "").strip()
+    if len(place) > MAX_ADDRESS:
+        problems["address_string"] = f"地址过长（{len(place)} 字），上限 {MAX_ADDRESS} 字"
+    for name, value in (("description", text), ("address_string", place)):
+        if name not in problems and unstorable(value):
+            problems[name] = UNSTORABLE
     order = (work_order or "").strip() or None
     if order is not None and not WORK_ORDER.fullmatch(order):
         problems["工单号"] = "工单号无效（1–64 位字母、数字或 _-.:/）"
@@ -198,10 +208,14 @@ def file_request(
         wx, wy = gcj02_to_wgs84(x, y)
         x, y = float(wx), float(wy)
     body = text
-    if address and address.strip():
-        body += f"\n地址：{address.strip()[:300]}"
+    if place:
+        body += f"\n地址：{place}"
     if media:
         body += f"\n图片链接：{media}"
+    if len(body) > MAX_TEXT:  # each part within its own limit, the three together over the store's
+        raise FieldProblems(
+            {"description": f"描述、地址与图片链接合计 {len(body)} 字，超过上限 {MAX_TEXT} 字，请缩短描述"}
+        )
     form = ReportForm(category=code, title=text.splitlines()[0][:60], description=body, lon=x, lat=y)
     how: dict[str, Any] = {
         "now": now or clock.now(),
@@ -232,12 +246,18 @@ def parse_time(raw: str | None, name: str, problems: dict[str, str]) -> datetime
     """A query's ISO 8601 time as local (Asia/Shanghai) naive time; a time without offset is local."""
     if raw is None or not raw.strip():
         return None
+    text = raw.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
     try:
-        at = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        at = datetime.fromisoformat(text)
+        # years 1 and 9999 with an offset overflow when moved to China time
+        return at.astimezone(clock.ZONE).replace(tzinfo=None) if at.tzinfo else at
     except ValueError:
         problems[name] = f"{name} 不是 ISO 8601 时间（如 2026-11-21T08:00:00+08:00）"
-        return None
-    return at.astimezone(clock.ZONE).replace(tzinfo=None) if at.tzinfo else at
+    except OverflowError:
+        problems[name] = f"{name} 超出可用的时间范围"
+    return None
 
 
 #: The columns a listed request shows (a Core select: no ORM objects for a list of up to 1,000).
@@ -265,7 +285,7 @@ def _row(e, grid: str, department: str | None) -> dict[str, Any]:
         "status_notes": status.label,
         "service_name": EventCategory(e.category).label,
         "service_code": EventCategory(e.category).value,
-        "description": redact(e.description or e.title),
+        "description": round_address(redact(e.description or e.title)),
         "agency_responsible": department,
         "service_notice": None,
         "requested_datetime": stamp(e.reported_at),
@@ -295,9 +315,15 @@ def find_requests(
     end: datetime | None = None,
     status: str | None = None,
     updated_after: datetime | None = None,
+    after_id: int | None = None,
     limit: int = MAX_LIST,
 ) -> list[dict[str, Any]]:
-    """The requests in the key's area matching the filters, newest first (at most ``limit``)."""
+    """The requests in the key's area matching the filters (at most ``limit``): newest first; with
+    ``updated_after`` (status sync), the changes at or after that second, oldest change first, so a
+    client pages by asking again from the last row's ``updated_datetime``. Times are kept to the second:
+    that second is answered again (a change stored later in the same second is not missed; the client
+    keeps each id once). ``after_id``: of that second, only the ids above it — for a page that came back
+    full within one second."""
     scope = user_scope(conn, channel.as_user())
     q = (
         select(*_LISTED, AdminUnit.name.label("grid_name"), Department.name.label("department_name"))
@@ -313,13 +339,23 @@ def find_requests(
         q = q.where(Event.reported_at >= start)
     if end is not None:
         q = q.where(Event.reported_at <= end)
-    if updated_after is not None:
-        q = q.where(Event.updated_at > updated_after)
+    if updated_after is not None and after_id is not None:
+        q = q.where(
+            or_(
+                Event.updated_at > updated_after,
+                and_(Event.updated_at == updated_after, Event.id > after_id),
+            )
+        )
+    elif updated_after is not None:
+        q = q.where(Event.updated_at >= updated_after)
     if status == "open":
         q = q.where(Event.status.in_(OPEN_STATUSES))
     elif status == "closed":
         q = q.where(Event.status.not_in(OPEN_STATUSES))
-    q = q.order_by(Event.updated_at.desc() if updated_after else Event.reported_at.desc(), Event.id.desc())
+    if updated_after is not None:
+        q = q.order_by(Event.updated_at, Event.id)
+    else:
+        q = q.order_by(Event.reported_at.desc(), Event.id.desc())
     return [_row(r, r.grid_name, r.department_name) for r in conn.execute(q.limit(limit))]
 
 

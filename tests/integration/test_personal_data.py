@@ -151,7 +151,7 @@ def test_a_permitted_role_outside_its_scope_is_refused(store, caplog):
 def test_redact_masks_mobile_numbers_and_leaves_other_digits():
     assert redact("回拨13912345678，备用 15800001111。") == "回拨139****5678，备用 158****1111。"
     assert redact("网格 330802001001001 编号 2026112212") == "网格 330802001001001 编号 2026112212"
-    assert redact("身份证 330802199001011234") == "身份证 330802199001011234"
+    assert redact("身份证 330802199001011234") == "身份证 330802********1234"
 
 
 def test_no_log_line_carries_a_phone_number_whoever_writes_it(caplog):

@@ -47,6 +47,13 @@ def test_a_good_form_has_no_problems():
     assert check_form(ReportForm("urban", "占道经营", "门口堆物", 118.87, 28.94, "王", "13812345678")) == {}
 
 
+@pytest.mark.parametrize("pasted", ["\x00", "\x1b[31m", "\x0b", "\x0c", "\x1f", "\ufffe", "\ud800"])
+def test_a_control_character_no_xml_answer_may_carry_is_refused_and_tabs_and_new_lines_are_not(pasted):
+    problems = check_form(ReportForm("urban", "占道经营", f"门口{pasted}堆物", 118.87, 28.94))
+    assert set(problems) == {"描述"} and "控制字符" in problems["描述"]
+    assert check_form(ReportForm("urban", "占道经营", "门口\t堆物\r\n第二行", 118.87, 28.94)) == {}
+
+
 def test_only_same_category_open_events_within_50_m_and_24_h_are_duplicates():
     near = OpenEvent(1, "urban", 118.8700, 28.9400, NOW - timedelta(hours=2), "占道")
     far = OpenEvent(2, "urban", 118.8710, 28.9400, NOW - timedelta(hours=2), "占道")

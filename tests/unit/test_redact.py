@@ -1,0 +1,60 @@
+"""Personal numbers in free text, masked however they were typed (domain.access.redact), and house
+numbers hidden in text that leaves the cockpit (domain.access.round_address)."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.access import redact, round_address
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("回拨13912345678", "回拨139****5678"),
+        ("138 1234 5678", "138 **** 5678"),
+        ("138-1234-5678", "138-****-5678"),
+        ("+86 13812345678", "+86 138****5678"),
+        ("+86-138-1234-5678", "+86-138-****-5678"),
+        ("8613812345678", "86138****5678"),
+        ("１３８１２３４５６７８", "１３８****５６７８"),  # full-width digits, kept as typed
+        ("座机 0570-8765432", "座机 0570-***5432"),
+        ("座机 010-62345678", "座机 010-****5678"),
+        ("(0570)8765432", "(0570)***5432"),
+        ("（0570）8765432", "（0570）***5432"),
+        ("057087654321", "0570****4321"),
+        ("身份证 33080219900101123X", "身份证 330802********123X"),
+    ],
+)
+def test_every_way_of_typing_a_phone_or_an_id_is_masked(typed, shown):
+    assert redact(typed) == shown
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        "网格 330802001001001",
+        "编号 2026112212",
+        "2026-11-21 08:00",
+        "共 13 人，损失 1500000 元",
+        "工单 20261121080000",
+        "网格 330802001001001001",  # 18 digits whose middle is no birth date
+        "139123456789",  # 12 digits: no mobile number
+    ],
+)
+def test_other_numbers_are_left_as_they_are(kept):
+    assert redact(kept) == kept
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("荷花街道紫荆路88号3幢2单元501室", "荷花街道紫荆路*号*幢*单元*室"),
+        ("仙霞路264号门口", "仙霞路*号门口"),
+        ("人民路12-3号旁", "人民路*号旁"),
+        ("新村１２号", "新村*号"),
+        ("路灯坏了，在学校东门", "路灯坏了，在学校东门"),
+    ],
+)
+def test_house_numbers_are_hidden_and_the_road_is_kept(typed, shown):
+    assert round_address(typed) == shown
