@@ -88,6 +88,10 @@ from services.planning_settings import CAMPAIGNS_KEY
 SETUP_CODE = "000000"
 SETUP_NAME = "待导入区划"
 ADMIN_ONLY = "只有管辖全部区划的系统管理员可以导入区划边界"
+SEVERAL_TOPS = (
+    "数据库中有多个顶层区划，您只管辖其中之一，不能在页面上导入区划（以免改动其他区划）；"
+    "请由运维人员在命令行执行 python -m services.boundaries 导入"
+)
 #: Listed at most, of the venues/events that a replace cannot place and of the re-scoped accounts.
 LIST_LIMIT = 200
 _CHUNK = 500
@@ -314,7 +318,11 @@ def apply_plan(
     uow: UnitOfWork, plan: ImportPlan, *, actor: CurrentUser | None = None, dry_run: bool = False
 ) -> ImportResult:
     """Write ``plan`` in one unit of work (``dry_run``: the same write, rolled back). ``actor`` None is the
-    operator at the command line; a person must be an active administrator scoped to a top unit."""
+    operator at the command line; a person must be an active administrator of the whole store (checked
+    first, so that no one else learns even the plan's problems, and again in the write's transaction)."""
+    if actor is not None:
+        with uow.reader() as conn:
+            _require_importer(conn, actor)
     if not plan.ok or plan.units is None:
         return ImportResult(errors=list(plan.errors), notes=list(plan.notes), dry_run=dry_run)
     units = plan.units
@@ -364,8 +372,10 @@ def apply_plan(
 
 
 def _require_importer(conn: Connection, actor: CurrentUser | None) -> None:
-    """A person importing boundaries is an active administrator of a top unit (the whole store), as the
-    store says now; the command line (``actor`` None) is the trusted operator."""
+    """A person importing boundaries is an active administrator of the whole store, as the store says
+    now: scoped to its one top unit. A store of several top units (counties added side by side, each with
+    its own administrator) has no such person: an administrator of one of them would otherwise replace or
+    reshape the others'; there the trusted operator imports at the command line (``actor`` None)."""
     if actor is None:
         return
     row = None
@@ -373,18 +383,17 @@ def _require_importer(conn: Connection, actor: CurrentUser | None) -> None:
         row = conn.execute(
             select(User.role, User.scope_unit_id, User.is_active).where(User.id == actor.id)
         ).one_or_none()
-    top = None
-    if row is not None:
-        top = conn.execute(select(AdminUnit.parent_id).where(AdminUnit.id == row.scope_unit_id)).one_or_none()
     if (
         row is None
         or not row.is_active
         or Role(row.role) is not Role.ADMIN
         or row.scope_unit_id != actor.scope_unit_id
-        or top is None
-        or top.parent_id is not None
     ):
         raise out_of_scope(actor, "boundaries", None, ADMIN_ONLY)
+    tops = conn.execute(select(AdminUnit.id).where(AdminUnit.parent_id.is_(None)).limit(2)).scalars().all()
+    if tops != [row.scope_unit_id]:
+        why = SEVERAL_TOPS if row.scope_unit_id in tops else ADMIN_ONLY
+        raise out_of_scope(actor, "boundaries", None, why)
 
 
 def _lock(conn: Connection, replacing: bool) -> None:

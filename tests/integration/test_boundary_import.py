@@ -21,8 +21,10 @@ from sqlalchemy import func, insert, select, text
 from db.engine import session_factory
 from db.models import AdminUnit, AuditLog, Base, Department, Event, InspectorGrid, User, Venue
 from db.uow import UnitOfWork
+from domain.access import CurrentUser
 from domain.vocabulary import AdminLevel, EventCategory, EventSource, Role
 from geo.boundaries import PARENT_CREATE, PARENT_NONE, ParentChoice, read_source
+from services.access import OutOfScope
 from services.boundaries import (
     SETUP_CODE,
     ImportOptions,
@@ -250,6 +252,40 @@ def test_a_top_parent_in_neither_the_file_nor_the_store_is_refused_before_anythi
     with empty_engine.connect() as conn:
         tops = conn.execute(select(AdminUnit.code).where(AdminUnit.parent_id.is_(None))).scalars().all()
     assert sorted(tops) == ["880001", "880002"]
+
+
+def test_on_a_store_of_several_top_units_the_administrator_of_one_cannot_import_over_the_others(
+    empty_engine, tmp_path
+):
+    """Two districts side by side, each with its own administrator: neither may import (a replace would
+    delete the other's units and move its administrator); the operator at the command line still can."""
+    path = _write(_harbour_rows()[1:], tmp_path / "districts.geojson")
+    assert import_boundaries(UnitOfWork(empty_engine), path, seed=3, parent=ParentChoice(PARENT_NONE)).ok
+    west = _unit_id(empty_engine, "880001")
+    with empty_engine.begin() as conn:
+        uid = conn.execute(
+            insert(User).returning(User.id),
+            {
+                "username": "west_admin",
+                "display_name": "港城区管理员",
+                "role": Role.ADMIN,
+                "scope_unit_id": west,
+                "created_at": NOW,
+            },
+        ).scalar_one()
+    actor = CurrentUser(uid, "west_admin", "港城区管理员", Role.ADMIN, west)
+    before = _snapshot(empty_engine)
+    for replace in (True, False):
+        with pytest.raises(OutOfScope, match="多个顶层区划"):
+            import_boundaries(
+                UnitOfWork(empty_engine),
+                _write(_harbour_rows()[1:2], tmp_path / "west.geojson"),
+                seed=4,
+                parent=ParentChoice(PARENT_NONE),
+                replace=replace,
+                actor=actor,
+            )
+    assert _snapshot(empty_engine) == before
 
 
 def test_the_top_parent_can_be_created_from_the_union_of_the_files_units(empty_engine, tmp_path):
