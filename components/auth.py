@@ -17,7 +17,7 @@ from urllib.parse import quote
 import streamlit as st
 
 from components.account_forms import show_problems
-from components.store import engine, reader, uow
+from components.store import engine, reader, tree, uow
 from components.text import md_text
 from domain.access import HOME_PAGE, SESSION_END_LABELS, CurrentUser
 from domain.errors import FieldProblems
@@ -477,4 +477,34 @@ def require_page(page: str) -> CurrentUser:
         deny(user, f"page {page}", None)
         st.error(f"您的角色（{user.role.label}）无权访问此页面。")
         st.stop()
+    if page not in WITHOUT_AREA and no_area_yet():
+        st.title(PAGE_TITLES.get(page, "数字驾驶舱"))
+        if user.may_open("boundaries"):
+            st.info("尚未导入区划：请先导入本地区的边界文件，地图、事件、巡检等功能随后即可使用。")
+            link_to("pages/boundaries.py", "前往区划导入", ":material/upload_file:")
+        else:
+            st.info("尚未导入区划：请联系系统管理员导入本地区的边界文件后再使用。")
+        st.stop()
     return user
+
+
+#: Pages that work before any boundary is imported (a new store holds only the placeholder unit): the
+#: administrator's pages. Every other page needs the area, and says so instead of drawing a map of nothing.
+WITHOUT_AREA = frozenset({"admin", "boundaries", "track"})
+PAGE_TITLES = {
+    "home": "乡镇数字驾驶舱 · 总览",
+    "risk_map": "五色图 · 区域平安风险",
+    "events": "事件流",
+    "report": "随手拍 · 问题上报",
+    "inspections": "平安检查",
+    "my_day": "我的今日",
+    "big_screen": "指挥大屏",
+}
+
+
+def no_area_yet() -> bool:
+    """Whether the store holds only the placeholder unit of a new store (no boundary imported yet)."""
+    from services.boundaries import SETUP_CODE
+
+    units = tree()
+    return len(units) <= 1 and all(units.code(r) == SETUP_CODE for r in units.roots)

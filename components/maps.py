@@ -579,6 +579,8 @@ def fit_view(
 ) -> pdk.ViewState:
     """The view that shows a WGS84 box ``(minlon, minlat, maxlon, maxlat)`` in a width×height viewport."""
     minx, miny, maxx, maxy = (float(b) for b in bounds)
+    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):  # an empty outline: NaN is no JSON
+        return pdk.ViewState(longitude=0.0, latitude=0.0, zoom=1.0, pitch=0, bearing=0)
     (x0, x1), (y0, y1) = offline.to_display(np.array([minx, maxx]), np.array([miny, maxy]))
     lon_c, lat_c = (x0 + x1) / 2, (y0 + y1) / 2
 

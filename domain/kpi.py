@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -177,7 +178,8 @@ def _population(
     if population is None:
         return np.full(len(index), np.nan)
     if not grouped or np.isscalar(population):
-        return np.full(len(index), float(population) if isinstance(population, int | float) else np.nan)
+        # any real number: a unit's population read from a frame is numpy's int64, not int
+        return np.full(len(index), float(population) if isinstance(population, numbers.Real) else np.nan)
     pop = population if isinstance(population, pd.Series) else pd.Series(population)
     return pop.reindex(index).astype(float).to_numpy()
 

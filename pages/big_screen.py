@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import cached, maps, wall
-from components.auth import login_form, through_entrypoint, verified_current_user
+from components.auth import login_form, no_area_yet, through_entrypoint, verified_current_user
 from components.errors import guarded
 from components.risk_view import assemble, by_risk
 from components.store import geography, reader
@@ -41,6 +41,9 @@ SCREEN = wall.Screen.from_params(params.get("vw"), params.get("vh"))
 st.markdown(wall.STYLE, unsafe_allow_html=True)
 
 tree = store_tree()
+if no_area_yet():
+    st.info("尚未导入区划：请系统管理员先导入本地区的边界文件，大屏随后即可显示。")
+    st.stop()
 try:
     base_id = area_by_code(tree, viewer, params.get("area"), "big_screen area", SCREEN_AREA_REFUSED)
 except OutOfScope as exc:

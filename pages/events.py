@@ -114,8 +114,14 @@ st.subheader("事件详情")
 st.caption("点击上方我的待办、实时动态或超期督办中的一行即可打开该事件。")
 if "ev_detail_id" not in st.session_state:  # a fixed default: a changing one would reset the widget
     rows = st.session_state.get("feed_rows")
-    st.session_state["ev_detail_id"] = int(rows["id"].iloc[0]) if rows is not None and not rows.empty else 1
-event_id = st.number_input("事件编号", min_value=1, step=1, key="ev_detail_id")
+    # none in the feed (a township's first day): an empty box, not someone else's event number
+    st.session_state["ev_detail_id"] = (
+        int(rows["id"].iloc[0]) if rows is not None and not rows.empty else None
+    )
+event_id = st.number_input("事件编号", min_value=1, step=1, key="ev_detail_id", placeholder="输入事件编号")
+if event_id is None:
+    st.info("辖区内暂无事件。有新事件上报后，会出现在上方的实时动态中。")
+    st.stop()
 with reader() as conn:
     detail = event_detail(conn, scope, int(event_id), user)
 if detail is None:

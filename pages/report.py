@@ -13,7 +13,7 @@ import uuid
 import streamlit as st
 
 from components import store
-from components.auth import browser_id, link_to, through_entrypoint, verified_current_user
+from components.auth import browser_id, link_to, no_area_yet, through_entrypoint, verified_current_user
 from components.errors import show_incident
 from components.pick_map import place_search, show_pick_map, show_where
 from components.text import md_text
@@ -44,11 +44,20 @@ if DONE in st.session_state:
     st.success(st.session_state.pop(DONE))
     link_to("pages/track.py", "查询处理进度", ":material/search:")
 
+if no_area_yet():
+    st.info("尚未导入区划，暂不能上报：请系统管理员先导入本地区的边界文件。")
+    st.stop()
+
+
+def _place(lon: float, lat: float) -> None:
+    """The report's point, and the 经度/纬度 boxes showing it (set before they are drawn)."""
+    st.session_state.report_lon, st.session_state.report_lat = lon, lat
+    st.session_state.report_lon_box, st.session_state.report_lat_box = float(lon), float(lat)
+
+
 if "report_lon" not in st.session_state:
     with store.reader() as conn:
-        st.session_state.report_lon, st.session_state.report_lat = default_focus(
-            conn, user.scope_unit_id if user else None
-        )
+        _place(*default_focus(conn, user.scope_unit_id if user else None))
 
 found = place_search(
     st.session_state.report_lon, st.session_state.report_lat, key="report_search", staff=bool(user)
@@ -56,15 +65,23 @@ found = place_search(
 clicked = show_pick_map(st.session_state.report_lon, st.session_state.report_lat, key="report_pick")
 clicked = {"lng": found[0], "lat": found[1]} if found else clicked
 if clicked and (clicked["lng"], clicked["lat"]) != (st.session_state.report_lon, st.session_state.report_lat):
-    st.session_state.report_lon, st.session_state.report_lat = clicked["lng"], clicked["lat"]
+    _place(clicked["lng"], clicked["lat"])
     st.rerun()
+
+
+def _typed() -> None:
+    """经度/纬度 typed by hand: the place shown and the place sent are the same point."""
+    st.session_state.report_lon = st.session_state.report_lon_box
+    st.session_state.report_lat = st.session_state.report_lat_box
+
+
+c1, c2 = st.columns(2)
+c1.number_input("经度", key="report_lon_box", format="%.6f", step=0.0001, on_change=_typed)
+c2.number_input("纬度", key="report_lat_box", format="%.6f", step=0.0001, on_change=_typed)
 show_where(st.session_state.report_lon, st.session_state.report_lat)  # grid and village, before sending
 
 categories = {c.label: c.value for c in EventCategory}
 with st.form(f"report_{st.session_state.get(FORM, 0)}", clear_on_submit=False):
-    c1, c2 = st.columns(2)
-    lon = c1.number_input("经度", value=float(st.session_state.report_lon), format="%.6f", step=0.0001)
-    lat = c2.number_input("纬度", value=float(st.session_state.report_lat), format="%.6f", step=0.0001)
     category = st.selectbox("事项类别", list(categories), index=None, placeholder="请选择")
     title = st.text_input("标题", max_chars=100, placeholder="例如：店门口占道堆物")
     description = st.text_area("问题描述", max_chars=2000)
@@ -79,8 +96,8 @@ if submitted:
         category=categories.get(category, ""),
         title=title,
         description=description,
-        lon=lon,
-        lat=lat,
+        lon=float(st.session_state.report_lon),
+        lat=float(st.session_state.report_lat),
         reporter_name=name,
         reporter_phone=phone,
     )
@@ -128,7 +145,8 @@ def _submit(merge_into: int | None) -> None:
             f"已合并至事件 #{event.merged_into_id}，感谢您的反映，我们会一并处理。{follow}"
         )
     else:
-        st.session_state[DONE] = f"上报成功，事件编号 #{event.id}。{follow}"
+        where = store.tree().name(event.grid_id)
+        st.session_state[DONE] = f"上报成功，事件编号 #{event.id}（所在网格：{md_text(where)}）。{follow}"
     st.session_state[FORM] = st.session_state.get(FORM, 0) + 1  # the next report starts from an empty form
     st.rerun()
 

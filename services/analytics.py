@@ -823,18 +823,21 @@ def kpi_display(table: pd.DataFrame) -> pd.DataFrame:
     def rel(v):
         return "—" if pd.isna(v) else shown(number(v, "rel"), "rel")
 
+    def dec(places: int):
+        return lambda v: "—" if pd.isna(v) else f"{v:.{places}f}"
+
     return pd.DataFrame(
         {
             "排名": table["rank"].astype("string").fillna("样本不足"),
             "名称": table["name"],
             "事件数(N)": table["events"],
-            "投诉率(件/万人)": table["complaint_rate"].round(2),
+            "投诉率(件/万人)": table["complaint_rate"].map(dec(2)),
             "解决率": table["resolution_rate"].map(pct),
             "满意率": table["satisfaction_rate"].map(pct),
             "满意率环比": table["satisfaction_rate_prev_change"].map(pp),
             "满意率同比": table["satisfaction_rate_yoy_change"].map(pp),
             "按时办结率": table["on_time_rate"].map(pct),
-            "平均处置时长(小时)": table["mean_handling_hours"].round(1),
+            "平均处置时长(小时)": table["mean_handling_hours"].map(dec(1)),
             "事件数环比": table["events_prev_change"].map(rel),
             "事件数同比": table["events_yoy_change"].map(rel),
         }

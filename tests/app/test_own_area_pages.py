@@ -8,6 +8,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import insert, select
 
+from components.auth import WITHOUT_AREA
 from db.engine import make_engine
 from db.migrate import upgrade
 from db.models import AdminUnit, Department, User, Venue
@@ -160,3 +161,50 @@ def test_before_the_first_import_the_first_administrator_opens_every_page_withou
         at.session_state["current_user"] = admin
         at.run()
         assert not at.exception, (key, [e.value for e in at.exception])
+        if key not in WITHOUT_AREA:  # no map of the placeholder's empty outline (a NaN centre): a pointer
+            assert any("尚未导入区划" in i.value for i in at.info), key
+            assert not at.get("deck_gl_json_chart"), key
+
+
+@pytest.mark.parametrize("own_store", ["county"], indirect=True)  # several townships, one with the event
+def test_a_township_without_events_opens_its_event_flow_without_a_warning_or_a_denial(
+    own_store, monkeypatch, caplog
+):
+    """The detail box fell back to event #1, another township's: a warning and a logged denial on every
+    run for every township on its first day."""
+    import logging
+
+    from db.models import Event
+
+    url, _ = own_store
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        busy = set(conn.execute(select(Event.grid_id)).scalars())
+        townships = conn.execute(select(AdminUnit.id).where(AdminUnit.level == AdminLevel.TOWNSHIP)).scalars()
+        from services.geography import tree
+
+        units = tree(conn)
+        quiet = next(t for t in townships if not busy & set(units.grids_under(t)))
+        uid = conn.execute(
+            insert(User).returning(User.id),
+            {
+                "username": f"quiet_{quiet}",
+                "display_name": "乡镇领导",
+                "role": Role.TOWNSHIP_LEADER,
+                "scope_unit_id": quiet,
+                "created_at": clock.now(),
+            },
+        ).scalar_one()
+    engine.dispose()
+    monkeypatch.setenv("DATABASE_URL", url)
+    forget_index()
+    at = page("pages/events.py")
+    at.session_state["current_user"] = CurrentUser(
+        uid, f"quiet_{quiet}", "乡镇领导", Role.TOWNSHIP_LEADER, quiet
+    )
+    with caplog.at_level(logging.WARNING, logger="access"):
+        at.run()
+    assert not at.exception
+    assert not at.warning
+    assert any("暂无事件" in i.value for i in at.info)
+    assert not [r for r in caplog.records if r.name == "access"]

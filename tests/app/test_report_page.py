@@ -87,3 +87,30 @@ def test_a_sixth_report_from_one_browser_session_is_refused_saying_when_to_try_a
     errors = " ".join(e.value for e in at.error)
     assert "提交过于频繁：本设备 10 分钟内最多上报 5 次，请于" in errors and "后再试" in errors
     assert _events(store) == before
+
+
+def test_typed_coordinates_move_the_place_shown_and_the_report_lands_where_it_was_shown(store):
+    """经度/纬度 typed by hand were read only on 提交: 所在位置 still named the map's grid while the report
+    went to another one (found on a new county's first day)."""
+    from db.models import AdminUnit
+    from domain.vocabulary import AdminLevel
+
+    with store.connect() as conn:
+        grids = conn.execute(
+            select(AdminUnit.id, AdminUnit.name, AdminUnit.centroid_lon, AdminUnit.centroid_lat)
+            .where(AdminUnit.level == AdminLevel.GRID)
+            .order_by(AdminUnit.code.desc())
+            .limit(1)
+        ).all()
+    target = grids[0]
+    at = page("pages/report.py").run()
+    assert target.name not in " ".join(m.value for m in at.markdown)  # the map opens elsewhere
+    at.number_input[0].set_value(target.centroid_lon)
+    at.number_input[1].set_value(target.centroid_lat).run()
+    where = " ".join(m.value for m in at.markdown if "所在位置" in m.value)
+    assert target.name in where
+    at = _new_anyway(_fill(at))
+    assert target.name in _success_number(at)
+    with store.connect() as conn:
+        last = conn.execute(select(Event.grid_id).order_by(Event.id.desc()).limit(1)).scalar_one()
+    assert last == target.id

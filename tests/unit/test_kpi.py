@@ -66,6 +66,13 @@ def test_the_whole_tables_kpis_are_the_hand_computed_ones():
     assert row["mean_handling_hours"] == pytest.approx((10 + 24 + 4 + 2) / 4)
 
 
+@pytest.mark.parametrize("population", [np.int64(20_000), np.float32(20_000), 20_000.0])
+def test_a_population_read_from_a_frame_counts_as_one(population):
+    """A unit's population comes out of a frame as numpy's int64: it was taken for no number, and the
+    report's 概况 showed no 投诉率 for any area."""
+    assert kpi_table(EVENTS, population=population).loc["全部", "complaint_rate"] == pytest.approx(2.5)
+
+
 def test_kpis_group_by_area_through_a_grid_to_unit_mapping():
     t = kpi_table(EVENTS, "unit_id", unit_of=UNIT_OF, population={1: 5_000, 2: 2_500})
     assert t.index.tolist() == [1, 2]
