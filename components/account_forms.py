@@ -87,9 +87,18 @@ def department_select(
 
 
 @st.cache_data(show_spinner=False)
-def template() -> bytes:
-    """The import template (XLSX), built once per process."""
-    return import_template()
+def template(example: str | None) -> bytes:
+    """The import template (XLSX) with ``example`` as its example code, built once per process and code."""
+    return import_template(example)
+
+
+def example_code(tree: Tree, scope_unit_id: int) -> str | None:
+    """The code a template's notes give as an example: the user's own unit's (not the demo's 330802),
+    none before the first boundary import."""
+    from services.boundaries import SETUP_CODE
+
+    code = tree.code(scope_unit_id) if scope_unit_id in tree else None
+    return None if code in (None, SETUP_CODE) else code
 
 
 def _when(value) -> str:

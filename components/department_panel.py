@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from components import cached, store
-from components.account_forms import attempt, errors_frame, scope_picker
+from components.account_forms import attempt, errors_frame, example_code, scope_picker
 from components.text import md_text
 from domain.access import CurrentUser
 from domain.dispatch import DEPARTMENT_KINDS
@@ -54,8 +54,8 @@ def department_frame(rows: Sequence[DepartmentRow]) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False)
-def _template() -> bytes:
-    return import_template()
+def _template(example_code: str | None) -> bytes:
+    return import_template(example_code)
 
 
 def _written(write: Callable[[], Any]) -> Callable[[], Any]:
@@ -86,7 +86,7 @@ def department_panel(user: CurrentUser, tree: Tree) -> None:
     if rows:
         _actions(user, {r.id: r for r in rows})
     _create(user, tree)
-    _import(user)
+    _import(user, example_code(tree, user.scope_unit_id))
 
 
 def _actions(user: CurrentUser, by_id: dict[int, DepartmentRow]) -> None:
@@ -147,13 +147,13 @@ def _create(user: CurrentUser, tree: Tree) -> None:
         st.session_state["adm_d_gen"] = gen  # refused: the same form, as typed
 
 
-def _import(user: CurrentUser) -> None:
+def _import(user: CurrentUser, example: str | None) -> None:
     st.subheader("批量导入部门")
     st.caption(
         f"每行一个部门，全部无误才导入；CSV 可为 UTF-8 或 GBK 编码，一次最多 {MAX_IMPORT_ROWS} 行。列说明见模板的「说明」页。"
     )
     st.download_button(
-        "下载部门导入模板（XLSX）", _template(), file_name="部门导入模板.xlsx", key="adm_d_template"
+        "下载部门导入模板（XLSX）", _template(example), file_name="部门导入模板.xlsx", key="adm_d_template"
     )
     upload = st.file_uploader("选择部门文件", type=["csv", "xlsx"], key="adm_d_upload")
     if upload is None or not st.button("导入部门", type="primary", key="adm_d_import"):

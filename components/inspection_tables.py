@@ -60,6 +60,19 @@ def overflow(view: PlanView) -> pd.DataFrame:
     return pd.DataFrame({"检查员": o["inspector"], "村（社区）": o["village"], "未排入": o["count"]})
 
 
+def uncovered(view: PlanView) -> pd.DataFrame:
+    u = view.uncovered_table()
+    return pd.DataFrame(
+        {
+            "乡镇（街道）": u["township"],
+            "村（社区）": u["village"],
+            "场所": u["venue"],
+            "平安码": u["code"].map(lambda c: _label(SafetyCode, c)),
+            "原因": u["reason"],
+        }
+    )
+
+
 def route(view: PlanView, inspector_id: int) -> pd.DataFrame:
     r = view.route_table(inspector_id)
     return pd.DataFrame(

@@ -294,6 +294,7 @@ def right_column(
     ranking: Sequence[tuple[str, str, str]],
     level_label: str,
     screen: Screen,
+    linkage: str = "五级联动",
 ) -> str:
     levels = "".join(f"<div class='lv'>{esc(k)}<b>{v:,}</b></div>" for k, v in flow.items())
     rank = "".join(
@@ -314,7 +315,7 @@ def right_column(
         items += f"<div class='bs-more'>另有 {len(alerts) - n} 条预警，详见事件页「预警」</div>"
     return (
         f"<div class='bs-col' style='height:{screen.column_height}px'>"
-        f"<div class='bs-panel' data-testid='bs-flow'><h3>五级联动 · 在办事件所在层级</h3><div class='bs-flow'>{levels}</div></div>"
+        f"<div class='bs-panel' data-testid='bs-flow'><h3>{esc(linkage)} · 在办事件所在层级</h3><div class='bs-flow'>{levels}</div></div>"
         f"<div class='bs-panel bs-grow' data-testid='bs-alerts'><h3>预警 · {len(alerts)} 条</h3>{items}</div>"
         f"<div class='bs-panel' data-testid='bs-rank'><h3>风险排名 · {esc(level_label)}</h3>{rank}</div>"
         "</div>"

@@ -53,6 +53,19 @@ class AdminLevel(Labelled):
     def parent(self) -> AdminLevel | None:
         return list(AdminLevel)[self.depth - 1] if self.depth > 0 else None
 
+    def and_below(self) -> list[AdminLevel]:
+        """This level and every one under it, from the top down."""
+        return list(AdminLevel)[self.depth :]
+
+    def linkage(self) -> str:
+        """The levels from this one down as the cockpits name them: 市-县-乡-村-网格 五级联动 from a city,
+        县-乡-村-网格 四级联动 from a county (an own-area store, a county's leader)."""
+        levels = self.and_below()
+        return f"{'-'.join(_SHORT[lv.value] for lv in levels)} {'一二三四五'[len(levels) - 1]}级联动"
+
+
+_SHORT = {"city": "市", "county": "县", "township": "乡", "village": "村", "grid": "网格"}
+
 
 class VenueCategory(Labelled):
     """The eight venue categories of 平安码 (一企一所一码)."""

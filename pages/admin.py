@@ -12,6 +12,7 @@ from components.account_forms import (
     account_frame,
     attempt,
     department_select,
+    example_code,
     role_select,
     scope_picker,
     show_import_result,
@@ -158,7 +159,12 @@ with importing:
         "每行一个账号，全部无误才导入（有任何一行出错则一个也不导入）。CSV 可为 UTF-8 或 GBK 编码；"
         f"一次最多 {MAX_IMPORT_ROWS} 行。列说明见模板的「说明」页。"
     )
-    st.download_button("下载导入模板（XLSX）", template(), file_name="账号导入模板.xlsx", key="adm_template")
+    st.download_button(
+        "下载导入模板（XLSX）",
+        template(example_code(tree, user.scope_unit_id)),
+        file_name="账号导入模板.xlsx",
+        key="adm_template",
+    )
     upload = st.file_uploader("选择文件", type=["csv", "xlsx"], key="adm_upload")
     if upload is not None and st.button("导入", type="primary", key="adm_import"):
         try:

@@ -67,7 +67,7 @@ def screen() -> None:
     scope = scope_for(viewer, grids)
     with reader() as conn:
         kpis = screen_kpis(conn, scope, now)
-        flow = open_by_level(conn, scope)
+        flow = open_by_level(conn, scope, AdminLevel(area["level"]))
         ticker = feed(conn, scope, None, limit=5)
     day, points = cached.wall(grids)
     risk = cached.risk(now.date())
@@ -103,7 +103,10 @@ def screen() -> None:
         st.pydeck_chart(deck, height=SCREEN.map_height, key="bs_map")
     with right:
         top = wall.ranking_rows(by_risk(view.shown))
-        st.markdown(wall.right_column(flow, alerts, top, level.label, SCREEN), unsafe_allow_html=True)
+        linkage = AdminLevel(area["level"]).linkage().split()[-1]
+        st.markdown(
+            wall.right_column(flow, alerts, top, level.label, SCREEN, linkage), unsafe_allow_html=True
+        )
 
 
 screen()

@@ -37,9 +37,10 @@ scope = user.scope_unit_id
 scope_level = df.at[scope, "level"]
 root = df.loc[scope]
 
-st.caption(f"数据日期：{today.isoformat()}　·　{md_text(root['name'])}　·　市-县-乡-村-网格 五级联动")
+own = AdminLevel(scope_level)
+st.caption(f"数据日期：{today.isoformat()}　·　{md_text(root['name'])}　·　{own.linkage()}")
 by_level = df.groupby("level").size()
-kpi_row([(lvl.label + "数", int(by_level.get(lvl.value, 0))) for lvl in AdminLevel])
+kpi_row([(lvl.label + "数", int(by_level.get(lvl.value, 0))) for lvl in own.and_below()])
 kpi_row(
     [
         ("场所总数", int(root["venues"])),

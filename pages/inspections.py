@@ -78,9 +78,15 @@ with tabs[0]:
     )
     st.dataframe(summary, hide_index=True, width="stretch")
     tables.csv_button("导出计划（CSV）", summary, f"检查计划_{day:%Y%m%d}.csv", "ins_plan_csv")
-    if plan.overflow:
+    if plan.overflow and not (over := tables.overflow(view)).empty:
         st.markdown("**超出容量未排入（按检查员、村）**")
-        st.dataframe(tables.overflow(view), hide_index=True, width="stretch")
+        st.dataframe(over, hide_index=True, width="stretch")
+    if plan.uncovered:
+        st.warning(
+            f"{len(plan.uncovered)} 个今日应检场所所在的网格没有检查员负责，不能排入任何人的计划："
+            "请在「账号管理」中为检查员分配这些网格。"
+        )
+        st.dataframe(tables.uncovered(view), hide_index=True, width="stretch")
     if view.inputs.reassign:
         st.info(f"当日已采纳调配 {len(view.inputs.reassign)} 处。")
         if st.button("撤销当日全部调配", key="ins_clear"):

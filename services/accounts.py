@@ -80,7 +80,7 @@ COLUMN_NOTES = {
     "用户名": "必填。" + USERNAME_RULE + "；不能与已有账号或本文件其他行重复（不区分大小写）",
     "姓名": f"必填，最多 {MAX_NAME} 字",
     "角色": "必填：" + "、".join(r.label for r in Role) + "（也可写 管理员、网格员、检查员）",
-    "管辖区划编码": "必填：区划编码（如 330802），须在您的管辖范围内；网格员/检查员须为乡镇、村（社区）或网格",
+    "管辖区划编码": "必填：区划编码（如 {example}），须在您的管辖范围内；网格员/检查员须为乡镇、村（社区）或网格",
     "部门": "部门处置人员必填（部门编码或全称），其他角色留空",
     "手机号": "可不填；11 位手机号码",
     "初始密码": "可不填（自动生成临时密码，导入后显示一次）；填写则至少 8 位。首次登录须修改密码",
@@ -650,9 +650,11 @@ class ImportResult:
         return not self.errors
 
 
-def import_template() -> bytes:
+def import_template(example_code: str | None = None) -> bytes:
     """The XLSX template: the 账号 sheet's headers, and a 说明 sheet with what each column takes."""
-    return tabular.import_template("账号", {c: COLUMN_NOTES[c] for c in COLUMNS})
+    example = f"如 {example_code}" if example_code else "如 本地区的区划编码"
+    notes = {c: COLUMN_NOTES[c].replace("如 {example}", example) for c in COLUMNS}
+    return tabular.import_template("账号", notes)
 
 
 def parse_role(text: str) -> Role | None:

@@ -53,7 +53,7 @@ REQUIRED_COLUMNS = COLUMNS[:3]
 COLUMN_NOTES = {
     "部门名称": f"必填，{MIN_NAME}–{MAX_NAME} 字，同一区划内不能重名",
     "类型": "必填：" + "、".join(DEPARTMENT_KINDS) + "；同一区划每类只能有一个部门",
-    "所属区划编码": "必填：部门所在区划的编码（如 330802），须在您的管辖范围内；可为任一级",
+    "所属区划编码": "必填：部门所在区划的编码（如 {example}），须在您的管辖范围内；可为任一级",
     "部门编码": "可不填（按区划编码和类型自动生成）；填写则不能与已有部门重复",
 }
 MAX_IMPORT_ROWS = 1000
@@ -377,9 +377,11 @@ class ImportResult:
         return not self.errors
 
 
-def import_template() -> bytes:
+def import_template(example_code: str | None = None) -> bytes:
     """The XLSX template: the 部门 sheet's headers and a 说明 sheet."""
-    return tabular.import_template("部门", {c: COLUMN_NOTES[c] for c in COLUMNS})
+    example = f"如 {example_code}" if example_code else "如 本地区的区划编码"
+    notes = {c: COLUMN_NOTES[c].replace("如 {example}", example) for c in COLUMNS}
+    return tabular.import_template("部门", notes)
 
 
 def import_departments(

@@ -133,8 +133,10 @@ def screen_kpis(conn: Connection, scope: Scope, now: datetime) -> dict[str, str]
     }
 
 
-def open_by_level(conn: Connection, scope: Scope) -> dict[str, int]:
-    """Open events by the level that owns them now (村 → 镇 → 县 → 市): the flow across the levels."""
+def open_by_level(conn: Connection, scope: Scope, top: AdminLevel = AdminLevel.CITY) -> dict[str, int]:
+    """Open events by the level that owns them now (村 → 镇 → 县 → 市): the flow across the levels, from
+    the grid's village up to ``top`` (the area's own level: no 市 0 on a county's screen), and above it
+    only a level that holds some (an event of the area sent up to the city)."""
     owner = AdminUnit.__table__.alias("owner")
     rows = conn.execute(
         select(owner.c.level, func.count())
@@ -145,7 +147,9 @@ def open_by_level(conn: Connection, scope: Scope) -> dict[str, int]:
     ).all()
     got = {AdminLevel(level).value: n for level, n in rows}
     return {
-        lvl.label: got.get(lvl.value, 0) for lvl in reversed(list(AdminLevel)) if lvl is not AdminLevel.GRID
+        lvl.label: got.get(lvl.value, 0)
+        for lvl in reversed(list(AdminLevel))
+        if lvl is not AdminLevel.GRID and (lvl.depth >= top.depth or got.get(lvl.value))
     }
 
 

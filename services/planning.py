@@ -474,12 +474,29 @@ class PlanView:
         return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
     def overflow_table(self) -> pd.DataFrame:
-        """What did not fit: inspector, village and count."""
+        """What did not fit an inspector's day: inspector, village and count (venues nobody covers are
+        not over anyone's capacity: :meth:`uncovered_table`)."""
         rows = [
             (self.inspector_name(o.inspector_id), self.tree.name(o.village_id), o.count)
             for o in self.plan.overflow
+            if o.inspector_id is not None
         ]
         return pd.DataFrame(rows, columns=["inspector", "village", "count"])
+
+    def uncovered_table(self) -> pd.DataFrame:
+        """Venues due today in grids no inspector covers (no account is assigned there yet): township,
+        village, venue, code and why it is due, in priority order."""
+        rows = [
+            (
+                self.tree.name(v.township_id),
+                self.tree.name(v.village_id),
+                v.venue_name,
+                SafetyCode(v.code).value,
+                v.reason,
+            )
+            for v in sorted(self.plan.uncovered, key=lambda v: v.priority)
+        ]
+        return pd.DataFrame(rows, columns=["township", "village", "venue", "code", "reason"])
 
     def route_table(self, inspector_id: int) -> pd.DataFrame:
         """One inspector's route: stop, venue, code, reason, metres from the previous stop."""

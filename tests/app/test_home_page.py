@@ -94,7 +94,9 @@ def test_home_page_on_an_empty_store_refuses_a_session_the_store_does_not_know(e
 def test_a_village_scoped_user_sees_only_their_village(square_store):
     at = _as(square_store, Role.INSPECTOR, "990001001002").run()
     m = _metrics(at)
-    assert m["村(社区)数"] == "1" and m["网格数"] == "2" and m["市数"] == "0"
+    assert m["村(社区)数"] == "1" and m["网格数"] == "2"
+    assert "市数" not in m and "乡镇(街道)数" not in m  # no tiles for the levels above the user's own
+    assert any("村-网格 二级联动" in c.value for c in at.caption)
     assert m["事件总数"] == "1"
 
 

@@ -624,9 +624,15 @@ def test_a_file_that_cannot_be_read_is_refused_in_chinese(area):
 
 
 def test_the_template_has_the_documented_columns_and_notes(area):
-    sheets = pd.read_excel(io.BytesIO(accounts.import_template()), sheet_name=None, dtype=str)
+    sheets = pd.read_excel(io.BytesIO(accounts.import_template("990001")), sheet_name=None, dtype=str)
     assert list(sheets["账号"].columns) == accounts.COLUMNS
     assert list(sheets["说明"]["列"]) == accounts.COLUMNS
+    notes = " ".join(sheets["说明"].astype(str).to_numpy().ravel())
+    assert "如 990001" in notes and "330802" not in notes  # the user's own code, not the demo's
+    from services import departments
+
+    unit = pd.read_excel(io.BytesIO(departments.import_template("990001")), sheet_name=None, dtype=str)
+    assert "如 990001" in " ".join(unit["说明"].astype(str).to_numpy().ravel())
 
 
 def test_no_audit_row_carries_password_material(area):

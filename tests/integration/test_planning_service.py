@@ -114,6 +114,21 @@ def _plan(area, day=DAY):
         return plan_for(conn, day, area.township)
 
 
+def test_a_venue_no_inspector_covers_is_listed_as_uncovered_not_as_over_anyones_capacity(area):
+    """A new county's townships without an inspector yet: their red venues were shown under 超出容量未排入
+    as （无人负责）, while every inspector still had room."""
+    from sqlalchemy import delete
+
+    with area.engine.begin() as conn:
+        conn.execute(delete(InspectorGrid).where(InspectorGrid.user_id == area.c.id))
+    red = area.venue(3, code="red")
+    view = _plan(area)
+    assert view.overflow_table().empty
+    table = view.uncovered_table()
+    assert table["venue"].tolist() == [f"场所{area.n}"] and table["code"].tolist() == ["red"]
+    assert [v.venue_id for v in view.plan.uncovered] == [red]
+
+
 def test_capacity_comes_from_settings_overflow_is_proposed_and_an_accepted_proposal_moves_the_visit(area):
     vids = [area.venue(0) for _ in range(3)]
     save_capacity(UnitOfWork(area.engine), default=2, now=NOW)
