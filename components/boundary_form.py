@@ -26,7 +26,7 @@ from geo.boundaries import (
 )
 from services.boundaries import ImportOptions, StoreState, read_file, suggest_parent
 
-UPLOAD_TYPES = ["geojson", "json", "zip", "gpkg"]
+UPLOAD_TYPES = ["geojson", "json", "zip", "gpkg", "kml"]
 STYLE = {
     "datav": "DataV（阿里云 DataV GeoAtlas）格式：adcode / name / level / parent",
     "names": "只有名称的文件（省、市、区县等名称列，没有编码：编码将自动生成）",
@@ -73,20 +73,37 @@ def problems_frame(errors: list[BoundaryError]) -> pd.DataFrame:
 
 
 def read_upload(upload) -> tuple[SourceFile | None, str]:
-    """The uploaded file read once per content (kept in the session); problems shown. (file, its digest)."""
+    """The uploaded file read once per content and layer (kept in the session); problems shown; a file of
+    several layers (a GeoPackage, a zip of Shapefiles) offers them to choose. (file, its digest: the
+    content's, and the layer's when it is not the first)."""
     data = upload.getvalue()
     digest = hashlib.sha256(data).hexdigest()[:16]
+    layer = st.session_state.get(f"bd_layer_{digest}")
     cached = st.session_state.get("bd_source")
-    if cached is None or cached[0] != digest:
+    if cached is None or cached[0] != digest or (layer is not None and cached[1] != layer):
         with st.spinner("正在读取文件…"):
-            source, problems = read_file(data, filename=upload.name)
-        st.session_state["bd_source"] = cached = (digest, source, problems)
-    _, source, problems = cached
+            source, problems = read_file(data, filename=upload.name, layer=layer)
+        read = (
+            layer
+            if layer is not None
+            else (source.layers[0] if source is not None and source.layers else None)
+        )
+        st.session_state["bd_source"] = cached = (digest, read, source, problems)
+    _, read, source, problems = cached
     if problems:
         st.error("无法读取该文件，数据库未作任何修改：")
         st.dataframe(problems_frame(problems), hide_index=True, width="stretch")
         return None, digest
-    return source, digest
+    if source is None or len(source.layers) <= 1:
+        return source, digest
+    st.selectbox(
+        "图层（文件中有多个图层，每次导入其中一个；上下级分在不同图层时，请先在 GIS 软件中合并为一个图层）",
+        source.layers,
+        key=f"bd_layer_{digest}",
+    )
+    if read == source.layers[0]:
+        return source, digest
+    return source, f"{digest}-{hashlib.sha256(str(read).encode()).hexdigest()[:6]}"
 
 
 def _pick(label: str, props: list[str | None], default: str | None, key: str, col=st) -> str | None:

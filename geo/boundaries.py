@@ -51,6 +51,12 @@ MAX_FILE_BYTES = 1 << 30
 #: files from different sources rarely match to the metre; 0.5 % tolerates such slivers
 #: while any real misplacement is far larger.
 OUTSIDE_PARENT_TOLERANCE = 0.005
+#: Two units of one parent may share at most this much of the smaller one's area (slivers where the
+#: sources differ); beyond it a point there would belong to either, and its grid would be a coin toss.
+OVERLAP_TOLERANCE = 0.005
+#: At most this much of a parent's area may lie outside all of its children from the file: no grid would
+#: be generated there, and a report from it would be refused as outside the area.
+UNCOVERED_TOLERANCE = 0.01
 
 #: What the store's ``admin_units`` columns hold (``db/base.py``: code 32, name 200, kind 16 characters;
 #: population a 32-bit integer). A generated child's code is its parent's + 3 digits and a generated grid's
@@ -72,21 +78,38 @@ LEVEL_ALIASES = {
     "县": "county",
     "区": "county",
     "县级": "county",
+    "县级市": "county",
+    "市辖区": "county",
+    "旗": "county",  # Inner Mongolia's counties
+    "区县级": "county",
     "district": "county",
     "乡镇": "township",
     "乡镇街道": "township",
     "街道": "township",
+    "街道办事处": "township",
+    "街道办": "township",
+    "苏木": "township",  # Inner Mongolia's townships
     "乡": "township",
     "镇": "township",
     "乡级": "township",
     "street": "township",
     "town": "township",
     "村": "village",
+    "行政村": "village",
     "社区": "village",
+    "居委会": "village",
+    "村委会": "village",
+    "嘎查": "village",  # Inner Mongolia's villages
+    "村(社区)": "village",
+    "村（社区）": "village",
     "村社区": "village",
     "村居": "village",
     "村级": "village",
     "网格": "grid",
+    "乡镇(街道)": "township",
+    "乡镇（街道）": "township",
+    "县(市、区)": "county",
+    "县（市、区）": "county",
 }
 #: Levels above the five: named in the refusal so the user knows why.
 UNSUPPORTED_LEVELS = {"province": "省级", "省": "省级", "省级": "省级", "country": "国家级", "国家": "国家级"}
@@ -287,6 +310,12 @@ def read_source(
             frame = gpd.read_file(dataset, layer=layer_name, encoding=encoding)
         except Exception as exc:  # any reader failure is the user's file, reported not raised
             return None, [_unreadable(exc, kind, dataset, Path(tmp))]
+    if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame.columns:
+        return None, [
+            BoundaryError(
+                None, None, None, f"文件中没有几何（边界）：{kind} 文件只有属性表，不能作为区划文件"
+            )
+        ]
     return SourceFile(frame, name, kind, notes, layers), []
 
 
@@ -351,12 +380,16 @@ def _dataset(path: Path, tmp: Path, max_bytes: int, layer: str | None):
         inside = sorted(p for p in (tmp / "unzipped").rglob("*") if p.is_file() and "__MACOSX" not in p.parts)
         for wanted in (".shp", ".gpkg", ".geojson", ".json"):
             hits = [p for p in inside if p.suffix.lower() == wanted]
-            if layer and wanted == ".shp":
-                hits = [p for p in hits if p.stem == layer] or hits
             if hits:
-                if len(hits) > 1:
-                    notes.append(f"压缩包中有 {len(hits)} 个{wanted}文件，读取的是 {hits[0].name}")
-                return _dataset_of(hits[0], layer if wanted == ".gpkg" else None, notes)
+                every = [p.stem for p in hits] if wanted == ".shp" else []
+                if layer and wanted == ".shp":
+                    hits = [p for p in hits if p.stem == layer] or hits
+                if len(every) > 1:
+                    notes.append(f"压缩包中有 {len(every)} 个 .shp 文件（图层），读取的是 {hits[0].name}")
+                found, problem = _dataset_of(hits[0], layer if wanted == ".gpkg" else None, notes)
+                if found is not None and every:
+                    found = (*found[:3], every, found[4])
+                return found, problem
         return None, BoundaryError(None, None, None, "压缩包中没有 .shp、.gpkg 或 .geojson 文件")
     if suffix == ".shp" and not path.with_suffix(".dbf").exists() and not path.with_suffix(".DBF").exists():
         notes.append("未找到 .dbf 文件：没有属性")
@@ -381,7 +414,17 @@ def _dataset_of(path: Path, layer: str | None, notes: list[str]):
         if len(polygonal) > 1:
             notes.append(f"GeoPackage 有 {len(polygonal)} 个面图层，读取的是 {chosen}")
         return (path, "GeoPackage", chosen, polygonal, notes), None
-    return (path, "GeoJSON", None, [], notes), None
+    if suffix in (".geojson", ".json"):
+        return (path, "GeoJSON", None, [], notes), None
+    if suffix == ".kml":  # Google Earth, 天地图 and 奥维 exports: GDAL reads them as well
+        return (path, "KML", None, [], notes), None
+    return None, BoundaryError(
+        None,
+        None,
+        None,
+        f"不支持的文件格式（{suffix or '无扩展名'}）：请上传 GeoJSON（.geojson/.json）、"
+        "打包为 .zip 的 Shapefile、GeoPackage（.gpkg）或 KML；表格（CSV、Excel）中没有边界，不能作为区划文件",
+    )
 
 
 def _dbf_encoding(dbf: Path) -> str | None:
@@ -635,6 +678,44 @@ def _lonlat(bounds) -> bool:
     return bool(np.all(np.isfinite(bounds)) and -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90)
 
 
+#: GEOS's reasons for an invalid polygon, in Chinese (the point where it happens is kept).
+_GEOS_REASONS = {
+    "Self-intersection": "边界自相交（如 8 字形）",
+    "Ring Self-intersection": "边界环自相交",
+    "Interior is disconnected": "内部被洞分割成不相连的部分",
+    "Hole lies outside shell": "内洞在外边界之外",
+    "Nested holes": "内洞嵌套",
+    "Nested shells": "多个面互相嵌套",
+    "Duplicate Rings": "边界环重复",
+    "Too few points in geometry component": "边界点数过少",
+    "Invalid Coordinate": "坐标无效（非数字或无穷大）",
+    "Ring is not closed": "边界环未闭合",
+}
+
+
+def invalid_reason(geom) -> str:
+    """Why ``geom`` is invalid, in Chinese, with the place GEOS names (经度 纬度)."""
+    reason = str(shapely.is_valid_reason(geom))
+    what, _, where = reason.partition("[")
+    said = _GEOS_REASONS.get(what.strip(), what.strip())
+    place = where.rstrip("]").split()
+    if len(place) >= 2:
+        said += f"，位置约在 {place[0]}, {place[1]}"
+    return said + "：请用 GIS 软件修复几何后重新导出"
+
+
+def _projected_hint(bounds) -> str:
+    """Which CGCS2000 Gauss–Krüger EPSG code the eastings suggest: with the zone number in front (8
+    digits before the point, 39 500 000) the zone's own code (3-degree zones 25–45: EPSG:4513–4533),
+    else the central-meridian family (EPSG:4534–4554)."""
+    easting = float(bounds[0])
+    if 1e7 <= easting < 1e8:
+        zone = int(easting // 1e6)
+        if 25 <= zone <= 45:
+            return f"X 坐标以带号 {zone} 开头：CGCS2000 3 度带第 {zone} 带为 EPSG:{4513 + zone - 25}"
+    return "如 CGCS2000 3 度带 EPSG:4549；X 坐标以带号开头时为 EPSG:4513–4533"
+
+
 def to_wgs84(
     gdf: gpd.GeoDataFrame, declared: str = CRS_AUTO
 ) -> tuple[gpd.GeoDataFrame | None, list[str], BoundaryError | None]:
@@ -657,7 +738,11 @@ def to_wgs84(
             )
         gdf = gdf.set_crs(crs, allow_override=True)
         notes.append(f"按指定坐标系 {crs.name} 读取")
-    bounds = gdf.total_bounds
+    geoms = gdf.geometry
+    present = geoms[~(geoms.isna() | geoms.is_empty)]
+    if present.empty:  # no outline at all: each feature is told "几何为空" by the checks, not a CRS riddle
+        return (gdf if crs is not None else gdf.set_crs(WGS84)), notes, None
+    bounds = present.total_bounds
     shown = ", ".join(f"{b:.6g}" for b in bounds)
     if crs is None:
         if not _lonlat(bounds):
@@ -669,7 +754,7 @@ def to_wgs84(
                     None,
                     "geometry",
                     f"文件没有坐标参考系 (CRS)，且坐标不是经纬度（范围 {shown}），看起来是投影坐标（米）："
-                    "请在「坐标系」中填写文件所用的 EPSG 编号（如 CGCS2000 3 度带 EPSG:4549）",
+                    f"请在「坐标系」中填写文件所用的 EPSG 编号（{_projected_hint(bounds)}）",
                 ),
             )
         notes.append("文件未声明坐标系，坐标在经纬度范围内，按 WGS84 经纬度读取")
@@ -683,12 +768,15 @@ def to_wgs84(
                     None,
                     None,
                     "geometry",
-                    f"文件声明为经纬度坐标（{crs.name}），但坐标超出经纬度范围（{shown}），看起来是投影坐标（米）："
-                    "请在「坐标系」中填写文件实际所用的 EPSG 编号",
+                    f"文件按经纬度坐标（{crs.name}）读取（GeoJSON 未写明坐标系时即按此读取），但坐标超出经纬度范围"
+                    f"（{shown}），看起来是投影坐标（米）：请在「坐标系」中填写文件实际所用的 EPSG 编号"
+                    f"（{_projected_hint(bounds)}）",
                 ),
             )
         epsg = crs.to_epsg()
-        if epsg == 4490:
+        if epsg == 4979:  # WGS 84 with heights: the same longitudes and latitudes
+            gdf = gdf.set_crs(WGS84, allow_override=True)
+        elif epsg == 4490:
             notes.append("坐标系为 CGCS2000 (EPSG:4490)：与 WGS84 相差在厘米级，按 WGS84 处理")
             gdf = gdf.set_crs(WGS84, allow_override=True)
         elif epsg != 4326:
@@ -780,7 +868,7 @@ def _check_features(
                 BoundaryError(i, code, "geometry", "坐标超出经纬度范围（经度 -180～180，纬度 -90～90）")
             )
         elif not shapely.is_valid(geom):
-            errors.append(BoundaryError(i, code, "geometry", f"几何无效: {shapely.is_valid_reason(geom)}"))
+            errors.append(BoundaryError(i, code, "geometry", f"几何无效：{invalid_reason(geom)}"))
         else:
             ok[i] = True
     return errors, ok, pops
@@ -949,6 +1037,56 @@ def _check_containment(
     return errors
 
 
+def _check_siblings(
+    codes: Sequence[str | None],
+    geoms: np.ndarray,
+    geom_ok: np.ndarray,
+    parent_row: Sequence[int | None],
+) -> tuple[list[BoundaryError], list[str]]:
+    """Units of one parent in the file must not overlap (:data:`OVERLAP_TOLERANCE`): a point there would
+    have two grids. A parent they leave partly uncovered (:data:`UNCOVERED_TOLERANCE`) is told in a note,
+    not refused: the lower levels are generated inside the children only, so that part has no grid until
+    its own units are imported (a city with one county now, the others later)."""
+    errors: list[BoundaryError] = []
+    notes: list[str] = []
+    family: dict[int, list[int]] = {}
+    broken: set[int] = set()  # parents with a child whose outline is refused already: no coverage to judge
+    for i, j in enumerate(parent_row):
+        if j is not None and geom_ok[i]:
+            family.setdefault(j, []).append(i)
+        elif j is not None:
+            broken.add(j)
+    for j, kids in family.items():
+        shapes = np.array([geoms[i] for i in kids], dtype=object)
+        areas = shapely.area(shapes)
+        tree = shapely.STRtree(shapes)
+        a, b = tree.query(shapes, predicate="intersects")
+        for x, y in zip(a, b, strict=True):
+            if x >= y:
+                continue
+            shared = shapely.area(shapely.intersection(shapes[x], shapes[y]))
+            smaller = min(areas[x], areas[y])
+            if smaller > 0 and shared / smaller > OVERLAP_TOLERANCE:
+                errors.append(
+                    BoundaryError(
+                        kids[y],
+                        codes[kids[y]],
+                        "geometry",
+                        f"与同一上级下的 {codes[kids[x]]} 重叠（{shared / smaller:.1%} 的面积）：同一地点不能属于两个区划",
+                    )
+                )
+        if not geom_ok[j] or j in broken:
+            continue
+        whole = shapely.area(geoms[j])
+        left = shapely.area(shapely.difference(geoms[j], shapely.union_all(shapes))) if whole > 0 else 0.0
+        if whole > 0 and left / whole > UNCOVERED_TOLERANCE:
+            notes.append(
+                f"{codes[j]} 的下级在文件中只覆盖了 {1 - left / whole:.1%} 的面积：其余 {left / whole:.1%} "
+                "在导入其下级单元之前没有网格，那里的上报会被拒绝（若不是有意分批导入，请补齐下级单元）"
+            )
+    return errors, notes
+
+
 def _top_parent(
     units: gpd.GeoDataFrame,
     choice: ParentChoice,
@@ -1043,7 +1181,13 @@ def validate_units(
     duplicate_errors, index_of = _check_duplicates(values.codes, known)
     parent_errors, parent_row, parent_known = _check_parents(values, index_of, known, parent)
     errors += feature_errors + duplicate_errors + parent_errors
-    errors += _check_containment(values.codes, geoms, geom_ok, parent_row, parent_known)
+    outside = _check_containment(values.codes, geoms, geom_ok, parent_row, parent_known)
+    # a child refused for its place: its family's coverage is not judged
+    refused = [e.feature_index for e in outside if e.feature_index is not None]
+    judged = geom_ok & ~np.isin(np.arange(len(geoms)), refused)
+    overlaps, uncovered = _check_siblings(values.codes, geoms, judged, parent_row)
+    errors += outside + overlaps
+    notes += uncovered
     if errors:
         errors.sort(key=lambda e: -1 if e.feature_index is None else e.feature_index)
         return BoundaryCheck(None, errors, notes)
@@ -1074,7 +1218,10 @@ def validate_units(
 
 
 def _fill_population(units: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, list[str]]:
-    """Missing populations estimated by level and kind from the area; a parent gets at least its children."""
+    """Missing populations estimated by level and kind from the area, then made to add up: a parent
+    without one gets at least its children's (deepest first), and the estimated children of a parent
+    share what the parent holds beyond its given children (top down), so every level sums to the one
+    above it, as the given figures allow."""
     missing = units["population"].isna().to_numpy()
     units = units.copy()
     if missing.any():
@@ -1083,15 +1230,25 @@ def _fill_population(units: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, list[st
         )
         filled = units["population"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
         filled[missing] = est[missing]
-        # A parent without population gets at least what its children were given (deepest first).
         by_code = {c: i for i, c in enumerate(units["code"])}
-        order = np.argsort(-units["level"].map(LEVEL_INDEX).to_numpy(), kind="stable")
-        for i in order:
-            p = units["parent_code"].iloc[i]
+        parents = units["parent_code"].to_numpy()
+        kids_of: dict[int, list[int]] = {}
+        for i, p in enumerate(parents):
             j = by_code.get(p) if p is not None else None
-            if j is not None and missing[j]:
-                kids = units["parent_code"].to_numpy() == p
+            if j is not None:
+                kids_of.setdefault(j, []).append(i)
+        depth = units["level"].map(LEVEL_INDEX).to_numpy()
+        for j in sorted(kids_of, key=lambda j: -depth[j]):  # deepest parents first
+            kids = np.asarray(kids_of[j])
+            if missing[j]:
                 filled[j] = max(filled[j], float(np.nansum(filled[kids])))
+        for j in sorted(kids_of, key=lambda j: depth[j]):  # top down: estimated children share the rest
+            kids = np.asarray(kids_of[j])
+            guessed = kids[missing[kids]]
+            rest = filled[j] - float(np.nansum(filled[kids[~missing[kids]]]))
+            share = float(np.nansum(filled[guessed]))
+            if len(guessed) and rest > 0 and share > 0:
+                filled[guessed] *= rest / share
         units["population"] = np.round(filled).astype(np.int64)
     else:
         units["population"] = units["population"].astype(np.int64)

@@ -21,7 +21,7 @@ with store.reader() as conn:
 if state.setup_only:
     st.info("尚未导入区划：请上传本地区的边界文件。导入后，您的管辖区划即为文件中的顶层单位。")
 st.caption(
-    "支持 GeoJSON、Shapefile（.shp 等文件打包为 .zip，.dbf 可为 GBK 编码）和 GeoPackage。"
+    "支持 GeoJSON、Shapefile（.shp 等文件打包为 .zip，.dbf 可为 GBK 编码）、GeoPackage 和 KML。"
     "先预览：检查全部要素、生成下级区划并试写入（随即撤销），无误后再导入；任何问题都不会改动数据库。"
 )
 if done := st.session_state.pop("bd_done", None):

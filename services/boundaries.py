@@ -1056,7 +1056,7 @@ def _report(result: ImportResult) -> int:
             )
         return 1
     head = "检查通过（未写入）" if result.dry_run else "导入完成"
-    print(head + "：" + "，".join(f"{k} {v} 个" for k, v in result.units_by_level.items()))
+    print(head + "：" + "，".join(f"{AdminLevel(k).label} {v} 个" for k, v in result.units_by_level.items()))
     if result.removed or result.kept:
         print(f"保留 {result.kept} 个原有单元，移除 {result.removed} 个；重新定位：{result.relocated}")
     for r in result.rescoped:

@@ -59,3 +59,47 @@ def test_the_problems_name_the_field_in_chinese_and_an_empty_value_as_empty(tmp_
         ("级别", "级别为空，请填写"),
         ("人口", "人口必须为非负整数"),
     }
+
+
+def _upload(path: str) -> None:
+    import streamlit as st
+
+    from components.boundary_form import mapping_form, read_upload
+
+    upload = st.file_uploader("边界文件", key="bd_upload")
+    if upload is None:
+        return
+    source, digest = read_upload(upload)
+    if source is not None:
+        mapping_form(source, digest)
+        st.caption(f"读取：{len(source.frame)} 个要素")
+
+
+def test_a_file_of_two_layers_offers_both_and_reads_the_one_chosen(tmp_path):
+    """A GeoPackage with 乡镇 and 村 layers read only the first, and the page had no way to choose."""
+    import geopandas as gpd
+
+    path = tmp_path / "两层.gpkg"
+    towns = gpd.GeoDataFrame(
+        {"code": ["990101"], "name": ["西镇"], "level": ["township"]},
+        geometry=[shapely.geometry.box(120.0, 30.0, 120.1, 30.1)],
+        crs=4326,
+    )
+    villages = gpd.GeoDataFrame(
+        {"code": ["990101001", "990101002"], "name": ["甲村", "乙村"], "level": ["village"] * 2},
+        geometry=[
+            shapely.geometry.box(120.0, 30.0, 120.05, 30.1),
+            shapely.geometry.box(120.05, 30.0, 120.1, 30.1),
+        ],
+        crs=4326,
+    )
+    towns.to_file(path, layer="乡镇", driver="GPKG")
+    villages.to_file(path, layer="村", driver="GPKG")
+    at = AppTest.from_function(_upload, args=(str(path),), default_timeout=30).run()
+    at.get("file_uploader")[0].set_value(("两层.gpkg", path.read_bytes(), "application/octet-stream"))
+    at.run()
+    assert not at.exception
+    picker = next(s for s in at.selectbox if s.label.startswith("图层"))
+    assert picker.options == ["乡镇", "村"] and any("1 个要素" in c.value for c in at.caption)
+    picker.set_value("村").run()
+    assert not at.exception and any("2 个要素" in c.value for c in at.caption)

@@ -120,7 +120,7 @@ def test_invalid_geometry_is_explained(tmp_path):
     assert len(errs) == 1
     assert errs[0].feature_index == 1 and errs[0].code == "990101"
     assert errs[0].reason.startswith("几何无效")
-    assert "Self-intersection" in errs[0].reason
+    assert "自相交" in errs[0].reason
 
 
 def test_missing_code_column(tmp_path):
@@ -504,3 +504,78 @@ def test_a_population_that_would_make_too_many_grids_is_refused_in_chinese():
     with pytest.raises(ValueError) as err:
         generate_below(check.units, seed=1)
     assert "请核对" in str(err.value) and "units" not in str(err.value), err.value
+
+
+# --------------------------------------------------------------------------- files a county brings
+
+
+def test_estimated_populations_add_up_level_by_level():
+    """Each level was estimated from its own area: a county of 326,185 with villages summing to 127,637.
+    Estimated children now share what their parent holds beyond the given ones."""
+    villages = [box(120.0 + 0.05 * k, 30.0, 120.05 + 0.05 * k, 30.1) for k in range(4)]
+    rows = [
+        ("990100", "测试县", "county", None, CITY),
+        ("990101", "西镇", "township", "990100", WEST),
+        ("990102", "东镇", "township", "990100", EAST),
+        *[
+            (f"99010{1 + k // 2}00{k % 2 + 1}", f"村{k}", "village", f"99010{1 + k // 2}", g)
+            for k, g in enumerate(villages)
+        ],
+    ]
+    check = validate_units(units(rows))
+    assert check.ok, check.errors
+    pop = dict(zip(check.units["code"], check.units["population"], strict=True))
+    assert abs(pop["990101"] + pop["990102"] - pop["990100"]) <= 1
+    for town in ("990101", "990102"):
+        kids = [v for c, v in pop.items() if c.startswith(town) and c != town]
+        assert len(kids) == 2 and abs(sum(kids) - pop[town]) <= 1
+    given = units([(*rows[0], 100_000), *[(*r, None) for r in rows[1:]]])
+    check = validate_units(given)
+    pop = dict(zip(check.units["code"], check.units["population"], strict=True))
+    assert pop["990100"] == 100_000 and abs(pop["990101"] + pop["990102"] - 100_000) <= 1
+
+
+def test_units_of_one_parent_that_overlap_are_refused_and_a_hole_is_told():
+    overlap = [
+        ("990100", "测试县", "county", None, CITY),
+        ("990101", "西镇", "township", "990100", box(120.0, 30.0, 120.13, 30.1)),  # 30 % into 东镇
+        ("990102", "东镇", "township", "990100", EAST),
+    ]
+    check = validate_units(units(overlap))
+    assert [(e.code, e.field) for e in check.errors] == [("990102", "geometry")]
+    assert "重叠" in check.errors[0].reason and "990101" in check.errors[0].reason
+    hole = [overlap[0], ("990101", "西镇", "township", "990100", WEST)]  # the east half has no township
+    check = validate_units(units(hole))  # a city with one county now, the other later: allowed, and told
+    assert check.ok and any("990100" in n and "50.0%" in n and "没有网格" in n for n in check.notes)
+    sliver = [overlap[0], (*overlap[1][:4], box(120.0, 30.0, 120.1004, 30.1)), overlap[2]]  # 0.4 %
+    assert validate_units(units(sliver)).ok
+
+
+def test_files_that_hold_no_outline_are_refused_by_what_they_are(tmp_path):
+    table = tmp_path / "units.csv"
+    table.write_text("code,name\n990100,测试县\n", encoding="utf-8")
+    empty = units([("990100", "测试县", "county", None, None)])
+    for found in (read_boundaries(table), validate_units(empty)):
+        assert not found.ok and len(found.errors) == 1
+    assert "不支持的文件格式（.csv）" in read_boundaries(table).errors[0].reason
+    assert "几何为空" in validate_units(empty).errors[0].reason  # not a riddle about the CRS
+
+
+def test_an_invalid_outline_is_told_in_chinese_with_its_place():
+    bowtie = [
+        (
+            "990100",
+            "测试县",
+            "county",
+            None,
+            shapely.Polygon([(120, 30), (120.1, 30.1), (120.1, 30), (120, 30.1)]),
+        )
+    ]
+    reason = validate_units(units(bowtie)).errors[0].reason
+    assert reason.startswith("几何无效：边界自相交") and "120.05, 30.05" in reason and "Self" not in reason
+
+
+def test_projected_metres_read_as_degrees_point_to_the_zone_s_own_code():
+    metres = units([("990100", "测试县", "county", None, box(39_510_000, 3_510_000, 39_520_000, 3_520_000))])
+    reason = validate_units(metres).errors[0].reason
+    assert "EPSG:4527" in reason and "带号 39" in reason
