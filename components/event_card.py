@@ -90,7 +90,7 @@ def feed_table(rows: pd.DataFrame, now: datetime) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "编号": rows["id"],
-            "更新时间": rows["updated_at"].map(lambda t: t.strftime("%m-%d %H:%M:%S")),
+            "更新时间": rows["updated_at"].map(lambda t: t.strftime("%Y-%m-%d %H:%M:%S")),
             "来源": rows["source_label"],
             "类别": rows["category_label"],
             "事件": rows["title"],

@@ -165,7 +165,7 @@ if len(stops) or not done.empty:
         key=f"md_map_{day.isoformat()}",
     )
 
-st.subheader("待检查场所" if day == today else f"{day:%m月%d日} 待检查场所")
+st.subheader("待检查场所" if day == today else f"{day:%Y-%m-%d} 待检查场所")
 if stops.empty:
     st.info("今日没有需要检查的场所。" if day == today else "当日没有需要检查的场所。")
 stop_list(stops, _open)

@@ -132,7 +132,7 @@ def test_an_inspector_records_a_failed_inspection_and_the_venue_is_red_in_tomorr
     done.get_by_text("已检查", exact=False).first.wait_for(timeout=TIMEOUT)
     done.get_by_text("下次应检：明天").wait_for(timeout=TIMEOUT)
     page.get_by_role("button", name="明天", exact=True).click()
-    page.get_by_text(f"{tomorrow:%m月%d日} 待检查场所").wait_for(timeout=TIMEOUT)
+    page.get_by_text(f"{tomorrow:%Y-%m-%d} 待检查场所").wait_for(timeout=TIMEOUT)
     tomorrow_stop = page.locator(f".st-key-md_stop_{vid}")
     tomorrow_stop.get_by_text("红码场所，每日必检", exact=False).wait_for(timeout=TIMEOUT)
     assert tomorrow_stop.locator("[data-code='red']").count() == 1
