@@ -5,7 +5,6 @@ Every refusal is the specification's error list in Chinese and leaves the store 
 
 from __future__ import annotations
 
-import io
 import re
 from datetime import timedelta
 from urllib.parse import quote, urlencode
@@ -57,6 +56,19 @@ def _counts(engine) -> tuple[int, int]:
         )
 
 
+def _raw(url: str, body: str | bytes, kind: str = "application/x-www-form-urlencoded") -> requests.Response:
+    """A POST of ``body`` exactly as given, under the Content-Type ``kind``."""
+    return requests.post(f"{url}/requests.json", data=body, headers={"Content-Type": kind}, timeout=30)
+
+
+def _stored(engine, answer: requests.Response) -> str:
+    """The description stored for the request ``answer`` filed."""
+    with engine.connect() as conn:
+        return conn.execute(
+            select(Event.description).where(Event.id == int(answer.json()[0]["service_request_id"]))
+        ).scalar_one()
+
+
 def _refused(answer: requests.Response, status: int, *words: str) -> None:
     """The specification's error list, in Chinese, naming ``words``."""
     assert answer.status_code == status, answer.text
@@ -69,36 +81,12 @@ def _refused(answer: requests.Response, status: int, *words: str) -> None:
 def test_a_form_in_gbk_is_read_in_the_charset_it_declares_and_undeclared_gbk_is_refused(store, url):
     engine, key, _ = store
     body = urlencode(_fields(key, 1, description="路灯不亮，占道经营"), encoding="gbk")
-    declared = requests.post(
-        f"{url}/requests.json",
-        data=body,
-        headers={"Content-Type": "application/x-www-form-urlencoded; charset=GBK"},
-        timeout=30,
-    )
+    declared = _raw(url, body, "application/x-www-form-urlencoded; charset=GBK")
     assert declared.status_code == 200, declared.text
-    with engine.connect() as conn:
-        stored = conn.execute(
-            select(Event.description).where(Event.id == int(declared.json()[0]["service_request_id"]))
-        ).scalar_one()
-    assert stored == "路灯不亮，占道经营"
+    assert _stored(engine, declared) == "路灯不亮，占道经营"
     before = _counts(engine)
-    undeclared = requests.post(
-        f"{url}/requests.json",
-        data=body,
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-        timeout=30,
-    )
-    _refused(undeclared, 400, "UTF-8", "charset=gbk")
-    _refused(
-        requests.post(
-            f"{url}/requests.json",
-            data=body,
-            headers={"Content-Type": "application/x-www-form-urlencoded; charset=koi8-r"},
-            timeout=30,
-        ),
-        400,
-        "字符集",
-    )
+    _refused(_raw(url, body), 400, "UTF-8", "charset=gbk")
+    _refused(_raw(url, body, "application/x-www-form-urlencoded; charset=koi8-r"), 400, "字符集")
     assert _counts(engine) == before
 
 
@@ -264,15 +252,6 @@ def test_a_form_decoded_here_keeps_every_field_of_a_published_client(store, url)
         f"api_key={quote(key)}&service_code=urban&service_code=urban&lat={lat}&long={lon}"
         "&description=%E4%BA%95%E7%9B%96+%E7%BC%BA%E5%A4%B1&media_url=&attribute%5Bwork_order%5D=GD-7"
     )
-    answer = requests.post(
-        f"{url}/requests.json",
-        data=io.BytesIO(body.encode()),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-        timeout=30,
-    )
+    answer = _raw(url, body.encode())
     assert answer.status_code == 200, answer.text
-    with engine.connect() as conn:
-        stored = conn.execute(
-            select(Event.description).where(Event.id == int(answer.json()[0]["service_request_id"]))
-        ).scalar_one()
-    assert stored == "井盖 缺失"
+    assert _stored(engine, answer) == "井盖 缺失"
