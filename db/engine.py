@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.uow import AUDITED, USE_CASE, WRITE_TRANSACTION, AuditMissing
@@ -34,6 +36,44 @@ def _tune_sqlite(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+#: What a connection says when the store's file is gone (services.faults tells it in Chinese).
+STORE_FILE_MISSING = "store file missing: the database file was removed after the store was opened"
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _watch_store_file(engine: Engine, path: Path) -> None:
+    """Once the store's file exists, no connection creates it again, and none writes into a file that
+    was removed or replaced: SQLite would silently make a new empty store at the path (every page then
+    "no such table"), and a pooled connection would acknowledge writes into the deleted file, lost on
+    close. A connection checked out is dropped when the file at the path is no longer the one it opened
+    (a restored backup is opened afresh); a new one is refused while the file is missing."""
+    seen = {"file": path.exists()}
+
+    def connect(_dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> None:
+        if seen["file"] and not path.exists():
+            raise sqlite3.OperationalError(STORE_FILE_MISSING)
+        # None: the dialect connects as usual
+
+    def opened(_dbapi_conn: Any, record: Any) -> None:
+        seen["file"] = True
+        record.info["store_file"] = _inode(path)
+
+    def checkout(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if record.info.get("store_file") != _inode(path):
+            raise DisconnectionError("the store file was removed or replaced since this connection opened")
+
+    event.listen(engine, "do_connect", connect)
+    event.listen(engine, "connect", opened)
+    event.listen(engine, "checkout", checkout)
+
+
 def _begin_sqlite(conn: Connection) -> None:
     """A unit of work begins with BEGIN IMMEDIATE: it takes the write lock up front and waits its turn
     in busy_timeout, instead of starting as a reader and failing with "database is locked" when two
@@ -57,6 +97,8 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _tune_sqlite)
         event.listen(engine, "begin", _begin_sqlite)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            _watch_store_file(engine, Path(path))
         if os.environ.get("AUDIT_GUARD", "1") != "0":
             install_audit_guard(engine)
         return engine

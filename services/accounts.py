@@ -217,9 +217,10 @@ def _account(tree: Tree, actor: CurrentUser, user, now: datetime) -> Account:
 DISABLED_DEPARTMENTS_KEY = "departments.disabled"
 
 
-def disabled_departments(conn: Connection) -> frozenset[int]:
-    """The departments that take no new dispatch and get no new account (停用)."""
-    raw = settings.read(conn, DISABLED_DEPARTMENTS_KEY)
+def disabled_departments(conn: Connection, *, lock: bool = False) -> frozenset[int]:
+    """The departments that take no new dispatch and get no new account (停用); ``lock``: read to change
+    the list (:func:`services.settings.read`)."""
+    raw = settings.read(conn, DISABLED_DEPARTMENTS_KEY, lock=lock)
     return frozenset(int(i) for i in json.loads(raw)) if raw else frozenset()
 
 
@@ -352,8 +353,10 @@ def _require_admin(conn: Connection | Session, actor: CurrentUser | None, refusa
 
 
 def _target(session: Session, tree: Tree, actor: CurrentUser, user_id: int, what: str) -> User:
-    """The account ``user_id``, if it lies in the administrator's scope (else refused and logged)."""
-    user = session.get(User, int(user_id))
+    """The account ``user_id``, if it lies in the administrator's scope (else refused and logged); its
+    row locked and read again (PostgreSQL): two administrators changing one account at once take turns,
+    and the second's trail row starts from the first's change."""
+    user = session.get(User, int(user_id), with_for_update=True, populate_existing=True)
     if user is None:
         raise AccountRefused("该账号不存在，请刷新列表后重试")
     if not tree.contains(actor.scope_unit_id, user.scope_unit_id):
@@ -679,13 +682,9 @@ def import_accounts(
     hashing the passwords and again inside the unit of work that writes them (a name taken meanwhile
     is reported, nothing written).
     """
-    sheet = read_sheet(data, filename, REQUIRED_COLUMNS)
+    sheet = read_sheet(data, filename, REQUIRED_COLUMNS, max_rows=MAX_IMPORT_ROWS)
     if not sheet.rows and not sheet.problems:
         raise TableError("文件中没有账号：请在表头下一行起每行填写一个账号")
-    if len(sheet.rows) > MAX_IMPORT_ROWS:
-        raise TableError(
-            f"一次最多导入 {MAX_IMPORT_ROWS} 个账号（本文件 {len(sheet.rows)} 行），请分成多个文件"
-        )
     rows = [{c: cells.get(c, "") for c in COLUMNS} | {"_row": n} for n, cells in sheet.rows]
     with uow.reader() as conn, Session(bind=conn) as reading:
         _require_admin(conn, actor)

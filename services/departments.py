@@ -94,9 +94,9 @@ class DepartmentDraft:
 # ---------------------------------------------------------------------------------------------
 
 
-def disabled_ids(conn: Connection) -> frozenset[int]:
+def disabled_ids(conn: Connection, *, lock: bool = False) -> frozenset[int]:
     """The departments that take no new dispatch (停用)."""
-    return disabled_departments(conn)
+    return disabled_departments(conn, lock=lock)
 
 
 def list_departments(
@@ -297,7 +297,9 @@ def _insert(
 
 
 def _target(conn: Connection, tree: Tree, actor: CurrentUser, dept_id: int, what: str):
-    row = conn.execute(select(Department.__table__).where(Department.id == int(dept_id))).one_or_none()
+    row = conn.execute(  # locked (PostgreSQL): a second change of one department starts from the first's
+        select(Department.__table__).where(Department.id == int(dept_id)).with_for_update()
+    ).one_or_none()
     if row is None:
         raise DepartmentProblems({"部门": "该部门不存在，请刷新列表后重试"})
     if row.unit_id not in tree or not tree.contains(actor.scope_unit_id, row.unit_id):
@@ -344,7 +346,7 @@ def set_active(
         _require_admin(uow.conn, actor)
         tree = store_tree(uow.conn)
         row = _target(uow.conn, tree, actor, department_id, "departments.set_active")
-        off = set(disabled_ids(uow.conn))
+        off = set(disabled_ids(uow.conn, lock=True))
         if (row.id not in off) is active:
             raise DepartmentProblems({"部门": f"该部门已{'启用' if active else '停用'}，请刷新列表"})
         (off.discard if active else off.add)(row.id)
@@ -390,13 +392,9 @@ def import_departments(
     """Create every department of an XLSX/CSV file (UTF-8, UTF-8 with BOM, GBK), or none: each bad row is a
     :class:`RowError` with its row number as the file shows it; a file that cannot be read raises
     :class:`TableError`. A unit outside the administrator's scope is a row error (and logged)."""
-    sheet = read_sheet(data, filename, REQUIRED_COLUMNS)
+    sheet = read_sheet(data, filename, REQUIRED_COLUMNS, max_rows=MAX_IMPORT_ROWS)
     if not sheet.rows and not sheet.problems:
         raise TableError("文件中没有部门：请在表头下一行起每行填写一个部门")
-    if len(sheet.rows) > MAX_IMPORT_ROWS:
-        raise TableError(
-            f"一次最多导入 {MAX_IMPORT_ROWS} 个部门（本文件 {len(sheet.rows)} 行），请分成多个文件"
-        )
     with uow.begin("departments.import"):
         _require_admin(uow.conn, actor)
         tree = store_tree(uow.conn)

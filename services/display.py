@@ -29,8 +29,8 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _load(conn: Connection) -> dict:
-    raw = settings.read(conn, TOKENS_KEY)
+def _load(conn: Connection, lock: bool = False) -> dict:
+    raw = settings.read(conn, TOKENS_KEY, lock=lock)
     return json.loads(raw) if raw else {}
 
 
@@ -50,7 +50,7 @@ def create_token(uow: UnitOfWork, *, area_code: str, label: str, now: datetime) 
         if unit is None:
             raise ValueError(f"区划编码 {area_code} 不存在")
         token = secrets.token_urlsafe(24)
-        tokens = _load(conn)
+        tokens = _load(conn, lock=True)
         tokens[_digest(token)] = {
             "label": label.strip(),
             "scope_unit_id": unit,
@@ -69,7 +69,7 @@ def list_tokens(conn: Connection) -> list[dict]:
 def revoke_token(uow: UnitOfWork, token_id: str, now: datetime) -> bool:
     """Revoke the token whose hash starts with ``token_id`` (as listed); False if none matches."""
     with uow.begin("display.revoke_token"):
-        tokens = _load(uow.conn)
+        tokens = _load(uow.conn, lock=True)
         hit = [h for h in tokens if h.startswith(token_id)]
         if not token_id or len(hit) != 1:
             return False

@@ -229,11 +229,9 @@ def import_events(
     if first is not None:
         return _refused([_imported_before(first)], already=True)
     try:
-        sheet = read_sheet(data, filename, REQUIRED)
+        sheet = read_sheet(data, filename, REQUIRED, max_rows=MAX_ROWS)
     except TableError as exc:
         return _refused(exc.problems or [RowError(1, "文件", str(exc))])
-    if len(sheet.rows) > MAX_ROWS:
-        return _refused([RowError(1, "文件", f"一次最多导入 {MAX_ROWS} 行，请分批导入")])
     if not sheet.rows and not sheet.problems:
         return _refused([RowError(1, "文件", "文件只有表头，没有可导入的事件")])
     rows, errors = check_rows(sheet, now)

@@ -24,6 +24,8 @@ class Fault(StrEnum):
     READ_ONLY = "read_only"
     DISCONNECTED = "disconnected"
     UNSTORABLE_TEXT = "unstorable_text"
+    STORE_MISSING = "store_missing"
+    STORAGE = "storage"
     UNEXPECTED = "unexpected"
 
 
@@ -33,6 +35,8 @@ MESSAGES: dict[Fault, str] = {
     Fault.READ_ONLY: "数据库当前为只读状态（维护中），本次操作未保存。请稍后重试或联系系统管理员。",
     Fault.DISCONNECTED: "与数据库的连接中断，本次操作未保存。请点击“重试”；如仍失败请联系系统管理员。",
     Fault.UNSTORABLE_TEXT: "输入的文字中含有无法保存的控制字符（如空字符），本次操作未保存。请删除这些字符（或重新输入，不要粘贴）后再提交。",
+    Fault.STORE_MISSING: "数据库文件不存在或未初始化，本次操作未完成。请联系系统管理员恢复数据库文件（或重新运行 make run 初始化）。",
+    Fault.STORAGE: "服务器存储读写出错（磁盘可能已满或损坏），本次操作未完成。请联系系统管理员检查磁盘空间和数据库文件后重试。",
     Fault.UNEXPECTED: "系统出现意外错误，本次操作未完成。请点击“重试”；如仍失败请把事件编号告知系统管理员。",
 }
 
@@ -40,7 +44,17 @@ MESSAGES: dict[Fault, str] = {
 _UNSTORABLE = ("cannot contain nul",)
 _FULL = ("database or disk is full", "no space left on device", "disk full", "53100")
 _READ_ONLY = ("readonly database", "read-only", "read only", "25006")
-_BUSY = ("database is locked", "database is busy", "lock timeout", "55p03", "40p01", "could not serialize")
+_BUSY = (
+    "database is locked",
+    "database is busy",
+    "lock timeout",
+    "55p03",
+    "40p01",
+    "could not serialize",
+    "statement timeout",  # a statement cut off while it waited (PostgreSQL's statement_timeout)
+    "57014",
+)
+_MISSING = ("store file missing", "no such table")
 _GONE = (
     "server closed the connection",
     "terminating connection",
@@ -96,6 +110,10 @@ def classify(exc: BaseException) -> Fault:
             return Fault.READ_ONLY
         if any(m in text for m in _BUSY):
             return Fault.BUSY
+        if any(m in text for m in _MISSING):
+            return Fault.STORE_MISSING
+        if "disk i/o error" in text or "input/output error" in text:
+            return Fault.STORAGE
         if exc.connection_invalidated or any(m in text for m in _GONE):
             return Fault.DISCONNECTED
     elif isinstance(exc, OSError) and any(m in _text(exc) for m in _FULL):

@@ -448,7 +448,7 @@ def record_inspection_in(
     Raises :class:`LookupError`, :class:`OutOfScope` or :class:`InvalidInspection` (every problem at
     once) before anything is written.
     """
-    venue = session.get(Venue, venue_id)
+    venue = session.get(Venue, venue_id, with_for_update=True, populate_existing=True)  # one at a time
     if venue is None or not venue.is_active:
         raise LookupError(f"场所 {venue_id} 不存在")
     _check_scope(session, user, venue, "record inspection")
@@ -605,9 +605,14 @@ def rectify_hazard(
         hazard = session.get(Hazard, hazard_id)
         if hazard is None:
             raise LookupError(f"隐患 {hazard_id} 不存在")
-        venue = session.get(Venue, hazard.venue_id)
+        # The venue, then the hazard, locked and read again (PostgreSQL; SQLite's unit of work is alone):
+        # two people confirming one fix at once take turns, and the second is told it is done already.
+        # The venue first, as an inspection's record locks it before its hazards.
+        venue = session.get(Venue, hazard.venue_id, with_for_update=True, populate_existing=True)
         if venue is None:  # a hazard's venue is a foreign key: only a broken store gets here
             raise LookupError(f"场所 {hazard.venue_id} 不存在")
+        hazard = session.get(Hazard, hazard_id, with_for_update=True, populate_existing=True)
+        assert hazard is not None
         _check_scope(session, user, venue, "rectify hazard")
         problems: dict[str, str] = {}
         if hazard.status != HazardStatus.OPEN:

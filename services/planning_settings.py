@@ -34,8 +34,8 @@ class InvalidSetting(FieldProblems):
     """A capacity, campaign or reassignment that cannot be stored (or may not be, by this user)."""
 
 
-def _get(conn: Connection, key: str):
-    raw = settings.read(conn, key)
+def _get(conn: Connection, key: str, lock: bool = False):
+    raw = settings.read(conn, key, lock=lock)
     return json.loads(raw) if raw else None
 
 
@@ -53,9 +53,9 @@ def _may_plan(user: CurrentUser, what: str, message: str) -> None:
 # -- capacity ---------------------------------------------------------------------------------
 
 
-def load_capacity(conn: Connection) -> Capacity:
+def load_capacity(conn: Connection, *, lock: bool = False) -> Capacity:
     """``inspection.capacity``: a number (visits per inspector per day), or {"default": n, "inspectors": {id: n}}."""
-    raw = _get(conn, CAPACITY_KEY)
+    raw = _get(conn, CAPACITY_KEY, lock)
     if raw is None:
         return Capacity()
     if isinstance(raw, int | float):
@@ -73,7 +73,7 @@ def save_capacity(
             _may_plan(user, "set capacity", f"您的角色（{user.role.label}）不能设置检查容量")
         if not isinstance(default, int) or not 1 <= default <= MAX_DAILY_CAPACITY:
             raise InvalidSetting({"每日检查容量": f"须为 1–{MAX_DAILY_CAPACITY} 之间的整数"})
-        current = load_capacity(uow.conn)
+        current = load_capacity(uow.conn, lock=True)
         per = {str(k): v for k, v in current.per_inspector.items()}
         _put(
             uow.conn,
@@ -112,9 +112,9 @@ def _campaign_json(c: Campaign) -> dict:
     }
 
 
-def load_campaigns(conn: Connection) -> list[Campaign]:
+def load_campaigns(conn: Connection, *, lock: bool = False) -> list[Campaign]:
     """Every campaign (专项整治) in ``settings``, by start date then name."""
-    raw = _get(conn, CAMPAIGNS_KEY) or []
+    raw = _get(conn, CAMPAIGNS_KEY, lock) or []
     return sorted((_campaign_from(d) for d in raw), key=lambda c: (c.start, c.name))
 
 
@@ -146,7 +146,7 @@ def add_campaign(
     with uow.begin("planning.campaign_add"):
         _may_plan(user, "add campaign", f"您的角色（{user.role.label}）不能设置专项整治")
         tree = store_tree(uow.conn)
-        existing = load_campaigns(uow.conn)
+        existing = load_campaigns(uow.conn, lock=True)
         areas = [int(a) for a in area_ids or []]
         outside = [a for a in areas if a in tree and not tree.contains(user.scope_unit_id, a)]
         if outside:
@@ -186,7 +186,7 @@ def remove_campaign(uow: UnitOfWork, *, user: CurrentUser, name: str, now: datet
     """Delete a campaign whose areas all lie in the user's scope."""
     with uow.begin("planning.campaign_remove"):
         tree = store_tree(uow.conn)
-        existing = load_campaigns(uow.conn)
+        existing = load_campaigns(uow.conn, lock=True)
         target = next((c for c in existing if c.name == name), None)
         if target is None:
             raise InvalidSetting({"名称": f"没有名为“{name}”的专项整治"})
@@ -213,9 +213,9 @@ def reassign_key(day: date) -> str:
     return f"{REASSIGN_PREFIX}{day.isoformat()}"
 
 
-def load_reassignments(conn: Connection, day: date) -> dict[int, int]:
+def load_reassignments(conn: Connection, day: date, *, lock: bool = False) -> dict[int, int]:
     """Accepted proposals of ``day``: venue id → inspector id."""
-    raw = _get(conn, reassign_key(day)) or {}
+    raw = _get(conn, reassign_key(day), lock) or {}
     return {int(k): int(v) for k, v in raw.items()}
 
 
@@ -260,7 +260,7 @@ def accept_proposals(
             ):
                 deny(user, "reassign to inspector", p.to_inspector_id)
                 raise InvalidSetting({"检查员": f"检查员{p.to_inspector_id}不在您的管辖范围内"})
-        current = load_reassignments(conn, day)
+        current = load_reassignments(conn, day, lock=True)
         current.update({p.venue_id: p.to_inspector_id for p in chosen})
         _put(
             conn,
@@ -284,7 +284,7 @@ def clear_reassignments(
         if user is not None:
             _may_plan(user, "clear reassignments", f"您的角色（{user.role.label}）不能调整检查任务")
             tree = store_tree(conn)
-            current = load_reassignments(conn, day)
+            current = load_reassignments(conn, day, lock=True)
             grid_of = dict(
                 conn.execute(select(Venue.id, Venue.grid_id).where(Venue.id.in_(list(current) or [-1]))).all()
             )

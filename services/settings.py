@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, select, text, update
 
 from db.models import Setting
 
 
-def read(conn: Connection, key: str) -> str | None:
-    """The stored JSON text of ``key``, or None when nobody has set it (callers use their defaults)."""
+def read(conn: Connection, key: str, *, lock: bool = False) -> str | None:
+    """The stored JSON text of ``key``, or None when nobody has set it (callers use their defaults).
+
+    ``lock``: the read of a change made from what is read (a department disabled in the list, a
+    proposal added to the day's, a token to the screens'), inside its unit of work: on PostgreSQL the
+    key is locked until the transaction ends, so two colleagues changing one setting at once take turns
+    and the second changes the first's value instead of writing over it (the row may not exist yet: a
+    lock on the key, not on the row). SQLite's unit of work holds the store's write lock already."""
+    if lock and conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"settings:{key}"})
     return conn.execute(select(Setting.value_json).where(Setting.key == key)).scalar()
 
 
@@ -31,7 +39,7 @@ def write(
     """
     from services import audit
 
-    old = read(conn, key)
+    old = read(conn, key, lock=True)  # two first writes of a key: the second waits, then updates
     updated = conn.execute(
         update(Setting).where(Setting.key == key).values(value_json=value_json, updated_at=now)
     ).rowcount

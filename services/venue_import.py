@@ -96,13 +96,11 @@ def _read(data: bytes, filename: str) -> Sheet:
     """The file through the one reader (:func:`services.tabular.read_sheet`); a file that cannot be read
     at all is :class:`ImportRejected` (its header problems one by one)."""
     try:
-        sheet = read_sheet(data, filename, REQUIRED_HEADERS, max_bytes=MAX_BYTES)
+        sheet = read_sheet(data, filename, REQUIRED_HEADERS, max_bytes=MAX_BYTES, max_rows=MAX_ROWS)
     except TableError as exc:
         raise ImportRejected(exc.problems or [RowError(0, "文件", str(exc))]) from exc
     if not sheet.rows and not sheet.problems:
         raise _file_problem("文件中没有场所数据", sheet.header_row + 1, "数据")
-    if len(sheet.rows) > MAX_ROWS:
-        raise _file_problem(f"一次最多导入 {MAX_ROWS} 行（本文件 {len(sheet.rows)} 行）")
     return sheet
 
 

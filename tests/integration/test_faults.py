@@ -131,3 +131,50 @@ def test_a_pasted_control_character_in_a_note_is_told_as_such_and_nothing_is_wri
             conn.execute(select(Event.status).where(Event.id == event.id)).scalar_one()
             == EventStatus.REPORTED
         )
+
+
+@pytest.mark.skipif(not ON_SQLITE, reason="the store's own file")
+def test_a_store_file_removed_under_the_app_is_told_as_missing_and_never_made_again_empty(tmp_path):
+    """SQLite made a new, empty file at the path on the next connection (every page "no such table"),
+    and a pooled connection acknowledged writes into the deleted file, lost when it closed."""
+    from db.engine import make_engine
+    from db.migrate import upgrade
+
+    path = tmp_path / "cockpit.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with engine.begin() as conn:
+        make_square_area(conn)
+    with engine.connect() as conn:  # a connection in the pool, open on the file
+        conn.execute(text("SELECT 1"))
+    for name in ("cockpit.db", "cockpit.db-wal", "cockpit.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    lon, lat = grid_centre(0)
+    with pytest.raises(DBAPIError) as caught:
+        report_event(
+            UnitOfWork(engine),
+            source=EventSource.CITIZEN,
+            category=EventCategory.URBAN,
+            title="占道经营",
+            lon=lon,
+            lat=lat,
+            now=datetime(2026, 11, 21, 9),
+        )
+    assert classify(caught.value) is Fault.STORE_MISSING and "数据库文件" in MESSAGES[Fault.STORE_MISSING]
+    assert not path.exists()
+    # a backup restored at the path is opened afresh
+    restored = make_engine(f"sqlite:///{path}")
+    upgrade(restored)
+    restored.dispose()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM events")).scalar_one() == 0
+
+
+def test_a_statement_cut_off_by_its_timeout_and_a_broken_disk_are_told_by_name():
+    class Orig(Exception):
+        sqlstate = "57014"
+
+    timeout = DBAPIError("UPDATE events …", {}, Orig("canceling statement due to statement timeout"))
+    assert classify(timeout) is Fault.BUSY
+    broken = DBAPIError("PRAGMA journal_mode=WAL", {}, Exception("disk I/O error"))
+    assert classify(broken) is Fault.STORAGE and "磁盘" in MESSAGES[Fault.STORAGE]

@@ -139,3 +139,43 @@ def test_cells_read_as_a_person_sees_them():
     assert (
         cell_text(date(2026, 11, 21)) == "2026-11-21" and cell_text(None) == "" and cell_text(" 甲 ") == "甲"
     )
+
+
+def _xlsx(rows: list[list]) -> bytes:
+
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet()
+    for row in rows:
+        ws.append(row)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def test_a_sheet_is_read_row_by_row_and_left_at_a_wrong_header_or_past_the_row_limit(monkeypatch):
+    """A 400,000-row workbook with a wrong header was read whole (~10 s, ~350 MB) before its header was
+    looked at; now the reading stops at the header, or at the first row past the limit."""
+    from services import tabular
+
+    read: list[int] = []
+    rows_of = tabular._xlsx_rows
+
+    def counted(wb):
+        for n, cells in rows_of(wb):
+            read.append(n)
+            yield n, cells
+
+    monkeypatch.setattr(tabular, "_xlsx_rows", counted)
+    body = [[f"甲{i}", str(i)] for i in range(3000)]
+    with pytest.raises(TableError, match="缺少列"):
+        read_sheet(_xlsx([["错的", "表头"], *body]), "x.xlsx", ["编码"])
+    assert read == [1]
+    read.clear()
+    with pytest.raises(TableError, match="一次最多导入 100 行"):
+        read_sheet(_xlsx([["编码", "名称"], *body]), "x.xlsx", ["编码"], max_rows=100)
+    assert len(read) == 102  # the header, 100 rows, and the one past the limit
+    assert (
+        len(read_sheet(_xlsx([["编码", "名称"], *body[:100]]), "x.xlsx", ["编码"], max_rows=100).rows) == 100
+    )

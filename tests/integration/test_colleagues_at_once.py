@@ -1,0 +1,188 @@
+"""Two colleagues changing the same thing at the same moment, outside the event loop (which has its own
+test, test_concurrent_actions.py): a settings list (停用 departments), one hazard's 整改, one account.
+Each pair is started together and the store is made to pause just before the write, so on PostgreSQL
+the two transactions overlap for real (SQLite's unit of work takes turns by itself). Either both
+changes are kept, or the second is told the first came first; the trail follows on from one row to
+the next, never two rows starting from the same state."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import date, datetime
+
+import pytest
+from sqlalchemy import event, insert, select
+
+from db.models import AdminUnit, AuditLog, Department, InspectorGrid, User
+from db.uow import UnitOfWork
+from domain.access import CurrentUser
+from domain.safety_code import checklist_for
+from domain.vocabulary import Role
+from services.accounts import update_account
+from services.departments import disabled_ids, set_active
+from services.inspections import InvalidInspection, NewHazard, record_inspection, rectify_hazard
+from services.locate import forget_index
+from tests.builders import make_green_venue, make_square_area
+
+T0 = datetime(2026, 11, 21, 9, 0)
+GRID = "990001001001001"
+
+
+def _person(
+    conn, username: str, role: Role, scope: str, grids=(), department: int | None = None
+) -> CurrentUser:
+    ids = dict(conn.execute(select(AdminUnit.code, AdminUnit.id)).all())
+    uid = conn.execute(
+        insert(User).returning(User.id),
+        {
+            "username": username,
+            "display_name": username,
+            "role": role,
+            "scope_unit_id": ids[scope],
+            "department_id": department,
+            "created_at": T0,
+        },
+    ).scalar_one()
+    for g in grids:
+        conn.execute(insert(InspectorGrid), {"user_id": uid, "grid_id": ids[g]})
+    return CurrentUser(uid, username, username, role, ids[scope], department)
+
+
+@pytest.fixture
+def area(empty_engine):
+    forget_index()
+    with empty_engine.begin() as conn:
+        make_square_area(conn)
+        top = conn.execute(select(AdminUnit.id).where(AdminUnit.code == "990000")).scalar_one()
+        departments = [
+            conn.execute(
+                insert(Department).returning(Department.id),
+                {"code": f"D-{k}", "name": f"测试部门{k}", "kind": kind, "unit_id": top},
+            ).scalar_one()
+            for k, kind in enumerate(("公安", "消防", "城管"))
+        ]
+        people = {
+            "admin_a": _person(conn, "admin_a", Role.ADMIN, "990000"),
+            "admin_b": _person(conn, "admin_b", Role.ADMIN, "990000"),
+            "insp_a": _person(conn, "insp_a", Role.INSPECTOR, "990001001001", (GRID,)),
+            "insp_b": _person(conn, "insp_b", Role.INSPECTOR, "990001001001", (GRID,)),
+            "worker": _person(conn, "worker", Role.DEPARTMENT, "990000", department=departments[0]),
+        }
+        venue = make_green_venue(conn)
+    return empty_engine, departments, people, venue
+
+
+def _at_once(engine, pause_before: str, *calls) -> list[tuple[str, object]]:
+    """Run ``calls`` together; every statement starting with ``pause_before`` waits 0.3 s first (the
+    window in which a colleague's transaction, begun at the same moment, reads the same state)."""
+
+    def pause(_conn, _cursor, statement, *_):
+        if statement.lstrip().upper().startswith(pause_before):
+            time.sleep(0.3)
+
+    event.listen(engine, "before_cursor_execute", pause)
+    start = threading.Barrier(len(calls))
+    out: list[tuple[str, object]] = [("", None)] * len(calls)
+
+    def run(i: int, call) -> None:
+        start.wait()
+        try:
+            out[i] = ("ok", call())
+        except Exception as exc:
+            out[i] = ("refused", exc)
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        event.remove(engine, "before_cursor_execute", pause)
+    return out
+
+
+def _trail(engine, action: str) -> list[AuditLog]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id)))
+
+
+def test_two_departments_disabled_at_once_are_both_disabled(area):
+    """The 停用 list is one settings row: the second read the list before the first wrote it and wrote
+    over it (one department lost), or both inserted the first row (a raw unique-key error)."""
+    engine, (d1, d2, _), people, _ = area
+    told = _at_once(
+        engine,
+        "UPDATE SETTINGS",
+        lambda: set_active(
+            UnitOfWork(engine), actor=people["admin_a"], department_id=d1, active=False, now=T0
+        ),
+        lambda: set_active(
+            UnitOfWork(engine), actor=people["admin_b"], department_id=d2, active=False, now=T0
+        ),
+    )
+    assert [t for t, _ in told] == ["ok", "ok"], told
+    with engine.connect() as conn:
+        assert disabled_ids(conn) == {d1, d2}
+    told = _at_once(  # the row exists now: the same again, enabling both
+        engine,
+        "UPDATE SETTINGS",
+        lambda: set_active(
+            UnitOfWork(engine), actor=people["admin_a"], department_id=d1, active=True, now=T0
+        ),
+        lambda: set_active(
+            UnitOfWork(engine), actor=people["admin_b"], department_id=d2, active=True, now=T0
+        ),
+    )
+    assert [t for t, _ in told] == ["ok", "ok"], told
+    with engine.connect() as conn:
+        assert disabled_ids(conn) == frozenset()
+
+
+def test_one_hazard_confirmed_fixed_twice_at_once_is_fixed_once_and_the_second_is_told(area):
+    engine, _, people, venue = area
+    found = record_inspection(
+        UnitOfWork(engine),
+        user=people["insp_a"],
+        venue_id=venue,
+        now=T0,
+        checklist={i.key: "fail" for i in checklist_for("street_shop")},
+        hazards=[NewHazard("major", "消防通道堵塞", date(2026, 11, 23))],
+    )
+    (hazard,) = found.hazard_ids
+
+    def fix(who: str):
+        return rectify_hazard(UnitOfWork(engine), hazard_id=hazard, on=T0.date(), now=T0, user=people[who])
+
+    told = _at_once(engine, "UPDATE HAZARDS", lambda: fix("insp_a"), lambda: fix("insp_b"))
+    assert sorted(t for t, _ in told) == ["ok", "refused"], told
+    refused = next(e for t, e in told if t == "refused")
+    assert isinstance(refused, InvalidInspection) and refused.problems == {"隐患": "该隐患已整改"}
+    assert len(_trail(engine, "hazard.rectify")) == 1
+
+
+def test_one_account_changed_by_two_administrators_at_once_keeps_a_trail_that_follows_on(area):
+    """Both trail rows said the department was the original one (1 → 5 and 1 → 6)."""
+    engine, (_, d1, d2), people, _ = area
+    worker = people["worker"]
+
+    def move(who: str, department: int):
+        return update_account(
+            UnitOfWork(engine),
+            actor=people[who],
+            user_id=worker.id,
+            role=Role.DEPARTMENT,
+            scope_unit_id=worker.scope_unit_id,
+            department_id=department,
+            now=T0,
+        )
+
+    told = _at_once(engine, "UPDATE USERS", lambda: move("admin_a", d1), lambda: move("admin_b", d2))
+    assert [t for t, _ in told] == ["ok", "ok"], told
+    first, second = ((json.loads(r.before), json.loads(r.after)) for r in _trail(engine, "accounts.update"))
+    assert second[0]["department_id"] == first[1]["department_id"]
+    with engine.connect() as conn:
+        final = conn.execute(select(User.department_id).where(User.id == worker.id)).scalar_one()
+    assert final == second[1]["department_id"]
