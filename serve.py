@@ -29,6 +29,7 @@ import threading
 
 import streamlit as st
 from sqlalchemy import Engine
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -127,9 +128,11 @@ async def keep_draft(request: Request) -> Response:
 
     if not validate_xsrf_token(request.headers.get("X-Xsrftoken"), request.cookies.get(XSRF_COOKIE)):
         return Response(status_code=403)
-    body = await request.body()
-    if len(body) > sessions.MAX_DRAFT_BYTES:
-        return Response(status_code=413)
+    body = bytearray()
+    async for chunk in request.stream():  # stopped at the limit: a body is never held whole first
+        body += chunk
+        if len(body) > sessions.MAX_DRAFT_BYTES:
+            return Response(status_code=413)
     try:
         value = json.loads(body or b"null")
     except ValueError:
@@ -146,10 +149,48 @@ async def keep_draft(request: Request) -> Response:
     return _no_store(Response(status_code=204 if await run_in_threadpool(save) else 401))
 
 
+#: ``FRAME_ANCESTORS``: who may show the app in a frame (CSP frame-ancestors; default only the app's own
+#: pages). A command centre whose wall software frames the screen sets its origin here.
+FRAME_ANCESTORS_ENV = "FRAME_ANCESTORS"
+
+
+class SecurityHeaders:
+    """Headers on every HTTP answer (not the websocket): no framing by another site (clickjacking:
+    X-Frame-Options and CSP frame-ancestors), no content-type sniffing, no referrer to other sites.
+    Streamlit's own pages need inline scripts and styles, so no wider CSP is set here."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        ancestors = os.environ.get(FRAME_ANCESTORS_ENV, "").strip()
+        headers = [
+            (b"content-security-policy", f"frame-ancestors 'self' {ancestors}".strip().encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"same-origin"),
+        ]
+        if not ancestors:
+            headers.append((b"x-frame-options", b"SAMEORIGIN"))
+        self.headers = headers
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in self.headers if k not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 enable_cookie_sessions(_base())
 _prefix = f"/{_base()}" if _base() else ""
 app = st.App(
     "app.py",
+    middleware=[Middleware(SecurityHeaders)],
     routes=[
         Route(f"{_prefix}/auth/session", session_cookie, methods=["GET"]),
         Route(f"{_prefix}/auth/logout", clear_cookie, methods=["GET"]),

@@ -45,6 +45,8 @@ Handler = Callable[[Request, dict[str, Any]], Response]
 MAX_UPLOAD = 10 * 1024 * 1024
 #: A form without a photo (application/x-www-form-urlencoded): text fields only.
 MAX_FORM = 1024 * 1024
+#: A multipart body: the photo and the text fields, with room for the parts' headers.
+MAX_BODY = MAX_UPLOAD + MAX_FORM
 MAX_FIELDS = 50
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 #: The Chinese charsets a hotline system may declare: read as GB 18030, which contains GBK and GB 2312.
@@ -158,9 +160,36 @@ async def _read_form(request: Request) -> dict[str, Any] | Response:
     return dict(pairs)
 
 
+class _TooLarge(Exception):
+    """A body past :data:`MAX_BODY`: reading stops there."""
+
+
+def _capped(request: Request, limit: int) -> Request:
+    """``request`` whose body stops being read past ``limit`` bytes (:class:`_TooLarge`): a multipart
+    upload is spooled to disk as it comes, so a 200 MB body without a key filled the disk first."""
+    seen = 0
+
+    async def receive():
+        nonlocal seen
+        message = await request.receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _TooLarge
+        return message
+
+    return Request(request.scope, receive)
+
+
 async def _read_multipart(request: Request) -> dict[str, Any] | Response:
+    too_large = _error(400, "请求体过大：照片上限 10 MB，文字字段合计上限 1 MB")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:  # said before it is sent: refused unread
+        return too_large
     try:
-        data = await request.form(max_files=1, max_fields=MAX_FIELDS)
+        data = await _capped(request, MAX_BODY).form(max_files=1, max_fields=MAX_FIELDS)
+    except _TooLarge:
+        return too_large
     except (MultiPartException, HTTPException) as exc:  # Starlette raises the latter inside an app
         text = str(getattr(exc, "message", None) or getattr(exc, "detail", ""))
         if "files" in text:

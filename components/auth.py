@@ -40,6 +40,8 @@ USER_KEY = "current_user"
 SESSION_KEY = "_login_session"
 #: When this tab last slid its session's idle clock.
 _TOUCHED_KEY = "_login_session_touched"
+#: The digest of the login cookie this tab's session was resumed from (its connection must carry it).
+_BOUND_KEY = "_login_cookie_bound"
 #: What the login form says about the last session (it ran out, it was ended elsewhere).
 _NOTICE_KEY = "_login_notice"
 #: Streamlit's XSRF cookie: its token binds a login's hand-over code to the browser that logged in.
@@ -75,6 +77,10 @@ def verified_current_user(*, hand_to_page: bool = False) -> CurrentUser | None:
         return None
     now = clock.now()
     session_id = st.session_state.get(SESSION_KEY)
+    if not _carries_its_cookie():  # another connection attached to this tab: it gets nothing of it
+        deny(user, "session without its login cookie (taken over by its id?)", session_id)
+        st.session_state.clear()
+        return None
     with engine().connect() as conn:
         verified = verified_user(conn, user)
         over = sessions.check(conn, session_id, user, now) if verified and session_id is not None else None
@@ -108,9 +114,22 @@ def _resume_from_cookie() -> CurrentUser | None:
         return None
     st.session_state[USER_KEY] = found.user
     st.session_state[SESSION_KEY] = found.session_id
+    st.session_state[_BOUND_KEY] = sessions.digest(token)
     if found.fresh_password:  # logged in with the administrator's password: may set a new one (0014)
         st.session_state[_FRESH_KEY] = found.user.id
     return found.user
+
+
+def _carries_its_cookie() -> bool:
+    """Whether this run's connection sent the login cookie the tab's session was resumed from. A
+    Streamlit session can be joined by anyone who knows its id (it travels in upload URLs and so in a
+    proxy's logs): the tab's user is given only to the browser that holds the cookie. A tab that logged
+    in by the form has no cookie yet until the login route sets it and reloads the page."""
+    bound = st.session_state.get(_BOUND_KEY)
+    if bound is None or not cookie_sessions():
+        return True
+    token = _cookie(sessions.COOKIE)
+    return token is not None and sessions.digest(token) == bound
 
 
 def _cookie(name: str) -> str | None:

@@ -186,7 +186,10 @@ class Screen:
 
 
 def esc(value) -> str:
-    return html.escape(str(value))
+    """A value for the wall's HTML: escaped, on one line. The wall is one HTML block in Markdown, and a
+    blank line inside a citizen's title ended the block: what followed was Markdown again (a heading,
+    a link, an image fetched from anywhere on the screen). Every run of white space is one space."""
+    return html.escape(" ".join(str(value).split()))
 
 
 def top_band(title: str, clock: str, kpis: Mapping[str, str]) -> str:

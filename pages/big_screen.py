@@ -55,6 +55,12 @@ units, _ = geography()
 @st.fragment(run_every=REFRESH_S)
 @guarded("big_screen")  # a refresh does not pass through app.py's boundary
 def screen() -> None:
+    # A refresh skips app.py and the checks above: the token or the login is asked again each time, so a
+    # revoked token or an ended login stops the wall at its next refresh, not at the next page load.
+    with reader() as conn:
+        still = viewer_for(conn, params.get("token"))
+    if still is None and verified_current_user() is None:
+        st.rerun()
     now = clock.now()
     area_id = base_id
     if ROTATE_S:  # the playlist: each child area in turn, placed by the clock

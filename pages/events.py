@@ -7,7 +7,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from components.auth import require_page
+from components.auth import require_page, verified_current_user
 from components.charts import sankey
 from components.errors import guarded
 from components.event_card import (
@@ -56,6 +56,8 @@ todo_list(user, scope)  # what waits on me: outside the refresh, a click reruns 
 @guarded("events live")  # a refresh does not pass through app.py's boundary
 def live() -> None:
     """KPIs and the feed; each run asks the store only for events changed since the last run."""
+    if verified_current_user() is None:  # a refresh skips app.py: a logout elsewhere, a disabled
+        st.rerun()  # account, an ended session stop the feed here (the full run shows the login)
     now = clock.now()
     with reader() as conn:
         kpi_row(list(today_kpis(conn, scope, now).items()))

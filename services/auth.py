@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
@@ -84,10 +87,9 @@ def _authenticate(uow: UnitOfWork, username: str, password: str, now: datetime) 
     if user is None or not user.is_active or not user.password_hash:
         _hasher.hash(password)  # spend the same time as a real check: no user enumeration by timing
         log.info("login refused: unknown or inactive account")
-        raise LoginRefused("用户名或密码错误")
+        raise LoginRefused(_NO_SUCH.fail(username, now))  # the answers a real account would get
     if user.locked_until and user.locked_until > now:
-        minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
-        raise LoginRefused(f"连续登录失败次数过多，账号已锁定，请 {minutes} 分钟后再试")
+        raise LoginRefused(_locked_for(user.locked_until, now))
     try:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -125,6 +127,45 @@ def _authenticate(uow: UnitOfWork, username: str, password: str, now: datetime) 
         )
         uow.commit()
     return _current(user)
+
+
+def _locked_for(until: datetime, now: datetime) -> str:
+    minutes = max(1, math.ceil((until - now).total_seconds() / 60))  # 15 minutes reads 15, not 16
+    return f"连续登录失败次数过多，账号已锁定，请 {minutes} 分钟后再试"
+
+
+class _Unknown:
+    """Failures of names that are no active account, counted in this process as the store counts a
+    real account's: the same "还可尝试 n 次" and the same lock, so the answers do not tell which names
+    exist (they did: only real accounts were told how many tries were left, or that they were locked).
+    At most :data:`KEPT` names, the oldest forgotten first."""
+
+    KEPT = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[str, tuple[int, datetime | None]] = OrderedDict()
+
+    def fail(self, username: str, now: datetime) -> str:
+        key = username.casefold()
+        with self._lock:
+            failures, until = self._seen.pop(key, (0, None))
+            if until is not None and until > now:
+                self._seen[key] = (failures, until)
+                return _locked_for(until, now)
+            failures += 1
+            if failures >= MAX_FAILURES:
+                self._seen[key] = (0, now + timedelta(minutes=LOCK_MINUTES))
+                answer = f"连续 {MAX_FAILURES} 次密码错误，账号已锁定 {LOCK_MINUTES} 分钟"
+            else:
+                self._seen[key] = (failures, None)
+                answer = f"用户名或密码错误（还可尝试 {MAX_FAILURES - failures} 次）"
+            while len(self._seen) > self.KEPT:
+                self._seen.popitem(last=False)
+            return answer
+
+
+_NO_SUCH = _Unknown()
 
 
 def _count_failure(

@@ -62,3 +62,56 @@ def test_a_wrong_password_is_refused_in_chinese(store_with_leader):
     at = _login("leader", "wrong")
     assert "用户名或密码错误" in at.error[0].value
     assert "current_user" not in at.session_state
+
+
+def _verify_in_a_tab() -> None:
+    import streamlit as st
+
+    from components.auth import verified_current_user
+
+    st.write(f"user={getattr(verified_current_user(), 'username', None)}")
+
+
+def test_a_connection_without_the_tabs_login_cookie_gets_nothing_of_the_tab(monkeypatch, caplog):
+    """A Streamlit session can be joined by anyone who knows its id (it is in every upload URL, so in a
+    proxy's log): a client that joined a signed-in tab without its cookie opened /admin as its user."""
+    import logging
+
+    from streamlit.testing.v1 import AppTest
+
+    from components import auth
+    from domain.access import CurrentUser
+    from domain.vocabulary import Role
+    from services import sessions
+
+    admin = CurrentUser(1, "demo_admin", "管理员", Role.ADMIN, 1)
+    monkeypatch.setattr(auth, "cookie_sessions", lambda: True)
+    for sent in (None, "another-browsers-token"):
+        monkeypatch.setattr(
+            auth, "_cookie", lambda name, sent=sent: sent if name == sessions.COOKIE else None
+        )
+        at = AppTest.from_function(_verify_in_a_tab, default_timeout=30)
+        at.session_state[auth.USER_KEY] = admin
+        at.session_state[auth.SESSION_KEY] = 7
+        at.session_state[auth._BOUND_KEY] = sessions.digest("the-victims-token")
+        with caplog.at_level(logging.WARNING, logger="access"):
+            at.run()
+        assert not at.exception
+        assert at.markdown[0].value == "user=None"
+        assert auth.USER_KEY not in at.session_state
+        assert any("taken over" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(
+        auth, "_cookie", lambda name: "the-victims-token" if name == sessions.COOKIE else None
+    )
+    with_cookie = AppTest.from_function(_carries, default_timeout=30)
+    with_cookie.session_state[auth._BOUND_KEY] = sessions.digest("the-victims-token")
+    with_cookie.run()
+    assert with_cookie.markdown[0].value == "True"  # the browser that holds the cookie keeps its tab
+
+
+def _carries() -> None:
+    import streamlit as st
+
+    from components.auth import _carries_its_cookie
+
+    st.write(str(_carries_its_cookie()))

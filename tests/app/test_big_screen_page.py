@@ -93,3 +93,26 @@ def test_wall_numbers_from_the_url_fall_back_to_their_defaults():
     assert int_param("30", 10, 1, 3600) == 30 and int_param("99999", 10, 1, 3600) == 3600
     assert [int_param(v, 10, 1, 3600) for v in (None, "", "abc", "inf", "-inf", "1e999", "nan")] == [10] * 7
     assert int_param("0", 10, 1, 3600) == 1 and int_param("2.9", 10, 1, 3600) == 2
+
+
+def test_a_citizen_s_title_cannot_end_the_wall_s_html_and_write_markdown_on_it():
+    """A title with blank lines ended the wall's HTML block: a heading, a link and an image fetched from
+    another host were drawn on the screen (found by a probe over the websocket)."""
+    import pandas as pd
+
+    from components.wall import Screen, esc, left_column
+    from services.wall import WallDay
+
+    hostile = (
+        "井盖缺失\n\n# ⚠ 大屏已被接管\n\n![x](https://evil.example/b.png)\r\n\r\n[点我](https://evil.example)"
+    )
+    ticker = pd.DataFrame(
+        {"updated_at": [pd.Timestamp("2026-11-21 09:00")], "title": [hostile], "status_label": ["已上报"]}
+    )
+    day = WallDay([0] * 24, [0] * 24, 9, {"城镇管理": 1}, {"随手拍": 1})
+    html = left_column(day, ticker, Screen(1920, 1080))
+    assert "\n" not in html and "\r" not in html
+    assert (
+        esc(hostile)
+        == "井盖缺失 # ⚠ 大屏已被接管 ![x](https://evil.example/b.png) [点我](https://evil.example)"
+    )

@@ -51,10 +51,19 @@ def test_the_password_is_stored_as_an_argon2_hash(sessions):
 
 
 def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(sessions):
-    with pytest.raises(LoginRefused, match="用户名或密码错误"):
-        login(sessions, "leader", "nope", NOW)
-    with pytest.raises(LoginRefused, match="用户名或密码错误"):
-        login(sessions, "nobody", "nope", NOW)
+    """Only a real account was told how many tries were left, and that it was locked: every answer now
+    reads the same whether the name exists or not, down to the lock and its minutes."""
+    told = {}
+    for name in ("leader", "nobody_here"):
+        answers = []
+        for _ in range(MAX_FAILURES + 1):
+            with pytest.raises(LoginRefused) as refused:
+                login(sessions, name, "nope", NOW)
+            answers.append(str(refused.value))
+        told[name] = answers
+    assert told["leader"] == told["nobody_here"]
+    assert told["leader"][0] == f"用户名或密码错误（还可尝试 {MAX_FAILURES - 1} 次）"
+    assert told["leader"][-1] == "连续登录失败次数过多，账号已锁定，请 15 分钟后再试"  # not 16
 
 
 def test_five_failures_lock_the_account_even_for_the_right_password(sessions):

@@ -255,3 +255,33 @@ def test_a_form_decoded_here_keeps_every_field_of_a_published_client(store, url)
     answer = _raw(url, body.encode())
     assert answer.status_code == 200, answer.text
     assert _stored(engine, answer) == "井盖 缺失"
+
+
+def test_a_body_past_the_upload_limit_is_refused_before_it_is_read_whole(store, url):
+    """A 200 MB multipart body without a key was received and spooled to disk before anything was said."""
+    engine, _, _ = store
+    before = _counts(engine)
+    declared = _raw(url, b"x" * 1024, "multipart/form-data; boundary=b")
+    assert declared.status_code == 400  # a broken multipart body: refused, not a 500
+    chunk = b'--b\r\nContent-Disposition: form-data; name="media"; filename="a.jpg"\r\n\r\n' + b"\xff" * 65536
+
+    def body():
+        yield chunk
+        for _ in range(16 * 20):  # 20 MB more, sent without a length
+            yield b"\xff" * 65536
+
+    answer = requests.post(
+        f"{url}/requests.json",
+        data=body(),
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+        timeout=60,
+    )
+    _refused(answer, 400, "过大")
+    told = requests.post(
+        f"{url}/requests.json",
+        data=b"",
+        headers={"Content-Type": "multipart/form-data; boundary=b", "Content-Length": str(300 * 2**20)},
+        timeout=30,
+    )
+    _refused(told, 400, "过大")
+    assert _counts(engine) == before
