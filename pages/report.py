@@ -146,7 +146,7 @@ def _submit(merge_into: int | None) -> None:
         )
     else:
         where = store.tree().name(event.grid_id)
-        st.session_state[DONE] = f"上报成功，事件编号 #{event.id}（所在网格：{md_text(where)}）。{follow}"
+        st.session_state[DONE] = f"上报成功，事件编号 #{event.id}。所在网格：{md_text(where)}。{follow}"
     st.session_state[FORM] = st.session_state.get(FORM, 0) + 1  # the next report starts from an empty form
     st.rerun()
 
