@@ -145,6 +145,8 @@ _CANDIDATES: dict[str, list[str]] = {
         "上级编码",
         "上级代码",
         "上级区划代码",
+        "sjdm",  # 三调 exports: 上级代码
+        "sjxzqdm",
         "parent",
     ],
     "population": ["population", "pop", "人口", "常住人口", "户籍人口", "总人口", "rk"],
@@ -321,7 +323,12 @@ def read_source(
 
 def _unreadable(exc: Exception, kind: str, dataset: Path, tmp: Path) -> BoundaryError:
     """A reader's failure as the person can act on it, in Chinese, without the server's paths."""
-    if isinstance(exc, UnicodeDecodeError):
+    if isinstance(exc, UnicodeDecodeError) and kind == "Shapefile" and dataset.with_suffix(".cpg").exists():
+        why = (
+            "属性表不是 .cpg 文件所写的编码：若属性为 GBK（多数国内 GIS 导出），删除压缩包中的 .cpg 文件后"
+            "重新上传即可（将按 GBK 读取）；或将 .cpg 的内容改为 GBK"
+        )
+    elif isinstance(exc, UnicodeDecodeError):
         why = f"{kind} 文件须为 UTF-8 编码：请用 GIS 软件或文本编辑器另存为 UTF-8 后重新上传"
     elif "not recognized as being in a supported file format" in str(exc):
         why = f"文件内容不是有效的 {kind}（可能已损坏、未保存完整或扩展名与内容不符）：请用 GIS 软件重新导出"

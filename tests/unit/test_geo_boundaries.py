@@ -579,3 +579,28 @@ def test_projected_metres_read_as_degrees_point_to_the_zone_s_own_code():
     metres = units([("990100", "测试县", "county", None, box(39_510_000, 3_510_000, 39_520_000, 3_520_000))])
     reason = validate_units(metres).errors[0].reason
     assert "EPSG:4527" in reason and "带号 39" in reason
+
+
+def test_a_sandiao_export_s_parent_column_and_a_cpg_that_lies_are_understood(tmp_path):
+    """三调 exports name the parent SJDM (it was not found: one 缺少上级编码 per feature); a .cpg saying
+    UTF-8 over GBK attributes was told to save as UTF-8, when deleting the .cpg is the fix."""
+    import zipfile
+
+    from geo.boundaries import read_source, suggest_mapping
+
+    frame = gpd.GeoDataFrame(
+        {"XZQDM": ["990101"], "XZQMC": ["西镇"], "JB": ["乡镇"], "SJDM": ["990100"]},
+        geometry=[WEST],
+        crs=4326,
+    )
+    assert suggest_mapping(frame).parent == "SJDM"
+    folder = tmp_path / "shp"
+    folder.mkdir()
+    frame.to_file(folder / "xzq.shp", encoding="GBK")
+    (folder / "xzq.cpg").write_text("UTF-8")
+    packed = tmp_path / "xzq.zip"
+    with zipfile.ZipFile(packed, "w") as zf:
+        for f in folder.iterdir():
+            zf.write(f, f.name)
+    source, problems = read_source(packed)
+    assert source is None and "删除压缩包中的 .cpg 文件" in problems[0].reason
