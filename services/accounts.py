@@ -355,7 +355,10 @@ def _require_admin(conn: Connection | Session, actor: CurrentUser | None, refusa
 def _target(session: Session, tree: Tree, actor: CurrentUser, user_id: int, what: str) -> User:
     """The account ``user_id``, if it lies in the administrator's scope (else refused and logged); its
     row locked and read again (PostgreSQL): two administrators changing one account at once take turns,
-    and the second's trail row starts from the first's change."""
+    and the second's trail row starts from the first's change. The active administrators' rows are
+    locked before it, as :func:`_keep_an_admin` locks them: one lock order for every account change
+    (two administrators disabling each other deadlocked otherwise)."""
+    _lock_admins(session)
     user = session.get(User, int(user_id), with_for_update=True, populate_existing=True)
     if user is None:
         raise AccountRefused("该账号不存在，请刷新列表后重试")
@@ -364,15 +367,20 @@ def _target(session: Session, tree: Tree, actor: CurrentUser, user_id: int, what
     return user
 
 
+def _lock_admins(session: Session) -> list[int]:
+    """The active administrators' ids, their rows locked in id order (PostgreSQL; SQLite's unit of work
+    holds the write lock already)."""
+    admins = (
+        select(User.id).where(User.role == Role.ADMIN, User.is_active).order_by(User.id).with_for_update()
+    )
+    return list(session.execute(admins).scalars())
+
+
 def _keep_an_admin(session: Session, leaving_id: int) -> None:
     """Refuse if ``leaving_id`` is the last active administrator. The active administrators' rows are
     locked first (PostgreSQL; SQLite's unit of work holds the write lock already), so two administrators
     removing each other at once cannot both succeed."""
-    admins = (
-        session.execute(select(User.id).where(User.role == Role.ADMIN, User.is_active).with_for_update())
-        .scalars()
-        .all()
-    )
+    admins = _lock_admins(session)
     if not [a for a in admins if a != leaving_id]:
         raise AccountRefused(
             "这是最后一个启用的系统管理员，不能停用或改为其他角色。请先新建或启用另一个管理员"
