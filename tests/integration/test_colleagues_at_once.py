@@ -113,32 +113,20 @@ def test_two_departments_disabled_at_once_are_both_disabled(area):
     """The 停用 list is one settings row: the second read the list before the first wrote it and wrote
     over it (one department lost), or both inserted the first row (a raw unique-key error)."""
     engine, (d1, d2, _), people, _ = area
-    told = _at_once(
-        engine,
-        "UPDATE SETTINGS",
-        lambda: set_active(
-            UnitOfWork(engine), actor=people["admin_a"], department_id=d1, active=False, now=T0
-        ),
-        lambda: set_active(
-            UnitOfWork(engine), actor=people["admin_b"], department_id=d2, active=False, now=T0
-        ),
-    )
-    assert [t for t, _ in told] == ["ok", "ok"], told
-    with engine.connect() as conn:
-        assert disabled_ids(conn) == {d1, d2}
-    told = _at_once(  # the row exists now: the same again, enabling both
-        engine,
-        "UPDATE SETTINGS",
-        lambda: set_active(
-            UnitOfWork(engine), actor=people["admin_a"], department_id=d1, active=True, now=T0
-        ),
-        lambda: set_active(
-            UnitOfWork(engine), actor=people["admin_b"], department_id=d2, active=True, now=T0
-        ),
-    )
-    assert [t for t, _ in told] == ["ok", "ok"], told
-    with engine.connect() as conn:
-        assert disabled_ids(conn) == frozenset()
+
+    def switch(who: str, department: int, active: bool):
+        return lambda: set_active(
+            UnitOfWork(engine), actor=people[who], department_id=department, active=active, now=T0
+        )
+
+    # first with no 停用 row yet (both would insert it), then with the row there, enabling both again
+    for active, left in ((False, {d1, d2}), (True, set())):
+        told = _at_once(
+            engine, "UPDATE SETTINGS", switch("admin_a", d1, active), switch("admin_b", d2, active)
+        )
+        assert [t for t, _ in told] == ["ok", "ok"], told
+        with engine.connect() as conn:
+            assert disabled_ids(conn) == left
 
 
 def test_one_hazard_confirmed_fixed_twice_at_once_is_fixed_once_and_the_second_is_told(area):
