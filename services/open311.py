@@ -9,7 +9,8 @@ and that number, so a retried POST returns the first event. GCJ-02 points (WeCha
 
 GET answers carry no personal data: no reporter name or phone, free text with phone and ID numbers
 masked (domain.access.redact) and house numbers hidden (domain.access.round_address), coordinates
-rounded to 3 decimals (about 100 m) and the grid's name as the address. Times are ISO 8601 with the +08:00 offset (Asia/Shanghai).
+rounded to 3 decimals (about 100 m) and the grid's name as the address. Times are ISO 8601 with the
++08:00 offset (Asia/Shanghai).
 """
 
 from __future__ import annotations
