@@ -29,6 +29,7 @@ from services.auth import (
     LoginRefused,
     authenticate,
     change_own_password,
+    client_from,
     must_change_password,
     user_for_identity,
 )
@@ -118,6 +119,11 @@ def _resume_from_cookie() -> CurrentUser | None:
     if found.fresh_password:  # logged in with the administrator's password: may set a new one (0014)
         st.session_state[_FRESH_KEY] = found.user.id
     return found.user
+
+
+def client_address() -> str | None:
+    """The address this login attempt came from (:func:`services.auth.client_from`)."""
+    return client_from(st.context.ip_address, st.context.headers.get("X-Forwarded-For"))
 
 
 def _carries_its_cookie() -> bool:
@@ -298,7 +304,7 @@ def login_form(page: str | None = None) -> None:
         submitted = st.form_submit_button("登录", type="primary")
     if submitted:
         try:
-            user = authenticate(uow(), username, password, clock.now())
+            user = authenticate(uow(), username, password, clock.now(), client_address())
         except LoginRefused as exc:
             st.error(md_text(str(exc)))
         else:

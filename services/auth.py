@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import secrets
@@ -68,17 +69,90 @@ def temporary_password() -> str:
             return word
 
 
-def authenticate(uow: UnitOfWork, username: str, password: str, now: datetime) -> CurrentUser:
+#: Failed logins one client address may make in :data:`LOCK_MINUTES` before it is refused: an account is
+#: locked after 5, but trying one password on many accounts (password spraying) was never slowed.
+CLIENT_FAILURES = 30
+
+
+class ClientFailures:
+    """Failed logins per client address in this process, over a sliding window of LOCK_MINUTES."""
+
+    def __init__(self, most: int = CLIENT_FAILURES) -> None:
+        self.most = most
+        self._lock = threading.Lock()
+        self._at: dict[str, list[datetime]] = {}
+
+    def _recent(self, client: str, now: datetime) -> list[datetime]:
+        since = now - timedelta(minutes=LOCK_MINUTES)
+        kept = [t for t in self._at.get(client, []) if t > since]
+        if kept:
+            self._at[client] = kept
+        else:
+            self._at.pop(client, None)
+        return kept
+
+    def refusal(self, client: str, now: datetime) -> str | None:
+        """Why ``client`` may not try now (the minutes until its oldest counted failure leaves the
+        window), or None."""
+        with self._lock:
+            recent = self._recent(client, now)
+            if len(recent) < self.most:
+                return None
+            until = recent[0] + timedelta(minutes=LOCK_MINUTES)
+        minutes = max(1, math.ceil((until - now).total_seconds() / 60))
+        return f"此设备登录失败次数过多，请 {minutes} 分钟后再试"
+
+    def failed(self, client: str, now: datetime) -> None:
+        with self._lock:
+            self._recent(client, now)
+            self._at.setdefault(client, []).append(now)
+            if len(self._at) > _Unknown.KEPT:  # the oldest clients forgotten first
+                self._at.pop(next(iter(self._at)))
+
+
+CLIENTS = ClientFailures()
+
+
+def client_from(remote: str | None, forwarded: str | None) -> str | None:
+    """The address a login attempt came from, for the per-client limit: the connection's own address;
+    behind a proxy on this machine (deploy/cluster.py's nginx) the last address of X-Forwarded-For,
+    which that proxy appends itself (the ones before it are the client's word); None for a browser on
+    this machine (a developer, a test) or a local proxy that says nothing: no limit then, rather than
+    one limit shared by everyone behind the proxy."""
+    if not remote:
+        return None
+    try:
+        local = ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return None
+    if not local:
+        return remote
+    last = (forwarded or "").split(",")[-1].strip()
+    return last or None
+
+
+def authenticate(
+    uow: UnitOfWork, username: str, password: str, now: datetime, client: str | None = None
+) -> CurrentUser:
     """The user for this username and password, or :class:`LoginRefused` (counted towards lock-out).
 
     A failure is counted and recorded (and committed) before the refusal is raised; a success after
-    failures clears the count, recorded too.
+    failures clears the count, recorded too. ``client``: the address the attempt came from (None: not
+    known, no per-client limit); :data:`CLIENT_FAILURES` failures from it in LOCK_MINUTES refuse it.
     """
     username = (username or "").strip()
     if not username or not password:
         raise LoginRefused("请输入用户名和密码")
-    with uow.begin("auth.login"):
-        return _authenticate(uow, username, password, now)
+    if client is not None and (why := CLIENTS.refusal(client, now)) is not None:
+        log.warning("login refused: client over its failures")
+        raise LoginRefused(why)
+    try:
+        with uow.begin("auth.login"):
+            return _authenticate(uow, username, password, now)
+    except LoginRefused:
+        if client is not None:
+            CLIENTS.failed(client, now)
+        raise
 
 
 def _authenticate(uow: UnitOfWork, username: str, password: str, now: datetime) -> CurrentUser:

@@ -116,3 +116,43 @@ def test_the_trail_of_a_lockout_says_what_the_store_held_before_and_after(sessio
     assert '"locked_until":null' in lockout.before and f'"locked_until":"{lock_end}"' in lockout.after
     assert after_expiry.action == "auth.login_failed" and '"locked_until":null' in after_expiry.after
     assert tuple(stored) == (1, None)
+
+
+def test_one_client_trying_many_names_is_slowed_and_others_are_not(sessions, monkeypatch):
+    """An account locks after 5 wrong passwords, but one password tried on many names (password
+    spraying) was never slowed: 30 failures from one address in 15 minutes refuse that address."""
+    from services import auth
+
+    monkeypatch.setattr(auth, "CLIENTS", auth.ClientFailures())
+    engine = sessions.kw["bind"]
+
+    def attempt(name: str, password: str = "Spring2026", client: str = "10.1.2.3", at: datetime = NOW):
+        return authenticate(UnitOfWork(engine), name, password, at, client)
+
+    for k in range(auth.CLIENT_FAILURES):
+        with pytest.raises(LoginRefused, match="用户名或密码错误"):
+            attempt(f"staff{k:02d}")
+    with pytest.raises(LoginRefused, match="此设备登录失败次数过多，请 15 分钟后再试"):
+        attempt("leader", "s3cret-pass")  # even the right password, from that address
+    assert attempt("leader", "s3cret-pass", client="10.9.9.9").username == "leader"  # another desk
+    assert attempt("leader", "s3cret-pass", client=None).username == "leader"  # address unknown
+    later = NOW + timedelta(minutes=15, seconds=1)
+    assert attempt("leader", "s3cret-pass", at=later).username == "leader"  # the window has passed
+
+
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "client"),
+    [
+        ("10.1.2.3", None, "10.1.2.3"),  # a browser straight to the server
+        ("10.1.2.3", "1.1.1.1", "10.1.2.3"),  # a header from the client itself counts for nothing
+        ("127.0.0.1", "6.6.6.6, 10.1.2.3", "10.1.2.3"),  # nginx on this machine appended the real one
+        ("::1", "10.1.2.4", "10.1.2.4"),
+        ("127.0.0.1", None, None),  # this machine itself, or a proxy that says nothing: no limit
+        (None, None, None),
+        ("not an address", "10.1.2.3", None),
+    ],
+)
+def test_the_client_address_is_the_connection_s_or_the_local_proxy_s_last_word(remote, forwarded, client):
+    from services.auth import client_from
+
+    assert client_from(remote, forwarded) == client
