@@ -13,7 +13,6 @@ import base64
 import json
 import logging
 import os
-import re
 import threading
 import weakref
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.openapi import document
+from domain.intake import CONTROL_CHARACTERS
 from services import api_keys, faults, open311
 from services.access import OutOfScope
 from services.intake import GroupCommit
@@ -48,7 +48,6 @@ MAX_FORM = 1024 * 1024
 #: A multipart body: the photo and the text fields, with room for the parts' headers.
 MAX_BODY = MAX_UPLOAD + MAX_FORM
 MAX_FIELDS = 50
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 #: The Chinese charsets a hotline system may declare: read as GB 18030, which contains GBK and GB 2312.
 GB = ("gbk", "gb2312", "gb18030", "cp936", "x-gbk")
 
@@ -69,10 +68,6 @@ def _format(request: Request) -> str | None:
     fmt = request.path_params.get("fmt", "json")
     return fmt if fmt in ("json", "xml") else None
 
-
-#: Characters XML 1.0 cannot carry at all (escaping does not help): left out of an XML answer. The intake
-#: refuses them (domain.intake.unstorable); rows stored before that, or by another way in, may hold them.
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 #: The element of each list item in the specification's XML.
 SINGULAR = {
@@ -97,7 +92,8 @@ def _element(parent: Element, tag: str, value: Any) -> None:
     elif isinstance(value, bool):
         el.text = "true" if value else "false"
     elif value is not None:
-        el.text = _XML_ILLEGAL.sub("", str(value))
+        # characters XML cannot carry at all, refused by the intake: rows stored before may hold them
+        el.text = CONTROL_CHARACTERS.sub("", str(value))
 
 
 def _as_xml(answer: JSONResponse, root: str) -> Response:

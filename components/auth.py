@@ -529,7 +529,6 @@ PAGE_TITLES = {
 
 def no_area_yet() -> bool:
     """Whether the store holds only the placeholder unit of a new store (no boundary imported yet)."""
-    from services.boundaries import SETUP_CODE
+    from services.boundaries import awaits_first_import
 
-    units = tree()
-    return len(units) <= 1 and all(units.code(r) == SETUP_CODE for r in units.roots)
+    return awaits_first_import(tree())

@@ -162,17 +162,17 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-#: Control characters no one types and no XML answer may carry (all C0 controls but tab, line feed and
-#: carriage return; the non-characters U+FFFE and U+FFFF): pasted or sent by a program, they would make
-#: every XML answer that lists the event unreadable (Open311's .xml).
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+#: Characters no one types and no XML answer may carry (all C0 controls but tab, line feed and carriage
+#: return; lone surrogates; the non-characters U+FFFE and U+FFFF): pasted or sent by a program, they would
+#: make every XML answer that lists the event unreadable (Open311's .xml, which leaves them out).
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def unstorable(text: str) -> bool:
     """Text no store keeps as typed: a NUL character (PostgreSQL refuses it in any text column), another
-    control character (:data:`_CONTROL`) or a lone surrogate (not UTF-8); none can be typed, only pasted
+    control character (:data:`CONTROL_CHARACTERS`) or a lone surrogate (not UTF-8); none can be typed, only pasted
     or sent by a program."""
-    if _CONTROL.search(text):
+    if CONTROL_CHARACTERS.search(text):
         return True
     try:
         text.encode("utf-8")

@@ -60,8 +60,11 @@ class AdminLevel(Labelled):
     def linkage(self) -> str:
         """The levels from this one down as the cockpits name them: 市-县-乡-村-网格 五级联动 from a city,
         县-乡-村-网格 四级联动 from a county (an own-area store, a county's leader)."""
-        levels = self.and_below()
-        return f"{'-'.join(_SHORT[lv.value] for lv in levels)} {'一二三四五'[len(levels) - 1]}级联动"
+        return f"{'-'.join(_SHORT[lv.value] for lv in self.and_below())} {self.linked()}"
+
+    def linked(self) -> str:
+        """How many levels link from this one down: 五级联动 from a city, 四级联动 from a county."""
+        return f"{'一二三四五'[len(self.and_below()) - 1]}级联动"
 
 
 _SHORT = {"city": "市", "county": "县", "township": "乡", "village": "村", "grid": "网格"}

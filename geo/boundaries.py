@@ -54,8 +54,8 @@ OUTSIDE_PARENT_TOLERANCE = 0.005
 #: Two units of one parent may share at most this much of the smaller one's area (slivers where the
 #: sources differ); beyond it a point there would belong to either, and its grid would be a coin toss.
 OVERLAP_TOLERANCE = 0.005
-#: At most this much of a parent's area may lie outside all of its children from the file: no grid would
-#: be generated there, and a report from it would be refused as outside the area.
+#: Beyond this share of a parent's area outside all of its children from the file, the import says so in a
+#: note: no grid is generated there until its own units come, and a report from it is refused meanwhile.
 UNCOVERED_TOLERANCE = 0.01
 
 #: What the store's ``admin_units`` columns hold (``db/base.py``: code 32, name 200, kind 16 characters;

@@ -109,7 +109,7 @@ def screen() -> None:
         st.pydeck_chart(deck, height=SCREEN.map_height, key="bs_map")
     with right:
         top = wall.ranking_rows(by_risk(view.shown))
-        linkage = AdminLevel(area["level"]).linkage().split()[-1]
+        linkage = AdminLevel(area["level"]).linked()
         st.markdown(
             wall.right_column(flow, alerts, top, level.label, SCREEN, linkage), unsafe_allow_html=True
         )

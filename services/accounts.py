@@ -663,9 +663,7 @@ class ImportResult:
 
 def import_template(example_code: str | None = None) -> bytes:
     """The XLSX template: the 账号 sheet's headers, and a 说明 sheet with what each column takes."""
-    example = f"如 {example_code}" if example_code else "如 本地区的区划编码"
-    notes = {c: COLUMN_NOTES[c].replace("如 {example}", example) for c in COLUMNS}
-    return tabular.import_template("账号", notes)
+    return tabular.import_template("账号", {c: COLUMN_NOTES[c] for c in COLUMNS}, example_code)
 
 
 def parse_role(text: str) -> Role | None:

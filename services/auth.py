@@ -72,6 +72,8 @@ def temporary_password() -> str:
 #: Failed logins one client address may make in :data:`LOCK_MINUTES` before it is refused: an account is
 #: locked after 5, but trying one password on many accounts (password spraying) was never slowed.
 CLIENT_FAILURES = 30
+#: Unknown names and client addresses kept in memory at most (the oldest forgotten first).
+KEPT = 10_000
 
 
 class ClientFailures:
@@ -99,14 +101,13 @@ class ClientFailures:
             if len(recent) < self.most:
                 return None
             until = recent[0] + timedelta(minutes=LOCK_MINUTES)
-        minutes = max(1, math.ceil((until - now).total_seconds() / 60))
-        return f"此设备登录失败次数过多，请 {minutes} 分钟后再试"
+        return f"此设备登录失败次数过多，请 {_minutes_until(until, now)} 分钟后再试"
 
     def failed(self, client: str, now: datetime) -> None:
         with self._lock:
             self._recent(client, now)
             self._at.setdefault(client, []).append(now)
-            if len(self._at) > _Unknown.KEPT:  # the oldest clients forgotten first
+            if len(self._at) > KEPT:  # the oldest clients forgotten first
                 self._at.pop(next(iter(self._at)))
 
 
@@ -183,9 +184,7 @@ def _authenticate(uow: UnitOfWork, username: str, password: str, now: datetime) 
         )
         uow.commit()
         log.info("login refused for user id %s (%s failures)", user.id, failures)
-        if locked:
-            raise LoginRefused(f"连续 {MAX_FAILURES} 次密码错误，账号已锁定 {LOCK_MINUTES} 分钟") from None
-        raise LoginRefused(f"用户名或密码错误（还可尝试 {MAX_FAILURES - failures} 次）") from None
+        raise LoginRefused(_wrong_password(failures, locked=bool(locked))) from None
     if user.failed_logins or user.locked_until:
         before = {"failed_logins": user.failed_logins, "locked_until": user.locked_until}
         session.execute(update(User).where(User.id == user.id).values(failed_logins=0, locked_until=None))
@@ -203,9 +202,19 @@ def _authenticate(uow: UnitOfWork, username: str, password: str, now: datetime) 
     return _current(user)
 
 
+def _minutes_until(until: datetime, now: datetime) -> int:
+    return max(1, math.ceil((until - now).total_seconds() / 60))  # 15 minutes reads 15, not 16
+
+
 def _locked_for(until: datetime, now: datetime) -> str:
-    minutes = max(1, math.ceil((until - now).total_seconds() / 60))  # 15 minutes reads 15, not 16
-    return f"连续登录失败次数过多，账号已锁定，请 {minutes} 分钟后再试"
+    return f"连续登录失败次数过多，账号已锁定，请 {_minutes_until(until, now)} 分钟后再试"
+
+
+def _wrong_password(failures: int, *, locked: bool) -> str:
+    """The answer to a wrong password (the ``failures``-th in a row), the same for an unknown name."""
+    if locked:
+        return f"连续 {MAX_FAILURES} 次密码错误，账号已锁定 {LOCK_MINUTES} 分钟"
+    return f"用户名或密码错误（还可尝试 {MAX_FAILURES - failures} 次）"
 
 
 class _Unknown:
@@ -213,8 +222,6 @@ class _Unknown:
     real account's: the same "还可尝试 n 次" and the same lock, so the answers do not tell which names
     exist (they did: only real accounts were told how many tries were left, or that they were locked).
     At most :data:`KEPT` names, the oldest forgotten first."""
-
-    KEPT = 10_000
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -228,15 +235,14 @@ class _Unknown:
                 self._seen[key] = (failures, until)
                 return _locked_for(until, now)
             failures += 1
-            if failures >= MAX_FAILURES:
+            locked = failures >= MAX_FAILURES
+            if locked:
                 self._seen[key] = (0, now + timedelta(minutes=LOCK_MINUTES))
-                answer = f"连续 {MAX_FAILURES} 次密码错误，账号已锁定 {LOCK_MINUTES} 分钟"
             else:
                 self._seen[key] = (failures, None)
-                answer = f"用户名或密码错误（还可尝试 {MAX_FAILURES - failures} 次）"
-            while len(self._seen) > self.KEPT:
+            while len(self._seen) > KEPT:
                 self._seen.popitem(last=False)
-            return answer
+        return _wrong_password(failures, locked=locked)
 
 
 _NO_SUCH = _Unknown()

@@ -273,6 +273,12 @@ def _only_setup(conn: Connection) -> bool:
     return list(codes) == [SETUP_CODE]
 
 
+def awaits_first_import(tree: Tree) -> bool:
+    """Whether ``tree`` (the process's cached tree: no query) is a new store's, holding only the
+    placeholder unit until the first boundary import — :func:`_only_setup` without a read."""
+    return len(tree) <= 1 and all(tree.code(r) == SETUP_CODE for r in tree.roots)
+
+
 def plan_import(conn: Connection, source: SourceFile, options: ImportOptions) -> ImportPlan:
     """Check ``source`` under ``options`` against the store (read through ``conn``) and generate the lower
     levels. Nothing is written; every problem is in ``errors``."""

@@ -290,10 +290,14 @@ def to_xlsx(sheets: dict[str, pd.DataFrame]) -> bytes:
     return out.getvalue()
 
 
-def import_template(sheet: str, notes: dict[str, str]) -> bytes:
+def import_template(sheet: str, notes: dict[str, str], example_code: str | None = None) -> bytes:
     """An import's XLSX template: the sheet ``sheet`` with the columns (``notes``' keys, in order) as its header,
-    and a 说明 sheet saying what each column takes."""
-    explained = pd.DataFrame({"列": list(notes), "说明": list(notes.values())})
+    and a 说明 sheet saying what each column takes; ``{example}`` in a note becomes ``example_code`` (a
+    code of the user's own area, not the demo's)."""
+    example = example_code or "本地区的区划编码"
+    explained = pd.DataFrame(
+        {"列": list(notes), "说明": [n.replace("{example}", example) for n in notes.values()]}
+    )
     return to_xlsx({sheet: pd.DataFrame(columns=list(notes)), "说明": explained})
 
 
