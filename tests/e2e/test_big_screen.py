@@ -16,7 +16,7 @@ import pytest
 from db.engine import make_engine
 from db.uow import UnitOfWork
 from services import clock
-from services.display import create_token
+from services.display import create_token, list_tokens, revoke_token
 
 PANELS = [
     "bs-title",
@@ -231,3 +231,22 @@ def test_soak_with_one_second_refresh_keeps_memory_flat_and_the_console_clean(br
         assert "指挥大屏" in ticks
     finally:
         context.close()
+
+
+def test_a_revoked_token_stops_the_wall_at_its_next_refresh(browser, app_url, seeded_store_url):
+    """The fragment's refresh asks for the token again (decision 0047): revoked while the wall shows,
+    the wall gives way to the login form within a refresh or two, without a page load."""
+    engine = make_engine(seeded_store_url)
+    value = create_token(UnitOfWork(engine), area_code="330802", label="撤销测试", now=clock.now())
+    context, page = _open(browser, f"{app_url}/big_screen?token={value}&area=330802&refresh=2", 1280, 720)
+    try:
+        assert page.locator("[data-testid='bs-rank']").count() == 1
+        with engine.connect() as conn:
+            (mine,) = [t["id"] for t in list_tokens(conn) if t.get("label") == "撤销测试"]
+        assert revoke_token(UnitOfWork(engine), mine, clock.now())
+        page.get_by_role("button", name="登录").wait_for(timeout=30_000)
+        assert page.locator("[data-testid='bs-rank']").count() == 0
+        assert page.get_by_text("社会治理指挥大屏").count() == 0
+    finally:
+        context.close()
+        engine.dispose()
