@@ -244,14 +244,18 @@ def find_duplicates(
             "lat_hi": lat + BOX_DEG,
         },
     ).all()
+    if not rows:
+        return []
+    # One call for every row's distance (a scalar call per row was ~40 % of the search's time).
+    metres = distance_m(lon, lat, [r.lon for r in rows], [r.lat for r in rows]).tolist()
     nearby = [
         (
             OpenEvent(
                 r.id, EventCategory(r.category).value, r.lon, r.lat, r.reported_at, r.title, r.reporter_count
             ),
-            float(distance_m(lon, lat, r.lon, r.lat)),
+            d,
         )
-        for r in rows
+        for r, d in zip(rows, metres, strict=True)
     ]
     return possible_duplicates(category, now, nearby)
 
@@ -392,11 +396,13 @@ def prepare_report(
     )
 
 
-def write_report(s: Session, report: Report) -> Event:
+def write_report(s: Session, report: Report, deadlines: DeadlineRules | None = None) -> Event:
     """The rows of a prepared report in the caller's transaction (``s``: the unit of work's session): the
     submission key claimed, the rate limits, the duplicate flag or the merge, the event with its trail
     and audit rows, the photo, the key settled. A key stored before returns its first event and writes
-    nothing. Raises as :func:`submit_report` does; the caller rolls back (a batch: its savepoint)."""
+    nothing. Raises as :func:`submit_report` does; the caller rolls back (a batch: its savepoint).
+    ``deadlines``: the rules as read in this transaction (a batch reads them once for all its reports),
+    when the report did not read them ahead."""
     conn = s.connection()
     r, form = report, report.form
     # A report the rate limits count finds its first event before they count it again; any other
@@ -436,7 +442,7 @@ def write_report(s: Session, report: Report) -> Event:
         reporter_name=form.reporter_name.strip() or None,
         reporter_phone=form.reporter_phone.strip() or None,
         duplicate_of_id=flagged,
-        deadlines=r.deadlines,
+        deadlines=r.deadlines if r.deadlines is not None else deadlines,
     )
     if r.merge_into is not None:
         _merge(s, event.id, r.merge_into, target_before, r.actor, r.now)
@@ -526,10 +532,11 @@ class GroupCommit:
             with uow.begin("intake.submit_batch"):
                 s = uow.session
                 kept = 0
+                rules = load_rules(uow.conn)[1]  # once for the batch, in its transaction
                 for item in batch:
                     try:
                         with s.begin_nested():
-                            item.event = write_report(s, item.report)
+                            item.event = write_report(s, item.report, rules)
                         kept += 1
                     except Exception as exc:  # this report alone is refused; the batch goes on
                         item.error, item.event = exc, None
