@@ -8,7 +8,10 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import RequestLog, choose, login, settle
+from db.engine import make_engine
+from db.uow import UnitOfWork
+from services import clock, sessions
+from tests.e2e.conftest import RequestLog, choose, login, settle, start_app
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30_000
@@ -256,3 +259,26 @@ def test_a_department_resolves_from_its_todo_with_a_result_and_a_photo_shown_in_
     assert page.get_by_text("None", exact=True).count() == 0
     assert page.requests.off_host() == []
     engine.dispose()
+
+
+def test_a_login_ended_elsewhere_stops_the_live_feed_at_its_next_refresh(browser, seeded_store_url):
+    """The feed's refresh asks for the login again (decision 0047): the login ended on the server (as a
+    logout in another tab or an administrator's 停用 does) while /events is open, the feed gives way to
+    the login form within a refresh or two, without a page load. Served by serve.py, whose logins are
+    kept in the store behind a cookie."""
+    engine = make_engine(seeded_store_url)
+    with start_app(seeded_store_url, script="serve.py") as app_url:
+        context, leader = _context_page(browser)
+        try:
+            login(leader, app_url, "demo_township", path="/events")
+            leader.get_by_text("实时动态（", exact=False).wait_for(timeout=TIMEOUT)
+            (token,) = [c["value"] for c in context.cookies() if c["name"] == sessions.COOKIE]
+            with engine.connect() as conn:
+                session_id = sessions.session_of_token(conn, token, clock.now())
+            assert session_id is not None
+            assert sessions.end(UnitOfWork(engine), session_id=session_id, reason="logout", now=clock.now())
+            leader.get_by_role("button", name="登录", exact=True).wait_for(timeout=TIMEOUT)
+            assert leader.get_by_text("实时动态（", exact=False).count() == 0
+        finally:
+            context.close()
+            engine.dispose()
