@@ -211,12 +211,24 @@ def action_form(user: CurrentUser, scope: Scope, e: dict) -> None:
         st.success(flash)
     if cooperates_only(user, e):
         st.info("贵部门为本事件的协办部门：可查看事件和全程记录、填写协办意见，办理由牵头部门进行。")
+    # What this form showed when it was drawn: a submit is checked against it, not against the event
+    # as read again for the submit's run (a colleague's step in between would otherwise pass the
+    # compare-and-set, and the 操作 choice, its options changed, would fall back to another action).
+    now_shown = (str(e["status"]), e["due_at"])
+    shown = st.session_state.get(f"act_shown_{e['id']}", now_shown)
+    st.session_state[f"act_shown_{e['id']}"] = now_shown
     actions = offered_actions(user, e)
     if not actions:
         return
     st.markdown("**办理**")
     with st.form(f"act_{e['id']}", clear_on_submit=True):
-        action = st.radio("操作", actions, format_func=lambda a: ACTION_LABELS[a], horizontal=True)
+        action = st.radio(
+            "操作",
+            actions,
+            format_func=lambda a: ACTION_LABELS[a],
+            horizontal=True,
+            key=f"act_action_{e['id']}_{now_shown[0]}_{now_shown[1]}",
+        )
         # A new key after every action: the 说明 box comes back empty, the last note never carries over.
         note = st.text_input(
             NOTE_LABEL, max_chars=500, key=f"act_note_{e['id']}_{st.session_state.get(DONE_KEY, 0)}"
@@ -255,13 +267,16 @@ def action_form(user: CurrentUser, scope: Scope, e: dict) -> None:
         as_suggested = suggested is not None and st.form_submit_button("按建议派单")
         if not (submitted or as_suggested):
             return
+    if shown != now_shown:  # the event moved since the form was drawn: nothing is done
+        st.error(_moved_meanwhile(e))
+        return
     if as_suggested:
         action, dept = Action.DISPATCH, suggested[0]
         coop = [c for c in suggested[1] if c != dept]
     if action is Action.DISPATCH and dept is None:
         st.error("请选择派往的部门。")
         return
-    seen = {"expected": EventStatus(e["status"]), "expected_due_at": e["due_at"]}
+    seen = {"expected": EventStatus(shown[0]), "expected_due_at": shown[1]}
     try:
         if action is Action.RESOLVE:
             after = resolve_event(
@@ -294,6 +309,13 @@ def action_form(user: CurrentUser, scope: Scope, e: dict) -> None:
     else:
         extra = f"，附处置照片 {len(photos)} 张" if action is Action.RESOLVE and photos else ""
         _done(f"已{ACTION_LABELS[action]}：事件 #{e['id']} 现为“{after.label}”{extra}。")
+
+
+def _moved_meanwhile(e: dict) -> str:
+    return (
+        f"事件 #{e['id']} 已被他人处理（当前状态：{EventStatus(e['status']).label}），您的操作未执行；"
+        "上方已显示最新状态，请核对后重新办理。"
+    )
 
 
 def _done(message: str) -> None:

@@ -52,7 +52,9 @@ class ConcurrentChange(RuntimeError):
 
 
 def _moved(status) -> ConcurrentChange:
-    return ConcurrentChange(f"事件已被他人处理（当前状态：{EventStatus(status).label}）")
+    return ConcurrentChange(
+        f"事件已被他人处理（当前状态：{EventStatus(status).label}），请查看最新状态后重新办理"
+    )
 
 
 # -- use cases ------------------------------------------------------------------------------------

@@ -78,6 +78,38 @@ def test_a_reject_without_a_reason_is_refused(store):
         assert conn.execute(select(Event.status).where(Event.id == eid)).scalar_one() == EventStatus.REPORTED
 
 
+def test_a_form_left_open_while_a_colleague_acts_does_nothing_and_says_so(store):
+    """The leader chose 退回 with its reason; meanwhile a colleague 受理'd the event. 提交 must not carry
+    out another action (the form's options changed: 派单 came first) nor pass the compare-and-set
+    against the event read again for the submit: nothing is written, the message says what happened."""
+    from db.models import EventTransition
+    from domain.event_flow import Action
+    from services.events import act
+
+    eid = _new_report(store)
+    at = _open(store, "demo_township", eid)
+    act(UnitOfWork(store), event_id=eid, action=Action.ACCEPT, now=clock.now())  # the colleague
+    at.radio[0].set_value(Action.REJECT)
+    next(t for t in at.text_input if "说明" in t.label).input("重复上报")
+    at.button(key=f"FormSubmitter:act_{eid}-提交").click().run()
+    assert not at.exception
+    assert any("已被他人处理（当前状态：已受理）" in e.value and "未执行" in e.value for e in at.error)
+    assert not at.success
+    with store.connect() as conn:
+        assert conn.execute(select(Event.status).where(Event.id == eid)).scalar_one() == EventStatus.ACCEPTED
+        steps = conn.execute(select(EventTransition.action).where(EventTransition.event_id == eid)).scalars()
+        assert list(steps) == ["report", "accept"]
+    # the form now offers what the event allows as it is, and the next submit acts
+    assert at.radio[0].options == ["派单", "上移"]
+    at.radio[0].set_value(Action.ESCALATE)
+    next(t for t in at.text_input if "说明" in t.label).input("需区级协调")
+    at.button(key=f"FormSubmitter:act_{eid}-提交").click().run()
+    assert any("已上移" in m.value for m in at.success)
+    with store.connect() as conn:
+        steps = conn.execute(select(EventTransition.action).where(EventTransition.event_id == eid)).scalars()
+        assert list(steps) == ["report", "accept", "escalate"]
+
+
 def test_the_leader_ranks_villages_with_n_shown(store):
     at = _open(store, "demo_township")
     at.segmented_control(key="ev_view").set_value("分析排名").run()

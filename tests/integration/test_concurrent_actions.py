@@ -44,7 +44,7 @@ POOL = [
 ]
 #: What a loser may be told: the domain's own Chinese messages.
 LOSER_MESSAGES = [
-    re.compile(r"^事件已被他人处理（当前状态：[^）]+）$"),  # ConcurrentChange
+    re.compile(r"^事件已被他人处理（当前状态：[^）]+），请查看最新状态后重新办理$"),  # ConcurrentChange
     re.compile(r"^事件当前状态为“[^”]+”，不能执行“[^”]+”$"),  # IllegalTransition
     re.compile(r"^已是最高层级，无法上移$"),  # 上移 from the city
 ]
@@ -214,6 +214,6 @@ def test_two_people_sending_the_same_event_up_at_once_move_it_one_level(store):
             t.start()
         for t in threads:
             t.join()
-        assert sorted(outcomes) == ["won", "事件已被他人处理（当前状态：已受理）"]
+        assert sorted(outcomes) == ["won", "事件已被他人处理（当前状态：已受理），请查看最新状态后重新办理"]
         with engine.connect() as conn:
             assert conn.execute(select(Event.escalations).where(Event.id == eid)).scalar_one() == 1
