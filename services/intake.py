@@ -664,6 +664,10 @@ def _first_event(s: Session, first: submissions.First) -> Event:
     return event
 
 
+#: How far 合并 follows originals merged into other events (C flagged as B's duplicate, B merged into A).
+MERGE_HOPS = 5
+
+
 def merge_flagged(
     uow: UnitOfWork,
     user: CurrentUser,
@@ -676,9 +680,11 @@ def merge_flagged(
     """合并: staff close a flagged near-duplicate (退回, "重复上报，已合并至事件 #N") into its likely original
     (``duplicate_of_id``, or ``into``), which counts one more reporter; returns the original's id.
 
+    An original merged into another event since is followed there (C flagged as B's duplicate, B merged
+    into A: C joins A). Both rows are locked in id order and read again before anything changes.
     Refused (logged) for a role that may not 退回, or either event outside the user's scope; refused in
     Chinese (:class:`InvalidReport`) when there is nothing to merge into or the original is closed or
-    merged itself; :class:`domain.event_flow.IllegalTransition` / :class:`services.events.ConcurrentChange`
+    merged at the same moment; :class:`domain.event_flow.IllegalTransition` / :class:`services.events.ConcurrentChange`
     when the event moved on (``expected``: the status the user saw).
     """
     if not may_act(user, Action.REJECT):
@@ -691,12 +697,41 @@ def merge_flagged(
         if event.merged_into_id is not None:
             raise InvalidReport({"合并": f"该事件已合并至事件 #{event.merged_into_id}"})
         target = into if into is not None else event.duplicate_of_id
+        # An original merged into a third event since: the report joins where its original went.
+        for _ in range(MERGE_HOPS):
+            went = (
+                s.execute(select(Event.merged_into_id).where(Event.id == target)).scalar() if target else None
+            )
+            if went is None or went == event_id:
+                break
+            target = went
         if target is None or target == event_id:
             raise InvalidReport({"合并": "该事件没有可合并的原事件"})
         if not event_in_scope(conn, user, target):
             raise out_of_scope(user, "merge event into", target, "原事件不在您的管辖范围内")
-        original = s.get(Event, target)
-        if original is None or original.status not in OPEN_STATUSES or original.merged_into_id is not None:
+        # Both rows locked in id order and read again under the lock (PostgreSQL: a colleague closing
+        # the original, or merging it elsewhere, at the same moment is seen here, not after).
+        locked = {
+            e.id: e
+            for e in s.execute(
+                select(Event)
+                .where(Event.id.in_(sorted({event_id, target})))
+                .order_by(Event.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            ).scalars()
+        }
+        event, original = locked[event_id], locked.get(target)
+        if event.merged_into_id is not None:
+            raise InvalidReport({"合并": f"该事件已合并至事件 #{event.merged_into_id}"})
+        if original is not None and original.merged_into_id is not None:
+            raise InvalidReport(
+                {
+                    "合并": f"原事件 #{target} 已合并至事件 #{original.merged_into_id}："
+                    f"请改为合并至事件 #{original.merged_into_id}"
+                }
+            )
+        if original is None or original.status not in OPEN_STATUSES:
             raise InvalidReport({"合并": f"原事件 #{target} 已办结或已被合并，无法合并至此"})
         before = audit.event_state(s, target)
         s.execute(
@@ -718,6 +753,9 @@ def _count_reporter(
     before anything writes the trail: every use case locks the event before the trail's head, so a merge
     and a leader's action on the same event cannot deadlock on PostgreSQL.
     """
+    # The target locked first (PostgreSQL), so whether it still qualifies is read after a colleague's
+    # 退回 or 合并 of it that commits meanwhile, not before.
+    s.execute(select(Event.id).where(Event.id == merge_into).with_for_update())
     allowed = {e.id for e, _ in find_duplicates(s, category, lon, lat, now)}
     if merge_into not in allowed:
         raise InvalidReport({"合并": "所选事件已不满足合并条件（同类、50 米、24 小时内、未办结）"})

@@ -174,3 +174,86 @@ def test_one_account_changed_by_two_administrators_at_once_keeps_a_trail_that_fo
     with engine.connect() as conn:
         final = conn.execute(select(User.department_id).where(User.id == worker.id)).scalar_one()
     assert final == second[1]["department_id"]
+
+
+def _flagged(engine, duplicate_of: int | None, title: str) -> int:
+    from domain.vocabulary import EventCategory, EventSource
+    from services.events import report_event
+    from tests.builders import grid_centre
+
+    lon, lat = grid_centre(0)
+    return report_event(
+        UnitOfWork(engine),
+        source=EventSource.CITIZEN,
+        category=EventCategory.URBAN,
+        title=title,
+        lon=lon,
+        lat=lat,
+        now=T0,
+        duplicate_of_id=duplicate_of,
+    ).id
+
+
+def _events(engine, *ids: int) -> list:
+    from db.models import Event
+
+    with engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(Event.__table__).where(Event.id.in_(ids)))}
+    return [rows[i] for i in ids]
+
+
+def test_a_merge_into_an_original_a_colleague_rejects_at_once_is_refused_or_counted_before(area):
+    """合并 C into B while another leader 退回s B: C never ends merged into a closed event."""
+    from domain.event_flow import Action
+    from domain.vocabulary import EventStatus
+    from services.events import act
+    from services.intake import merge_flagged
+
+    engine, _, _, _ = area
+    with engine.begin() as conn:
+        leader = _person(conn, "leader", Role.TOWNSHIP_LEADER, "990000")
+    b = _flagged(engine, None, "原事件B")
+    c = _flagged(engine, b, "重复C")
+    told = _at_once(
+        engine,
+        "UPDATE EVENTS",
+        lambda: merge_flagged(UnitOfWork(engine), leader, event_id=c, now=T0, expected=EventStatus.REPORTED),
+        lambda: act(UnitOfWork(engine), event_id=b, action=Action.REJECT, now=T0, note="无效上报"),
+    )
+    eb, ec = _events(engine, b, c)
+    assert eb.status == EventStatus.REJECTED
+    if ec.merged_into_id is not None:  # the merge came first: B counted C's reporter before it closed
+        assert [t for t, _ in told] == ["ok", "ok"] and eb.reporter_count == 2
+    else:
+        assert told[0][0] == "refused" and "已办结或已被合并" in str(told[0][1]), told
+        assert ec.status == EventStatus.REPORTED and eb.reporter_count == 1
+
+
+def test_a_chain_merged_at_once_counts_every_reporter_on_the_last_original(area):
+    """B flagged as A's duplicate, C as B's; 合并 C→B and B→A at the same moment: A counts all three
+    reporters, or the second merge is told where to merge instead; never C→B→A with A counting two."""
+    from domain.vocabulary import EventStatus
+    from services.intake import merge_flagged
+
+    engine, _, _, _ = area
+    with engine.begin() as conn:
+        one = _person(conn, "leader_1", Role.TOWNSHIP_LEADER, "990000")
+        two = _person(conn, "leader_2", Role.TOWNSHIP_LEADER, "990000")
+    a = _flagged(engine, None, "原事件A")
+    b = _flagged(engine, a, "重复B")
+    c = _flagged(engine, b, "重复C")
+    told = _at_once(
+        engine,
+        "UPDATE EVENTS",
+        lambda: merge_flagged(UnitOfWork(engine), one, event_id=c, now=T0, expected=EventStatus.REPORTED),
+        lambda: merge_flagged(UnitOfWork(engine), two, event_id=b, now=T0, expected=EventStatus.REPORTED),
+    )
+    ea, eb, ec = _events(engine, a, b, c)
+    assert eb.merged_into_id == a, told
+    if ec.merged_into_id is None:
+        assert told[0][0] == "refused" and f"请改为合并至事件 #{a}" in str(told[0][1]), told
+        assert ea.reporter_count == 2
+        # told where to go, the next 合并 of C follows B to A by itself
+        assert merge_flagged(UnitOfWork(engine), one, event_id=c, now=T0) == a
+        (ea,) = _events(engine, a)
+    assert ea.reporter_count == 3, told
