@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, or_, select
 
 from db.models import AdminUnit, Department, Event, EventTransition
-from domain.access import redact
+from domain.access import redact, round_address
+from services.auth import client_from
 from domain.errors import FieldProblems
 from domain.event_flow import ACTION_LABELS, Action
 from domain.vocabulary import OPEN_STATUSES, AdminLevel, EventCategory, EventStatus, Rating, Urgency
@@ -110,11 +111,13 @@ def reset_limits() -> None:
 
 
 def client_key(address: str | None, forwarded_for: str | None = None) -> str:
-    """A digest of the asking client (the limit's key; the address itself is not kept): its address and,
-    behind a proxy, the first address the proxy names, so people behind one proxy are not counted as
-    one. That header can be forged, which only lets a guesser dodge this limit, not the per-event one."""
-    first = (forwarded_for or "").split(",")[0].strip()
-    return hashlib.sha256(f"track|{address or 'unknown'}|{first}".encode()).hexdigest()[:32]
+    """A digest of the asking client (the limit's key; the address itself is not kept): the address the
+    login limit counts (:func:`services.auth.client_from`: the connection's own, or behind the proxy on
+    this machine the last X-Forwarded-For entry, which that proxy appends itself; the entries before it
+    are the client's word, and counting them let a guesser dodge the limit by sending a new one each
+    time). Without either, the connection's address as given."""
+    who = client_from(address, forwarded_for) or address or "unknown"
+    return hashlib.sha256(f"track|{who}".encode()).hexdigest()[:32]
 
 
 def parse_query(number: str | None, tail: str | None) -> tuple[int, str]:
@@ -193,7 +196,7 @@ def _status(conn: Connection, event_id: int, shown_id: int) -> PublicStatus:
         updated_at=e.updated_at,
         steps=tuple(_steps(trail)),
         replies=tuple(
-            Step(t.at, redact(t.note.strip()))
+            Step(t.at, round_address(redact(t.note.strip())))  # as Open311 answers: no house numbers
             for t in trail
             if Action(t.action) in REPLY_ACTIONS and (t.note or "").strip()
         ),

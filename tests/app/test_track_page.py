@@ -97,14 +97,15 @@ def test_a_closed_report_shows_the_department_its_reply_with_phones_masked_and_t
         {"action": Action.ACCEPT},
         {"action": Action.DISPATCH, "department_id": department},
         {"action": Action.START},
-        {"action": Action.RESOLVE, "note": "已修复路灯，如有问题请联系 13812345678"},
+        {"action": Action.RESOLVE, "note": "已修复紫荆路88号3幢路灯，如有问题请联系 13812345678"},
         {"action": Action.VERIFY},
         {"action": Action.RATE, "rating": Rating.SATISFIED},
     ):
         act(UnitOfWork(store), event_id=eid, now=now, **step)
     text = shown_text(ask(eid, "9999"))
     assert "当前状态：已评价" in text and "已办结" in text and f"处置部门：{name}" in text
-    assert "已修复路灯" in text and "138\\*\\*\\*\\*5678" in text and "13812345678" not in text
+    assert "已修复紫荆路" in text and "138\\*\\*\\*\\*5678" in text and "13812345678" not in text
+    assert "88号" not in text and "3幢" not in text  # the exact address stays inside, as Open311's
     assert "评价：满意" in text
 
 
@@ -154,3 +155,13 @@ def test_full_width_digits_from_a_chinese_input_method_find_the_report_and_a_sup
     assert not at.exception
     assert at.error and not any("事件编号：" in e.value for e in at.error) and "incident" not in str(at.error)
     assert not any("意外错误" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_the_client_limit_counts_the_address_the_proxy_adds_not_one_the_client_writes():
+    """Behind the proxy on this machine the last X-Forwarded-For entry is the proxy's own; a client that
+    writes a new first entry each time stays the same client (it dodged the limit before)."""
+    a = tracking.client_key("127.0.0.1", "1.1.1.1, 203.0.113.9")
+    b = tracking.client_key("127.0.0.1", "2.2.2.2, 203.0.113.9")
+    assert a == b
+    assert a != tracking.client_key("127.0.0.1", "1.1.1.1, 203.0.113.10")
+    assert tracking.client_key("198.51.100.7", "9.9.9.9") == tracking.client_key("198.51.100.7", None)
