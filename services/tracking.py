@@ -22,10 +22,10 @@ from sqlalchemy import Connection, or_, select
 
 from db.models import AdminUnit, Department, Event, EventTransition
 from domain.access import redact, round_address
-from services.auth import client_from
 from domain.errors import FieldProblems
 from domain.event_flow import ACTION_LABELS, Action
 from domain.vocabulary import OPEN_STATUSES, AdminLevel, EventCategory, EventStatus, Rating, Urgency
+from services.auth import client_from
 
 TAIL = 4
 WINDOW = timedelta(minutes=30)
