@@ -10,6 +10,14 @@ from sqlalchemy import Connection, insert, select, text, update
 from db.models import Setting
 
 
+def take_turn(conn: Connection, name: str) -> None:
+    """Wait, inside the caller's unit of work, until no other transaction holds the turn ``name``; hold it
+    until this one ends (PostgreSQL: an advisory lock on the name; SQLite's unit of work holds the store's
+    one write lock already). For work that reads what it then writes and has no row to lock first."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": name})
+
+
 def read(conn: Connection, key: str, *, lock: bool = False) -> str | None:
     """The stored JSON text of ``key``, or None when nobody has set it (callers use their defaults).
 
@@ -18,8 +26,8 @@ def read(conn: Connection, key: str, *, lock: bool = False) -> str | None:
     key is locked until the transaction ends, so two colleagues changing one setting at once take turns
     and the second changes the first's value instead of writing over it (the row may not exist yet: a
     lock on the key, not on the row). SQLite's unit of work holds the store's write lock already."""
-    if lock and conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"settings:{key}"})
+    if lock:
+        take_turn(conn, f"settings:{key}")
     return conn.execute(select(Setting.value_json).where(Setting.key == key)).scalar()
 
 

@@ -24,7 +24,7 @@ from db.models import AdminUnit, InspectorGrid, SafetyCodeChange, User, Venue
 from db.uow import UnitOfWork
 from domain.access import CurrentUser
 from domain.vocabulary import AdminLevel, SafetyCode, VenueCategory
-from services import audit
+from services import audit, settings
 from services.access import deny
 from services.geography import ExamplePlace
 from services.geography import tree as store_tree
@@ -298,6 +298,9 @@ def import_venues(
             raise ImportRejected([RowError(0, "权限", f"您的角色（{user.role.label}）不能导入场所")])
         sheet = _read(data, filename)
         conn = uow.conn
+        # One import at a time (PostgreSQL): two checked against the same venues and numbered from the
+        # same highest code collided on the code's unique key, a generic error for one of them.
+        settings.take_turn(conn, "venues.import")
         venues, problems = check_rows(conn, sheet.rows, user=user)
         if problems or sheet.problems:
             raise ImportRejected(sorted(sheet.problems + problems, key=lambda p: p.row))

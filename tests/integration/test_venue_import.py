@@ -257,3 +257,30 @@ def test_the_template_example_lies_in_the_users_own_area_and_imports_as_it_is(st
             select(AdminUnit.code).join(Venue, Venue.grid_id == AdminUnit.id).where(Venue.name.like("示例%"))
         ).scalar_one()
     assert grid == EAST1
+
+
+def test_two_imports_at_the_same_moment_both_go_in_with_their_own_codes(store):
+    """Two leaders press 检查并导入 at once (PostgreSQL runs them side by side): both were numbered from
+    the same highest code and one ended in a raw unique-key error; they take turns now."""
+    import threading
+
+    engine, _, leader, _ = store
+    files = [_csv(GOOD[:2]).encode(), _csv(GOOD[2:]).encode()]
+    start, told = threading.Barrier(2), []
+
+    def run(data: bytes) -> None:
+        start.wait()
+        try:
+            told.append(_import(engine, data, "v.csv", leader).created)
+        except Exception as exc:
+            told.append(repr(exc))
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(told) == [1, 2], told
+    with engine.connect() as conn:
+        codes = conn.execute(select(Venue.code)).scalars().all()
+    assert len(codes) == len(set(codes)) == 3
