@@ -161,33 +161,50 @@ def rotation_index(now: datetime, seconds: int, n: int) -> int:
     return int(now.timestamp() // seconds) % n
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    import os
+    import sys
+
     from db.engine import make_engine
     from services import clock
 
     parser = argparse.ArgumentParser(description="大屏只读令牌 (display tokens)")
     sub = parser.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("create")
-    c.add_argument("--area", required=True, help="区划编码, e.g. 330802")
-    c.add_argument("--label", required=True)
+    c.add_argument("--area", required=True, help="区划编码：库中任一单位的编码（如本县的编码）")
+    c.add_argument("--label", required=True, help="大屏名称，如 县指挥大厅")
+    c.add_argument(
+        "--base-url",
+        default=os.environ.get("PUBLIC_URL") or f"http://localhost:{os.environ.get('PORT', '8501')}",
+        help="大屏浏览器打开本系统的地址（默认 PUBLIC_URL，或 http://localhost:PORT）",
+    )
     sub.add_parser("list")
     r = sub.add_parser("revoke")
     r.add_argument("id")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     engine = make_engine()
     if args.cmd == "create":
-        token = create_token(UnitOfWork(engine), area_code=args.area, label=args.label, now=clock.now())
-        print(f"大屏地址: http://localhost:8501/big_screen?token={token}&area={args.area}")
+        try:
+            token = create_token(UnitOfWork(engine), area_code=args.area, label=args.label, now=clock.now())
+        except ValueError as exc:  # an unknown area, a blank name: said, not a traceback
+            print(f"未创建：{exc}（请核对区划编码：与导入的区划文件中的编码一致）", file=sys.stderr)
+            return 2
+        base = args.base_url.rstrip("/")
+        print(f"大屏地址: {base}/big_screen?token={token}&area={args.area}")
     elif args.cmd == "list":
         with engine.connect() as conn:
             for t in list_tokens(conn):
                 print(f"{t['id']}  {t['label']}  {'已吊销' if t['revoked'] else '有效'}  {t['created_at']}")
+    elif revoke_token(UnitOfWork(engine), args.id, clock.now()):
+        print("已吊销")
     else:
-        print("已吊销" if revoke_token(UnitOfWork(engine), args.id, clock.now()) else "未找到该令牌")
+        print("未找到该令牌", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
 
 
 __all__ = [
