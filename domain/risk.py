@@ -220,7 +220,7 @@ def class_band(cls: RiskClass, thresholds: Thresholds = Thresholds()) -> str:
         RiskClass.YELLOW: f"{t.yellow:.0f}–{t.orange:.0f} 分",
         RiskClass.BLUE: f"{t.blue:.0f}–{t.yellow:.0f} 分",
         RiskClass.GREEN: f"< {t.blue:.0f} 分",
-        RiskClass.NO_DATA: "无场所、无事件记录",
+        RiskClass.NO_DATA: "无场所、无安全类事件记录",
     }
     return bands[cls]
 
@@ -235,7 +235,10 @@ def verdict(
 ) -> str:
     """One Chinese sentence: the class, the score against its band, the main factor, the rank."""
     if cls is RiskClass.NO_DATA:
-        return f"{name}暂无场所和事件记录，无法评定风险等级（不等于没有风险）。"
+        return (
+            f"{name}暂无场所和安全类事件记录，无法评定风险等级"
+            "（不等于没有风险；纠纷、城管等诉求类事件不计入风险评分）。"
+        )
     main = next((p for p in parts if p.points > 0), None)
     because = f"，主要来自{main.factor}（{main.count} 项，{main.points:.0f} 分）" if main else ""
     where = f"，在同级 {rank[1]} 个区域中排第 {rank[0]}" if rank and rank[1] > 1 else ""

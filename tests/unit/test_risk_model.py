@@ -152,5 +152,5 @@ def test_the_explanation_counts_whole_venues_and_names_band_rank_and_main_factor
     assert class_band(cls) in sentence and "红码场所（2 项" in sentence and "4 个区域中排第 2" in sentence
     assert (
         verdict("西村", RiskClass.NO_DATA, 0.0, [], None)
-        == "西村暂无场所和事件记录，无法评定风险等级（不等于没有风险）。"
+        == "西村暂无场所和安全类事件记录，无法评定风险等级（不等于没有风险；纠纷、城管等诉求类事件不计入风险评分）。"
     )
