@@ -57,6 +57,7 @@ from domain.vocabulary import HazardSeverity, HazardStatus, InspectionResult, Ro
 from services import audit, submissions
 from services.access import OutOfScope, deny, grid_in_scope
 from services.intake import strip_metadata
+from services.planning_settings import load_reassignments
 
 __all__ = [
     "InvalidInspection",
@@ -143,10 +144,23 @@ def may_view_venue(conn: Connection, user: CurrentUser, grid_id: int) -> bool:
     return grid_in_scope(conn, user, grid_id)
 
 
-def _check_scope(session: Session, user: CurrentUser | None, venue: Venue, what: str) -> None:
+def reassigned_to(conn: Connection, user: CurrentUser, venue_id: int, day: date) -> bool:
+    """Whether a leader's accepted 调配 gives ``user`` (an inspector) this venue's visit on ``day``:
+    the venue is theirs to open and record that day, though its grid is another inspector's."""
+    if user.role is not Role.INSPECTOR:
+        return False
+    return load_reassignments(conn, day).get(int(venue_id)) == user.id
+
+
+def _check_scope(
+    session: Session, user: CurrentUser | None, venue: Venue, what: str, day: date | None = None
+) -> None:
     if user is None:  # a trusted system caller (simulator, seed)
         return
-    if not may_record_at(session.connection(), user, venue.grid_id):
+    conn = session.connection()
+    if not may_record_at(conn, user, venue.grid_id) and not (
+        day is not None and reassigned_to(conn, user, venue.id, day)
+    ):
         deny(user, what, venue.id)
         if user.role is Role.INSPECTOR:
             raise OutOfScope("该场所不在您负责的网格内，不能登记检查")
@@ -451,8 +465,8 @@ def record_inspection_in(
     venue = session.get(Venue, venue_id, with_for_update=True, populate_existing=True)  # one at a time
     if venue is None or not venue.is_active:
         raise LookupError(f"场所 {venue_id} 不存在")
-    _check_scope(session, user, venue, "record inspection")
     today = now.date()
+    _check_scope(session, user, venue, "record inspection", today)
     photos, fixing = _checked(session, venue, checklist, list(hazards), note, rectified, today)
     answers = {item.key: str((checklist or {})[item.key]) for item in checklist_for(venue.category)}
     failed = any(v == ItemOutcome.FAIL for v in answers.values()) or bool(hazards)
@@ -613,7 +627,7 @@ def rectify_hazard(
             raise LookupError(f"场所 {hazard.venue_id} 不存在")
         hazard = session.get(Hazard, hazard_id, with_for_update=True, populate_existing=True)
         assert hazard is not None
-        _check_scope(session, user, venue, "rectify hazard")
+        _check_scope(session, user, venue, "rectify hazard", now.date())
         problems: dict[str, str] = {}
         if hazard.status != HazardStatus.OPEN:
             problems["隐患"] = "该隐患已整改"
@@ -878,7 +892,7 @@ def venue_card_for(conn: Connection, user: CurrentUser, venue_id: int, today: da
     grid_id = conn.execute(select(Venue.grid_id).where(Venue.id == venue_id)).scalar()
     if grid_id is None:
         raise LookupError(f"场所 {venue_id} 不存在")
-    if not may_view_venue(conn, user, grid_id):
+    if not may_view_venue(conn, user, grid_id) and not reassigned_to(conn, user, venue_id, today):
         deny(user, "view venue", venue_id)
         raise OutOfScope("该场所不在您的管辖范围内")
     card = venue_history(conn, venue_id, today=today, viewer=user)

@@ -14,6 +14,7 @@ from domain.access import CurrentUser
 from domain.safety_code import checklist_for
 from domain.vocabulary import Role
 from services import clock
+from services.access import OutOfScope
 from services.auth import user_by_username
 from services.inspection_reports import (
     code_distribution,
@@ -23,7 +24,7 @@ from services.inspection_reports import (
     overdue_hazards,
     overdue_venues,
 )
-from services.inspections import record_inspection
+from services.inspections import record_inspection, venue_card_for
 from services.locate import forget_index
 from services.planning import inspector_day, plan_for
 from services.planning_settings import (
@@ -150,6 +151,19 @@ def test_capacity_comes_from_settings_overflow_is_proposed_and_an_accepted_propo
         giver = inspector_day(conn, area.a.id, DAY)
     assert vids[2] in taker.stops["venue_id"].tolist() and vids[2] not in giver.stops["venue_id"].tolist()
     assert giver.stops["venue_id"].tolist() == [v.venue_id for v in again.plan.route_of(area.a.id).visits]
+    # the taker does not cover the venue's grid: that day the 调配 lets them open and record it, not after
+    taker_user = next(u for u in (area.b, area.c) if u.id == p.to_inspector_id)
+    with area.engine.connect() as conn:
+        assert venue_card_for(conn, taker_user, vids[2], DAY).venue["id"] == vids[2]
+        with pytest.raises(OutOfScope):
+            venue_card_for(conn, taker_user, vids[2], DAY + timedelta(days=1))
+    record_inspection(
+        UnitOfWork(area.engine),
+        user=taker_user,
+        venue_id=vids[2],
+        now=NOW,
+        checklist={i.key: "pass" for i in checklist_for("street_shop")},
+    )
     with pytest.raises(InvalidSetting):
         accept_proposals(UnitOfWork(area.engine), user=area.a, day=DAY, proposals=[p], now=NOW)
     with pytest.raises(InvalidSetting) as exc:
