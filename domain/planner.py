@@ -331,6 +331,9 @@ class _Need:
     deadlines: list[tuple[date, int]] = field(default_factory=list)  # (deadline, hazard id)
     campaigns: list[str] = field(default_factory=list)
     expected: float | None = None  # forecast: expected severity-weighted hazards this visit finds
+    #: A hazard's 整改期限 has passed unfixed: the rule makes the venue red (docs/safety-code.md) though its
+    #: stored code changes only at the next visit, so the re-check ranks with the red venues.
+    late_fix: bool = False
     _key: tuple[int, int, int, int] | None = None  # cached: sorts call key() tens of thousands of times
     _fkey: tuple[int, float, tuple[int, int, int, int]] | None = None  # forecast_key, cached the same way
 
@@ -348,7 +351,7 @@ class _Need:
         # Members read from module constants: an Enum member's class attribute costs ~0.2 µs on 3.11,
         # and a forecast-guided city plan asks every venue's tier.
         code = self.venue.code
-        if code == _RED:
+        if code == _RED or self.late_fix:
             return _T_RED
         if self.overdue > 0:
             return _T_OVERDUE
@@ -382,7 +385,9 @@ class _Need:
             out.append(f"逾期{self.overdue}天")
         for deadline, _ in sorted(self.deadlines):
             late = (day - deadline).days
-            out.append(f"隐患整改期限{deadline}复查" + (f"（已过期{late}天）" if late > 0 else ""))
+            out.append(
+                f"隐患整改期限{deadline}复查" + (f"（已过期{late}天，按红码优先复查）" if late > 0 else "")
+            )
         out.extend(f"专项整治：{name}" for name in sorted(set(self.campaigns)))
         if self.expected is not None and self.expected > 0:
             out.append(f"预测本次检查发现隐患期望{self.expected:.2f}")
@@ -405,9 +410,13 @@ def _needs(
         if r.deadline <= horizon:
             if r.venue_id not in venues:
                 raise ValueError(f"隐患{r.hazard_id}所属场所{r.venue_id}不在场所清单中")
-            deadlines = needs.setdefault(r.venue_id, _Need(venues[r.venue_id])).deadlines
-            if (r.deadline, r.hazard_id) not in deadlines:  # the same hazard listed twice is one re-check
-                deadlines.append((r.deadline, r.hazard_id))
+            need = needs.setdefault(r.venue_id, _Need(venues[r.venue_id]))
+            if (
+                r.deadline,
+                r.hazard_id,
+            ) not in need.deadlines:  # the same hazard listed twice is one re-check
+                need.deadlines.append((r.deadline, r.hazard_id))
+            need.late_fix = need.late_fix or r.deadline < day
     active = [c for c in campaigns if c.start <= day <= c.end]
     if active:
         by_category: dict[VenueCategory, list[Campaign]] = defaultdict(list)

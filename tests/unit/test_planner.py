@@ -134,11 +134,25 @@ def test_hazard_re_checks_are_planned_from_the_day_before_their_deadline():
     plan = plan_day(DAY, [inspector(1)], venues, rechecks)
     why = {v.venue_id: v.reason for v in all_visits(plan)}
     assert set(why) == {1, 2, 3}
-    assert why[1] == "隐患整改期限2026-11-19复查（已过期2天）"
-    assert all(v.tier is PriorityTier.RECHECK for v in all_visits(plan))
+    assert why[1] == "隐患整改期限2026-11-19复查（已过期2天，按红码优先复查）"
+    tiers = {v.venue_id: v.tier for v in all_visits(plan)}
+    assert tiers == {1: PriorityTier.RED, 2: PriorityTier.RECHECK, 3: PriorityTier.RECHECK}
     assert set(v.venue_id for v in all_visits(plan_day(DAY, [inspector(1)], venues, rechecks, recheck_lead_days=2))) == {
         1, 2, 3, 4,
     }  # fmt: skip
+
+
+def test_a_re_check_past_its_deadline_comes_before_overdue_routine_visits_as_a_red_venue_would():
+    """An unfixed hazard past its 整改期限 makes the venue red by the rule, though its stored code waits
+    for the next visit: its re-check must not sit below a day full of overdue green venues."""
+    late_fix = venue(1, YELLOW, due=DAY + timedelta(days=5))
+    routine = [venue(i, GREEN, due=DAY - timedelta(days=30)) for i in range(2, 40)]
+    plan = plan_day(
+        DAY, [inspector(1, capacity=3)], [late_fix, *routine], [HazardRecheck(9, 1, DAY - timedelta(days=4))]
+    )
+    (route,) = plan.routes
+    assert 1 in [v.venue_id for v in route.visits]
+    assert 1 not in [v.venue_id for v in route.overflow]
 
 
 def test_a_venue_due_with_a_re_check_and_a_campaign_is_visited_once_with_all_reasons():
