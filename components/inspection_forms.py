@@ -21,6 +21,7 @@ from domain.safety_code import ItemOutcome, checklist_for
 from domain.vocabulary import AdminLevel, HazardSeverity, VenueCategory
 from services.inspections import NewHazard
 from services.planning import PlanView
+from services.venue_import import COORDINATE_SYSTEMS
 
 SHOWN_PROPOSALS = 50
 MAX_NEW_HAZARDS = 5
@@ -95,8 +96,21 @@ def venue_upload(allowed: bool, template: bytes):
         "下载导入模板（CSV）", template, file_name="场所导入模板.csv", mime="text/csv", key="ins_template"
     )
     upload = st.file_uploader("选择文件", type=["csv", "xlsx"], key="ins_import_file")
-    pressed = st.button("检查并导入", key="ins_import", type="primary", disabled=upload is None)
-    return upload if pressed and upload is not None else None
+    crs = st.radio(
+        "文件中经纬度的坐标系",
+        list(COORDINATE_SYSTEMS),
+        format_func=COORDINATE_SYSTEMS.get,
+        index=None,
+        horizontal=True,
+        key="ins_import_crs",
+        help="从高德、腾讯地图取的坐标为 GCJ-02（与 GPS 相差数百米），导入时换算；GPS 设备、天地图为 WGS84。",
+    )
+    pressed = st.button(
+        "检查并导入", key="ins_import", type="primary", disabled=upload is None or crs is None
+    )
+    if upload is not None and crs is None:
+        st.caption("请先选择坐标系：选错会使场所落入相邻网格。")
+    return (upload, crs) if pressed and upload is not None and crs is not None else None
 
 
 def proposal_list(view: PlanView, tree: Tree, accept: Callable[[list[Proposal]], None]) -> None:

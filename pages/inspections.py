@@ -172,11 +172,12 @@ with tabs[5]:
             st.rerun()
 
 with tabs[6]:
-    upload = forms.venue_upload(may_import(user), template_csv(example_place(tree, user.scope_unit_id)))
-    if upload is not None:
+    chosen = forms.venue_upload(may_import(user), template_csv(example_place(tree, user.scope_unit_id)))
+    if chosen is not None:
+        upload, crs = chosen
         try:
             result = import_venues(
-                store.uow(), data=upload.getvalue(), filename=upload.name, now=clock.now(), user=user
+                store.uow(), data=upload.getvalue(), filename=upload.name, now=clock.now(), user=user, crs=crs
             )
         except ImportRejected as exc:
             st.error(md_text(str(exc)))

@@ -24,6 +24,7 @@ from db.models import AdminUnit, InspectorGrid, SafetyCodeChange, User, Venue
 from db.uow import UnitOfWork
 from domain.access import CurrentUser
 from domain.vocabulary import AdminLevel, SafetyCode, VenueCategory
+from geo.crs import gcj02_to_wgs84
 from services import audit, settings
 from services.access import deny
 from services.geography import ExamplePlace
@@ -104,6 +105,11 @@ def _read(data: bytes, filename: str) -> Sheet:
     return sheet
 
 
+#: The coordinate systems a venue file may be in (:func:`check_rows`), with the words the page shows.
+WGS84, GCJ02 = "wgs84", "gcj02"
+COORDINATE_SYSTEMS = {WGS84: "WGS84（GPS、天地图、北斗）", GCJ02: "GCJ-02（高德、腾讯地图）"}
+
+
 def read_rows(data: bytes, filename: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """The header and the non-empty rows (row number in the file, header → text) of a CSV or XLSX file;
     :class:`ImportRejected` for a file or a row that cannot be read as the header says."""
@@ -127,18 +133,32 @@ def _number(text: str) -> float | None:
 
 
 def check_rows(
-    conn: Connection, rows: Sequence[tuple[int, dict[str, str]]], *, user: CurrentUser | None = None
+    conn: Connection,
+    rows: Sequence[tuple[int, dict[str, str]]],
+    *,
+    user: CurrentUser | None = None,
+    crs: str = WGS84,
 ) -> tuple[list[NewVenue], list[RowError]]:
     """Every row checked: the venues to create, and every problem (row, field, reason) in row order.
 
     Each row's fields (:func:`_row_fields`), then where the rows lie (:func:`_placed`: the grid of the
     position, the given grid code, the user's scope), then duplicates (:func:`_duplicates`).
+    ``crs``: the file's coordinates, :data:`WGS84` (GPS, 天地图) or :data:`GCJ02` (高德, 腾讯: converted
+    to WGS84 once here, as the boundary import and the Open311 API do; stored as WGS84).
     """
+    if crs not in COORDINATE_SYSTEMS:
+        raise ValueError(f"坐标系只能是 {' 或 '.join(COORDINATE_SYSTEMS.values())}")
     parsed, problems = [], []
     for n, r in rows:
         row, found = _row_fields(n, r)
         parsed.append(row)
         problems += found
+    if crs == GCJ02:
+        located = [x for x in parsed if x["lat"] is not None and x["lon"] is not None]
+        if located:
+            lons, lats = gcj02_to_wgs84([x["lon"] for x in located], [x["lat"] for x in located])
+            for x, lon, lat in zip(located, lons.tolist(), lats.tolist(), strict=True):
+                x["lon"], x["lat"] = round(lon, 7), round(lat, 7)
     problems += _placed(conn, parsed, user)
     problems += _duplicates(conn, parsed)
     order = [c for c, _ in COLUMNS]
@@ -284,7 +304,13 @@ def may_import(user: CurrentUser) -> bool:
 
 
 def import_venues(
-    uow: UnitOfWork, *, data: bytes, filename: str, now: datetime, user: CurrentUser | None = None
+    uow: UnitOfWork,
+    *,
+    data: bytes,
+    filename: str,
+    now: datetime,
+    user: CurrentUser | None = None,
+    crs: str = WGS84,
 ) -> ImportResult:
     """Check the whole file and create every venue, or raise :class:`ImportRejected` writing nothing.
 
@@ -301,7 +327,7 @@ def import_venues(
         # One import at a time (PostgreSQL): two checked against the same venues and numbered from the
         # same highest code collided on the code's unique key, a generic error for one of them.
         settings.take_turn(conn, "venues.import")
-        venues, problems = check_rows(conn, sheet.rows, user=user)
+        venues, problems = check_rows(conn, sheet.rows, user=user, crs=crs)
         if problems or sheet.problems:
             raise ImportRejected(sorted(sheet.problems + problems, key=lambda p: p.row))
         ids = _insert(conn, venues, now)
@@ -315,6 +341,7 @@ def import_venues(
             before=None,
             after={
                 "file": filename,
+                "crs": crs,
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "count": len(ids),
                 "first_id": min(ids) if ids else None,

@@ -284,3 +284,23 @@ def test_two_imports_at_the_same_moment_both_go_in_with_their_own_codes(store):
     with engine.connect() as conn:
         codes = conn.execute(select(Venue.code)).scalars().all()
     assert len(codes) == len(set(codes)) == 3
+
+
+def test_a_file_from_a_chinese_map_platform_is_converted_from_gcj02_and_stored_as_wgs84(store):
+    """高德/腾讯 give GCJ-02, hundreds of metres off GPS: read as WGS84, a third of a county's venues
+    landed in the next grid. With 坐标系 GCJ-02 each is converted once and stored as WGS84."""
+    from geo.crs import wgs84_to_gcj02
+
+    engine, _, leader, _ = store
+    true_lon, true_lat = X0 + 0.2 * D, Y0 + 0.5 * D  # grid 0, near its western edge
+    g_lon, g_lat = wgs84_to_gcj02(true_lon, true_lat)
+    row = ["高德取点店", "沿街店铺", "方城路9号", f"{g_lat:.7f}", f"{g_lon:.7f}", "", "王五", ""]
+    data = _csv([row]).encode()
+    with pytest.raises(ValueError, match="坐标系只能是"):
+        import_venues(UnitOfWork(engine), data=data, filename="v.csv", now=NOW, user=leader, crs="bd09")
+    import_venues(UnitOfWork(engine), data=data, filename="v.csv", now=NOW, user=leader, crs="gcj02")
+    with engine.connect() as conn:
+        lon, lat, grid = conn.execute(select(Venue.lon, Venue.lat, Venue.grid_id)).one()
+        grid_code = conn.execute(select(AdminUnit.code).where(AdminUnit.id == grid)).scalar_one()
+    assert abs(lon - true_lon) < 1e-6 and abs(lat - true_lat) < 1e-6
+    assert grid_code == EAST1
