@@ -38,6 +38,7 @@ from services.accounts import (
     update_account,
 )
 from services.audit_checks import latest_check
+from services.jobs import attention
 from services.tabular import TableError
 
 user = require_page("admin")
@@ -49,6 +50,9 @@ st.caption(
 show_notice()
 with store.reader() as conn:
     check = latest_check(conn)  # the jobs runner's nightly 审计链校验
+    troubles = attention(conn, clock.now())  # the timed work stopped or failing
+for line in troubles:
+    st.warning(line)
 if check is not None:
     (st.caption if check.ok else st.error)(check.line())
 

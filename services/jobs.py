@@ -322,8 +322,10 @@ def run_due(
         due = job.schedule.last_due(now)
         try:
             run_id = claim(uow, job.name, due, now, elapsed())
-        except Exception:  # the store is busy or gone: the next pass tries again
+        except Exception as exc:  # the store is busy or gone: the next pass tries again
             log.exception("%s: could not claim the run due %s", job.name, due)
+            # said as a failure of this pass (``--once`` exits 1: cron or a timer sees it), not recorded
+            done[job.name] = Run(job.name, due, FAILED, error=_error_text(exc), summary="无法登记运行")
             continue
         if run_id is None:
             continue
@@ -340,6 +342,86 @@ def run_due(
             run = replace(run, outcome=RUNNING)
         done[job.name] = run
     return done
+
+
+#: The runner is taken as stopped when no run of any job has ended for this long (上移 runs every minute).
+STOPPED_AFTER = timedelta(minutes=15)
+#: What a failed run's error says, in words a person can act on (the first that matches; checked in order).
+_CAUSES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("No space left", "Disk quota"), "磁盘已满：请清理报表目录（REPORTS_DIR）或数据库所在的磁盘"),
+    (
+        ("Read-only file system", "Permission denied"),
+        "目录不可写：请检查报表目录（REPORTS_DIR）和审计校验点目录的写权限",
+    ),
+    (("database is locked", "busy", "lock timeout", "statement timeout"), "数据库繁忙"),
+    (
+        ("could not connect", "connection", "server closed", "terminating", "unable to open database"),
+        "数据库连接中断或数据库文件不可用",
+    ),
+)
+
+
+def _cause(error: str | None) -> str:
+    text = error or ""
+    for needles, words in _CAUSES:
+        if any(n.lower() in text.lower() for n in needles):
+            return words
+    return "程序错误：请把 python -m services.jobs --status 的输出告知维护人员"
+
+
+def attention(conn: Connection, now: datetime, jobs: tuple[Job, ...] = JOBS) -> list[str]:
+    """What an administrator must know about the timed work, in Chinese, each line saying what to do: the
+    runner stopped (or never started), a job whose last run failed (and whether it will be tried
+    again), a run left unfinished by a runner that died. Empty when all is well."""
+    runs = last_runs(conn, jobs)
+    ended = [r["finished_at"] for r in runs if r.get("finished_at") is not None]
+    lines: list[str] = []
+    if not ended:
+        lines.append(
+            "定时任务从未运行：超期自动上移、督办提醒、每日预警和定时报表都不会进行。"
+            "请在服务器上启动定时任务（make jobs，或 python -m services.jobs）。"
+        )
+    elif now - max(ended) > STOPPED_AFTER:
+        minutes = int((now - max(ended)).total_seconds() // 60)
+        lines.append(
+            f"定时任务已 {minutes} 分钟未运行（最近一次结束于 {max(ended):%Y-%m-%d %H:%M}）：超期自动上移、"
+            "督办提醒、预警和报表已停止。请在服务器上检查并重新启动定时任务（make jobs）。"
+        )
+    for r in runs:
+        outcome, due = r.get("outcome"), r.get("due_at")
+        if due is None:
+            continue
+        if outcome == FAILED:
+            more = (
+                "，已停止重试；处理后在服务器上运行 "
+                f"python -m services.jobs --once --retry --only {r['job']} 补做"
+                if (r.get("attempts") or 0) >= MAX_ATTEMPTS
+                else f"，{int(RETRY_AFTER.total_seconds() // 60)} 分钟后自动重试"
+            )
+            lines.append(
+                f"{r['label']}（应于 {due:%Y-%m-%d %H:%M} 运行）失败 {r.get('attempts') or 1} 次"
+                f"{more}。原因：{_cause(r.get('error'))}。"
+            )
+        elif outcome == RUNNING and r.get("started_at") and now - r["started_at"] > STALE_AFTER:
+            lines.append(
+                f"{r['label']}（应于 {due:%Y-%m-%d %H:%M} 运行）于 {r['started_at']:%Y-%m-%d %H:%M} 开始后中断"
+                "（运行它的进程已退出），下次运行时自动重做。"
+            )
+    return lines
+
+
+def allow_retry(uow: UnitOfWork, jobs: Collection[str], now: datetime) -> int:
+    """Let the failed runs of ``jobs`` that stopped retrying be tried once more, at once (after their
+    cause was dealt with). Returns how many runs were reopened."""
+    with _bookkeeping(uow) as conn:
+        return int(
+            conn.execute(
+                update(JobRun)
+                .where(JobRun.job.in_(list(jobs)), JobRun.outcome == FAILED)
+                .values(attempts=MAX_ATTEMPTS - 1, finished_at=now - RETRY_AFTER)
+            ).rowcount
+            or 0
+        )
 
 
 def last_runs(conn: Connection, jobs: tuple[Job, ...] = JOBS) -> list[dict]:
@@ -435,6 +517,11 @@ def main(argv: list[str] | None = None) -> int:
         "--reports-dir", type=Path, default=None, help="reports folder (default REPORTS_DIR or data/reports)"
     )
     parser.add_argument("--status", action="store_true", help="print each job's last run and exit")
+    parser.add_argument(
+        "--retry",
+        action="store_true",
+        help="with --once --only JOB: try the job's failed runs once more (after the cause was dealt with)",
+    )
     args = parser.parse_args(argv)
     redact_logs()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s jobs %(message)s")
@@ -446,7 +533,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{r['job']:<15} {r['schedule']:<14} {when}  {r.get('outcome') or ''}  {r.get('summary') or ''}"
                 )
+            for line in attention(conn, clock.now()):
+                print(f"注意：{line}")
         return 0
+    if args.retry:
+        if not args.only:
+            parser.error("--retry 须与 --only JOB 一起使用")
+        print(f"重新开放失败的运行 {allow_retry(UnitOfWork(engine), args.only, clock.now())} 条")
     if args.once or args.now is not None:
         runs = run_due(UnitOfWork(engine), args.now or clock.now(), only=args.only, reports=args.reports_dir)
         for run in runs.values():

@@ -84,6 +84,8 @@ def test_the_admin_sees_every_account_of_the_scope_with_masked_phones(square):
     assert list(table["用户名"]) == ["city_admin", "fang_leader"]
     assert list(table["手机号"]) == ["", "138****5678"] and "13812345678" not in table.to_csv()
     assert list(table["角色"]) == ["系统管理员", "乡镇领导"]
+    # no jobs runner has run on this store: the administrator is told, with what to start
+    assert [w.value for w in at.warning if w.value.startswith("定时任务从未运行")]
 
 
 def test_the_list_filters_by_role_status_and_text(square):

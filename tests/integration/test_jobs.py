@@ -38,7 +38,7 @@ from services.audit_checks import latest_check
 from services.daily_alerts import stored_alerts
 from services.events import ConcurrentChange, act, overdue_escalations, report_event
 from services.geography import tree as store_tree
-from services.jobs import JOBS, MAX_ATTEMPTS, Done, Job, last_runs, run_due
+from services.jobs import JOBS, MAX_ATTEMPTS, Done, Job, allow_retry, attention, last_runs, run_due
 from services.locate import forget_index
 from services.reminders import reminders
 from services.scheduled_reports import list_reports, read_report
@@ -617,6 +617,38 @@ def test_a_failed_run_is_taken_again_after_ten_minutes_at_most_three_times(area)
     assert calls.count("boom") == MAX_ATTEMPTS  # at 0, 11 and 22 minutes; not before 10, not a fourth
     (failed,) = _runs(engine, "boom")
     assert failed.attempts == MAX_ATTEMPTS and failed.outcome == "failed"
+
+
+def test_an_administrator_is_told_when_the_runner_stopped_or_a_job_keeps_failing_and_what_to_do(area):
+    """/admin's warnings (services.jobs.attention): nothing run yet; a job failing on a full disk, first
+    with its retry, then stopped with the command that takes it again; the runner silent for an hour."""
+    engine, _ = area
+    jobs = _jobs_with_a_failure([])
+    with engine.connect() as conn:
+        (never,) = attention(conn, NOW, jobs)
+    assert never.startswith("定时任务从未运行") and "make jobs" in never
+
+    def full_disk(ctx):
+        raise OSError(28, "No space left on device")
+
+    jobs = (*jobs[:1], Job("boom", "日报", Daily(clock_time(1, 0)), full_disk), *jobs[2:])
+    uow = UnitOfWork(engine)
+    run_due(uow, NOW, jobs=jobs)
+    with engine.connect() as conn:
+        (failed,) = attention(conn, NOW, jobs)
+    assert failed.startswith("日报（应于 2026-11-25 01:00 运行）失败 1 次，10 分钟后自动重试")
+    assert "磁盘已满" in failed and "Errno" not in failed
+    for minutes in (11, 22):
+        run_due(uow, NOW + timedelta(minutes=minutes), jobs=jobs)
+    later = NOW + timedelta(minutes=23)
+    with engine.connect() as conn:
+        (stopped,) = attention(conn, later, jobs)
+    assert "失败 3 次，已停止重试" in stopped and "--once --retry --only boom" in stopped
+    assert allow_retry(uow, ["boom"], later) == 1
+    assert run_due(uow, later, jobs=jobs, only=("boom",))["boom"].outcome == "failed"  # taken again
+    with engine.connect() as conn:
+        lines = attention(conn, later + timedelta(hours=1), jobs)
+    assert lines[0].startswith("定时任务已 59 分钟未运行") and len(lines) == 2  # ended 09:23:00.xxx
 
 
 def test_a_run_left_running_by_a_dead_runner_is_taken_again_after_two_hours(area):
