@@ -47,7 +47,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from datetime import time as clock_time
@@ -456,6 +456,35 @@ def last_runs(conn: Connection, jobs: tuple[Job, ...] = JOBS) -> list[dict]:
     return out
 
 
+#: How far this machine's clock may be from the store's before the runner stops (PostgreSQL): a runner
+#: ahead closed a day early (its 日报 and 预警 written on part of the day, then taken as done by every
+#: other runner) and moved events up before their deadline.
+MAX_CLOCK_SKEW = timedelta(minutes=2)
+
+
+def clock_skew(engine: Engine | Connection) -> timedelta | None:
+    """This machine's clock minus the store's (PostgreSQL's ``now()``), or None on SQLite (a file store
+    shares the machine, and its clock)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    reader = engine.connect() if isinstance(engine, Engine) else nullcontext(engine)
+    with reader as conn:
+        store_now = conn.execute(select(func.now())).scalar_one()
+    return clock.now() - store_now.astimezone(clock.ZONE).replace(tzinfo=None)
+
+
+def skew_problem(engine: Engine | Connection) -> str | None:
+    """Why this runner must not run now (its clock too far from the store's), in Chinese; else None."""
+    skew = clock_skew(engine)
+    if skew is None or abs(skew) <= MAX_CLOCK_SKEW:
+        return None
+    way = "快" if skew > timedelta(0) else "慢"
+    return (
+        f"本机时钟比数据库{way} {abs(skew).total_seconds():.0f} 秒：定时任务暂停，以免提前结束一天的日报和预警"
+        "或提前上移事件。请校准本机时间（NTP）后重新启动定时任务。"
+    )
+
+
 def run_forever(engine: Engine, every: float, reports: Path | None = None) -> None:
     """A pass every ``every`` seconds until SIGTERM/SIGINT; a failed pass is logged and the next one runs."""
     running = True
@@ -481,6 +510,10 @@ def run_forever(engine: Engine, every: float, reports: Path | None = None) -> No
                     "leading: this runner runs the passes" if now_leading else "standby: another runner leads"
                 )
                 leading = now_leading
+            if leading and (problem := skew_problem(engine)) is not None:
+                log.error("%s", problem)  # nothing runs; /admin says 定时任务已 N 分钟未运行 after a while
+                leading = None
+                lease.release()
             for run in (run_due(uow, clock.now(), reports=reports) if leading else {}).values():
                 if run.outcome != OK or run.count:
                     log.info("%s %s: %s", run.job, run.outcome, run.summary)
@@ -540,6 +573,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.only:
             parser.error("--retry 须与 --only JOB 一起使用")
         print(f"重新开放失败的运行 {allow_retry(UnitOfWork(engine), args.only, clock.now())} 条")
+    if args.now is None and (problem := skew_problem(engine)) is not None:
+        print(problem, file=sys.stderr)
+        return 1
     if args.once or args.now is not None:
         runs = run_due(UnitOfWork(engine), args.now or clock.now(), only=args.only, reports=args.reports_dir)
         for run in runs.values():

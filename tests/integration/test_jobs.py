@@ -718,3 +718,20 @@ def test_the_registry_names_each_job_once_with_a_schedule_label():
     names = [j.name for j in JOBS]
     assert len(names) == len(set(names))
     assert {j.name: j.schedule.label for j in JOBS}["report_weekly"] == "每周一 01:30"
+
+
+def test_a_runner_whose_clock_is_off_from_the_stores_does_not_run(area, monkeypatch):
+    """A runner 3 h ahead closed a day early on PostgreSQL (its 日报 and 预警 on part of the day, taken as
+    done by every other runner). It now runs nothing and says why; SQLite shares the machine's clock."""
+    from services import jobs
+
+    engine, _ = area
+    assert jobs.skew_problem(engine) is None  # the same machine: in step
+    real = clock.now
+    monkeypatch.setattr(clock, "now", lambda: real() + timedelta(hours=3))
+    problem = jobs.skew_problem(engine)
+    if engine.dialect.name == "postgresql":
+        assert problem is not None and problem.startswith("本机时钟比数据库快 108")
+        assert "NTP" in problem
+    else:
+        assert problem is None and jobs.clock_skew(engine) is None
