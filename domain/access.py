@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.event_flow import Action
-from domain.vocabulary import Role
+from domain.vocabulary import EventStatus, Role
 
 # Page key → roles that may open it. Keys are the stable URL paths.
 PAGE_ROLES: dict[str, frozenset[Role]] = {
@@ -128,6 +128,27 @@ def is_mobile(text: str) -> bool:
     return MOBILE.fullmatch(text) is not None
 
 
+#: A landline as written in China: area code (0 + 2–3 digits), then 7–8 digits, a hyphen or space between.
+LANDLINE = re.compile(r"(0\d{2,3})[- ]?(\d{7,8})")
+
+
+def tidy_phone(text: str) -> tuple[str | None, bool]:
+    """A phone number as an exported sheet writes it, as stored: (the number, whether it is one). A mobile
+    with +86/86, spaces, hyphens, brackets or full-width digits → its 11 digits; a landline → 0570-3021234;
+    blank → (None, True); anything else → (the text, False)."""
+    plain = _ascii_digits(text).strip()
+    if not plain:
+        return None, True
+    squeezed = re.sub(r"[\s\-()（）]", "", plain)
+    mobile = re.sub(r"^(?:\+?86)(?=1[3-9]\d{9}$)", "", squeezed)
+    if is_mobile(mobile):
+        return mobile, True
+    landline = LANDLINE.fullmatch(re.sub(r"[()（）]", "", plain).replace("  ", " "))
+    if landline is not None:
+        return f"{landline.group(1)}-{landline.group(2)}", True
+    return plain, False
+
+
 #: Full-width and other Unicode decimal digits, read as ASCII ones (one character for one: positions are kept).
 _OTHER_DIGIT = re.compile(r"(?![0-9])\d")
 
@@ -240,9 +261,17 @@ def handler_may_act(role: Role, action: Action, *, led_by_department: bool) -> b
     return not (role is Role.INSPECTOR and action in HANDLING and led_by_department)
 
 
-def department_may_act(action: Action, *, leads: bool, cooperates: bool) -> bool:
+def department_may_act(action: Action, *, leads: bool, cooperates: bool, status: str | None = None) -> bool:
     """Whether a department's handler may take ``action`` on an event (decision 0005): the lead department
-    moves it; a cooperating department (一件事 协办) sees it and writes its opinion (处置意见), nothing more."""
+    moves it while it is with them (``status`` 已派单 or 处置中: after its 上移 or 退单 the event waits on a
+    leader, and the department that had it only sees it and writes its opinion); a cooperating department
+    (一件事 协办) sees it and writes its opinion (处置意见), nothing more."""
     from domain.event_flow import NOTE_ONLY
 
-    return leads or (cooperates and action in NOTE_ONLY)
+    if action in NOTE_ONLY:
+        return leads or cooperates
+    with_department = status is None or EventStatus(status) in (
+        EventStatus.DISPATCHED,
+        EventStatus.IN_PROGRESS,
+    )
+    return leads and with_department

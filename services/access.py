@@ -169,9 +169,13 @@ def department_acts(conn: Connection, department_id: int | None, event_id: int, 
     cooperating departments (:func:`domain.access.department_may_act`); without a department, nothing."""
     if department_id is None:
         return False
-    lead = conn.execute(select(Event.lead_department_id).where(Event.id == event_id)).scalar()
+    row = conn.execute(select(Event.lead_department_id, Event.status).where(Event.id == event_id)).first()
+    if row is None:
+        return False
     cooperates = _cooperates(conn, department_id, event_id)
-    return department_may_act(action, leads=lead == department_id, cooperates=cooperates)
+    return department_may_act(
+        action, leads=row.lead_department_id == department_id, cooperates=cooperates, status=row.status
+    )
 
 
 def require_lead_department(

@@ -438,4 +438,8 @@ def offered_actions(user: CurrentUser, event: dict) -> list[Action]:
     ]
     if cooperates_only(user, event):
         actions = [a for a in actions if department_may_act(a, leads=False, cooperates=True)]
+    elif user.role is Role.DEPARTMENT:  # the lead, while the event is with it (not after its 上移 or 退单)
+        actions = [
+            a for a in actions if department_may_act(a, leads=True, cooperates=False, status=event["status"])
+        ]
     return actions

@@ -168,6 +168,19 @@ def test_a_cooperating_department_may_only_write_opinions_and_the_lead_may_do_al
     assert not any(department_may_act(a, leads=False, cooperates=False) for a in A)
 
 
+def test_the_lead_department_moves_an_event_only_while_it_is_with_it():
+    """After its 上移 or 退单 the event waits on a leader (已受理, 已退单): the department that had it may
+    still write its opinion, not move it again (it had pushed the event up to the county)."""
+    from domain.access import department_may_act
+
+    def moves(status):
+        return {a for a in A if department_may_act(a, leads=True, cooperates=False, status=status)}
+
+    assert moves(S.DISPATCHED) == moves(S.IN_PROGRESS) == set(A)
+    for waiting in (S.ACCEPTED, S.RETURNED, S.RESOLVED, S.REPORTED):
+        assert moves(waiting) == {A.COMMENT}, waiting
+
+
 def test_the_turning_back_steps_need_a_reason_and_an_opinion_needs_its_text():
     from domain.event_flow import NEEDS_REASON, missing_note
 
