@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db.models import Event
 from db.uow import UnitOfWork
-from domain.access import CurrentUser
+from domain.access import CurrentUser, is_mobile, tidy_phone
 from domain.intake import ReportForm, check_form
 from domain.vocabulary import EventCategory, EventSource, Urgency
 from services import audit, submissions
@@ -56,7 +56,21 @@ IMPORT_KIND = "event.import"
 #: The earliest 上报时间 a row may give: an Excel date cell left at 0 reads as 1899-12-30 or 1900-01-00,
 #: and such a row would be an event already 滞留 for a century in every report.
 EARLIEST = datetime(2000, 1, 1)
-TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M")
+TIME_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S",  # ISO 8601, as systems export it
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M:%S.%f",  # a database export's fractions of a second
+    "%Y年%m月%d日 %H:%M:%S",
+    "%Y年%m月%d日 %H:%M",
+    "%Y年%m月%d日%H:%M",
+    "%Y-%m-%d",  # a date alone: taken as 00:00 of that day
+    "%Y/%m/%d",
+    "%Y年%m月%d日",
+)
 #: The form checker's fields as the file's columns.
 FORM_COLUMNS = {
     "事项类别": "类别",
@@ -112,9 +126,10 @@ def template(place: ExamplePlace | None = None) -> pd.DataFrame:
 
 
 def _parse_time(text: str) -> datetime | None:
+    text = " ".join(text.split())  # a doubled space, a non-breaking one: as one
     for fmt in TIME_FORMATS:
         try:
-            return datetime.strptime(text, fmt)
+            return datetime.strptime(text, fmt).replace(microsecond=0)
         except ValueError:
             continue
     return None
@@ -156,21 +171,25 @@ def _check_row(r: dict, now: datetime) -> tuple[dict, dict[str, str]]:
     lon, lat = (_number(r, col, bad) for col in ("经度", "纬度"))
     at = _parse_time(r["上报时间"]) if r["上报时间"] else None
     if r["上报时间"] and at is None:
-        bad.setdefault("上报时间", "格式应为 2026-11-21 09:30")
+        bad.setdefault(
+            "上报时间", "格式应为 2026-11-21 09:30（也可为 2026/11/21 09:30、2026年11月21日 09:30）"
+        )
     elif at is not None and at > now:
         bad.setdefault("上报时间", "不能晚于当前时间")
     elif at is not None and at < EARLIEST:
         bad.setdefault(
             "上报时间", f"不能早于 {EARLIEST:%Y-%m-%d}（请核对：Excel 的空日期显示为 1900 年前后）"
         )
-    phone = r.get("联系电话", "")
+    phone, phone_ok = tidy_phone(r.get("联系电话", ""))
+    if not phone_ok:
+        bad.setdefault("联系电话", "应为手机号（11 位，可带 +86）或固定电话（如 0570-3021234）；不知道可留空")
     form = ReportForm(
         category=category.value if category else "",
         title=r["标题"],
         description=r.get("描述", ""),
         lon=lon,
         lat=lat,
-        reporter_phone=phone,
+        reporter_phone=phone if phone and is_mobile(phone) else "",  # a landline is checked above
     )
     for name, reason in check_form(form).items():  # the 随手拍 checker: same fields, same limits
         column = FORM_COLUMNS[name]

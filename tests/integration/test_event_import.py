@@ -133,8 +133,8 @@ def test_a_row_is_checked_by_the_same_rules_as_the_report_form(engine):
     assert found == {
         (2, "标题"): "标题不能超过 100 字",
         (3, "经度/纬度"): "经纬度超出范围",
-        (4, "联系电话"): "请填写 11 位手机号码",
-        (5, "联系电话"): "请填写 11 位手机号码",
+        # row 4, a landline, is a 12345 caller's number: taken (see below)
+        (5, "联系电话"): "应为手机号（11 位，可带 +86）或固定电话（如 0570-3021234）；不知道可留空",
         (6, "标题"): "不能为空",  # a blank cell is an empty one
     }
     assert _count(engine) == 0
@@ -155,3 +155,23 @@ def test_the_template_example_lies_in_the_users_own_area_and_imports_as_it_is(en
         grid = conn.execute(select(Event.grid_id).where(Event.title == "店门口占道经营")).scalar_one()
     assert tree.code(grid) == place.grid_code
     assert "荷花路" not in template(None).iloc[0]["地址"] and template(None).iloc[0]["纬度"] == ""
+
+
+def test_phones_and_times_as_hotline_systems_export_them_are_taken_in_one_form(engine):
+    """Landlines (a 12345 caller's), +86 and spaced mobiles, ISO times, 年月日, a date alone: a real export
+    used to be refused whole for one such cell. Stored as 0570-3021234 / 13812345678 / whole minutes."""
+    cases = [
+        ("0570-3021234", "2026-11-21T09:30:00"),
+        ("0570 3021234", "2026年11月21日 09:30"),
+        ("+86 138 1234 5678", "2026-11-21 09:30:00.000"),
+        ("（0570）3021234", "2026/11/21"),
+    ]
+    frame = pd.concat([_rows(1, 联系电话=phone, 上报时间=at) for phone, at in cases])
+    outcome = import_events(
+        UnitOfWork(engine), frame.to_csv(index=False).encode(), "hotline.csv", actor=ACTOR, now=NOW
+    )
+    assert not outcome.errors, outcome.errors
+    with engine.connect() as conn:
+        stored = conn.execute(select(Event.reporter_phone, Event.reported_at).order_by(Event.id)).all()
+    assert [p for p, _ in stored] == ["0570-3021234", "0570-3021234", "13812345678", "0570-3021234"]
+    assert [t for _, t in stored] == [datetime(2026, 11, 21, 9, 30)] * 3 + [datetime(2026, 11, 21)]
