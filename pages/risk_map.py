@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import streamlit as st
 
 from components import cached, maps
@@ -123,12 +125,21 @@ with right:
     st.subheader(f"{area['name']}（{AdminLevel(area['level']).label}）")
     with reader() as conn:
         parts = explain_unit(row, load_model(conn))
-        recent = recent_events(conn, view.grid_ids, clock.now())
+        # the latest events up to the end of the as-of day (a past date shows that day's, not today's)
+        recent = recent_events(
+            conn,
+            view.grid_ids,
+            min(clock.now(), datetime.combine(as_of + timedelta(days=1), datetime.min.time())),
+        )
     verdict_panel(
         area["name"], cls, float(row["score"]), parts, sibling_rank(tree, risk, area_id), thresholds
     )
     no_data = cls is RiskClass.NO_DATA
     kpi_row([("风险分值", "—" if no_data else f"{row['score']:.0f}"), ("常住人口", int(area["population"]))])
+    if as_of < today:  # the venues' codes and hazards are kept as they are now, not as of a day
+        st.caption(
+            f"评分与说明按截至 {as_of:%Y-%m-%d} 计算；“风险最高的场所”和场所图层为场所今日的平安码与隐患。"
+        )
     why_tables(parts, view.top_venues, recent)
 
 st.subheader(f"{level.label}风险排名")

@@ -158,3 +158,19 @@ def test_a_leader_drills_down_by_the_child_selector_and_by_a_ranking_row_without
     assert not at.exception
     assert grid_code.startswith(village_code)
     assert at.query_params["area"] in (grid_code, [grid_code])
+
+
+def test_a_past_as_of_date_lists_that_days_latest_events_and_says_the_venues_are_todays(store):
+    """风险截至日期 in the past: the 最新事件 end with that day (today's events are not shown under a
+    verdict of a week ago), and the venue table says it shows the venues as they are today."""
+    from datetime import timedelta
+
+    at = _open(store, "demo_township")
+    day = clock.today() - timedelta(days=7)
+    at.date_input(key="rm_as_of").set_value(day).run()
+    assert not at.exception
+    assert any(f"截至 {day:%Y-%m-%d} 计算" in c.value and "今日" in c.value for c in at.caption)
+    shown = [t.value for t in at.table if t.value.index.name == "时间"]
+    assert shown and all(str(v)[:10] <= f"{day:%Y-%m-%d}" for v in shown[0].index), shown
+    today = _open(store, "demo_township")
+    assert not any("为场所今日的平安码" in c.value for c in today.caption)
