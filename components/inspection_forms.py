@@ -17,7 +17,7 @@ import streamlit as st
 from components.text import md_text
 from domain.hierarchy import Tree
 from domain.planner import CAMPAIGN_LEVELS, Proposal
-from domain.safety_code import ItemOutcome, checklist_for
+from domain.safety_code import MAX_RECTIFY_DAYS, ItemOutcome, checklist_for
 from domain.vocabulary import AdminLevel, HazardSeverity, VenueCategory
 from services.inspections import NewHazard
 from services.planning import PlanView
@@ -183,6 +183,7 @@ def _hazard_fields(venue_id: int, k: int, today: date) -> None:
         "整改期限",
         value=today + timedelta(days=7),
         min_value=today,
+        max_value=today + timedelta(days=MAX_RECTIFY_DAYS),
         format="YYYY-MM-DD",
         key=f"md_hz_dl_{venue_id}_{k}",
     )

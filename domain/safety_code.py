@@ -16,6 +16,10 @@ CADENCE_DAYS: dict[SafetyCode, int] = {SafetyCode.RED: 1, SafetyCode.YELLOW: 7, 
 # How bad a colour is; escalation and recovery compare these ranks.
 RANK: dict[SafetyCode, int] = {SafetyCode.GREEN: 0, SafetyCode.YELLOW: 1, SafetyCode.RED: 2}
 
+#: The latest 整改期限 a hazard may be given, in days from the day it is found: a deadline years away
+#: (2099-12-31 was accepted) never comes due, so the venue never turns red for it.
+MAX_RECTIFY_DAYS = 90
+
 
 def next_due(code: SafetyCode, last_inspected: date) -> date:
     """The date by which a venue of colour ``code`` last inspected on ``last_inspected`` is due again."""

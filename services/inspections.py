@@ -40,6 +40,7 @@ from domain.access import CurrentUser, mask_phone
 from domain.errors import FieldProblems
 from domain.intake import InvalidReport, check_photo, key_problem
 from domain.safety_code import (
+    MAX_RECTIFY_DAYS,
     CodeDecision,
     CodeRules,
     HazardFact,
@@ -217,6 +218,11 @@ def _check_hazards(
             problems[f"{tag}·整改期限"] = "整改期限须为日期"
         elif h.deadline < today:
             problems[f"{tag}·整改期限"] = f"整改期限（{h.deadline}）不能早于今天（{today}）"
+        elif h.deadline > today + timedelta(days=MAX_RECTIFY_DAYS):
+            problems[f"{tag}·整改期限"] = (
+                f"整改期限（{h.deadline}）不能晚于 {today + timedelta(days=MAX_RECTIFY_DAYS)}"
+                f"（{MAX_RECTIFY_DAYS} 天内）；需要更久的整改请分阶段登记，到期复查时再定下一期限"
+            )
         mime, clean = None, None
         try:
             mime = check_photo(h.photo)

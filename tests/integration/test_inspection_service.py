@@ -281,7 +281,11 @@ def test_every_problem_is_named_in_chinese_and_nothing_is_written(store):
         "fire_exits": "maybe",
         "bogus": "pass",
     }
-    hazards = [NewHazard("major", "", D0 - timedelta(days=1), b"not an image"), NewHazard("huge", "x", None)]
+    hazards = [
+        NewHazard("major", "", D0 - timedelta(days=1), b"not an image"),
+        NewHazard("huge", "x", None),
+        NewHazard("general", "灭火器过期", date(2099, 12, 31)),  # never due: never red
+    ]
     with pytest.raises(InvalidInspection) as exc:
         record_inspection(
             UnitOfWork(engine),
@@ -301,6 +305,7 @@ def test_every_problem_is_named_in_chinese_and_nothing_is_written(store):
     assert "不是有效的图片文件" in p["隐患1·照片"]
     assert p["隐患2·等级"] == "请选择重大隐患或一般隐患"
     assert p["隐患2·整改期限"] == "请填写整改期限"
+    assert p["隐患3·整改期限"].startswith(f"整改期限（2099-12-31）不能晚于 {D0 + timedelta(days=90)}")
     assert p["整改复查：隐患999"] == "不是本场所的隐患"
     assert _counts(engine) == before and _venue(engine, vid) == venue_before
 
