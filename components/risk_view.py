@@ -21,7 +21,7 @@ from streamlit.delta_generator import DeltaGenerator
 from components import maps, offline
 from components.palette import CLASS_RGB, FORECAST_RAMP, NO_DATA_RGB, TEXT_ON_CLASS, hex_color
 from domain.hierarchy import Tree
-from domain.risk import Contribution, RiskClass, Thresholds, class_band, rank_among, verdict
+from domain.risk import Contribution, RiskClass, Thresholds, class_band, rank_among, verdict, whole_points
 from domain.vocabulary import AdminLevel
 from services.risk import class_counts
 from services.risk_map import in_grids, riskiest_venues, venue_clusters
@@ -253,10 +253,10 @@ def why_tables(parts: list, top: pd.DataFrame, recent: pd.DataFrame) -> None:
     """ "Why is this area this colour?": each factor in whole counts with its points, the riskiest venues,
     the latest events."""
     st.markdown("**为什么是这个颜色？** 各因素贡献（分/万人，从大到小）")
-    factors = [
-        {"因素": p.factor, "数量（项）": f"{p.count:,}", "贡献分值": f"{p.points:,.0f}"}
-        for p in parts
-        if p.points > 0
+    counted = [p for p in parts if p.points > 0]
+    factors = [  # whole points that add up to the score shown; a share under one point says so
+        {"因素": p.factor, "数量（项）": f"{p.count:,}", "贡献分值": f"{w:,}" if w else "<1"}
+        for p, w in zip(counted, whole_points([p.points for p in counted]), strict=True)
     ]
     st.table(
         pd.DataFrame(factors or [{"因素": "无风险因素", "数量（项）": "0", "贡献分值": "0"}]).set_index(

@@ -8,6 +8,7 @@ Pure: plain numbers in, plain numbers out. ``docs/risk-model.md`` explains the d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -223,6 +224,20 @@ def class_band(cls: RiskClass, thresholds: Thresholds = Thresholds()) -> str:
         RiskClass.NO_DATA: "无场所、无安全类事件记录",
     }
     return bands[cls]
+
+
+def whole_points(points: list[float]) -> list[int]:
+    """Each factor's points as whole numbers that add up to the score shown (the total rounded): rounded
+    down, then the points left over go to the largest remainders (each row rounded alone summed to 6
+    beside a score of 8)."""
+    if not points:
+        return []
+    floors = [math.floor(p) for p in points]
+    left = round(sum(points)) - sum(floors)
+    order = sorted(range(len(points)), key=lambda i: (points[i] - floors[i], points[i]), reverse=True)
+    for i in order[: max(0, left)]:
+        floors[i] += 1
+    return floors
 
 
 def verdict(

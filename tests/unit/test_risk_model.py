@@ -154,3 +154,15 @@ def test_the_explanation_counts_whole_venues_and_names_band_rank_and_main_factor
         verdict("西村", RiskClass.NO_DATA, 0.0, [], None)
         == "西村暂无场所和安全类事件记录，无法评定风险等级（不等于没有风险；纠纷、城管等诉求类事件不计入风险评分）。"
     )
+
+
+def test_the_why_rows_in_whole_points_add_up_to_the_score_shown():
+    """Each row rounded alone: 1.4 + 1.4 + 1.4 + 1.4 + 1.4 + 1.0 shown as 1 × 6 = 6 beside a score of 8."""
+    from domain.risk import whole_points
+
+    points = [1.4, 1.4, 1.4, 1.4, 1.4, 1.0]
+    shown = whole_points(points)
+    assert sum(shown) == round(sum(points)) == 8
+    assert all(abs(w - p) < 1 for w, p in zip(shown, points, strict=True))
+    assert whole_points([0.3, 0.3, 120.4]) == [0, 0, 121]  # the two small shares shown as "<1"
+    assert whole_points([]) == []
