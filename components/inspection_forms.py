@@ -14,13 +14,17 @@ from datetime import date, timedelta
 import pandas as pd
 import streamlit as st
 
+from components import cached, store
 from components.text import md_text
+from domain.access import CurrentUser
 from domain.hierarchy import Tree
-from domain.planner import CAMPAIGN_LEVELS, Proposal
+from domain.planner import CAMPAIGN_LEVELS, Capacity, Proposal
 from domain.safety_code import MAX_RECTIFY_DAYS, ItemOutcome, checklist_for
-from domain.vocabulary import AdminLevel, HazardSeverity, VenueCategory
+from domain.vocabulary import AdminLevel, HazardSeverity, Role, VenueCategory
+from services import clock
 from services.inspections import NewHazard
 from services.planning import PlanView
+from services.planning_settings import MAX_DAILY_CAPACITY, InvalidSetting, save_capacity
 from services.venue_import import COORDINATE_SYSTEMS
 
 SHOWN_PROPOSALS = 50
@@ -228,3 +232,53 @@ def entered_inspection(venue_id: int, category: str) -> dict:
         "rectified": state.get(f"md_fixed_{venue_id}") or [],
         "submission_key": submission_key(venue_id),
     }
+
+
+def capacity_form(user: CurrentUser, inspectors: list[tuple[int, str]], capacity: Capacity) -> None:
+    """每日检查容量: the default (an administrator) and each inspector's own of the scope (a leader), saved
+    together; a blank cell is the default. Problems are said in Chinese and nothing is stored."""
+    with st.expander(f"每日检查容量（默认每人每日 {capacity.default} 处）"):
+        default = None
+        if user.role is Role.ADMIN:
+            default = st.number_input(
+                "全体检查员默认容量（处/日）", 1, MAX_DAILY_CAPACITY, capacity.default, key="ins_cap_default"
+            )
+        if not inspectors:
+            st.caption("本范围内没有负责网格的检查员。")
+            edited = pd.DataFrame(columns=["id", "检查员", "每日容量"])
+        else:
+            rows = pd.DataFrame(
+                [(i, name, capacity.per_inspector.get(i)) for i, name in inspectors],
+                columns=["id", "检查员", "每日容量"],
+            ).astype({"每日容量": "Int64"})
+            edited = st.data_editor(
+                rows,
+                hide_index=True,
+                disabled=["id", "检查员"],
+                column_config={
+                    "id": None,
+                    "每日容量": st.column_config.NumberColumn(
+                        "每日容量（留空为默认）", min_value=1, max_value=MAX_DAILY_CAPACITY, step=1
+                    ),
+                },
+                key="ins_cap_table",
+            )
+        if st.button("保存容量", key="ins_cap_save"):
+            mine = {
+                int(r.id): (None if pd.isna(r.每日容量) else int(r.每日容量))
+                for r in edited.itertuples(index=False)
+            }
+            changed = {i: v for i, v in mine.items() if v != capacity.per_inspector.get(i)}
+            try:
+                save_capacity(
+                    store.uow(),
+                    default=int(default) if default is not None and default != capacity.default else None,
+                    inspectors=changed,
+                    now=clock.now(),
+                    user=user,
+                )
+            except InvalidSetting as exc:
+                st.error(md_text(str(exc)))
+            else:
+                cached.clear_after_write()
+                st.rerun()

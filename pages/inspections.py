@@ -78,6 +78,7 @@ with tabs[0]:
     )
     st.dataframe(summary, hide_index=True, width="stretch")
     tables.csv_button("导出计划（CSV）", summary, f"检查计划_{day:%Y%m%d}.csv", "ins_plan_csv")
+    forms.capacity_form(user, [(r.inspector_id, r.inspector_name) for r in plan.routes], view.inputs.capacity)
     if plan.overflow and not (over := tables.overflow(view)).empty:
         st.markdown("**超出容量未排入（按检查员、村）**")
         st.dataframe(over, hide_index=True, width="stretch")

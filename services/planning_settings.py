@@ -19,7 +19,7 @@ from db.uow import UnitOfWork
 from domain.access import CurrentUser
 from domain.errors import FieldProblems
 from domain.planner import DEFAULT_CAPACITY, Campaign, Capacity, Proposal, check_campaign
-from domain.vocabulary import VenueCategory
+from domain.vocabulary import Role, VenueCategory
 from services import settings
 from services.access import deny
 from services.geography import tree as store_tree
@@ -65,26 +65,72 @@ def load_capacity(conn: Connection, *, lock: bool = False) -> Capacity:
 
 
 def save_capacity(
-    uow: UnitOfWork, *, default: int, now: datetime, user: CurrentUser | None = None
+    uow: UnitOfWork,
+    *,
+    default: int | None = None,
+    inspectors: Mapping[int, int | None] | None = None,
+    now: datetime,
+    user: CurrentUser | None = None,
 ) -> Capacity:
-    """Set the default daily capacity (1–100), keeping the per-inspector overrides."""
+    """Set the daily capacity (visits a day, 1–100): ``default`` for everyone (an administrator; the
+    store's one setting), ``inspectors`` id → their own (None: back to the default) for inspectors with a
+    grid in the user's scope (a leader plans their own). Every problem is said at once; nothing is
+    stored then."""
     with uow.begin("planning.capacity"):
         if user is not None:
             _may_plan(user, "set capacity", f"您的角色（{user.role.label}）不能设置检查容量")
-        if not isinstance(default, int) or not 1 <= default <= MAX_DAILY_CAPACITY:
-            raise InvalidSetting({"每日检查容量": f"须为 1–{MAX_DAILY_CAPACITY} 之间的整数"})
+        problems: dict[str, str] = {}
+        if default is not None:
+            if not isinstance(default, int) or not 1 <= default <= MAX_DAILY_CAPACITY:
+                problems["每日检查容量"] = f"须为 1–{MAX_DAILY_CAPACITY} 之间的整数"
+            elif user is not None and user.role is not Role.ADMIN:
+                problems["每日检查容量"] = (
+                    "全体检查员的默认容量由系统管理员设置；您可以设置本辖区检查员各自的容量"
+                )
+        changes = dict(inspectors or {})
+        if changes:
+            tree = store_tree(uow.conn)
+            grids: dict[int, list[int]] = defaultdict(list)
+            for uid, gid in uow.conn.execute(
+                select(InspectorGrid.user_id, InspectorGrid.grid_id).where(
+                    InspectorGrid.user_id.in_([int(k) for k in changes])
+                )
+            ):
+                grids[int(uid)].append(int(gid))
+            for uid, value in changes.items():
+                mine = grids.get(int(uid), [])
+                if not mine or (
+                    user is not None and not any(tree.contains(user.scope_unit_id, g) for g in mine)
+                ):
+                    if user is not None:
+                        deny(user, "set inspector capacity", int(uid))
+                    problems[f"检查员{uid}"] = "不在您的管辖范围内（或没有负责的网格）"
+                elif value is not None and (
+                    not isinstance(value, int) or not 1 <= value <= MAX_DAILY_CAPACITY
+                ):
+                    problems[f"检查员{uid}"] = f"容量须为 1–{MAX_DAILY_CAPACITY} 之间的整数（留空为默认）"
+        if problems:
+            raise InvalidSetting(problems)
         current = load_capacity(uow.conn, lock=True)
-        per = {str(k): v for k, v in current.per_inspector.items()}
+        per = dict(current.per_inspector)
+        for uid, value in changes.items():
+            if value is None:
+                per.pop(int(uid), None)
+            else:
+                per[int(uid)] = int(value)
+        new_default = current.default if default is None else default
+        if new_default == current.default and per == current.per_inspector:
+            return current  # nothing changed: the block ends without a write
         _put(
             uow.conn,
             CAPACITY_KEY,
-            {"default": default, "inspectors": per},
+            {"default": new_default, "inspectors": {str(k): v for k, v in sorted(per.items())}},
             now,
             actor=user,
             action="planning.capacity",
         )
         uow.commit()
-        return Capacity(default, current.per_inspector)
+        return Capacity(new_default, per)
 
 
 # -- campaigns --------------------------------------------------------------------------------

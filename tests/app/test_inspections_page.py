@@ -162,3 +162,23 @@ def test_a_command_centre_user_does_not_get_the_import_form(store):
     assert not at.exception
     assert any("场所导入由系统管理员或乡镇（街道）领导操作" in i.value for i in at.info)
     assert not [b for b in at.get("download_button") if b.proto.label == "下载导入模板（CSV）"]
+
+
+def test_capacity_the_admin_sets_the_default_and_a_leader_sees_only_their_inspectors(store):
+    """每日检查容量 on the page: the administrator gets the default's box; a leader only their inspectors'
+    table, and saving it unchanged writes nothing."""
+    from services.planning_settings import load_capacity
+
+    with store.connect() as conn:
+        before = load_capacity(conn)
+    admin = _open(store, "demo_admin")
+    assert not admin.exception
+    box = admin.number_input(key="ins_cap_default")
+    assert box.value == before.default
+    leader = _open(store, "demo_township")
+    assert not leader.exception
+    assert not [n for n in leader.number_input if n.key == "ins_cap_default"]
+    leader.button(key="ins_cap_save").click().run()  # nothing changed: nothing written, no error
+    assert not leader.exception and not leader.error
+    with store.connect() as conn:
+        assert load_capacity(conn) == before

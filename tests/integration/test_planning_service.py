@@ -12,6 +12,7 @@ from db.models import AdminUnit, Hazard, Inspection, InspectorGrid, SafetyCodeCh
 from db.uow import UnitOfWork
 from domain.access import CurrentUser
 from domain.safety_code import checklist_for
+from domain.planner import Capacity
 from domain.vocabulary import Role
 from services import clock
 from services.access import OutOfScope
@@ -32,6 +33,7 @@ from services.planning_settings import (
     accept_proposals,
     add_campaign,
     load_campaigns,
+    load_capacity,
     load_reassignments,
     remove_campaign,
     save_capacity,
@@ -169,6 +171,27 @@ def test_capacity_comes_from_settings_overflow_is_proposed_and_an_accepted_propo
     with pytest.raises(InvalidSetting) as exc:
         save_capacity(UnitOfWork(area.engine), default=0, now=NOW)
     assert exc.value.problems == {"每日检查容量": "须为 1–100 之间的整数"}
+
+
+def test_a_leader_sets_their_inspectors_own_capacity_and_only_an_administrator_the_default(area):
+    """每日检查容量 (nothing could set it but code): a township leader gives one inspector 1 visit a day,
+    which the plan follows; a leader of another village may not change everyone's default, nor an
+    inspector outside their village, nor set 0."""
+    vids = [area.venue(0) for _ in range(3)]
+    west = area.user("村领导", Role.TOWNSHIP_LEADER, "990001001002")
+    with pytest.raises(InvalidSetting) as exc:
+        save_capacity(
+            UnitOfWork(area.engine), default=5, inspectors={area.a.id: 3, area.b.id: 0}, now=NOW, user=west
+        )
+    assert set(exc.value.problems) == {"每日检查容量", f"检查员{area.a.id}", f"检查员{area.b.id}"}
+    with area.engine.connect() as conn:
+        assert load_capacity(conn) == Capacity()  # nothing stored
+    save_capacity(UnitOfWork(area.engine), inspectors={area.a.id: 1}, now=NOW, user=area.leader)
+    route = _plan(area).plan.route_of(area.a.id)
+    assert len(route.visits) == 1 and len(route.overflow) == 2 and route.visits[0].venue_id in vids
+    save_capacity(UnitOfWork(area.engine), inspectors={area.a.id: None}, now=NOW, user=area.leader)
+    with area.engine.connect() as conn:
+        assert load_capacity(conn).of(area.a.id) == Capacity().default
 
 
 def test_red_venues_rechecks_and_first_visits_are_planned_with_reasons_and_inspections_use_up_capacity(area):
