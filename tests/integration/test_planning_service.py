@@ -11,8 +11,8 @@ from db.engine import make_engine, session_factory
 from db.models import AdminUnit, Hazard, Inspection, InspectorGrid, SafetyCodeChange, User, Venue
 from db.uow import UnitOfWork
 from domain.access import CurrentUser
-from domain.safety_code import checklist_for
 from domain.planner import Capacity
+from domain.safety_code import checklist_for
 from domain.vocabulary import Role
 from services import clock
 from services.access import OutOfScope
