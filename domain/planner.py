@@ -79,6 +79,7 @@ class VenueToVisit:
     x: float  # metres east (a projected CRS shared by every position of the plan)
     y: float  # metres north
     next_due_on: date | None  # None: never inspected, due now
+    first: bool = False  # never inspected (an imported venue is due on its import day: a first visit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,7 +376,7 @@ class _Need:
         if self.due:
             if v.code == SafetyCode.RED:
                 out.append("红码场所，每日必检")
-            elif v.next_due_on is None:
+            elif v.next_due_on is None or v.first:
                 out.append("尚无检查记录，需首次检查")
             elif v.code == SafetyCode.YELLOW:
                 out.append("黄码场所，每周复查到期")

@@ -301,8 +301,9 @@ def load_plan_inputs(
             float(x),
             float(y),
             due,
+            last is None,
         )
-        for (vid, name, gid, code, cat, _, _, due, _), (x, y) in zip(rows, xy, strict=True)
+        for (vid, name, gid, code, cat, _, _, due, last), (x, y) in zip(rows, xy, strict=True)
     ]
     return PlanInputs(
         day,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from db.engine import make_engine, session_factory
 from db.models import AdminUnit, Hazard, Inspection, InspectorGrid, SafetyCodeChange, User, Venue
@@ -93,6 +93,8 @@ class Area:
                     "safety_code": code,
                     "responsible_person": "某某",
                     "next_due_on": due,
+                    # inspected before unless it has no due date (an imported venue has one and none)
+                    "last_inspected_on": None if due is None else due - timedelta(days=30),
                     "created_at": created,
                 },
             ).scalar_one()
@@ -200,6 +202,9 @@ def test_red_venues_rechecks_and_first_visits_are_planned_with_reasons_and_inspe
     )  # red: always due (daily) in the plan's eyes? no: due date
     late = area.venue(1, "yellow", DAY - timedelta(days=4))
     new = area.venue(1, "green", None)
+    imported = area.venue(1, "green", DAY)  # the venue import: due on its import day, never inspected
+    with area.engine.begin() as conn:
+        conn.execute(update(Venue).where(Venue.id == imported).values(last_inspected_on=None))
     later = area.venue(0, "green", DAY + timedelta(days=10))
     with area.engine.begin() as conn:
         conn.execute(
@@ -218,7 +223,7 @@ def test_red_venues_rechecks_and_first_visits_are_planned_with_reasons_and_inspe
     reasons = dict(zip(day.stops["venue_id"], day.stops["reason"], strict=True))
     assert red not in reasons  # not due until its date
     assert reasons[late] == "黄码场所，每周复查到期；逾期4天"
-    assert reasons[new] == "尚无检查记录，需首次检查"
+    assert reasons[new] == reasons[imported] == "尚无检查记录，需首次检查"
     assert reasons[later] == f"隐患整改期限{DAY + timedelta(days=1)}复查"
     assert day.stops["stop"].tolist() == list(range(1, len(day.stops) + 1))
     assert day.stops["address"].str.startswith("方城路").all()
