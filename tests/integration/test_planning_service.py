@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 
 from db.engine import make_engine, session_factory
 from db.models import AdminUnit, Hazard, Inspection, InspectorGrid, SafetyCodeChange, User, Venue
@@ -77,6 +77,7 @@ class Area:
         due: date | None = DAY,
         category="street_shop",
         created=datetime(2026, 1, 1),
+        inspected: bool = False,
     ) -> int:
         self.n += 1
         with self.engine.begin() as conn:
@@ -93,8 +94,8 @@ class Area:
                     "safety_code": code,
                     "responsible_person": "某某",
                     "next_due_on": due,
-                    # inspected before unless it has no due date (an imported venue has one and none)
-                    "last_inspected_on": None if due is None else due - timedelta(days=30),
+                    # inspected: a month before it is due (else never, as an imported venue)
+                    "last_inspected_on": due - timedelta(days=30) if inspected and due else None,
                     "created_at": created,
                 },
             ).scalar_one()
@@ -198,14 +199,12 @@ def test_a_leader_sets_their_inspectors_own_capacity_and_only_an_administrator_t
 
 def test_red_venues_rechecks_and_first_visits_are_planned_with_reasons_and_inspections_use_up_capacity(area):
     red = area.venue(
-        0, "red", DAY + timedelta(days=5)
+        0, "red", DAY + timedelta(days=5), inspected=True
     )  # red: always due (daily) in the plan's eyes? no: due date
-    late = area.venue(1, "yellow", DAY - timedelta(days=4))
+    late = area.venue(1, "yellow", DAY - timedelta(days=4), inspected=True)
     new = area.venue(1, "green", None)
     imported = area.venue(1, "green", DAY)  # the venue import: due on its import day, never inspected
-    with area.engine.begin() as conn:
-        conn.execute(update(Venue).where(Venue.id == imported).values(last_inspected_on=None))
-    later = area.venue(0, "green", DAY + timedelta(days=10))
+    later = area.venue(0, "green", DAY + timedelta(days=10), inspected=True)
     with area.engine.begin() as conn:
         conn.execute(
             insert(Hazard),
