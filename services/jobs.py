@@ -80,6 +80,9 @@ STALE_AFTER = timedelta(hours=2)
 #: Run records are kept this many days (``prune_runs``).
 KEEP_RUNS_DAYS = 90
 OK, FAILED, RUNNING = "ok", "failed", "running"
+#: How often the end of a run is written before it is left "running" (a store busy 10 s at that moment
+#: had the whole 日报 redone two hours later), with pauses of 1, 2, 3 … seconds between.
+FINISH_TRIES, FINISH_PAUSE_S = 5, 1.0
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,11 @@ def claim(
                         JobRun.attempts < MAX_ATTEMPTS,
                         JobRun.finished_at <= now - RETRY_AFTER,
                     ),
-                    and_(JobRun.outcome == RUNNING, JobRun.started_at <= now - STALE_AFTER),
+                    and_(  # its runner died; a job that kills its runner is not retaken for ever
+                        JobRun.outcome == RUNNING,
+                        JobRun.attempts < MAX_ATTEMPTS,
+                        JobRun.started_at <= now - STALE_AFTER,
+                    ),
                 ),
             )
             .values(
@@ -335,11 +342,18 @@ def run_due(
         except Exception as exc:  # recorded; the other jobs still run
             log.exception("%s (due %s) failed", job.name, due)
             run = Run(job.name, due, FAILED, error=_error_text(exc), summary=f"{job.label}失败")
-        try:
-            _finish(uow, run_id, run, elapsed())
-        except Exception:  # left "running": taken again after STALE_AFTER
-            log.exception("%s: could not record the end of run %s", job.name, run_id)
-            run = replace(run, outcome=RUNNING)
+        for attempt in range(FINISH_TRIES):  # a store busy for a moment must not have the work redone
+            try:
+                _finish(uow, run_id, run, elapsed())
+                break
+            except Exception:  # after the last try left "running": taken again after STALE_AFTER
+                log.exception(
+                    "%s: could not record the end of run %s (try %d)", job.name, run_id, attempt + 1
+                )
+                if attempt + 1 == FINISH_TRIES:
+                    run = replace(run, outcome=RUNNING)
+                else:
+                    time.sleep(FINISH_PAUSE_S * (attempt + 1))
         done[job.name] = run
     return done
 
@@ -403,9 +417,15 @@ def attention(conn: Connection, now: datetime, jobs: tuple[Job, ...] = JOBS) -> 
                 f"{more}。原因：{_cause(r.get('error'))}。"
             )
         elif outcome == RUNNING and r.get("started_at") and now - r["started_at"] > STALE_AFTER:
+            again = (
+                f"已中断 {MAX_ATTEMPTS} 次，不再自动重做（可能是它使定时任务进程退出，如内存不足）；处理后在服务器上运行 "
+                f"python -m services.jobs --once --retry --only {r['job']}"
+                if (r.get("attempts") or 0) >= MAX_ATTEMPTS
+                else "下次运行时自动重做"
+            )
             lines.append(
                 f"{r['label']}（应于 {due:%Y-%m-%d %H:%M} 运行）于 {r['started_at']:%Y-%m-%d %H:%M} 开始后中断"
-                "（运行它的进程已退出），下次运行时自动重做。"
+                f"（运行它的进程已退出），{again}。"
             )
     return lines
 
@@ -417,7 +437,13 @@ def allow_retry(uow: UnitOfWork, jobs: Collection[str], now: datetime) -> int:
         return int(
             conn.execute(
                 update(JobRun)
-                .where(JobRun.job.in_(list(jobs)), JobRun.outcome == FAILED)
+                .where(
+                    JobRun.job.in_(list(jobs)),
+                    or_(
+                        JobRun.outcome == FAILED,
+                        and_(JobRun.outcome == RUNNING, JobRun.attempts >= MAX_ATTEMPTS),
+                    ),
+                )
                 .values(attempts=MAX_ATTEMPTS - 1, finished_at=now - RETRY_AFTER)
             ).rowcount
             or 0

@@ -668,6 +668,55 @@ def test_a_run_left_running_by_a_dead_runner_is_taken_again_after_two_hours(area
     assert (run.outcome, run.attempts) == ("ok", 2)
 
 
+def test_a_run_that_kept_its_runner_from_finishing_is_not_retaken_for_ever(area):
+    """A job that gets its runner killed (out of memory on a city's 月报) was retaken every two hours all
+    day; after MAX_ATTEMPTS the administrator is told, and --retry gives it one more go."""
+    engine, _ = area
+    jobs = _jobs_with_a_failure([])
+    due = datetime(2026, 11, 25, 1, 0)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(JobRun),
+            {
+                "job": "first",
+                "due_at": due,
+                "started_at": due,
+                "outcome": "running",
+                "runner": "gone:1",
+                "attempts": MAX_ATTEMPTS,
+            },
+        )
+    uow = UnitOfWork(engine)
+    later = due + timedelta(hours=5)
+    assert run_due(uow, later, jobs=jobs, only=("first",)) == {}
+    with engine.connect() as conn:
+        told = [line for line in attention(conn, later, jobs) if line.startswith("第一个")]
+    assert told and f"已中断 {MAX_ATTEMPTS} 次，不再自动重做" in told[0] and "--retry --only first" in told[0]
+    assert allow_retry(uow, ["first"], later) == 1
+    assert run_due(uow, later, jobs=jobs, only=("first",))["first"].outcome == "ok"
+
+
+def test_the_end_of_a_run_is_written_again_when_the_store_was_busy_at_that_moment(area, monkeypatch):
+    """The store busy for a moment as the 日报 finished left its run "running", redone two hours later."""
+    from services import jobs as jobs_module
+
+    engine, _ = area
+    real, tries = jobs_module._finish, []
+
+    def busy_twice(*args, **kw):
+        tries.append(1)
+        if len(tries) <= 2:
+            raise RuntimeError("database is locked")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(jobs_module, "_finish", busy_twice)
+    monkeypatch.setattr(jobs_module, "FINISH_PAUSE_S", 0.0)
+    done = run_due(UnitOfWork(engine), NOW, jobs=_jobs_with_a_failure([]), only=("first",))
+    assert done["first"].outcome == "ok" and len(tries) == 3
+    (run,) = _runs(engine, "first")
+    assert run.outcome == "ok"
+
+
 def test_the_command_line_runner_does_one_pass_against_the_configured_store(area, tmp_path):
     engine, _ = area
     ids = _being_handled(engine, 2)
