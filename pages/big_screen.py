@@ -27,6 +27,10 @@ with reader() as conn:
     viewer = viewer_for(conn, params.get("token"))
 viewer = viewer or verified_current_user()
 if viewer is None:
+    if params.get("token"):  # a wall has nobody at its keyboard: say why the screen stopped
+        st.warning(
+            "大屏令牌无效或已被吊销：请系统管理员重新生成大屏地址（python -m services.display create），或在此登录。"
+        )
     login_form()
     st.stop()
 if not viewer.may_open("big_screen"):

@@ -60,6 +60,7 @@ def test_a_revoked_token_shows_the_login_form_instead(store):
     at = _screen(token)
     assert [t.label for t in at.text_input] == ["用户名", "密码"]
     assert not at.get("deck_gl_json_chart")
+    assert any("大屏令牌无效或已被吊销" in w.value for w in at.warning)  # nobody at a wall's keyboard
 
 
 def test_a_token_cannot_show_an_area_outside_its_own(store):

@@ -245,6 +245,7 @@ def test_a_revoked_token_stops_the_wall_at_its_next_refresh(browser, app_url, se
             (mine,) = [t["id"] for t in list_tokens(conn) if t.get("label") == "撤销测试"]
         assert revoke_token(UnitOfWork(engine), mine, clock.now())
         page.get_by_role("button", name="登录").wait_for(timeout=30_000)
+        assert page.get_by_text("大屏令牌无效或已被吊销").count() == 1
         assert page.locator("[data-testid='bs-rank']").count() == 0
         assert page.get_by_text("社会治理指挥大屏").count() == 0
     finally:
