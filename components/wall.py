@@ -29,6 +29,9 @@ TOP_BAND = 0.085  # of the height: title, clock and the six KPI tiles
 PAD = 0.006  # of the width: page padding and the gap between columns
 LEGEND_BAND = 0.052  # of the height: the line above the map
 COLUMNS = (1.0, 2.5, 1.0)  # left charts · map · right panels
+#: The 16 px by which Streamlit pulls the element after a markdown up; the style takes it back under the
+#: KPI band and the map's legend, so the columns and the map are that much shorter.
+MARKDOWN_PULL = 16
 
 #: The empty venue and event frames the wall's 五色图 is assembled with (it draws areas only).
 NO_VENUES = pd.DataFrame(
@@ -103,6 +106,10 @@ html, body {overflow: hidden;}
 .bs-key {display: inline-flex; align-items: center; margin-right: 0.8vw; white-space: nowrap;}
 .bs-key i {display: inline-block; width: 0.9vw; height: 0.9vw; min-width: 12px; min-height: 12px; border-radius: 0.15vw; margin-right: 0.3vw;}
 .bs-key i.dot {border-radius: 50%;}
+/* Streamlit pulls the element after a markdown up by 16 px (its container's margin-bottom: -1rem): under
+   the KPI band and the map's legend that overlapped the next panel by up to 11 px at 1366×768. */
+[data-testid="stMarkdownContainer"]:has(> .bs-top), [data-testid="stMarkdownContainer"]:has(> .bs-maphead)
+  {margin-bottom: 0 !important;}
 .bs-maphead {display: flex; flex-direction: column; justify-content: center; overflow: hidden; height: 4.9vh; row-gap: 0.2vh;}
 .bs-maphead > div {display: flex; align-items: center; white-space: nowrap; overflow: hidden;}
 .bs-maphead .name {font-size: clamp(15px, 0.9vw, 76px) !important; color: #9cc7ff; font-weight: 700; margin-right: 0.8vw; line-height: 1.2;}
@@ -173,12 +180,12 @@ class Screen:
     def map_height(self) -> int:
         pad = PAD * self.width
         body = self.height * (1 - TOP_BAND - LEGEND_BAND) - 4 * pad - 0.4 * pad
-        return max(200, int(body) - 6)
+        return max(200, int(body) - 6 - 2 * MARKDOWN_PULL)
 
     @property
     def column_height(self) -> int:
         pad = PAD * self.width
-        return max(200, int(self.height * (1 - TOP_BAND) - 3.4 * pad) - 6)
+        return max(200, int(self.height * (1 - TOP_BAND) - 3.4 * pad) - 6 - MARKDOWN_PULL)
 
     @property
     def font_px(self) -> float:
