@@ -308,7 +308,9 @@ def right_column(
 ) -> str:
     levels = "".join(f"<div class='lv'>{esc(k)}<b>{v:,}</b></div>" for k, v in flow.items())
     rank = "".join(
-        f"<div class='bs-row'><span>{i}. {esc(name)}</span><span style='color:{colour}'>{esc(value)}</span></div>"
+        # a place in the ranking only for an area with a score: one without data is listed, not ranked
+        f"<div class='bs-row'><span>{f'{i}. ' if value != RiskClass.NO_DATA.label else ''}{esc(name)}</span>"
+        f"<span style='color:{colour}'>{esc(value)}</span></div>"
         for i, (name, colour, value) in enumerate(ranking, start=1)
     )
     line = screen.font_px * 1.35

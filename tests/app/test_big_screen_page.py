@@ -117,3 +117,17 @@ def test_a_citizen_s_title_cannot_end_the_wall_s_html_and_write_markdown_on_it()
         esc(hostile)
         == "井盖缺失 # ⚠ 大屏已被接管 ![x](https://evil.example/b.png) [点我](https://evil.example)"
     )
+
+
+def test_the_wall_ranks_only_areas_with_a_score_and_lists_the_others_unranked():
+    """风险排名 gave places 2–6 to townships without data (暂无数据)."""
+    from components.wall import Screen, right_column
+
+    html_text = right_column(
+        {"村(社区)": 1},
+        [],
+        [("甲镇", "#2e7d32", "49"), ("乙镇", "#9e9e9e", "暂无数据")],
+        "乡镇(街道)",
+        Screen(1920, 1080),
+    )
+    assert "1. 甲镇" in html_text and "乙镇" in html_text and "2. 乙镇" not in html_text
