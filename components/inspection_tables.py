@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 from pandas.io.formats.style import Styler
@@ -171,7 +172,26 @@ def show_codes(dist: dict[str, int], trend_frame: pd.DataFrame) -> None:
         ("**近 90 天黄码、绿码场所数**", [SafetyCode.YELLOW, SafetyCode.GREEN], None),
     ):
         st.markdown(title)
-        st.line_chart(trend(trend_frame, codes), y_label=y_label, color=[hex_color(c) for c in codes])
+        st.altair_chart(trend_chart(trend(trend_frame, codes), codes, y_label), width="stretch")
+
+
+def trend_chart(frame: pd.DataFrame, codes: Sequence[SafetyCode], y_label: str | None) -> alt.Chart:
+    """The trend as lines, dates on the axis as 11-21 (Vega's default wrote "Nov 08", "November")."""
+    long = frame.reset_index().melt("日期", var_name="平安码", value_name="场所数")
+    long["日期"] = pd.to_datetime(long["日期"])
+    return (
+        alt.Chart(long)
+        .mark_line()
+        .encode(
+            x=alt.X("日期:T", title="日期", axis=alt.Axis(format="%m-%d", labelAngle=0)),
+            y=alt.Y("场所数:Q", title=y_label or "场所数"),
+            color=alt.Color(
+                "平安码:N",
+                scale=alt.Scale(domain=[c.label for c in codes], range=[hex_color(c) for c in codes]),
+            ),
+            tooltip=[alt.Tooltip("日期:T", format="%Y-%m-%d"), "平安码:N", "场所数:Q"],
+        )
+    )
 
 
 def trend(frame: pd.DataFrame, codes: Sequence[SafetyCode]) -> pd.DataFrame:

@@ -182,3 +182,22 @@ def test_capacity_the_admin_sets_the_default_and_a_leader_sees_only_their_inspec
     assert not leader.exception and not leader.error
     with store.connect() as conn:
         assert load_capacity(conn) == before
+
+
+def test_the_code_trends_write_dates_as_11_21_not_in_english():
+    """平安码分布's 90-day charts: Vega's default axis wrote "Sep 06", "November"."""
+    import json
+    from datetime import date, timedelta
+
+    import pandas as pd
+
+    from components.inspection_tables import trend, trend_chart
+    from domain.vocabulary import SafetyCode
+
+    days = pd.Index([date(2026, 11, 1) + timedelta(days=i) for i in range(3)], name="day")
+    frame = pd.DataFrame({"red": [1, 2, 3], "yellow": [4, 5, 6], "green": [7, 8, 9]}, index=days)
+    spec = json.dumps(
+        trend_chart(trend(frame, [SafetyCode.RED]), [SafetyCode.RED], "红码场所数").to_dict(),
+        ensure_ascii=False,
+    )
+    assert '"format": "%m-%d"' in spec and "红码" in spec
