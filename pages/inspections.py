@@ -141,7 +141,7 @@ with tabs[4]:
         "一次检查“按时”：在上次检查后按当时平安码的周期（红 1 天、黄 7 天、绿 30 天）到期之日或之前完成。"
     )
     if rates.empty:
-        st.info("该时段没有检查记录。")
+        st.info("该时段没有可计算按时率的检查（首次检查没有上次检查，不计入按时率）。")
     else:
         st.dataframe(tables.rates(rates), hide_index=True, width="stretch")
 

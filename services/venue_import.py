@@ -253,6 +253,7 @@ def _placed(conn: Connection, parsed: list[dict], user: CurrentUser | None) -> l
         if given and given in known and given != codes.get(g):
             problems.append(RowError(n, "网格编码", f"与经纬度所在网格（{codes.get(g)}）不一致"))
         if not in_scope.get(g, True):
+            x["outside"] = True  # nothing more is said of it (not even whether the store has it)
             problems.append(RowError(n, "经纬度", "位置不在您的管辖范围内"))
             deny(user, "import venue outside scope", n)
     return problems
@@ -280,8 +281,11 @@ def _duplicates(conn: Connection, parsed: list[dict]) -> list[RowError]:
                 select(Venue.name, Venue.address).where(tuple_(Venue.name, Venue.address).in_(chunk))
             ).all()
         }
+    outside = {x["row"] for x in parsed if x.get("outside")}  # another area's venues are not its to know
     problems += [
-        RowError(n, "名称", "系统中已有同名同地址的场所") for key, n in seen.items() if key in existing
+        RowError(n, "名称", "系统中已有同名同地址的场所")
+        for key, n in seen.items()
+        if key in existing and n not in outside
     ]
     return problems
 

@@ -200,6 +200,10 @@ def test_headers_scope_duplicates_in_the_store_and_roles_are_checked(store):
     with pytest.raises(ImportRejected) as exc:
         _import(engine, _csv(GOOD[:1]).encode(), "a.csv", leader)
     assert exc.value.problems == [RowError(2, "名称", "系统中已有同名同地址的场所")]
+    _import(engine, _csv(GOOD[2:]).encode(), "a.csv", leader)  # a venue of the east village
+    with pytest.raises(ImportRejected) as exc:  # the west village's leader learns nothing of it
+        _import(engine, _csv(GOOD[2:]).encode(), "a.csv", village)
+    assert exc.value.problems == [RowError(2, "经纬度", "位置不在您的管辖范围内")]
     with pytest.raises(ImportRejected) as exc:
         _import(engine, b"\x89PNG...", "a.png", leader)
     assert exc.value.problems[0].reason == "仅支持 CSV 或 XLSX 文件"
