@@ -102,8 +102,12 @@ def write_reports(uow: UnitOfWork, kind: str, due: datetime, folder: Path | None
             )
             target = folder / file_name(kind, first, last, tree.code(uid))
             temporary = folder / f".{target.name}.{os.getpid()}.tmp"
-            temporary.write_bytes(data)
-            os.replace(temporary, target)
+            try:
+                temporary.write_bytes(data)
+                os.replace(temporary, target)
+            except OSError:  # a full disk: no half-written hidden file left behind for every failed try
+                temporary.unlink(missing_ok=True)
+                raise
             written.append(target)
     log.info("%s %s–%s: %s files in %s", kind, first, last, len(written), folder)
     return written

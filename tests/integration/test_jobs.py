@@ -424,6 +424,23 @@ def test_the_daily_report_is_written_for_each_leaders_unit_and_listed_and_read_b
         read_report(tree, leader, "../daily_2026-11-24_2026-11-24_990001001.xlsx", tmp_path)
 
 
+def test_a_report_that_could_not_be_written_leaves_no_hidden_half_file(area, tmp_path, monkeypatch):
+    """A full disk: the run fails (and is retried), and no .tmp file is left for every try."""
+    from pathlib import Path
+
+    engine, _ = area
+    real = Path.write_bytes
+
+    def full(self, data):
+        real(self, data[: len(data) // 2])  # half of it reached the disk
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    run = run_due(UnitOfWork(engine), NOW, only=("report_daily",), reports=tmp_path)["report_daily"]
+    assert run.outcome == "failed" and "No space left" in run.error
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_weekly_report_covers_monday_to_sunday_and_the_monthly_the_calendar_month(area, tmp_path):
     engine, _ = area
     uow = UnitOfWork(engine)
