@@ -116,15 +116,24 @@ def restore_inspection(venue_key: str, today: date) -> None:
         venue = int(kept["venue"])
     except (KeyError, TypeError, ValueError):
         return
-    restored = 0
+    restored, hazards = 0, False
     for key, raw in dict(kept.get("values") or {}).items():
         value = _value(str(key), raw, venue)
         if value is not None:
             st.session_state[str(key)] = value
             restored += 1
+            hazards = hazards or str(key).startswith("md_hz_")
     st.session_state[venue_key] = venue
-    st.session_state[_NOTICE] = f"已恢复上次未保存的检查记录（{restored} 项），请核对后保存。"
+    st.session_state[_NOTICE] = restored_notice(restored, hazards)
     st.rerun()
+
+
+def restored_notice(restored: int, hazards: bool) -> str:
+    """What the inspector is told after a reload brought the answers back. Photos and dates are not
+    kept in the draft: a hazard among them is said to need its photo and 整改期限 again (it was saved
+    without its photo, or with the default deadline)."""
+    missing = "；隐患的现场照片和整改期限未保存，请重新选择" if hazards else ""
+    return f"已恢复上次未保存的检查记录（{restored} 项）{missing}，请核对后保存。"
 
 
 def _value(key: str, raw: object, venue: int) -> object | None:

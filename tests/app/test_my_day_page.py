@@ -161,3 +161,13 @@ def test_the_grid_worker_sees_how_many_events_wait_on_them_linked_to_the_events_
     links = [m.value for m in at.markdown if "我的待办" in m.value]
     assert len(links) == 1 and links[0].startswith("<a href='events'")
     assert f"我的待办 {len(rows)} 件" in links[0]
+
+
+def test_a_restored_draft_with_a_hazard_says_its_photo_and_deadline_were_not_kept():
+    """The draft keeps answers, not photos or dates: the inspector saved a hazard without its photo."""
+    from components.drafts import restored_notice
+
+    assert restored_notice(10, hazards=True) == (
+        "已恢复上次未保存的检查记录（10 项）；隐患的现场照片和整改期限未保存，请重新选择，请核对后保存。"
+    )
+    assert restored_notice(3, hazards=False) == "已恢复上次未保存的检查记录（3 项），请核对后保存。"
