@@ -132,8 +132,9 @@ def restored_notice(restored: int, hazards: bool) -> str:
     """What the inspector is told after a reload brought the answers back. Photos and dates are not
     kept in the draft: a hazard among them is said to need its photo and 整改期限 again (it was saved
     without its photo, or with the default deadline)."""
-    missing = "；隐患的现场照片和整改期限未保存，请重新选择" if hazards else ""
-    return f"已恢复上次未保存的检查记录（{restored} 项）{missing}，请核对后保存。"
+    if hazards:
+        return f"已恢复上次未保存的检查记录（{restored} 项）；隐患的现场照片和整改期限未保存，请重新选择并核对后保存。"
+    return f"已恢复上次未保存的检查记录（{restored} 项），请核对后保存。"
 
 
 def _value(key: str, raw: object, venue: int) -> object | None:

@@ -168,6 +168,6 @@ def test_a_restored_draft_with_a_hazard_says_its_photo_and_deadline_were_not_kep
     from components.drafts import restored_notice
 
     assert restored_notice(10, hazards=True) == (
-        "已恢复上次未保存的检查记录（10 项）；隐患的现场照片和整改期限未保存，请重新选择，请核对后保存。"
+        "已恢复上次未保存的检查记录（10 项）；隐患的现场照片和整改期限未保存，请重新选择并核对后保存。"
     )
     assert restored_notice(3, hazards=False) == "已恢复上次未保存的检查记录（3 项），请核对后保存。"
