@@ -202,13 +202,21 @@ def overdue_venues(
             Venue.grid_id,
             Venue.next_due_on,
             Venue.last_inspected_on,
-            User.display_name,
         )
-        .outerjoin(User, User.id == Venue.inspector_id)
         .where(Venue.is_active, Venue.next_due_on < today, *present(in_grids(Venue.grid_id, tree, grids)))
         .order_by(Venue.next_due_on, Venue.id)
         .limit(limit)
     ).all()
+    # Who covers each grid now (a venue's inspector_id is set once, at its import, and went stale
+    # with every change of who covers what): every active inspector of the grid, by name.
+    covering: dict[int, list[str]] = {}
+    for grid_id, name in conn.execute(
+        select(InspectorGrid.grid_id, User.display_name)
+        .join(User, User.id == InspectorGrid.user_id)
+        .where(User.is_active, InspectorGrid.grid_id.in_({int(r[4]) for r in rows} or {-1}))
+        .order_by(InspectorGrid.grid_id, User.display_name)
+    ):
+        covering.setdefault(int(grid_id), []).append(str(name))
     return pd.DataFrame(
         [
             (
@@ -220,7 +228,7 @@ def overdue_venues(
                 r[5],
                 r[6],
                 overdue_days(r[5], today),
-                r[7] or "—",
+                "、".join(covering.get(int(r[4]), [])) or "无人负责",
             )
             for r in rows
         ],

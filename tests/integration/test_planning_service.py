@@ -383,6 +383,7 @@ def test_on_time_rate_overdue_lists_distribution_and_red_trend(area):
     assert total.loc["yellow", "visits"] == 1 and total.loc["yellow", "on_time"] == 1
     assert set(rates["area"].dropna()) == {"东村"} and rates["area"].head(3).isna().all()  # totals first
     assert late["venue_id"].tolist() == [v1] and late.iloc[0]["overdue_days"] == 5
+    assert late.iloc[0]["inspector"] == "甲"  # who covers its grid now, not who did at its import
     assert late_hz.iloc[0]["overdue_days"] == 2
     assert dist == {"red": 0, "yellow": 1, "green": 1}
     red = trend["red"]
