@@ -126,12 +126,26 @@ def read_sheet(
     else:
         records = _xlsx_records(data)
     sheet: Sheet | None = None
+    titles: list[tuple[int, list[str]]] = []
     for n, cells in records:
         values = [cell_text(c) for c in cells]
         if not any(values):
             continue  # blank rows are not rows (their numbers still count)
         if sheet is None:
-            sheet = _header(n, values, required)
+            if _title_row(values, required) and len(titles) < MAX_TITLE_ROWS:
+                titles.append((n, values))  # 锦溪县场所清单 above the header
+                continue
+            try:
+                sheet = _header(n, values, required)
+            except TableError as exc:
+                if titles:  # said where the header should be, not seven 缺少此列 about a title
+                    first, text = titles[0][0], next(v for v in titles[0][1] if v)
+                    raise TableError(
+                        f"第 {first} 行“{text[:30]}”不是表头，之后也没有找到表头：表头（{'、'.join(required)} …）"
+                        "须在标题行之下的第一行，请核对后重新上传",
+                        exc.problems,
+                    ) from exc
+                raise
             continue
         if max_rows is not None and len(sheet.rows) + len(sheet.problems) >= max_rows:
             raise TableError(f"一次最多导入 {max_rows} 行（本文件超过此数），请分成多个文件")
@@ -140,11 +154,24 @@ def read_sheet(
             sheet.problems.append(problem)
         else:
             sheet.rows.append((n, row))
+    if sheet is None and titles:  # only what looked like a title: it was the (wrong) header
+        sheet = _header(titles[0][0], titles[0][1], required)
     if sheet is None:
         raise TableError("文件为空：第一行应为表头")
     sheet.problems += broken
     sheet.problems.sort(key=lambda p: p.row)
     return sheet
+
+
+#: Rows above the header a government sheet often has (a title, a date line), passed over.
+MAX_TITLE_ROWS = 3
+
+
+def _title_row(values: list[str], required: Sequence[str]) -> bool:
+    """A title above the header: one filled cell (a merged title), not a column the file must have, in
+    a file that must have three columns or more (a header of one column is not taken for a title)."""
+    filled = [v.lstrip("\ufeff").strip() for v in values if v.strip()]
+    return len(required) >= 3 and len(filled) == 1 and filled[0] not in required
 
 
 def _header(n: int, values: list[str], required: Sequence[str]) -> Sheet:

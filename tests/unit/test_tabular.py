@@ -179,3 +179,19 @@ def test_a_sheet_is_read_row_by_row_and_left_at_a_wrong_header_or_past_the_row_l
     assert (
         len(read_sheet(_xlsx([["编码", "名称"], *body[:100]]), "x.xlsx", ["编码"], max_rows=100).rows) == 100
     )
+
+
+def test_a_title_row_above_the_header_is_passed_over_and_a_missing_header_says_where_it_should_be():
+    """Government sheets often carry a title (a merged 锦溪县场所清单) above the header: it was read as the
+    header and every column was said to be missing."""
+    required = ["名称", "类别", "地址"]
+    sheet = read_sheet(
+        "锦溪县场所清单,,\n名称,类别,地址\n老王杂货店,沿街店铺,方城路1号\n".encode(), "x.csv", required
+    )
+    assert sheet.header_row == 2 and sheet.rows == [
+        (3, {"名称": "老王杂货店", "类别": "沿街店铺", "地址": "方城路1号"})
+    ]
+    with pytest.raises(TableError, match="第 1 行“锦溪县场所清单”不是表头"):
+        read_sheet("锦溪县场所清单,,\n店名,类型,位置\n".encode(), "x.csv", required)
+    with pytest.raises(TableError, match="缺少列"):  # a wrong header alone is told as before
+        read_sheet("店名\n".encode(), "x.csv", required)
