@@ -236,7 +236,8 @@ def entered_inspection(venue_id: int, category: str) -> dict:
 
 def capacity_form(user: CurrentUser, inspectors: list[tuple[int, str]], capacity: Capacity) -> None:
     """每日检查容量: the default (an administrator) and each inspector's own of the scope (a leader), saved
-    together; a blank cell is the default. Problems are said in Chinese and nothing is stored."""
+    together; each cell shows the capacity that applies, and one equal to the default (or cleared) is no
+    capacity of their own. Problems are said in Chinese and nothing is stored."""
     with st.expander(f"每日检查容量（默认每人每日 {capacity.default} 处）"):
         default = None
         if user.role is Role.ADMIN:
@@ -247,10 +248,9 @@ def capacity_form(user: CurrentUser, inspectors: list[tuple[int, str]], capacity
             st.caption("本范围内没有负责网格的检查员。")
             edited = pd.DataFrame(columns=["id", "检查员", "每日容量"])
         else:
-            rows = pd.DataFrame(
-                [(i, name, capacity.per_inspector.get(i)) for i, name in inspectors],
-                columns=["id", "检查员", "每日容量"],
-            ).astype({"每日容量": "Int64"})
+            rows = pd.DataFrame(  # the capacity that applies: their own, or the default
+                [(i, name, capacity.of(i)) for i, name in inspectors], columns=["id", "检查员", "每日容量"]
+            )
             edited = st.data_editor(
                 rows,
                 hide_index=True,
@@ -258,17 +258,22 @@ def capacity_form(user: CurrentUser, inspectors: list[tuple[int, str]], capacity
                 column_config={
                     "id": None,
                     "每日容量": st.column_config.NumberColumn(
-                        "每日容量（留空为默认）", min_value=1, max_value=MAX_DAILY_CAPACITY, step=1
+                        "每日容量（处/日）", min_value=1, max_value=MAX_DAILY_CAPACITY, step=1
                     ),
                 },
                 key="ins_cap_table",
             )
         if st.button("保存容量", key="ins_cap_save"):
-            mine = {
-                int(r.id): (None if pd.isna(r.每日容量) else int(r.每日容量))
-                for r in edited.itertuples(index=False)
-            }
-            changed = {i: v for i, v in mine.items() if v != capacity.per_inspector.get(i)}
+            base = capacity.default if default is None else int(default)
+            changed: dict[int, int | None] = {}
+            for r in edited.itertuples(index=False):
+                uid, cell = int(r.id), r.每日容量
+                if not pd.isna(cell) and int(cell) == capacity.of(uid):
+                    continue  # as shown: unchanged (a new default applies to them if it was theirs)
+                # a cleared cell, or the default itself: no capacity of their own
+                own = None if pd.isna(cell) or int(cell) == base else int(cell)
+                if own != capacity.per_inspector.get(uid):
+                    changed[uid] = own
             try:
                 save_capacity(
                     store.uow(),

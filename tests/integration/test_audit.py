@@ -492,6 +492,7 @@ def test_a_venue_import_writes_one_row_with_the_files_digest_and_a_rejected_one_
     assert (row.action, row.entity, row.actor_id) == ("venue.import", "venues", 1)
     assert json.loads(row.after) == {
         "file": "v.csv",
+        "crs": "wgs84",
         "sha256": hashlib.sha256(good).hexdigest(),
         "count": 1,
         "first_id": result.venue_ids[0],
