@@ -264,16 +264,11 @@ def capacity_form(user: CurrentUser, inspectors: list[tuple[int, str]], capacity
                 key="ins_cap_table",
             )
         if st.button("保存容量", key="ins_cap_save"):
-            base = capacity.default if default is None else int(default)
-            changed: dict[int, int | None] = {}
-            for r in edited.itertuples(index=False):
-                uid, cell = int(r.id), r.每日容量
-                if not pd.isna(cell) and int(cell) == capacity.of(uid):
-                    continue  # as shown: unchanged (a new default applies to them if it was theirs)
-                # a cleared cell, or the default itself: no capacity of their own
-                own = None if pd.isna(cell) or int(cell) == base else int(cell)
-                if own != capacity.per_inspector.get(uid):
-                    changed[uid] = own
+            changed = {  # the cells edited (a cleared one: back to the default); the service decides
+                int(r.id): None if pd.isna(r.每日容量) else int(r.每日容量)
+                for r in edited.itertuples(index=False)
+                if pd.isna(r.每日容量) or int(r.每日容量) != capacity.of(int(r.id))
+            }
             try:
                 save_capacity(
                     store.uow(),

@@ -73,9 +73,9 @@ def save_capacity(
     user: CurrentUser | None = None,
 ) -> Capacity:
     """Set the daily capacity (visits a day, 1–100): ``default`` for everyone (an administrator; the
-    store's one setting), ``inspectors`` id → their own (None: back to the default) for inspectors with a
-    grid in the user's scope (a leader plans their own). Every problem is said at once; nothing is
-    stored then."""
+    store's one setting), ``inspectors`` id → their own (None, or the default's value: back to the
+    default) for inspectors with a grid in the user's scope (a leader plans their own). Every problem is
+    said at once; nothing is stored then."""
     with uow.begin("planning.capacity"):
         if user is not None:
             _may_plan(user, "set capacity", f"您的角色（{user.role.label}）不能设置检查容量")
@@ -112,13 +112,13 @@ def save_capacity(
         if problems:
             raise InvalidSetting(problems)
         current = load_capacity(uow.conn, lock=True)
+        new_default = current.default if default is None else default
         per = dict(current.per_inspector)
         for uid, value in changes.items():
-            if value is None:
+            if value is None or value == new_default:  # the default itself is no capacity of one's own
                 per.pop(int(uid), None)
             else:
                 per[int(uid)] = int(value)
-        new_default = current.default if default is None else default
         if new_default == current.default and per == current.per_inspector:
             return current  # nothing changed: the block ends without a write
         _put(

@@ -195,6 +195,12 @@ def test_a_leader_sets_their_inspectors_own_capacity_and_only_an_administrator_t
     save_capacity(UnitOfWork(area.engine), inspectors={area.a.id: None}, now=NOW, user=area.leader)
     with area.engine.connect() as conn:
         assert load_capacity(conn).of(area.a.id) == Capacity().default
+    save_capacity(UnitOfWork(area.engine), inspectors={area.b.id: 4}, now=NOW, user=area.leader)
+    save_capacity(
+        UnitOfWork(area.engine), inspectors={area.b.id: Capacity().default}, now=NOW, user=area.leader
+    )
+    with area.engine.connect() as conn:  # the default's own value is no capacity of one's own
+        assert load_capacity(conn) == Capacity()
 
 
 def test_red_venues_rechecks_and_first_visits_are_planned_with_reasons_and_inspections_use_up_capacity(area):
