@@ -41,7 +41,7 @@ import shapely
 from pyproj import CRS
 
 from geo import names as _names
-from geo.crs import WGS84, gcj02_to_wgs84
+from geo.crs import POINTS_GCJ02, WGS84, gcj02_to_wgs84
 from geo.generate import LEVEL_INDEX, LEVEL_WORDS, LEVELS, estimate_population
 
 #: Largest file accepted (bytes), zipped or not; also GDAL's GeoJSON object-size limit.
@@ -115,7 +115,7 @@ LEVEL_ALIASES = {
 UNSUPPORTED_LEVELS = {"province": "省级", "省": "省级", "省级": "省级", "country": "国家级", "国家": "国家级"}
 
 CRS_AUTO = "auto"
-CRS_GCJ02 = "gcj02"
+CRS_GCJ02 = POINTS_GCJ02
 
 PARENT_AUTO = "auto"  # a top unit's parent is in the file or the store, or it has none
 PARENT_CREATE = "create"  # the parent is made from the union of the file's top units

@@ -79,6 +79,12 @@ def _shape_back(lon_in, lat_in, lon_out, lat_out):
     return lon_out, lat_out
 
 
+#: The systems a point may be given in (an API request, a boundary or venue file): WGS84 (GPS, 天地图,
+#: 北斗) or GCJ-02 (高德, 腾讯, WeChat); everything is stored as WGS84.
+POINTS_WGS84, POINTS_GCJ02 = "wgs84", "gcj02"
+POINT_SYSTEMS = (POINTS_WGS84, POINTS_GCJ02)
+
+
 def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike):
     """WGS84 lon/lat (degrees) to GCJ-02 (degrees), the published forward formula.
 

@@ -29,7 +29,7 @@ from domain.access import redact, round_address
 from domain.errors import FieldProblems
 from domain.intake import MAX_TEXT, UNSTORABLE, ReportForm, unstorable
 from domain.vocabulary import OPEN_STATUSES, EventCategory, EventSource, EventStatus, Urgency
-from geo.crs import gcj02_to_wgs84
+from geo.crs import POINT_SYSTEMS, POINTS_GCJ02, POINTS_WGS84, gcj02_to_wgs84
 from services import clock
 from services.access import out_of_scope, user_scope
 from services.api_keys import Channel
@@ -59,7 +59,7 @@ SOURCES = {
     "119": EventSource.FIRE_119,
     "digital_city": EventSource.DIGITAL_CITY,
 }
-CRS = ("wgs84", "gcj02")
+CRS = POINT_SYSTEMS
 WORK_ORDER = re.compile(r"[A-Za-z0-9_\-.:/]{1,64}")
 #: The description, the address line and the media link are one text in the store (随手拍's limit).
 MAX_DESCRIPTION = MAX_TEXT
@@ -178,7 +178,7 @@ def file_request(
         problems["service_code"] = f"未知的事项代码：{code[:40] or '（空）'}"
     y = _number(lat, "纬度", -90, 90, problems)
     x = _number(lon, "经度", -180, 180, problems)
-    system = (crs or "wgs84").strip().lower()
+    system = (crs or POINTS_WGS84).strip().lower()
     if system not in CRS:
         problems["坐标系"] = "坐标系只能是 wgs84 或 gcj02"
     text = (description or "").strip()
@@ -205,7 +205,7 @@ def file_request(
         raise out_of_scope(
             channel.as_user(), "open311.category", code, f"该密钥不能上报“{EventCategory(code).label}”类事件"
         )
-    if system == "gcj02":
+    if system == POINTS_GCJ02:
         wx, wy = gcj02_to_wgs84(x, y)
         x, y = float(wx), float(wy)
     body = text

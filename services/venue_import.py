@@ -24,7 +24,7 @@ from db.models import AdminUnit, InspectorGrid, SafetyCodeChange, User, Venue
 from db.uow import UnitOfWork
 from domain.access import CurrentUser
 from domain.vocabulary import AdminLevel, SafetyCode, VenueCategory
-from geo.crs import gcj02_to_wgs84
+from geo.crs import POINTS_GCJ02, POINTS_WGS84, gcj02_to_wgs84
 from services import audit, settings
 from services.access import deny
 from services.geography import ExamplePlace
@@ -106,8 +106,7 @@ def _read(data: bytes, filename: str) -> Sheet:
 
 
 #: The coordinate systems a venue file may be in (:func:`check_rows`), with the words the page shows.
-WGS84, GCJ02 = "wgs84", "gcj02"
-COORDINATE_SYSTEMS = {WGS84: "WGS84（GPS、天地图、北斗）", GCJ02: "GCJ-02（高德、腾讯地图）"}
+COORDINATE_SYSTEMS = {POINTS_WGS84: "WGS84（GPS、天地图、北斗）", POINTS_GCJ02: "GCJ-02（高德、腾讯地图）"}
 
 
 def read_rows(data: bytes, filename: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
@@ -137,13 +136,13 @@ def check_rows(
     rows: Sequence[tuple[int, dict[str, str]]],
     *,
     user: CurrentUser | None = None,
-    crs: str = WGS84,
+    crs: str = POINTS_WGS84,
 ) -> tuple[list[NewVenue], list[RowError]]:
     """Every row checked: the venues to create, and every problem (row, field, reason) in row order.
 
     Each row's fields (:func:`_row_fields`), then where the rows lie (:func:`_placed`: the grid of the
     position, the given grid code, the user's scope), then duplicates (:func:`_duplicates`).
-    ``crs``: the file's coordinates, :data:`WGS84` (GPS, 天地图) or :data:`GCJ02` (高德, 腾讯: converted
+    ``crs``: the file's coordinates, ``geo.crs.POINTS_WGS84`` (GPS, 天地图) or ``POINTS_GCJ02`` (高德, 腾讯: converted
     to WGS84 once here, as the boundary import and the Open311 API do; stored as WGS84).
     """
     if crs not in COORDINATE_SYSTEMS:
@@ -153,7 +152,7 @@ def check_rows(
         row, found = _row_fields(n, r)
         parsed.append(row)
         problems += found
-    if crs == GCJ02:
+    if crs == POINTS_GCJ02:
         located = [x for x in parsed if x["lat"] is not None and x["lon"] is not None]
         if located:
             lons, lats = gcj02_to_wgs84([x["lon"] for x in located], [x["lat"] for x in located])
@@ -314,7 +313,7 @@ def import_venues(
     filename: str,
     now: datetime,
     user: CurrentUser | None = None,
-    crs: str = WGS84,
+    crs: str = POINTS_WGS84,
 ) -> ImportResult:
     """Check the whole file and create every venue, or raise :class:`ImportRejected` writing nothing.
 
