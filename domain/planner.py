@@ -412,11 +412,9 @@ def _needs(
             if r.venue_id not in venues:
                 raise ValueError(f"隐患{r.hazard_id}所属场所{r.venue_id}不在场所清单中")
             need = needs.setdefault(r.venue_id, _Need(venues[r.venue_id]))
-            if (
-                r.deadline,
-                r.hazard_id,
-            ) not in need.deadlines:  # the same hazard listed twice is one re-check
-                need.deadlines.append((r.deadline, r.hazard_id))
+            recheck = (r.deadline, r.hazard_id)
+            if recheck not in need.deadlines:  # the same hazard listed twice is one re-check
+                need.deadlines.append(recheck)
             need.late_fix = need.late_fix or r.deadline < day
     active = [c for c in campaigns if c.start <= day <= c.end]
     if active:

@@ -376,9 +376,9 @@ _CAUSES: tuple[tuple[tuple[str, ...], str], ...] = (
 
 
 def _cause(error: str | None) -> str:
-    text = error or ""
+    text = (error or "").lower()
     for needles, words in _CAUSES:
-        if any(n.lower() in text.lower() for n in needles):
+        if any(n.lower() in text for n in needles):
             return words
     return "程序错误：请把 python -m services.jobs --status 的输出告知维护人员"
 
