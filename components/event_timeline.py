@@ -22,6 +22,7 @@ NOTE_HEADINGS: Mapping[Action, str] = {
     Action.ESCALATE: "上移原因",
     Action.REOPEN: "重新处置原因",
     Action.COMMENT: "意见",
+    Action.OVERDUE: "超期",
 }
 
 

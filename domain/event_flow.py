@@ -33,6 +33,7 @@ class Action(StrEnum):
     COMMENT = (
         "comment"  # 处置意见: a written opinion (协办意见 from a cooperating department); status unchanged
     )
+    OVERDUE = "overdue"  # 超期: the system marks an open event whose stage deadline passed; status unchanged
 
 
 ACTION_LABELS: dict[Action, str] = {
@@ -49,10 +50,14 @@ ACTION_LABELS: dict[Action, str] = {
     Action.ARCHIVE: "归档",
     Action.ESCALATE: "上移",
     Action.COMMENT: "处置意见",
+    Action.OVERDUE: "超期",
 }
 
 # Actions that record something without moving the event: its status and stage deadline stay as they are.
 NOTE_ONLY: frozenset[Action] = frozenset({Action.COMMENT})
+
+# Actions only the system takes (the jobs runner), never offered to a person: no role in domain.access may.
+SYSTEM_ONLY: frozenset[Action] = frozenset({Action.OVERDUE})
 
 # Actions that turn an event back or up: refused without a written reason (退回、退单、上移、重新处置).
 NEEDS_REASON: frozenset[Action] = frozenset({Action.REJECT, Action.RETURN, Action.ESCALATE, Action.REOPEN})
@@ -92,6 +97,8 @@ TRANSITIONS: dict[tuple[S | None, Action], S] = {
     # While a dispatched event is being handled, the lead and the cooperating departments write opinions.
     (S.DISPATCHED, Action.COMMENT): S.DISPATCHED,
     (S.IN_PROGRESS, Action.COMMENT): S.IN_PROGRESS,
+    # 超期: an open event past its stage deadline is marked late once (按时办结率 counts it), where it stands.
+    **{(s, Action.OVERDUE): s for s in sorted(OPEN_STATUSES)},
 }
 
 

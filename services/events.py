@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, delete, func, select, update
+from sqlalchemy import Connection, CursorResult, delete, func, not_, select, update
 from sqlalchemy.orm import Session
 
 from db.models import AdminUnit, Department, Event, EventCooperator, EventTransition
@@ -24,8 +24,16 @@ from db.uow import UnitOfWork
 from domain.access import may_act
 from domain.dispatch import should_escalate
 from domain.errors import FieldProblems
-from domain.event_flow import ACTION_LABELS, NOTE_ONLY, STAMPS, Action, missing_note, next_status
-from domain.vocabulary import EventCategory, EventSource, EventStatus, Rating, Role, Urgency
+from domain.event_flow import (
+    ACTION_LABELS,
+    NOTE_ONLY,
+    STAMPS,
+    SYSTEM_ONLY,
+    Action,
+    missing_note,
+    next_status,
+)
+from domain.vocabulary import OPEN_STATUSES, EventCategory, EventSource, EventStatus, Rating, Role, Urgency
 from services import audit
 from services.access import event_in_scope, out_of_scope, require_handler, require_lead_department
 from services.accounts import disabled_departments
@@ -144,6 +152,38 @@ def escalate_overdue(uow: UnitOfWork, now: datetime, limit: int = 50) -> int:
             continue
         moved += 1
     return moved
+
+
+def mark_overdue(uow: UnitOfWork, now: datetime, limit: int = 200) -> int:
+    """超期: mark every open event whose stage deadline has passed and that nobody has moved since, each in
+    its own unit of work, so 按时办结率 counts it late without waiting for a person to act on it (the flag
+    was only set by the next step taken after the deadline); returns how many were marked.
+
+    The mark is a trail row (action 超期, status unchanged), so the rollups refresh its day and grid. Like
+    :func:`escalate_overdue`, a compare-and-set on the status and deadline read: safe twice or at once."""
+    with uow.reader() as conn:
+        rows = conn.execute(
+            select(Event.id, Event.status, Event.due_at)
+            .where(Event.status.in_(OPEN_STATUSES), Event.due_at < now, not_(Event.is_overdue))
+            .order_by(Event.due_at, Event.id)
+            .limit(limit)
+        ).all()
+    marked = 0
+    for event_id, status, due_at in rows:
+        try:
+            act(
+                uow,
+                event_id=event_id,
+                action=Action.OVERDUE,
+                now=now,
+                note=f"超过处置期限（{due_at:%Y-%m-%d %H:%M}）",
+                expected=EventStatus(status),
+                expected_due_at=due_at,
+            )
+        except ConcurrentChange:  # a person (or the other runner) moved it first: their step marks it
+            continue
+        marked += 1
+    return marked
 
 
 def overdue_escalations(
@@ -278,6 +318,8 @@ def apply_action(
     deadline (the 上移 sweep passes what it read). Raises :class:`domain.event_flow.IllegalTransition` if
     the loop forbids the action, and :class:`ConcurrentChange` if another actor changed the event since.
     """
+    if action in SYSTEM_ONLY and actor.user_id is not None:
+        raise PermissionError(f"“{ACTION_LABELS[action]}”由系统标记，不能手动办理")
     event = session.get(Event, event_id)
     if event is None:
         raise LookupError(f"事件 {event_id} 不存在")
@@ -346,6 +388,8 @@ def _new_values(session: Session, event: Event, action: Action, after: EventStat
     """The event's columns after ``action``: status, the stage's new deadline, late-ever, the stamped time."""
     if action in NOTE_ONLY:  # an opinion moves nothing: the stage's deadline runs on
         return {"status": after, "updated_at": now}
+    if action is Action.OVERDUE:  # the system marks the missed deadline; the stage goes on as it was
+        return {"status": after, "updated_at": now, "is_overdue": True}
     late = event.due_at is not None and now > event.due_at  # an event that ever missed a stage is late
     values = {
         "status": after,

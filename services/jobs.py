@@ -6,6 +6,7 @@ minutes, or daily / weekly / monthly at a China time) and a function. In order:
 | job | schedule | what |
 |---|---|---|
 | ``escalate`` | every minute | 自动上移 of overdue events (:func:`services.events.escalate_overdue`) |
+| ``overdue`` | every minute | 超期 marked on open events past their deadline (:func:`services.events.mark_overdue`) |
 | ``rollups`` | every minute | the event rollups brought up to the latest transition (:mod:`services.rollups`) |
 | ``remind`` | every 5 minutes | 督办提醒 for deadlines near or past (:mod:`services.reminders`) |
 | ``warnings`` | daily 00:30 | the day before judged for 预警, alerts stored (:mod:`services.daily_warnings`) |
@@ -63,7 +64,7 @@ from domain.schedule import Daily, Every, Monthly, Schedule, Weekly
 from services import clock, forecast, rollups
 from services.audit_checks import check_audit_chain
 from services.daily_warnings import judged_day, store_daily_alerts, store_intraday_alerts
-from services.events import escalate_overdue
+from services.events import escalate_overdue, mark_overdue
 from services.leader import Lease
 from services.reminders import raise_reminders
 from services.scheduled_reports import reports_dir, write_reports
@@ -132,6 +133,11 @@ def _escalate(ctx: Context) -> Done:
     return Done(n, f"自动上移 {n} 件")
 
 
+def _mark_overdue(ctx: Context) -> Done:
+    n = mark_overdue(ctx.uow, ctx.now, limit=ctx.limit)
+    return Done(n, f"标记超期 {n} 件")
+
+
 def _rollups(ctx: Context) -> Done:
     n = rollups.refresh(ctx.uow, ctx.now)
     return Done(n, f"汇总表更新 {n} 个（日期、网格）")
@@ -193,6 +199,7 @@ def _forecast_train(ctx: Context) -> Done:
 
 JOBS: tuple[Job, ...] = (
     Job("escalate", "超期事件自动上移", Every(1), _escalate),
+    Job("overdue", "超期事件标记", Every(1), _mark_overdue),
     Job("rollups", "事件汇总表更新", Every(1), _rollups),
     Job("remind", "督办提醒", Every(5), _remind),
     Job("warnings", "每日预警研判", Daily(clock_time(0, 30)), _warnings),

@@ -204,11 +204,13 @@ def _status(conn: Connection, event_id: int, shown_id: int) -> PublicStatus:
     )
 
 
+#: Trail rows kept inside: departments' opinions (处置意见) and the system's 超期 marks.
+INTERNAL = frozenset({Action.COMMENT, Action.OVERDUE})
+
+
 def _steps(trail: Iterable) -> list[Step]:
-    """The loop's steps as the public sees them (no opinions between departments)."""
-    return [
-        Step(t.at, ACTION_LABELS[Action(t.action)]) for t in trail if Action(t.action) is not Action.COMMENT
-    ]
+    """The loop's steps as the public sees them (no opinions between departments, no 超期 marks)."""
+    return [Step(t.at, ACTION_LABELS[Action(t.action)]) for t in trail if Action(t.action) not in INTERNAL]
 
 
 def as_open311(status: PublicStatus) -> dict[str, object]:

@@ -4,7 +4,7 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from db.models import Event, Setting
 from db.uow import UnitOfWork
@@ -99,3 +99,45 @@ def test_saved_rules_are_stored_with_their_trail_row_and_read_back(area):
         actions = list(conn.execute(select(AuditLog.action)).scalars())
     assert keys == {"event.dispatch_rules", "event.deadlines"}
     assert actions == ["event.rules", "event.rules"]
+
+
+def test_an_untouched_event_past_its_deadline_is_marked_late_once_and_the_rollup_counts_it(area):
+    """按时办结率: an event nobody moved after its deadline is late without waiting for the next step (超期)."""
+    from db.models import EventDaily, EventTransition
+    from domain.event_flow import replay
+    from services import rollups
+    from services.events import Actor, mark_overdue
+
+    engine, _ids = area
+    eid = _report(engine).id
+    rollups.rebuild(UnitOfWork(engine), NOW)
+    with engine.connect() as conn:
+        due = conn.execute(select(Event.due_at).where(Event.id == eid)).scalar_one()
+    assert mark_overdue(UnitOfWork(engine), due - timedelta(minutes=1)) == 0  # not yet
+    later = due + timedelta(hours=2)
+    assert mark_overdue(UnitOfWork(engine), later) == 1
+    assert mark_overdue(UnitOfWork(engine), later + timedelta(minutes=1)) == 0  # once
+    with engine.connect() as conn:
+        row = conn.execute(select(Event.status, Event.due_at, Event.is_overdue).where(Event.id == eid)).one()
+        trail = conn.execute(
+            select(EventTransition.action, EventTransition.actor_id, EventTransition.note)
+            .where(EventTransition.event_id == eid)
+            .order_by(EventTransition.seq)
+        ).all()
+    assert row == (EventStatus.REPORTED, due, True)  # marked where it stands: the stage's deadline runs on
+    assert [t.action for t in trail] == ["report", "overdue"] and trail[-1].actor_id is None
+    assert f"{due:%Y-%m-%d %H:%M}" in trail[-1].note
+    assert replay(Action(t.action) for t in trail) == EventStatus.REPORTED
+    assert rollups.refresh(UnitOfWork(engine), later) >= 1
+    with engine.connect() as conn:
+        assert conn.execute(select(func.sum(EventDaily.overdue))).scalar_one() == 1
+        assert rollups.differences(conn) == []
+    with pytest.raises(PermissionError, match="由系统标记"):
+        act(
+            UnitOfWork(engine),
+            event_id=eid,
+            action=Action.OVERDUE,
+            now=later,
+            note="x",
+            actor=Actor(user_id=1, role="admin"),
+        )

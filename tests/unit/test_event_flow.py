@@ -8,6 +8,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from domain.event_flow import (
     ACTION_LABELS,
     NOTE_ONLY,
+    SYSTEM_ONLY,
     TRANSITIONS,
     Action,
     IllegalTransition,
@@ -156,8 +157,18 @@ def test_an_opinion_is_written_only_while_an_event_is_handled_and_moves_nothing(
     assert A.COMMENT in NOTE_ONLY and all(
         next_status(s, a) is not s
         for (s, a) in TRANSITIONS
-        if a not in NOTE_ONLY | {A.ESCALATE} and s is not None
+        if a not in NOTE_ONLY | SYSTEM_ONLY | {A.ESCALATE} and s is not None
     )
+
+
+def test_the_system_marks_any_open_event_late_where_it_stands_and_no_role_may():
+    from domain.access import ACTION_ROLES
+
+    assert {s for s in S if A.OVERDUE in allowed_actions(s)} == set(OPEN_STATUSES)
+    assert all(next_status(s, A.OVERDUE) is s for s in OPEN_STATUSES)
+    with pytest.raises(IllegalTransition):
+        next_status(S.RESOLVED, A.OVERDUE)  # 办结 is the end of the handling clock
+    assert A.OVERDUE in SYSTEM_ONLY and A.OVERDUE not in ACTION_ROLES  # never offered to a person
 
 
 def test_a_cooperating_department_may_only_write_opinions_and_the_lead_may_do_all():
