@@ -17,7 +17,7 @@ from components import maps, store
 from components.offline import to_display
 from components.personal_data import reveal_control
 from components.text import md_text
-from domain.access import CurrentUser, may_act
+from domain.access import CurrentUser, may_act, owner_may_act
 from domain.event_flow import ACTION_LABELS, Action, IllegalTransition, is_stuck
 from domain.intake import InvalidReport
 from domain.todo import most_urgent
@@ -211,6 +211,8 @@ def action_form(user: CurrentUser, scope: Scope, e: dict) -> None:
         st.success(flash)
     if cooperates_only(user, e):
         st.info("贵部门为本事件的协办部门：可查看事件和全程记录、填写协办意见，办理由牵头部门进行。")
+    elif not e.get("owner_in_scope", True) and not owner_may_act(user.role, Action.ACCEPT, owns=False):
+        st.info(f"本事件已上移至{e['owner_label']}办理：可查看全程记录、填写处置意见，办理由该层级进行。")
     # What this form showed when it was drawn: a submit is checked against it, not against the event
     # as read again for the submit's run (a colleague's step in between would otherwise pass the
     # compare-and-set, and the 操作 choice, its options changed, would fall back to another action).

@@ -261,6 +261,16 @@ def handler_may_act(role: Role, action: Action, *, led_by_department: bool) -> b
     return not (role is Role.INSPECTOR and action in HANDLING and led_by_department)
 
 
+def owner_may_act(role: Role, action: Action, *, owns: bool) -> bool:
+    """Whether a leader may take ``action`` given whether the event's owning level (``owner_unit_id``) lies in
+    their area (``owns``): after 上移 the event is the level above's to move (矛盾上交 goes up, not around);
+    a leader below still sees it, follows its trail and writes opinions (处置意见). Handlers and grid
+    workers are ruled by the lead department (:func:`department_may_act`, :func:`handler_may_act`)."""
+    from domain.event_flow import NOTE_ONLY
+
+    return owns or role not in _LEADERS or action in NOTE_ONLY
+
+
 def department_may_act(action: Action, *, leads: bool, cooperates: bool, status: str | None = None) -> bool:
     """Whether a department's handler may take ``action`` on an event (decision 0005): the lead department
     moves it while it is with them (``status`` 已派单 or 处置中: after its 上移 or 退单 the event waits on a

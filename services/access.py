@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from sqlalchemy import ColumnElement, Connection, or_, select
 
 from db.models import Event, EventCooperator, InspectorGrid, User, Venue
-from domain.access import CurrentUser, department_may_act, handler_may_act, may_act
+from domain.access import CurrentUser, department_may_act, handler_may_act, may_act, owner_may_act
 from domain.event_flow import ACTION_LABELS, Action
 from domain.hierarchy import Tree
 from domain.vocabulary import Role
@@ -154,14 +154,19 @@ def _cooperates(conn: Connection, department_id: int, event_id: int) -> bool:
 def may_act_on(conn: Connection, user: CurrentUser, event_id: int, action) -> bool:
     """Whether the user's role may take ``action`` and the event is in their scope; a department moves only
     events it leads (a cooperating one sees them and writes opinions, decision 0005), and a grid worker
-    handles only events with no lead department (:func:`domain.access.handler_may_act`). The loop's own rules
-    (which actions a status allows) are :func:`domain.event_flow.next_status`'s."""
+    handles only events with no lead department (:func:`domain.access.handler_may_act`); a leader below the
+    level an event was moved up to only writes opinions (:func:`domain.access.owner_may_act`). The loop's own
+    rules (which actions a status allows) are :func:`domain.event_flow.next_status`'s."""
     if not may_act(user, action) or not event_in_scope(conn, user, event_id):
         return False
     if user.role is Role.DEPARTMENT:
         return department_acts(conn, user.department_id, event_id, action)
-    lead = conn.execute(select(Event.lead_department_id).where(Event.id == event_id)).scalar()
-    return handler_may_act(user.role, action, led_by_department=lead is not None)
+    lead, owner = conn.execute(
+        select(Event.lead_department_id, Event.owner_unit_id).where(Event.id == event_id)
+    ).one()
+    return handler_may_act(user.role, action, led_by_department=lead is not None) and owner_may_act(
+        user.role, action, owns=unit_in_scope(conn, user, owner)
+    )
 
 
 def department_acts(conn: Connection, department_id: int | None, event_id: int, action) -> bool:

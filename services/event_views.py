@@ -30,6 +30,7 @@ from domain.access import (
     mask_name,
     mask_phone,
     may_act,
+    owner_may_act,
     redact,
 )
 from domain.event_flow import Action, allowed_actions
@@ -44,7 +45,7 @@ from domain.vocabulary import (
     Role,
     Urgency,
 )
-from services.access import Scope, deny, event_in_scope
+from services.access import Scope, deny, event_in_scope, unit_in_scope
 from services.departments import disabled_ids
 from services.geography import tree as store_tree
 
@@ -285,6 +286,7 @@ def event_detail(conn: Connection, scope: Scope, event_id: int, user: CurrentUse
         select(AdminUnit.name, AdminUnit.level).where(AdminUnit.id == event["owner_unit_id"])
     ).one()
     event["owner_label"] = f"{owner.name}（{AdminLevel(owner.level).label}）"
+    event["owner_in_scope"] = unit_in_scope(conn, user, event["owner_unit_id"])
     dept = conn.execute(select(Department.name).where(Department.id == event["lead_department_id"])).scalar()
     event["department_label"] = dept or "—"
     # 一件事: the cooperating departments (协办) beside the lead (牵头).
@@ -429,12 +431,16 @@ def cooperates_only(user: CurrentUser, event: dict) -> bool:
 def offered_actions(user: CurrentUser, event: dict) -> list[Action]:
     """What the event's form offers: the loop's actions from its status that the user's role may take; a
     cooperating department only writes its opinion (decision 0005); a grid worker does not handle an event a
-    department leads (:func:`domain.access.handler_may_act`). The use case checks all of it again."""
+    department leads (:func:`domain.access.handler_may_act`); a leader below the owning level only writes
+    opinions (``owner_in_scope`` from :func:`event_detail`, :func:`domain.access.owner_may_act`). The use
+    case checks all of it again."""
     led = event["lead_department_id"] is not None
     actions = [
         a
         for a in allowed_actions(EventStatus(event["status"]))
-        if may_act(user, a) and handler_may_act(user.role, a, led_by_department=led)
+        if may_act(user, a)
+        and handler_may_act(user.role, a, led_by_department=led)
+        and owner_may_act(user.role, a, owns=event.get("owner_in_scope", True))
     ]
     if cooperates_only(user, event):
         actions = [a for a in actions if department_may_act(a, leads=False, cooperates=True)]

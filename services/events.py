@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from db.models import AdminUnit, Department, Event, EventCooperator, EventTransition
 from db.uow import UnitOfWork
-from domain.access import may_act
+from domain.access import may_act, owner_may_act
 from domain.dispatch import should_escalate
 from domain.errors import FieldProblems
 from domain.event_flow import (
@@ -35,7 +35,13 @@ from domain.event_flow import (
 )
 from domain.vocabulary import OPEN_STATUSES, EventCategory, EventSource, EventStatus, Rating, Role, Urgency
 from services import audit
-from services.access import event_in_scope, out_of_scope, require_handler, require_lead_department
+from services.access import (
+    event_in_scope,
+    out_of_scope,
+    require_handler,
+    require_lead_department,
+    unit_in_scope,
+)
 from services.accounts import disabled_departments
 from services.event_rules import facts_of, load_rules, stage_deadline
 from services.locate import OutsideArea, locate_grid, village_of
@@ -107,6 +113,14 @@ def act_as(
     with uow.begin("events.act"):
         if not _visible(uow.conn, user, scope, event_id):
             raise out_of_scope(user, f"event action {action.value}", event_id, "该事件不在您的管辖范围内")
+        if not owner_may_act(user.role, action, owns=_owned_in_scope(uow.conn, user, event_id)):
+            raise out_of_scope(
+                user,
+                f"event action {action.value} (owned above)",
+                event_id,
+                f"本事件已上移至{_owner_label(uow.conn, event_id)}办理：您可查看全程记录、填写处置意见，"
+                f"“{ACTION_LABELS[action]}”由该层级办理",
+            )
         after = apply_action(
             uow.session, event_id=event_id, action=action, actor=Actor(user.id, user.role.value), **step
         )
@@ -114,6 +128,22 @@ def act_as(
             with_step(uow.session)
         uow.commit()
         return after
+
+
+def _owned_in_scope(conn: Connection, user, event_id: int) -> bool:
+    owner = conn.execute(select(Event.owner_unit_id).where(Event.id == event_id)).scalar()
+    return unit_in_scope(conn, user, owner)
+
+
+def _owner_label(conn: Connection, event_id: int) -> str:
+    return (
+        conn.execute(
+            select(AdminUnit.name)
+            .join(Event, Event.owner_unit_id == AdminUnit.id)
+            .where(Event.id == event_id)
+        ).scalar()
+        or "上级"
+    )
 
 
 def _visible(conn: Connection, user, scope, event_id: int) -> bool:

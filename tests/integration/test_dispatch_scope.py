@@ -11,7 +11,7 @@ from db.models import AdminUnit, Department, Event, EventCooperator, InspectorGr
 from domain.access import CurrentUser
 from domain.event_flow import Action, IllegalTransition
 from domain.todo import next_step
-from domain.vocabulary import EventCategory, EventSource, EventStatus, Rating, Role
+from domain.vocabulary import OPEN_STATUSES, EventCategory, EventSource, EventStatus, Rating, Role
 from services.access import OutOfScope, user_scope
 from services.event_views import departments, desk_of, event_detail, my_todo, offered_actions
 from services.events import ConcurrentChange, act_as, report_event
@@ -152,9 +152,9 @@ def test_every_action_offered_to_each_role_is_one_the_service_accepts_and_no_oth
     mismatches, todo_not_workable = {}, {}
     for name, user in users.items():
         with engine.connect() as conn:
-            shown = event_detail(conn, user_scope(conn, user), eid, user) is not None
+            detail = event_detail(conn, user_scope(conn, user), eid, user)
             step = next_step(desk_of(conn, user), row)
-        offered = set(offered_actions(user, row)) if shown else set()
+        offered = set(offered_actions(user, detail.event)) if detail is not None else set()
         accepted = {a for a in Action if _accepted_by(engine, user, None, row, a, depts)}
         if offered != accepted:
             mismatches[name] = (sorted(a.value for a in offered), sorted(a.value for a in accepted))
@@ -170,6 +170,49 @@ def test_every_action_offered_to_each_role_is_one_the_service_accepts_and_no_oth
         EventStatus.IN_PROGRESS: {Action.RESOLVE},
     }.get(status, set())
     assert handling == (set() if led else expected)
+
+
+@pytest.mark.parametrize("status", sorted(OPEN_STATUSES | {EventStatus.RESOLVED}))
+def test_after_escalation_to_the_county_the_township_leader_follows_and_the_county_moves_it(area, status):
+    """上移 gives the event to the level above: the township leader below still sees it and writes opinions,
+    but 受理/派单/核查/上移 are the county's (or the city's); the page offers exactly what the service takes."""
+    engine, ids, depts, eid = area
+    with engine.begin() as conn:
+        users = _users(conn, ids, depts)
+        lead = depts["城管"] if status in (EventStatus.DISPATCHED, EventStatus.IN_PROGRESS) else None
+        conn.execute(
+            update(Event)
+            .where(Event.id == eid)
+            .values(status=status, lead_department_id=lead, owner_unit_id=ids["990001"], escalations=1)
+        )
+    with engine.connect() as conn:
+        row = dict(conn.execute(select(Event.__table__).where(Event.id == eid)).mappings().one())
+    seen = {}
+    for name in ("township_leader", "command_center"):
+        user = users[name]
+        with engine.connect() as conn:
+            detail = event_detail(conn, user_scope(conn, user), eid, user)
+        assert detail is not None  # both still see it
+        offered = set(offered_actions(user, detail.event))
+        accepted = {a for a in Action if _accepted_by(engine, user, None, row, a, depts)}
+        assert offered == accepted, name
+        seen[name] = offered
+    assert seen["township_leader"] <= {Action.COMMENT}
+    assert seen["command_center"] - {Action.COMMENT}  # the level above moves it
+    if status in (EventStatus.DISPATCHED, EventStatus.IN_PROGRESS):
+        assert Action.COMMENT in seen["township_leader"]
+    with rolled_back(engine) as (uow, _), pytest.raises(OutOfScope, match="已上移至方城区办理"):
+        act_as(
+            uow,
+            users["township_leader"],
+            None,
+            event_id=eid,
+            action=next(iter(seen["command_center"] - {Action.COMMENT})),
+            now=NOW,
+            note="测试说明",
+            department_id=depts["城管"],
+            rating=Rating.SATISFIED,
+        )
 
 
 def test_the_todo_of_each_role_on_a_led_and_cooperated_event(area):
