@@ -65,6 +65,11 @@ level = c3.selectbox("显示层级", lower, format_func=lambda lv: lv.label, key
 default_layers = ["区域风险", "场所平安码"] if area_level.value in POINT_LEVELS else ["区域风险"]
 wanted = [x for x in st.query_params.get("layers", "").split(",") if x in LAYERS] or default_layers
 layers_on = c4.multiselect("图层", LAYERS, default=wanted, key="rm_layers", placeholder="选择图层")
+if layers_on != default_layers or "layers" in st.query_params:  # a choice of one's own goes in the URL
+    if layers_on:
+        st.query_params["layers"] = ",".join(layers_on)
+    else:
+        del st.query_params["layers"]
 with reader() as conn:
     model = active_summary(conn)
 forecast_on = forecast_toggle(c5, model)

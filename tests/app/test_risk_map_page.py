@@ -174,3 +174,18 @@ def test_a_past_as_of_date_lists_that_days_latest_events_and_says_the_venues_are
     assert shown and all(str(v)[:10] <= f"{day:%Y-%m-%d}" for v in shown[0].index), shown
     today = _open(store, "demo_township")
     assert not any("为场所今日的平安码" in c.value for c in today.caption)
+
+
+def test_the_layers_chosen_go_into_the_url_so_a_screen_can_bookmark_them(store):
+    at = _open(store, "demo_city")
+    assert "layers" not in at.query_params  # the defaults need no parameter
+    at.multiselect(key="rm_layers").set_value(["区域风险", "事件热力"]).run()
+    assert not at.exception
+    assert at.query_params["layers"] in ("区域风险,事件热力", ["区域风险,事件热力"])
+    again = page("pages/risk_map.py")  # a bookmark: the parameter is there before the first run
+    again.session_state["current_user"] = _user(store, "demo_city")
+    again.query_params["layers"] = "事件热力"
+    again.run()
+    assert again.multiselect(key="rm_layers").value == ["事件热力"]
+    again.multiselect(key="rm_layers").set_value([]).run()
+    assert "layers" not in again.query_params  # none chosen: the next visit starts from the defaults
