@@ -574,8 +574,12 @@ def add_report(
     reporter_phone: str | None = None,
     duplicate_of_id: int | None = None,
     deadlines: DeadlineRules | None = None,
+    urgency: Urgency = Urgency.NORMAL,
+    address: str | None = None,
+    external_ref: str | None = None,
 ) -> Event:
-    """:func:`services.events.add_event` for a report, in Core statements built once: the same event row
+    """:func:`services.events.add_event` in Core statements built once (intake, the 12345/110 file import):
+    the same event row
     (owned by its grid's village, the stage deadline of the admin's rules), the same first trail row and
     the same audit row (``event.report``), in the caller's transaction; :class:`OutsideArea` outside every
     grid. Returns the event as a detached object (``tests/integration/test_intake_fast_path.py`` holds it
@@ -587,7 +591,7 @@ def add_report(
     if grid_id is None:
         raise OutsideArea(lon, lat)
     status = next_status(None, Action.REPORT)
-    urgency = Urgency.NORMAL
+    urgency = Urgency(urgency)
     owner = village_of(conn, grid_id) or grid_id
     values = {
         "source": EventSource(source),
@@ -596,7 +600,7 @@ def add_report(
         "description": description,
         "lon": lon,
         "lat": lat,
-        "address": None,
+        "address": address,
         "grid_id": grid_id,
         "venue_id": None,
         "status": status,
@@ -608,7 +612,7 @@ def add_report(
         "reporter_count": 1,
         "merged_into_id": None,
         "duplicate_of_id": duplicate_of_id,
-        "external_ref": None,
+        "external_ref": external_ref,
         "reported_at": now,
         "accepted_at": None,
         "dispatched_at": None,
@@ -649,7 +653,7 @@ def add_report(
         entity="events",
         entity_id=event_id,
         before=None,
-        after=reported_state(event, duplicate_of_id),
+        after=reported_state(event, duplicate_of_id, external_ref),
     )
     return event
 

@@ -14,7 +14,7 @@ from db.models import AdminUnit, AuditLog, Event, EventTransition
 from db.uow import UnitOfWork
 from domain.access import CurrentUser
 from domain.intake import ReportForm
-from domain.vocabulary import AdminLevel, EventCategory, EventSource, Role
+from domain.vocabulary import AdminLevel, EventCategory, EventSource, Role, Urgency
 from services import audit
 from services.access import unit_in_scope
 from services.events import Actor, add_event
@@ -100,6 +100,26 @@ def test_core_path_writes_what_add_event_writes(engine, flag):
     assert core.duplicate_of_id == (orm.duplicate_of_id if flag else None)
     with engine.connect() as conn:
         assert audit.verify(conn) is None
+
+
+def test_core_path_writes_what_add_event_writes_for_an_imported_row(engine):
+    """The 12345/110 file import takes the Core path too: urgency, address and 外部编号 as add_event's."""
+    extra = {"urgency": Urgency.URGENT, "address": "方城路1号"}
+    with UnitOfWork(engine).begin("t.orm") as uow:
+        orm = add_event(uow.session, **_fields(), **extra, external_ref="GD-1")
+        uow.session.flush()
+        uow.commit()
+    with UnitOfWork(engine).begin("t.core") as uow:
+        core = add_report(uow.conn, **_fields(), **extra, external_ref="GD-2")
+        uow.commit()
+    (e1, t1, a1), (e2, t2, a2) = _stored(engine, orm.id), _stored(engine, core.id)
+    mine = OWN | {"external_ref"}
+    assert {k: v for k, v in e1.items() if k not in mine} == {k: v for k, v in e2.items() if k not in mine}
+    assert (e1["external_ref"], e2["external_ref"], e2["urgency"]) == ("GD-1", "GD-2", Urgency.URGENT)
+    assert json.loads(a1["after"]) | {"external_ref": "GD-2"} == json.loads(a2["after"])
+    assert {k: v for k, v in t1.items() if k not in {"id", "event_id"}} == {
+        k: v for k, v in t2.items() if k not in {"id", "event_id"}
+    }
 
 
 def test_core_path_refuses_outside_and_empty_title(engine):
