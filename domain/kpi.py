@@ -184,6 +184,17 @@ def _population(
     return pop.reindex(index).astype(float).to_numpy()
 
 
+#: The decimals a ranked metric is compared at, as pages and reports show it (a share as 95.0 %: three
+#: decimals of the fraction): values that read the same share a place, on screen as on paper.
+RANK_DECIMALS = {"complaint_rate": 2, "mean_handling_hours": 1}
+#: Why a group with events has no value of the metric (its note in place of a rank).
+NO_VALUE_NOTES = {
+    "satisfaction_rate": "暂无评价",
+    "on_time_rate": "暂无办结",
+    "mean_handling_hours": "暂无办结",
+}
+
+
 def rank(
     table: pd.DataFrame,
     metric: str,
@@ -191,20 +202,28 @@ def rank(
     min_events: int = DEFAULT_MIN_EVENTS,
     higher_is_better: bool | None = None,
 ) -> pd.DataFrame:
-    """Rank groups by ``metric`` (1 = best), only those with at least ``min_events`` events.
-
-    Small groups keep their row and their N (``events``) but get no rank (NA) and ``ranked`` False,
-    listed after the ranked ones by N; ties share the better rank. Direction defaults to the
+    """Rank groups by ``metric`` (1 = best) as the reports rank them (:func:`domain.ranking.rank_for_report`):
+    competition ranking on the value as shown (:data:`RANK_DECIMALS`), groups with at least ``min_events``
+    events first, the smaller ones after them (``ranked`` False, note 样本少), groups without a value
+    unranked (NA). Column ``rank_note`` holds the note (样本少, 并列, 无事件 …). Direction defaults to the
     metric's (:data:`METRICS`): lower 投诉率 and handling time are better.
     """
+    from domain.ranking import rank_for_report
+
     if higher_is_better is None:
         higher_is_better = METRICS[metric][1] if metric in METRICS else True
     out = table.copy()
-    eligible = (out["events"] >= min_events) & out[metric].notna()
-    ranks = out.loc[eligible, metric].rank(method="min", ascending=not higher_is_better)
-    out["rank"] = pd.array([pd.NA] * len(out), dtype="Int64")
-    out.loc[eligible, "rank"] = ranks.astype("int64")
-    out["ranked"] = eligible
+    places = rank_for_report(
+        out[metric].astype("float64").tolist(),
+        out["events"].astype("int64").tolist(),
+        min_size=min_events,
+        higher_is_better=higher_is_better,
+        decimals=RANK_DECIMALS.get(metric, 3),
+        no_value_note=NO_VALUE_NOTES.get(metric, "无数据"),
+    )
+    out["rank"] = pd.array([p.rank for p in places], dtype="Int64")
+    out["ranked"] = [p.rank is not None and not p.small for p in places]
+    out["rank_note"] = [p.note for p in places]
     out["min_events"] = min_events
     order = out.assign(_r=out["rank"].astype("float").fillna(np.inf), _n=-out["events"])
     return out.loc[order.sort_values(["_r", "_n"], kind="stable").index]

@@ -811,7 +811,8 @@ def alerts_frame(alerts: list[Alert], units: pd.DataFrame) -> pd.DataFrame:
 
 
 def kpi_display(table: pd.DataFrame) -> pd.DataFrame:
-    """A ranked KPI table with Chinese headers, shares as percentages, N always shown."""
+    """A ranked KPI table with Chinese headers, shares as percentages, N always shown, ranked and noted as
+    the report ranks it (样本少 after the others, 并列, 无事件)."""
 
     # As the report shows them (services.report_book): a change that rounds to zero reads 0.0, never -0.0.
     def pct(v):
@@ -828,7 +829,7 @@ def kpi_display(table: pd.DataFrame) -> pd.DataFrame:
 
     return pd.DataFrame(
         {
-            "排名": table["rank"].astype("string").fillna("样本不足"),
+            "排名": table["rank"].astype("string").fillna("—"),
             "名称": table["name"],
             "事件数(N)": table["events"],
             "投诉率(件/万人)": table["complaint_rate"].map(dec(2)),
@@ -840,6 +841,7 @@ def kpi_display(table: pd.DataFrame) -> pd.DataFrame:
             "平均处置时长(小时)": table["mean_handling_hours"].map(dec(1)),
             "事件数环比": table["events_prev_change"].map(rel),
             "事件数同比": table["events_yoy_change"].map(rel),
+            "备注": table["rank_note"],
         }
     )
 

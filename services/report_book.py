@@ -312,10 +312,6 @@ KPI_COLUMNS = [
     Col("事件数同比", "rel"),
     Col("备注"),
 ]
-#: The decimals a ranked metric is compared at (as the report shows it): ties are ties on paper.
-RANK_DECIMALS = {"complaint_rate": 2, "mean_handling_hours": 1}
-#: Why a unit with events has no value of the metric.
-NO_VALUE = {"satisfaction_rate": "暂无评价", "on_time_rate": "暂无办结", "mean_handling_hours": "暂无办结"}
 
 
 def kpi_sheet(
@@ -331,8 +327,8 @@ def kpi_sheet(
         table["events"].astype("int64").tolist(),
         min_size=min_events,
         higher_is_better=higher,
-        decimals=RANK_DECIMALS.get(metric, 3),
-        no_value_note=NO_VALUE.get(metric, "无数据"),
+        decimals=kpi.RANK_DECIMALS.get(metric, 3),
+        no_value_note=kpi.NO_VALUE_NOTES.get(metric, "无数据"),
     )
     rows = []
     for (_, r), p in zip(table.iterrows(), places, strict=True):

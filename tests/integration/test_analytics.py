@@ -27,7 +27,7 @@ def test_the_stores_sums_give_the_same_kpis_as_the_rows(township, key):
     pd.testing.assert_frame_equal(from_sums, from_rows, check_dtype=False, rtol=1e-9)
 
 
-def test_kpis_by_village_show_n_and_rank_only_large_enough_groups(township):
+def test_kpis_by_village_show_n_and_rank_small_groups_after_the_large_ones(township):
     engine, user, units, anc, scope = township
     end = datetime.combine(clock.today(), datetime.min.time())
     with engine.connect() as conn:
@@ -44,9 +44,10 @@ def test_kpis_by_village_show_n_and_rank_only_large_enough_groups(township):
         )
     assert len(table) == 25  # the demo town's villages and communities
     assert table["events"].sum() > 0
-    assert table.loc[table["events"] < 40, "rank"].isna().all()
-    ranked = table[table["ranked"]]
+    small, ranked = table[table["events"] < 40], table[table["ranked"]]
+    assert not small["ranked"].any() and small["rank_note"].str.contains("样本少").all()
     assert ranked["rank"].min() == 1
+    assert small["rank"].dropna().min() > ranked["rank"].max()  # after every large enough group
 
 
 def test_the_monthly_report_is_an_xlsx_with_overview_areas_departments_and_warnings(township):

@@ -101,17 +101,36 @@ def table_of(events: dict[str, int], rates: dict[str, float]) -> pd.DataFrame:
     return pd.DataFrame({"events": events, "resolution_rate": rates, "complaint_rate": rates})
 
 
-def test_only_groups_with_enough_events_are_ranked_and_every_group_shows_its_n():
+def test_small_groups_are_ranked_after_the_others_and_every_group_shows_its_n():
     t = table_of(
         {"甲村": 120, "乙村": 40, "丙村": 12, "丁村": 35},
         {"甲村": 0.9, "乙村": 0.95, "丙村": 1.0, "丁村": 0.9},
     )
     r = rank(t, "resolution_rate", min_events=30)
     assert r.index.tolist() == ["乙村", "甲村", "丁村", "丙村"]
-    assert r["rank"].tolist()[:3] == [1, 2, 2]
-    assert pd.isna(r.loc["丙村", "rank"]) and not r.loc["丙村", "ranked"]
+    assert r["rank"].tolist() == [1, 2, 2, 4]  # 丙村's 100 % of 12 events comes after, not first
+    assert not r.loc["丙村", "ranked"] and r.loc["丙村", "rank_note"] == "样本少（N<30）"
+    assert r.loc["甲村", "rank_note"] == "并列"
     assert r["events"].tolist() == [40, 120, 35, 12]
     assert (r["min_events"] == 30).all()
+
+
+def test_the_page_ranks_on_the_value_as_shown_as_the_report_does():
+    """95.04 % and 94.96 % both read 95.0 %: they share a place on screen as in the 月报."""
+    from services.report_book import kpi_sheet
+
+    t = table_of({"甲村": 50, "乙村": 50, "丙村": 50}, {"甲村": 0.9504, "乙村": 0.9496, "丙村": 0.90})
+    r = rank(t, "resolution_rate")
+    assert r["rank"].tolist() == [1, 1, 3]
+    frame = t.assign(name=t.index)
+    for c in ("satisfaction_rate", "on_time_rate", "mean_handling_hours"):
+        frame[c] = float("nan")
+    for c in ("satisfaction_rate_prev_change", "satisfaction_rate_yoy_change", "events_prev_change"):
+        frame[c] = float("nan")
+    frame["events_yoy_change"] = float("nan")
+    sheet = kpi_sheet("排名", frame, "resolution_rate", 30)
+    on_paper = {row[1]: row[0] for row in sheet.rows}
+    assert on_paper == dict(zip(r.index, r["rank"].tolist(), strict=True))
 
 
 def test_a_lower_complaint_rate_ranks_better():
