@@ -9,7 +9,7 @@ Pure: plain numbers in, plain numbers out. ``docs/risk-model.md`` explains the d
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -258,6 +258,24 @@ def verdict(
     because = f"，主要来自{main.factor}（{main.count} 项，{main.points:.0f} 分）" if main else ""
     where = f"，在同级 {rank[1]} 个区域中排第 {rank[0]}" if rank and rank[1] > 1 else ""
     return f"{name}为{cls.label}：{value:.0f} 分/万人（{cls.label}区间 {class_band(cls, thresholds)}）{because}{where}。"
+
+
+def data_gaps(name: str, cls: RiskClass, children: Sequence[tuple[str, RiskClass, float]]) -> str | None:
+    """The warning an area's verdict needs when some of its child areas have no data (暂无数据): its score
+    is per 万人 of the whole area, so a county whose venues were imported for two townships of fifteen reads
+    low (green) for want of records, not for want of risk. ``children``: (name, class, population) of each
+    child. None when every child has data, or when the area itself has none (its own verdict says so)."""
+    children = [(n, c, p if p == p and p > 0 else 0.0) for n, c, p in children]  # no NaN, none below 0
+    missing = [(n, p) for n, c, p in children if c is RiskClass.NO_DATA]
+    if cls is RiskClass.NO_DATA or not missing:
+        return None
+    people = sum(p for _, _, p in children)
+    share = f"，占常住人口 {sum(p for _, p in missing) / people:.0%}" if people > 0 else ""
+    names = "、".join(n for n, _ in missing[:5]) + ("等" if len(missing) > 5 else "")
+    return (
+        f"数据不完整：{name}的 {len(children)} 个下级区域中有 {len(missing)} 个暂无场所和安全类事件记录"
+        f"（{names}{share}），其风险按零计入，{name}的等级可能偏低。请先为这些区域导入场所（平安码）和事件。"
+    )
 
 
 def venue_weight(category: VenueCategory | str) -> float:

@@ -26,7 +26,7 @@ from components.risk_view import (
 from components.store import geography, reader, uow
 from components.store import tree as store_tree
 from components.text import md_text
-from domain.risk import RiskClass, Thresholds
+from domain.risk import RiskClass, Thresholds, data_gaps
 from domain.vocabulary import AdminLevel
 from services import clock
 from services.access import OutOfScope, area_by_code
@@ -139,6 +139,17 @@ with right:
     verdict_panel(
         area["name"], cls, float(row["score"]), parts, sibling_rank(tree, risk, area_id), thresholds
     )
+    gaps = data_gaps(
+        area["name"],
+        cls,
+        [
+            (units.at[c, "name"], RiskClass(risk.at[c, "risk_class"]), float(units.at[c, "population"] or 0))
+            for c in tree.children(area_id)
+            if c in risk.index
+        ],
+    )
+    if gaps:
+        st.warning(gaps)
     no_data = cls is RiskClass.NO_DATA
     kpi_row([("风险分值", "—" if no_data else f"{row['score']:.0f}"), ("常住人口", int(area["population"]))])
     if as_of < today:  # the venues' codes and hazards are kept as they are now, not as of a day

@@ -166,3 +166,16 @@ def test_the_why_rows_in_whole_points_add_up_to_the_score_shown():
     assert all(abs(w - p) < 1 for w, p in zip(shown, points, strict=True))
     assert whole_points([0.3, 0.3, 120.4]) == [0, 0, 121]  # the two small shares shown as "<1"
     assert whole_points([]) == []
+
+
+def test_an_area_with_children_without_data_says_its_class_may_read_low():
+    from domain.risk import RiskClass, data_gaps
+
+    children = [("甲镇", RiskClass.GREEN, 30_000.0), ("乙镇", RiskClass.NO_DATA, 10_000.0)]
+    text = data_gaps("某县", RiskClass.GREEN, [*children, ("丙镇", RiskClass.NO_DATA, float("nan"))])
+    assert text is not None and "3 个下级区域中有 2 个" in text and "乙镇、丙镇" in text
+    assert "占常住人口 25%" in text and "可能偏低" in text
+    assert data_gaps("某县", RiskClass.GREEN, children[:1]) is None  # every child has data
+    assert data_gaps("某县", RiskClass.NO_DATA, children) is None  # its own verdict says it has none
+    many = [(f"{i}村", RiskClass.NO_DATA, 0.0) for i in range(7)]
+    assert "0村、1村、2村、3村、4村等" in (data_gaps("某镇", RiskClass.BLUE, [*many, children[0]]) or "")
