@@ -316,9 +316,13 @@ def run_due(
     jobs: tuple[Job, ...] = JOBS,
     limit: int = BATCH,
     reports: Path | None = None,
+    leading: Callable[[], bool] | None = None,
 ) -> dict[str, Run]:
     """Run every job (of ``only``, if given) due at ``now`` that no runner has done yet; returns the runs
-    this runner did, by job name (a job another runner holds, or one not due, is not in it)."""
+    this runner did, by job name (a job another runner holds, or one not due, is not in it).
+
+    ``leading`` (the runner's lease, :meth:`services.leader.Lease.held`) is asked before each job: a
+    runner that lost its lease mid-pass stops there, and the jobs it had not claimed are the new leader's."""
     if only is not None:
         unknown = set(only) - {j.name for j in jobs}
         if unknown:
@@ -333,6 +337,9 @@ def run_due(
     for job in jobs:
         if only is not None and job.name not in only:
             continue
+        if leading is not None and not leading():
+            log.warning("lease lost: the pass stops before %s; the leading runner does the rest", job.name)
+            break
         due = job.schedule.last_due(now)
         try:
             run_id = claim(uow, job.name, due, now, elapsed())
@@ -547,7 +554,8 @@ def run_forever(engine: Engine, every: float, reports: Path | None = None) -> No
                 log.error("%s", problem)  # nothing runs; /admin says 定时任务已 N 分钟未运行 after a while
                 leading = None
                 lease.release()
-            for run in (run_due(uow, clock.now(), reports=reports) if leading else {}).values():
+            passed = run_due(uow, clock.now(), reports=reports, leading=lease.held) if leading else {}
+            for run in passed.values():
                 if run.outcome != OK or run.count:
                     log.info("%s %s: %s", run.job, run.outcome, run.summary)
         except Exception:  # keep running across a transient lock or a bad row: the next pass retries

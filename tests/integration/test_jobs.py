@@ -625,6 +625,18 @@ def test_a_failing_job_records_its_error_and_the_others_still_run(area):
     assert (ok.outcome, ok.count, ok.summary) == ("ok", 1, "first 完成")
 
 
+def test_a_runner_that_loses_its_lease_mid_pass_stops_and_leaves_the_rest_to_the_leader(area):
+    engine, _ = area
+    calls: list[str] = []
+    jobs = _jobs_with_a_failure(calls)
+    asked = iter([True, False])  # the lease answers before each job: held, then lost
+    done = run_due(UnitOfWork(engine), NOW, jobs=jobs, leading=lambda: next(asked, False))
+    assert calls == ["first"] and set(done) == {"first"}
+    assert [r.job for r in _runs(engine)] == ["first"]  # nothing claimed past the loss
+    run_due(UnitOfWork(engine), NOW, jobs=jobs, leading=lambda: True)  # the new leader, the same minute
+    assert calls == ["first", "boom", "last"]  # the rest, and not the first again
+
+
 def test_a_failed_run_is_taken_again_after_ten_minutes_at_most_three_times(area):
     engine, _ = area
     calls: list[str] = []
