@@ -252,6 +252,10 @@ class Hazard(Base):
     rectified_on: Mapped[date | None]
 
 
+#: The open statuses as SQL, for the partial index of open events (``domain.vocabulary.OPEN_STATUSES``).
+OPEN_EVENTS_SQL = "status IN ('reported', 'accepted', 'dispatched', 'returned', 'in_progress')"
+
+
 class Event(Base):
     """An event (事件) in the closed loop; its history is in ``event_transitions``."""
 
@@ -269,6 +273,13 @@ class Event(Base):
         Index("ix_events_owner_unit", "owner_unit_id"),
         Index("ix_events_venue_reported", "venue_id", "reported_at"),
         Index("ix_events_merged_into", "merged_into_id"),
+        # The few open events by deadline: the runner's 超期 and 上移 sweeps each minute (not a scan of all).
+        Index(
+            "ix_events_open_due",
+            "due_at",
+            sqlite_where=text(OPEN_EVENTS_SQL),
+            postgresql_where=text(OPEN_EVENTS_SQL),
+        ),
         # 外部编号 unique per source (a 12345 work order imported once); NULLs (no number) repeat freely.
         Index("uq_events_source_external_ref", "source", "external_ref", unique=True),
     )

@@ -1,5 +1,7 @@
 """The event loop's transition table, and random action sequences against its replay."""
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -235,3 +237,9 @@ def test_the_status_groups_split_every_status_and_a_resolved_event_is_closed():
     assert set(S) == OPEN_STATUSES | CLOSED_STATUSES and not OPEN_STATUSES & CLOSED_STATUSES
     assert RESOLVED_STATUSES < CLOSED_STATUSES
     assert {S.REJECTED} == CLOSED_STATUSES - RESOLVED_STATUSES
+
+
+def test_the_partial_index_of_open_events_names_every_open_status():
+    from db.models import OPEN_EVENTS_SQL
+
+    assert {s.value for s in OPEN_STATUSES} == set(re.findall(r"'([a-z_]+)'", OPEN_EVENTS_SQL))
