@@ -62,16 +62,19 @@ class Oracle:
         )
         self.event_grid: dict[int, int] = {}
         self.event_lead: dict[int, int | None] = {}
+        self.event_status: dict[int, str] = {}
+        self.event_owner: dict[int, int] = {}
         self.coop: dict[int, set[int]] = defaultdict(set)
         self.venue_grid: dict[int, int] = {}
-        ev = [select(Event.id, Event.grid_id, Event.lead_department_id)]
+        ev = [select(Event.id, Event.grid_id, Event.lead_department_id, Event.status, Event.owner_unit_id)]
         if event_ids is None:
             queries = [ev[0]]
         else:
             queries = [ev[0].where(Event.id.in_(c)) for c in _chunks(sorted(set(event_ids)))]
         for q in queries:
-            for eid, grid, lead in conn.execute(q):
+            for eid, grid, lead, status, owner in conn.execute(q):
                 self.event_grid[eid], self.event_lead[eid] = grid, lead
+                self.event_status[eid], self.event_owner[eid] = str(status), owner
         for c in _chunks(sorted(self.event_grid)):
             for eid, dept in conn.execute(
                 select(EventCooperator.event_id, EventCooperator.department_id).where(
@@ -117,10 +120,18 @@ class Oracle:
 
     def act(self, user: CurrentUser, eid: int, action: Action) -> bool:
         """A cooperating department sees an event and writes opinions; only the lead department moves it
-        (decision 0005), and a grid worker does not handle it."""
+        (decision 0005), and only while the event is with it (已派单/处置中); a grid worker does not handle
+        it; a leader below the level it was moved up to writes opinions only (decision 0051)."""
         leads = self.event_lead.get(eid) == user.department_id
         opinion = action is Action.COMMENT and user.department_id in self.coop.get(eid, ())
         if user.role is Role.DEPARTMENT and not (leads or opinion):
+            return False
+        with_department = self.event_status.get(eid) in ("dispatched", "in_progress")
+        if user.role is Role.DEPARTMENT and action is not Action.COMMENT and not with_department:
+            return False
+        owner = self.event_owner.get(eid)
+        owned_above = owner is not None and not self.unit(user, owner)
+        if user.role in _LEADERS and action is not Action.COMMENT and owned_above:
             return False
         # A grid worker handles only what no department leads (issue 16: 交由村（社区）自行处置).
         handling = action in (Action.START, Action.RETURN, Action.RESOLVE)
