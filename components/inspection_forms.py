@@ -18,6 +18,7 @@ from components import cached, store
 from components.text import md_text
 from domain.access import CurrentUser
 from domain.hierarchy import Tree
+from domain.intake import MAX_PHOTO_MB, PHOTO_HELP, PHOTO_UPLOAD_TYPES
 from domain.planner import CAMPAIGN_LEVELS, Capacity, Proposal
 from domain.safety_code import MAX_RECTIFY_DAYS, ItemOutcome, checklist_for
 from domain.vocabulary import AdminLevel, HazardSeverity, Role, VenueCategory
@@ -191,7 +192,13 @@ def _hazard_fields(venue_id: int, k: int, today: date) -> None:
         format="YYYY-MM-DD",
         key=f"md_hz_dl_{venue_id}_{k}",
     )
-    st.file_uploader("现场照片", type=["jpg", "jpeg", "png", "webp"], key=f"md_hz_photo_{venue_id}_{k}")
+    st.file_uploader(
+        "现场照片",
+        type=PHOTO_UPLOAD_TYPES,
+        max_upload_size=MAX_PHOTO_MB,
+        key=f"md_hz_photo_{venue_id}_{k}",
+    )
+    st.caption(PHOTO_HELP)
 
 
 def submission_key(venue_id: int, *, renew: bool = False) -> str:

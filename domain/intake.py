@@ -18,10 +18,32 @@ from domain.access import is_mobile
 from domain.errors import FieldProblems
 from domain.vocabulary import EventCategory
 
-MAX_PHOTO_BYTES = 10 * 1024 * 1024
-#: Photos above this many pixels are refused from their header, before any decode (a 40 Mpx RGBA
-#: image is 160 MB decoded; phone cameras write 12–50 Mpx).
+#: What one uploaded photo may weigh: a 48–108 Mpx phone camera writes 10–25 MB JPEGs. It is stored
+#: re-encoded, at most 4,096 pixels on its long edge (services.intake), far below :data:`MAX_STORED_BYTES`.
+MAX_PHOTO_BYTES = 30 * 1024 * 1024
+MAX_PHOTO_MB = MAX_PHOTO_BYTES // (1024 * 1024)
+#: What a stored (re-encoded) photo may weigh.
+MAX_STORED_BYTES = 10 * 1024 * 1024
+#: PNG and WebP above this many pixels are refused from their header, before any decode: they decode
+#: whole (a 40 Mpx RGBA image is 160 MB decoded).
 MAX_PHOTO_PIXELS = 40_000_000
+#: A JPEG decodes at 1/2, 1/4 or 1/8 of its size (the stored size is all it needs), so a phone's full
+#: resolution is taken: a 108 Mpx photo decodes at 27 Mpx (~80 MB).
+MAX_JPEG_PIXELS = 120_000_000
+#: What the upload widgets offer: the photo types kept, and HEIC/HEIF (an iPhone's own format) so that
+#: it reaches :func:`check_photo` and is refused in words, not by the widget in small English print.
+PHOTO_UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif"]
+#: ISO-BMFF brands of HEIC/HEIF/AVIF photos (the 4 bytes after "ftyp").
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif"}
+#: Said under every photo upload: what it takes, and how a photo the widget refused looks.
+PHOTO_HELP = (
+    f"支持 JPEG、PNG、WebP，单张不超过 {MAX_PHOTO_MB} MB。照片名旁出现红色“!”表示该照片未被接收，"
+    "提交时不会带上，请删除后换一张。"
+)
+HEIF_REFUSED = (
+    "暂不支持 HEIC/HEIF 格式的照片：请在手机“设置 → 相机 → 格式”中选择“兼容性最佳”后重拍，"
+    "或截图后上传（JPEG、PNG、WebP 均可）"
+)
 DUPLICATE_RADIUS_M = 50.0
 DUPLICATE_WINDOW = timedelta(hours=24)
 MAX_TITLE = 100
@@ -66,26 +88,30 @@ def check_photo(data: bytes | None) -> str | None:
     if len(data) == 0:
         raise InvalidReport({"照片": "文件为空"})
     if len(data) > MAX_PHOTO_BYTES:
-        raise InvalidReport({"照片": f"文件过大（{len(data) / 1048576:.1f} MB），上限 10 MB"})
+        raise InvalidReport({"照片": f"文件过大（{len(data) / 1048576:.1f} MB），上限 {MAX_PHOTO_MB} MB"})
     mime = photo_mime(data)
+    if mime is None and data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        raise InvalidReport({"照片": HEIF_REFUSED})
     if mime is None:
         raise InvalidReport({"照片": "不是有效的图片文件（仅支持 JPEG、PNG、WebP）"})
     size = image_size(data, mime)
     if size is None:
         raise InvalidReport({"照片": "图片已损坏或不完整，无法读取尺寸"})
-    if (problem := pixel_problem(*size)) is not None:
+    if (problem := pixel_problem(*size, mime=mime)) is not None:
         raise InvalidReport({"照片": problem})
     return mime
 
 
-def pixel_problem(width: int, height: int) -> str | None:
-    """Why an image of ``width`` × ``height`` pixels is refused (None when it is acceptable)."""
+def pixel_problem(width: int, height: int, mime: str = "image/png") -> str | None:
+    """Why an image of ``width`` × ``height`` pixels is refused (None when it is acceptable): a JPEG up to
+    :data:`MAX_JPEG_PIXELS` (it decodes at a reduced scale), another type up to :data:`MAX_PHOTO_PIXELS`."""
     if width <= 0 or height <= 0:
         return "图片已损坏或不完整，无法读取尺寸"
-    if width * height > MAX_PHOTO_PIXELS:
+    most = MAX_JPEG_PIXELS if mime == "image/jpeg" else MAX_PHOTO_PIXELS
+    if width * height > most:
         return (
             f"图片像素过大（{width}×{height}，约 {width * height / 1e6:.0f} 百万像素），"
-            f"上限 {MAX_PHOTO_PIXELS // 1_000_000} 百万像素，请缩小后重试"
+            f"上限 {most // 1_000_000} 百万像素，请缩小后重试"
         )
     return None
 

@@ -17,7 +17,7 @@ from components.auth import browser_id, link_to, no_area_yet, through_entrypoint
 from components.errors import show_incident
 from components.pick_map import place_search, show_pick_map, show_where
 from components.text import md_text
-from domain.intake import InvalidReport, ReportForm
+from domain.intake import MAX_PHOTO_MB, PHOTO_HELP, PHOTO_UPLOAD_TYPES, InvalidReport, ReportForm
 from domain.vocabulary import EventCategory, EventSource, Role
 from services import clock
 from services.events import Actor
@@ -85,7 +85,8 @@ with st.form(f"report_{st.session_state.get(FORM, 0)}", clear_on_submit=False):
     category = st.selectbox("事项类别", list(categories), index=None, placeholder="请选择")
     title = st.text_input("标题", max_chars=100, placeholder="例如：店门口占道堆物")
     description = st.text_area("问题描述", max_chars=2000)
-    photo = st.file_uploader("照片（可选）", type=["jpg", "jpeg", "png", "webp"])
+    photo = st.file_uploader("照片（可选）", type=PHOTO_UPLOAD_TYPES, max_upload_size=MAX_PHOTO_MB)
+    st.caption(PHOTO_HELP)
     c3, c4 = st.columns(2)
     name = c3.text_input("姓名（可选）", max_chars=32)
     phone = c4.text_input("联系电话（可选）", max_chars=11)
@@ -146,7 +147,10 @@ def _submit(merge_into: int | None) -> None:
         )
     else:
         where = store.tree().name(event.grid_id)
-        st.session_state[DONE] = f"上报成功，事件编号 #{event.id}。所在网格：{md_text(where)}。{follow}"
+        attached = "含照片 1 张" if data else "未附照片"
+        st.session_state[DONE] = (
+            f"上报成功，事件编号 #{event.id}（{attached}）。所在网格：{md_text(where)}。{follow}"
+        )
     st.session_state[FORM] = st.session_state.get(FORM, 0) + 1  # the next report starts from an empty form
     st.rerun()
 

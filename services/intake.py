@@ -33,8 +33,8 @@ from domain.deadlines import DeadlineRules
 from domain.event_flow import Action, next_status
 from domain.intake import (
     DUPLICATE_WINDOW,
-    MAX_PHOTO_BYTES,
-    MAX_PHOTO_PIXELS,
+    MAX_JPEG_PIXELS,
+    MAX_STORED_BYTES,
     InvalidReport,
     OpenEvent,
     RateLimit,
@@ -61,6 +61,7 @@ log = logging.getLogger("intake")
 # ~0.001° is > 50 m in every direction at Chinese latitudes: a cheap box before the exact distance.
 BOX_DEG = 0.001
 PIL_FORMAT = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+MIME_OF = {fmt: mime for mime, fmt in PIL_FORMAT.items()}
 #: The submissions kind of a report (its key is unique per kind).
 KIND = "event.report"
 #: Where the 随手拍 rate limits are kept (``settings``), as {"session": [[count, minutes], ...], "phone": ...}.
@@ -69,7 +70,7 @@ RATE_LIMITS_KEY = "intake.rate_limits"
 MAX_STORED_EDGE = 4096
 #: Pillow's own guard, process-wide: it warns above this many pixels and refuses twice as many. The
 #: header check (:func:`domain.intake.check_photo`) and the size check below refuse earlier still.
-Image.MAX_IMAGE_PIXELS = MAX_PHOTO_PIXELS
+Image.MAX_IMAGE_PIXELS = MAX_JPEG_PIXELS
 #: One photo decodes at a time per process: a 40 Mpx RGBA PNG takes ~1.6 s and ~450 MB at its peak.
 DECODERS = threading.BoundedSemaphore(1)
 DECODE_WAIT_S = 30.0
@@ -86,7 +87,7 @@ def strip_metadata(data: bytes, mime: str) -> bytes:
     except InvalidReport:
         raise
     except Image.DecompressionBombError as exc:
-        raise InvalidReport({"照片": f"图片像素过大，上限 {MAX_PHOTO_PIXELS // 1_000_000} 百万像素"}) from exc
+        raise InvalidReport({"照片": f"图片像素过大，上限 {MAX_JPEG_PIXELS // 1_000_000} 百万像素"}) from exc
     except UnidentifiedImageError as exc:
         raise InvalidReport({"照片": "图片内容与文件类型不符，无法读取"}) from exc
     except MemoryError as exc:
@@ -97,15 +98,15 @@ def strip_metadata(data: bytes, mime: str) -> bytes:
         raise InvalidReport({"照片": "图片已损坏或不完整，无法读取"}) from exc
     finally:
         DECODERS.release()
-    if len(out) > MAX_PHOTO_BYTES:
-        raise InvalidReport({"照片": "图片处理后仍超过 10 MB，请压缩后重试"})
+    if len(out) > MAX_STORED_BYTES:
+        raise InvalidReport({"照片": f"图片处理后仍超过 {MAX_STORED_BYTES // 1048576} MB，请压缩后重试"})
     return out
 
 
 def _reencode(data: bytes, fmt: str) -> bytes:
     with Image.open(io.BytesIO(data), formats=[fmt]) as img:
         # Pillow read the header only: its own idea of the size is checked before anything decodes.
-        if (problem := pixel_problem(*img.size)) is not None:
+        if (problem := pixel_problem(*img.size, mime=MIME_OF[fmt])) is not None:
             raise InvalidReport({"照片": problem})
         if fmt == "JPEG":  # decode at 1/2, 1/4 … of the size when that still covers the stored size
             scale = min(1.0, MAX_STORED_EDGE / max(img.size))

@@ -264,6 +264,14 @@ def test_a_photo_just_over_40_megapixels_is_refused_and_one_under_is_stored_at_m
     assert Image.open(io.BytesIO(data)).size == (4096, 2560)
 
 
+def test_a_48_megapixel_phone_photo_is_taken_and_stored_at_most_4096_wide(engine):
+    """A phone camera's full resolution (8000×6000): no one can shrink a photo on a phone first."""
+    event = _report(engine, photo=_jpeg((8000, 6000)))
+    with engine.connect() as conn:
+        data = conn.execute(select(Attachment.data).where(Attachment.event_id == event.id)).scalar_one()
+    assert max(Image.open(io.BytesIO(data)).size) <= 4096
+
+
 @pytest.mark.parametrize(
     ("photo", "message"),
     [

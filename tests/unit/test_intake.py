@@ -31,9 +31,15 @@ def test_a_photo_is_recognised_by_its_signature_not_its_name():
     assert photo_mime(b"MZ\x90\x00 this is an exe") is None
 
 
-def test_a_photo_over_ten_megabytes_is_refused():
-    with pytest.raises(InvalidReport, match="上限 10 MB"):
-        check_photo(b"\xff\xd8\xff" + b"0" * (10 * 1024 * 1024))
+def test_a_photo_over_thirty_megabytes_is_refused():
+    with pytest.raises(InvalidReport, match="上限 30 MB"):
+        check_photo(b"\xff\xd8\xff" + b"0" * (30 * 1024 * 1024))
+
+
+def test_an_iphone_heic_photo_is_refused_with_what_to_do():
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    with pytest.raises(InvalidReport, match=r"暂不支持 HEIC/HEIF.*兼容性最佳"):
+        check_photo(heic)
 
 
 def test_every_bad_field_is_reported_at_once():
@@ -101,6 +107,13 @@ def test_a_header_cut_short_or_lying_about_its_type_has_no_size():
     assert image_size(jpeg[:30], "image/jpeg") is None
     assert image_size(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "image/png") is None
     assert image_size(jpeg, "image/png") is None
+
+
+def test_a_phone_cameras_full_resolution_jpeg_is_taken_and_a_huge_png_is_not():
+    assert pixel_problem(8000, 6000, mime="image/jpeg") is None  # 48 Mpx
+    assert pixel_problem(12000, 9000, mime="image/jpeg") is None  # 108 Mpx
+    assert "上限 120 百万像素" in (pixel_problem(12000, 10001, mime="image/jpeg") or "")
+    assert "上限 40 百万像素" in (pixel_problem(8000, 6000, mime="image/png") or "")
 
 
 def test_more_than_40_megapixels_is_refused_in_chinese_and_up_to_40_is_not():
