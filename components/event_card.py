@@ -7,6 +7,7 @@ checks everything again: a refusal (a missing reason, another's move, the scope)
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import pandas as pd
@@ -39,6 +40,10 @@ from services.resolution import MAX_PHOTOS, MAX_RESULT, resolve_event
 
 FLASH_KEY = "event_action_flash"
 DONE_KEY = "event_actions_done"
+#: The user's last step (event id, status before, status after, when): a second tap of the same submit is
+#: told apart from a colleague's step within this many seconds.
+LAST_ACT_KEY = "event_last_action"
+REPEAT_WITHIN_S = 30.0
 NOTE_LABEL = "说明（退回、退单、上移须填写原因；处置意见写在这里）"
 
 
@@ -272,7 +277,10 @@ def action_form(user: CurrentUser, scope: Scope, e: dict) -> None:
         if not (submitted or as_suggested):
             return
     if shown != now_shown:  # the event moved since the form was drawn: nothing is done
-        st.error(_moved_meanwhile(e))
+        if _own_repeat(e, shown):  # a double tap: the first tap moved it, the second finds it moved
+            st.info(f"事件 #{e['id']} 已办理，现为“{EventStatus(e['status']).label}”（重复提交已忽略）。")
+        else:
+            st.error(_moved_meanwhile(e))
         return
     if as_suggested:
         action, dept = Action.DISPATCH, suggested[0]
@@ -312,7 +320,19 @@ def action_form(user: CurrentUser, scope: Scope, e: dict) -> None:
         st.error(md_text(str(exc)))
     else:
         extra = f"，附处置照片 {len(photos)} 张" if action is Action.RESOLVE and photos else ""
+        st.session_state[LAST_ACT_KEY] = (int(e["id"]), shown[0], str(after), time.monotonic())
         _done(f"已{ACTION_LABELS[action]}：事件 #{e['id']} 现为“{after.label}”{extra}。")
+
+
+def _own_repeat(e: dict, shown: tuple) -> bool:
+    """Whether this submit repeats the user's own last step on the event (a second tap sent before the
+    first one's answer came back): that step left it in the state it is in now, from the state shown."""
+    last = st.session_state.get(LAST_ACT_KEY)
+    return (
+        last is not None
+        and last[:3] == (int(e["id"]), shown[0], str(e["status"]))
+        and time.monotonic() - last[3] < REPEAT_WITHIN_S
+    )
 
 
 def _moved_meanwhile(e: dict) -> str:

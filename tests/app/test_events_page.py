@@ -110,6 +110,27 @@ def test_a_form_left_open_while_a_colleague_acts_does_nothing_and_says_so(store)
         assert list(steps) == ["report", "accept", "escalate"]
 
 
+def test_a_double_tap_on_submit_acts_once_and_does_not_blame_a_colleague(store):
+    """On a phone the second tap of 受理 is sent from the form as first drawn, after the first moved the
+    event: it is the user's own step repeated, said so, not "已被他人处理…请重新办理"."""
+    from db.models import EventTransition
+    from domain.event_flow import Action
+
+    eid = _new_report(store)
+    at = _open(store, "demo_township", eid)
+    drawn = at.session_state[f"act_shown_{eid}"]
+    at.radio[0].set_value(Action.ACCEPT)
+    at.button(key=f"FormSubmitter:act_{eid}-提交").click().run()
+    assert any("已受理" in m.value for m in at.success)
+    at.session_state[f"act_shown_{eid}"] = drawn  # the second tap, from the form the first was sent from
+    at.button(key=f"FormSubmitter:act_{eid}-提交").click().run()
+    assert not at.exception and not at.error
+    assert any("重复提交已忽略" in m.value for m in at.info)
+    with store.connect() as conn:
+        steps = conn.execute(select(EventTransition.action).where(EventTransition.event_id == eid)).scalars()
+        assert list(steps) == ["report", "accept"]
+
+
 def test_the_leader_ranks_villages_with_n_shown(store):
     at = _open(store, "demo_township")
     at.segmented_control(key="ev_view").set_value("分析排名").run()
