@@ -92,16 +92,17 @@ def feed_table(rows: pd.DataFrame, now: datetime) -> pd.DataFrame:
             rows["is_overdue"], rows["status"], rows["reported_at"], strict=True
         )
     ]
+    # What happened first (a phone shows the first three or four columns without a sideways swipe).
     return pd.DataFrame(
         {
             "编号": rows["id"],
-            "更新时间": rows["updated_at"].map(lambda t: t.strftime("%Y-%m-%d %H:%M:%S")),
-            "来源": rows["source_label"],
-            "类别": rows["category_label"],
             "事件": rows["title"],
             "状态": rows["status_label"],
-            "紧急程度": rows["urgency_label"],
             "提醒": reminders,
+            "类别": rows["category_label"],
+            "紧急程度": rows["urgency_label"],
+            "来源": rows["source_label"],
+            "更新时间": rows["updated_at"].map(lambda t: t.strftime("%Y-%m-%d %H:%M:%S")),
         }
     )
 

@@ -27,10 +27,10 @@ def todo_table(rows: pd.DataFrame) -> pd.DataFrame:
             "事件": rows["title"],
             "状态": rows["status_label"],
             "待办": rows["step"].map(lambda a: ACTION_LABELS[a]),
-            "紧急程度": rows["urgency_label"],
-            "上报时间": rows["reported_at"].map(lambda t: t.strftime("%Y-%m-%d %H:%M")),
-            "时限": rows["due_at"].map(lambda t: "—" if pd.isna(t) else t.strftime("%Y-%m-%d %H:%M")),
             "期限": [due_label(late, h) for late, h in zip(rows["late"], rows["late_hours"], strict=True)],
+            "紧急程度": rows["urgency_label"],
+            "时限": rows["due_at"].map(lambda t: "—" if pd.isna(t) else t.strftime("%Y-%m-%d %H:%M")),
+            "上报时间": rows["reported_at"].map(lambda t: t.strftime("%Y-%m-%d %H:%M")),
         }
     )
 

@@ -85,11 +85,12 @@ def render_venue_card(
         st.dataframe(
             pd.DataFrame(
                 {
+                    # what to act on first: a phone shows three or four columns without a sideways swipe
                     "等级": open_hz["severity"].map(lambda s: HazardSeverity(s).label),
                     "隐患": open_hz["description"],
-                    "发现": open_hz["found_on"].map(_date),
-                    "整改期限": open_hz["deadline"].map(_date),
                     "逾期天数": open_hz["overdue_days"],
+                    "整改期限": open_hz["deadline"].map(_date),
+                    "发现": open_hz["found_on"].map(_date),
                 }
             ),
             hide_index=True,
