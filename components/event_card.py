@@ -13,6 +13,7 @@ from datetime import datetime
 import pandas as pd
 import pydeck as pdk
 import streamlit as st
+import streamlit.components.v1 as components
 
 from components import maps, store
 from components.offline import to_display
@@ -48,6 +49,14 @@ NOTE_LABEL = "说明（退回、退单、上移须填写原因；处置意见写
 
 
 DETAIL_KEY = "ev_detail_id"  # the 事件编号 box of 事件详情
+DETAIL_ANCHOR = "ev-detail"  # the 事件详情 heading's id
+SCROLL_KEY = "ev_scroll_to_detail"  # clicks on a list not yet scrolled to
+_SCROLL_JS = """<script>/* %(n)s */
+(function () {
+  var target = window.parent.document.getElementById("%(anchor)s");
+  if (target) { target.scrollIntoView({behavior: "smooth", block: "start"}); }
+})();
+</script>"""
 
 
 #: How a list of events is picked: a click on any cell selects that cell, and so its row (a row-only
@@ -81,7 +90,16 @@ def pick_list(table: pd.DataFrame, ids: pd.Series, key: str, height: int) -> boo
         return False
     st.session_state[DETAIL_KEY] = int(ids.iloc[picked])
     st.session_state[f"{key}_done"] = True
+    st.session_state[SCROLL_KEY] = st.session_state.get(SCROLL_KEY, 0) + 1
     return True
+
+
+def scroll_to_detail() -> None:
+    """After a click on a list, bring 事件详情 (the heading with :data:`DETAIL_ANCHOR`) into view: on a phone
+    it lies screens below the lists, and the click seemed to do nothing but highlight a cell."""
+    clicks = st.session_state.pop(SCROLL_KEY, None)
+    if clicks:  # the count makes each click's script new, so it runs again
+        components.html(_SCROLL_JS % {"anchor": DETAIL_ANCHOR, "n": clicks}, height=0)
 
 
 def feed_table(rows: pd.DataFrame, now: datetime) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from components.auth import require_page, verified_current_user
 from components.charts import sankey
 from components.errors import guarded
 from components.event_card import (
+    DETAIL_ANCHOR,
     action_form,
     arrival_toast,
     event_card,
@@ -18,6 +19,7 @@ from components.event_card import (
     open_counts_table,
     overdue_table,
     pick_list,
+    scroll_to_detail,
 )
 from components.event_tabs import render_tab, tabs_for
 from components.event_timeline import timeline
@@ -112,7 +114,8 @@ with right:
     else:
         pick_list(overdue_table(late), late["id"], "ev_late_pick", height=360)
 
-st.subheader("事件详情")
+st.subheader("事件详情", anchor=DETAIL_ANCHOR)
+scroll_to_detail()
 st.caption("点击上方我的待办、实时动态或超期督办中的一行即可打开该事件。")
 if "ev_detail_id" not in st.session_state:  # a fixed default: a changing one would reset the widget
     rows = st.session_state.get("feed_rows")

@@ -282,6 +282,7 @@ def test_clicking_a_row_of_the_feed_or_of_overdue_opens_that_event_in_place(stor
     assert not at.exception
     assert at.number_input(key="ev_detail_id").value == second
     assert any(f"**#{second} " in m.value for m in at.markdown)
+    assert _scrolls(at)  # a phone's screen is brought down to 事件详情
     last = len(late) - 1
     at.session_state["ev_late_pick"] = {"selection": {"rows": [last], "columns": [], "cells": []}}
     at = at.run()
@@ -289,6 +290,11 @@ def test_clicking_a_row_of_the_feed_or_of_overdue_opens_that_event_in_place(stor
     # The same selection on the next run does not take the box back: a typed number still opens its event.
     at = at.number_input(key="ev_detail_id").set_value(second).run()
     assert at.number_input(key="ev_detail_id").value == second
+    assert not _scrolls(at)  # typed beside the heading: nothing moves
+
+
+def _scrolls(at) -> bool:
+    return any("scrollIntoView" in (getattr(e.proto, "srcdoc", "") or "") for e in at.get("iframe"))
 
 
 def test_after_an_action_a_success_message_the_new_state_and_an_empty_note(store):
