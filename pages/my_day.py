@@ -22,6 +22,8 @@ from services.planning import inspector_day, inspectors_under, require_day_venue
 from services.submissions import KeyReused
 
 DAY_KEY, VENUE_KEY, FLASH_KEY = "md_day", "md_venue", "md_flash"
+#: The ``?venue=`` this page last put in (or found in) the URL: a different one came from outside.
+URL_SEEN = "md_url_venue"
 
 user = require_page("my_day")
 today = clock.today()
@@ -33,6 +35,31 @@ st.markdown(
 if DAY_KEY not in st.session_state:
     st.session_state[DAY_KEY] = today
 drafts.restore_inspection(VENUE_KEY, today)  # after a reload: the venue and answers left unsaved
+
+
+def _follow_url() -> None:
+    """The open venue is in the URL (?venue=), so the phone's Back button returns to the list and a link
+    opens the card. A URL changed from outside (Back, Forward, a bookmark) is followed here; a change
+    made on the page (a click, 返回列表, another day) is written to the URL by :func:`_show_in_url`."""
+    url = st.query_params.get("venue")
+    if url == st.session_state.get(URL_SEEN):
+        return
+    st.session_state[URL_SEEN] = url
+    if url is not None and url.isdigit():
+        st.session_state[VENUE_KEY] = int(url)
+    elif st.session_state.pop(VENUE_KEY, None) is not None:
+        drafts.forget()  # Back to the list, as 返回列表 does
+
+
+def _show_in_url(venue_id: int | None) -> None:
+    if venue_id is None:
+        st.query_params.pop("venue", None)
+    elif st.query_params.get("venue") != str(venue_id):
+        st.query_params["venue"] = str(venue_id)  # a new history entry: Back returns to the list
+    st.session_state[URL_SEEN] = st.query_params.get("venue")
+
+
+_follow_url()
 
 
 def _set_day(offset: int) -> None:
@@ -145,11 +172,14 @@ selected = st.session_state.get(VENUE_KEY)
 if selected is not None:
     try:
         require_day_venue(plan, user, int(selected))
-    except OutOfScope:  # a venue forced into the session: refused (logged), back to the list
+    except OutOfScope:  # a venue forced into the session or the URL: refused (logged), back to the list
         st.session_state.pop(VENUE_KEY, None)
+        st.warning("该场所不在您当天的检查计划中，已返回列表。")
     else:
+        _show_in_url(int(selected))
         venue_detail(int(selected))
         st.stop()
+_show_in_url(None)
 
 with st.container(horizontal=True):
     st.metric("待检查", len(stops))

@@ -171,3 +171,28 @@ def test_a_restored_draft_with_a_hazard_says_its_photo_and_deadline_were_not_kep
         "已恢复上次未保存的检查记录（10 项）；隐患的现场照片和整改期限未保存，请重新选择并核对后保存。"
     )
     assert restored_notice(3, hazards=False) == "已恢复上次未保存的检查记录（3 项），请核对后保存。"
+
+
+def test_the_open_venue_is_in_the_url_so_back_returns_to_the_list_and_a_link_opens_it(store):
+    """On a phone the Back button left the app from a venue card: the card is now a URL of its own."""
+    vid = own_venue(store)
+    at = _open(store, "demo_inspector")
+    assert "venue" not in at.query_params
+    at.button(key=f"md_open_{vid}").click().run()
+    assert at.query_params["venue"] in (str(vid), [str(vid)])
+    assert any(b.key == "md_back" for b in at.button)
+    del at.query_params["venue"]  # the browser's Back: the URL of the list
+    at.run()
+    assert not at.exception and not any(b.key == "md_back" for b in at.button)
+    assert any(b.key == f"md_open_{vid}" for b in at.button)  # the list again
+    linked = page("pages/my_day.py")  # a bookmark or a shared link to the card
+    linked.session_state["current_user"] = at.session_state["current_user"]
+    linked.query_params["venue"] = str(vid)
+    linked.run()
+    assert any(b.key == "md_back" for b in linked.button) and not linked.warning
+    elsewhere = page("pages/my_day.py")  # a venue not on this inspector's day: refused, the list
+    elsewhere.session_state["current_user"] = at.session_state["current_user"]
+    elsewhere.query_params["venue"] = "999999999"
+    elsewhere.run()
+    assert any("不在您当天的检查计划中" in w.value for w in elsewhere.warning)
+    assert "venue" not in elsewhere.query_params and not any(b.key == "md_back" for b in elsewhere.button)
