@@ -251,7 +251,7 @@ def test_a_report_placed_with_locate_lands_in_its_grid_and_the_citizen_follows_i
         anyway.click()
     done = page.get_by_text("上报成功，事件编号", exact=False)
     done.wait_for(timeout=TIMEOUT)
-    number = int(done.inner_text().split("#", 1)[1].split("。", 1)[0])
+    number = int(re.search(r"事件编号 #(\d+)（未附照片）", done.inner_text()).group(1))  # said: no photo
     settle(page)
     assert page.get_by_label("标题").input_value() == ""  # a new, empty form for the next report
     shoot(page, "report-sent")
