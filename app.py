@@ -21,6 +21,7 @@ from components.auth import (
     password_change_required,
     verified_current_user,
 )
+from components.connection import watch_connection
 from components.errors import boundary
 from domain.access import CurrentUser
 from services.personal_data import redact_logs
@@ -82,6 +83,7 @@ def run() -> None:
     # Streamlit's own menu: on a phone it closes once a page is chosen.
     nav = st.navigation(list(registered.values()), position="sidebar" if menu else "hidden")
     page = nav.url_path  # "" at the root
+    watch_connection()  # 断网提示 on every page, the citizen's too
     if user is None:
         if page in PUBLIC:
             nav.run()
