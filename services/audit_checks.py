@@ -41,6 +41,19 @@ class CheckResult:
         return f"审计链校验（{when}）：发现问题——{self.problem}（之前 {self.rows_checked} 条完好）"
 
 
+#: A check that passed wrote a checkpoint outside the store; finding none later means the checkpoints were
+#: lost or removed, and with them the proof that the chain's older rows are as they were.
+LOST_ANCHORS = (
+    "：审计锚点文件缺失或为空（{path}），但此前的校验已写入过锚点。请从备份恢复该文件；"
+    "确认链无误后，可运行 python -m services.audit anchor 重新建立锚点"
+)
+
+
+def _anchored_before(conn: Connection) -> bool:
+    """Whether an earlier check passed (and so wrote a checkpoint) on this store."""
+    return conn.execute(select(AuditCheck.id).where(AuditCheck.ok).limit(1)).first() is not None
+
+
 def check_audit_chain(uow: UnitOfWork, now: datetime) -> CheckResult:
     """Verify the chain as it stands and record the result; returns it."""
     anchors = audit.anchor_file(uow.store.url.render_as_string(hide_password=True))
@@ -48,9 +61,13 @@ def check_audit_chain(uow: UnitOfWork, now: datetime) -> CheckResult:
         count, broken = audit.verify_chain(conn)
         if broken is None:  # then every checkpoint outside the store, and a new one for tomorrow's check
             try:
-                broken = audit.verify_anchors(conn, audit.read_anchors(anchors))
+                kept = audit.read_anchors(anchors)
+                broken = audit.verify_anchors(conn, kept)
             except ValueError as exc:
                 broken = audit.Broken(0, str(exc))
+            else:
+                if not kept and _anchored_before(conn):  # the folder lost or emptied: said, not restarted
+                    broken = audit.Broken(0, LOST_ANCHORS.format(path=anchors))
             if broken is None:
                 audit.write_anchor(conn, anchors, now)
     result = CheckResult(

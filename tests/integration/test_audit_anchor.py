@@ -160,3 +160,22 @@ def test_the_nightly_check_checkpoints_a_whole_chain_and_finds_a_truncation_the_
         conn.execute(AuditHead.__table__.update().values(last_id=2, hash=last))
     second = check_audit_chain(UnitOfWork(engine), NOW)
     assert not second.ok and second.broken_id == anchored
+
+
+def test_a_lost_checkpoint_file_is_said_by_the_next_check_and_an_anchor_made_anew_settles_it(empty_engine):
+    """Deleting the folder of checkpoints (with the rows they prove) must not pass as a store's first check."""
+    from services.audit_checks import check_audit_chain
+
+    engine = empty_engine
+    _write_settings(engine, 3)
+    assert check_audit_chain(UnitOfWork(engine), NOW).ok
+    path = audit.anchor_file(engine.url.render_as_string(hide_password=True))
+    path.unlink()
+    lost = check_audit_chain(UnitOfWork(engine), NOW)
+    assert (
+        not lost.ok and "审计锚点文件缺失或为空" in (lost.problem or "") and str(path) in (lost.problem or "")
+    )
+    assert not path.exists()  # nothing written over the loss
+    with engine.connect() as conn:
+        audit.write_anchor(conn, path, NOW)  # python -m services.audit anchor, once the chain is confirmed
+    assert check_audit_chain(UnitOfWork(engine), NOW).ok
