@@ -131,10 +131,10 @@ def restore_inspection(venue_key: str, today: date) -> None:
 def restored_notice(restored: int, hazards: bool) -> str:
     """What the inspector is told after a reload brought the answers back. Photos and dates are not
     kept in the draft: a hazard among them is said to need its photo and 整改期限 again (it was saved
-    without its photo, or with the default deadline)."""
+    without its photo, or with the default deadline); without one, the visit's own photos are."""
     if hazards:
         return f"已恢复上次未保存的检查记录（{restored} 项）；隐患的现场照片和整改期限未保存，请重新选择并核对后保存。"
-    return f"已恢复上次未保存的检查记录（{restored} 项），请核对后保存。"
+    return f"已恢复上次未保存的检查记录（{restored} 项）；照片未保存，如需留存请重新选择，核对后保存。"
 
 
 def _value(key: str, raw: object, venue: int) -> object | None:

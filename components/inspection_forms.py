@@ -23,7 +23,7 @@ from domain.planner import CAMPAIGN_LEVELS, Capacity, Proposal
 from domain.safety_code import MAX_RECTIFY_DAYS, ItemOutcome, checklist_for
 from domain.vocabulary import AdminLevel, HazardSeverity, Role, VenueCategory
 from services import clock
-from services.inspections import NewHazard
+from services.inspections import MAX_VISIT_PHOTOS, NewHazard
 from services.planning import PlanView
 from services.planning_settings import MAX_DAILY_CAPACITY, InvalidSetting, save_capacity
 from services.venue_import import COORDINATE_SYSTEMS
@@ -168,6 +168,14 @@ def inspection_form(venue_id: int, category: str, open_hazards: pd.DataFrame, to
         for k in range(int(n_hz)):
             _hazard_fields(venue_id, k, today)
         st.text_area("备注", max_chars=1000, key=f"md_note_{venue_id}")
+        st.file_uploader(
+            f"本次检查现场照片（可选，最多 {MAX_VISIT_PHOTOS} 张，合格也可留存）",
+            type=PHOTO_UPLOAD_TYPES,
+            accept_multiple_files=True,
+            max_upload_size=MAX_PHOTO_MB,
+            key=f"md_photos_{venue_id}",
+        )
+        st.caption(PHOTO_HELP)
         return st.form_submit_button("保存检查结果", type="primary", width="stretch")
 
 
@@ -218,7 +226,7 @@ def forget_submission_keys() -> None:
 
 def entered_inspection(venue_id: int, category: str) -> dict:
     """What :func:`inspection_form` holds, as ``record_inspection``'s keywords (checklist, hazards, note,
-    rectified, submission_key)."""
+    rectified, submission_key, the visit's photos)."""
     state = st.session_state
     checklist = {i.key: state.get(f"md_item_{venue_id}_{i.key}") for i in checklist_for(category)}
     hazards = []
@@ -238,6 +246,7 @@ def entered_inspection(venue_id: int, category: str) -> dict:
         "note": state.get(f"md_note_{venue_id}") or None,
         "rectified": state.get(f"md_fixed_{venue_id}") or [],
         "submission_key": submission_key(venue_id),
+        "photos": [f.getvalue() for f in state.get(f"md_photos_{venue_id}") or []],
     }
 
 

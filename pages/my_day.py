@@ -139,8 +139,11 @@ def _record(venue_id: int, category: str) -> None:
         return
     before, after = SafetyCode(saved.code_before), SafetyCode(saved.code_after)
     change = f"{before.label} → {after.label}" if saved.changed else f"仍为{after.label}"
+    photos = len(st.session_state.get(f"md_photos_{venue_id}") or [])
+    kept = f"现场照片 {photos} 张已留存。" if photos else ""
     st.session_state[FLASH_KEY] = (
-        f"已保存检查（{saved.result.label}）：{change}。{saved.reason}。下次应检：{saved.next_due_on:%Y-%m-%d}"
+        f"已保存检查（{saved.result.label}）：{change}。{saved.reason}。下次应检：{saved.next_due_on:%Y-%m-%d}。"
+        + kept
     )
     drafts.forget()
     st.rerun()

@@ -82,6 +82,8 @@ __all__ = [
 _log = logging.getLogger("access")
 
 MAX_NOTE = 1000
+#: 现场照片 of the visit itself (留痕: the venue as found, a passed check too), beside each hazard's own.
+MAX_VISIT_PHOTOS = 3
 MAX_HAZARD_TEXT = 500
 MAX_HAZARDS = 20
 #: How far back the clean-inspection streak is read; far more than any rule needs.
@@ -379,6 +381,7 @@ def record_inspection(
     rectified: Iterable[int] = (),
     rules: CodeRules = DEFAULT_RULES,
     submission_key: str | None = None,
+    photos: Sequence[bytes] = (),
 ) -> RecordedInspection:
     """Record one inspection as its own use case (:func:`record_inspection_in`, then commit).
 
@@ -398,6 +401,7 @@ def record_inspection(
             "hazards": [asdict(h) for h in hazards],
             "note": note,
             "rectified": sorted(int(h) for h in rectified),
+            "photos": [hashlib.sha256(p).hexdigest() for p in photos],
         }
     )
     with uow.begin("inspections.record"):
@@ -419,6 +423,7 @@ def record_inspection(
             inspector_id=inspector_id,
             rectified=rectified,
             rules=rules,
+            photos=photos,
         )
         if submission_key:
             submissions.settle(conn, RECORD_KIND, submission_key, done.inspection_id, asdict(done))
@@ -453,6 +458,7 @@ def record_inspection_in(
     inspector_id: int | None = None,
     rectified: Iterable[int] = (),
     rules: CodeRules = DEFAULT_RULES,
+    photos: Sequence[bytes] = (),
 ) -> RecordedInspection:
     """Store one inspection of ``venue_id`` with its hazards and photos, and recompute the venue's 平安码,
     inside ``session`` (the caller commits).
@@ -460,6 +466,8 @@ def record_inspection_in(
     - ``checklist`` maps every item key of the venue's category (:func:`checklist_for`) to
       ``pass``/``fail``/``na``; the result is 不合格 if any item fails or any hazard is recorded.
     - ``hazards`` are the hazards found (deadline ≥ today; a photo is checked and stripped of EXIF).
+    - ``photos`` are the visit's own 现场照片 (at most :data:`MAX_VISIT_PHOTOS`, checked and stripped of
+      EXIF as the hazards' are), kept with the inspection whatever its result.
     - ``rectified`` are ids of the venue's open hazards this visit confirms fixed (复查), marked
       rectified today before the colour is evaluated.
     - ``user`` is the logged-in person (an inspector only in their grids); ``None`` is a trusted
@@ -473,7 +481,8 @@ def record_inspection_in(
         raise LookupError(f"场所 {venue_id} 不存在")
     today = now.date()
     _check_scope(session, user, venue, "record inspection", today)
-    photos, fixing = _checked(session, venue, checklist, list(hazards), note, rectified, today)
+    hazard_photos, fixing = _checked(session, venue, checklist, list(hazards), note, rectified, today, photos)
+    visit_photos = _visit_photos(photos)  # decoded and re-encoded before anything is written
     answers = {item.key: str((checklist or {})[item.key]) for item in checklist_for(venue.category)}
     failed = any(v == ItemOutcome.FAIL for v in answers.values()) or bool(hazards)
     result = InspectionResult.FAIL if failed else InspectionResult.PASS
@@ -490,7 +499,8 @@ def record_inspection_in(
         h.status = HazardStatus.RECTIFIED
         h.rectified_on = today
     session.flush()
-    new_ids = _store_hazards(session, inspection, hazards, photos, now)
+    new_ids = _store_hazards(session, inspection, hazards, hazard_photos, now)
+    kept = _store_visit_photos(session, inspection, visit_photos, now)
     before = SafetyCode(venue.safety_code)
     prior = {
         "safety_code": before,
@@ -514,6 +524,7 @@ def record_inspection_in(
             "result": result,
             "hazard_ids": new_ids,
             "rectified_ids": [h.id for h in fixing],
+            "photos": kept,
             "venue": {
                 "safety_code": decision.code,
                 "last_inspected_on": today,
@@ -543,12 +554,14 @@ def _checked(
     note: str | None,
     rectified: Iterable[int],
     today: date,
+    visit_photos: Sequence[bytes] = (),
 ) -> tuple[list[tuple[str | None, bytes | None]], list[Hazard]]:
     """Every problem of an inspection at once (:class:`InvalidInspection`); else each new hazard's
     (photo MIME, EXIF-free photo) and the open hazards it confirms rectified."""
     problems = check_checklist(venue.category, checklist)
     hz_problems, photos = _check_hazards(hazards, today)
     problems |= hz_problems
+    problems |= _visit_photo_problems(visit_photos)
     if note is not None and len(note) > MAX_NOTE:
         problems["备注"] = f"备注不能超过 {MAX_NOTE} 字"
     rectified_ids = tuple(dict.fromkeys(int(h) for h in rectified))
@@ -604,6 +617,49 @@ def _store_hazards(
                 )
             )
     return new_ids
+
+
+def _visit_photo_problems(photos: Sequence[bytes]) -> dict[str, str]:
+    """What is wrong with the visit's photos (each named by its place), checked from their headers."""
+    if len(photos) > MAX_VISIT_PHOTOS:
+        return {"现场照片": f"最多上传 {MAX_VISIT_PHOTOS} 张（本次 {len(photos)} 张）"}
+    problems: dict[str, str] = {}
+    for n, photo in enumerate(photos, start=1):
+        try:
+            check_photo(photo)
+        except InvalidReport as exc:
+            problems[f"现场照片{n}"] = "；".join(exc.problems.values())
+    return problems
+
+
+def _visit_photos(photos: Sequence[bytes]) -> list[tuple[str, bytes]]:
+    """The visit's photos as stored: (MIME, re-encoded without EXIF); refused in words if one cannot be."""
+    out = []
+    for n, photo in enumerate(photos, start=1):
+        mime = check_photo(photo)
+        assert mime is not None  # checked before anything was written
+        try:
+            out.append((mime, strip_metadata(photo, mime)))
+        except InvalidReport as exc:
+            raise InvalidInspection({f"现场照片{n}": "；".join(exc.problems.values())}) from exc
+    return out
+
+
+def _store_visit_photos(
+    session: Session, inspection: Inspection, photos: Sequence[tuple[str, bytes]], now: datetime
+) -> int:
+    for mime, data in photos:
+        session.add(
+            Attachment(
+                inspection_id=inspection.id,
+                mime=mime,
+                size_bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                data=data,
+                created_at=now,
+            )
+        )
+    return len(photos)
 
 
 def rectify_hazard(

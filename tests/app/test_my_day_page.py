@@ -170,7 +170,9 @@ def test_a_restored_draft_with_a_hazard_says_its_photo_and_deadline_were_not_kep
     assert restored_notice(10, hazards=True) == (
         "已恢复上次未保存的检查记录（10 项）；隐患的现场照片和整改期限未保存，请重新选择并核对后保存。"
     )
-    assert restored_notice(3, hazards=False) == "已恢复上次未保存的检查记录（3 项），请核对后保存。"
+    assert restored_notice(3, hazards=False) == (
+        "已恢复上次未保存的检查记录（3 项）；照片未保存，如需留存请重新选择，核对后保存。"
+    )
 
 
 def test_the_open_venue_is_in_the_url_so_back_returns_to_the_list_and_a_link_opens_it(store):

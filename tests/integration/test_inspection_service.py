@@ -341,6 +341,52 @@ def test_a_hazard_photo_is_stored_without_exif_and_the_card_masks_the_phone(stor
     assert card.code_changes.iloc[0]["to_code"] == "yellow"
 
 
+def test_a_passed_visit_keeps_its_own_photos_without_exif_and_bad_ones_change_nothing(store):
+    """现场照片 of the visit itself (留痕), a passed check too: stored with the inspection, no hazard."""
+    from services.inspections import MAX_VISIT_PHOTOS, InvalidInspection
+
+    engine, vid, u = store
+    before = _counts(engine)
+    with pytest.raises(InvalidInspection) as too_many:
+        record_inspection(
+            UnitOfWork(engine),
+            user=u["insp"],
+            venue_id=vid,
+            now=T0,
+            checklist=_all(),
+            photos=[_jpeg_with_exif()] * (MAX_VISIT_PHOTOS + 1),
+        )
+    assert "最多上传 3 张" in too_many.value.problems["现场照片"]
+    with pytest.raises(InvalidInspection) as broken:
+        record_inspection(
+            UnitOfWork(engine),
+            user=u["insp"],
+            venue_id=vid,
+            now=T0,
+            checklist=_all(),
+            photos=[_jpeg_with_exif(), b"<html>not a photo</html>"],
+        )
+    assert set(broken.value.problems) == {"现场照片2"}  # named by its place
+    assert _counts(engine) == before  # nothing of either was written
+    done = record_inspection(
+        UnitOfWork(engine),
+        user=u["insp"],
+        venue_id=vid,
+        now=T0,
+        checklist=_all(),
+        photos=[_jpeg_with_exif(), _jpeg_with_exif()],
+    )
+    assert done.result == InspectionResult.PASS
+    with engine.connect() as conn:
+        kept = conn.execute(
+            select(Attachment.inspection_id, Attachment.hazard_id, Attachment.data).order_by(Attachment.id)
+        ).all()
+        card = venue_card_for(conn, u["insp"], vid, D0)
+    assert [(k.inspection_id, k.hazard_id) for k in kept] == [(done.inspection_id, None)] * 2
+    assert not any(Image.open(io.BytesIO(k.data)).getexif() for k in kept)
+    assert len(card.photos) == 2  # the venue card shows them
+
+
 def test_a_system_caller_records_without_a_user_and_the_history_reads_back(store):
     engine, vid, _ = store
     d = record_inspection(
