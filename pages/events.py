@@ -104,7 +104,8 @@ with left:
     if flow.empty:
         st.caption("今日暂无事件。")
     else:
-        st.plotly_chart(sankey(flow), width="stretch", config={"displaylogo": False})
+        # no toolbar: on a phone it covered the right-hand nodes
+        st.plotly_chart(sankey(flow), width="stretch", config={"displaylogo": False, "displayModeBar": False})
 with right:
     st.subheader("超期督办")
     with reader() as conn:
