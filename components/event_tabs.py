@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
@@ -172,16 +172,33 @@ def _warnings(user, scope, units, anc) -> None:
     warnings_table(alerts, units, user)
 
 
+def month_start(kind: str, day: date) -> date | None:
+    """A 月报 covers its calendar month up to ``day`` (the month so far, or all of it on its last day), as
+    the scheduled one does; 日报 and 周报 the days ending on ``day``."""
+    return day.replace(day=1) if kind == "月报" else None
+
+
 def _reports(user, scope, units, anc) -> None:
     c1, c2 = st.columns(2)
     kind = c1.radio("报表", list(REPORT_PERIODS), horizontal=True)
     day = c2.date_input(
         "截至日期", value=clock.today() - timedelta(days=1), max_value=clock.today(), format="YYYY-MM-DD"
     )
+    if kind == "月报":
+        st.caption(
+            f"月报统计截至日期所在月份：{day:%Y-%m}-01 至 {day:%Y-%m-%d}；环比为上月同期，同比为去年同月同期。"
+        )
     if st.button("生成报表"):
         with st.spinner("正在生成…"), store.reader() as conn:
             data = report_workbook(
-                conn, scope, kind=kind, day=day, units=units, anc=anc, scope_unit_id=user.scope_unit_id
+                conn,
+                scope,
+                kind=kind,
+                day=day,
+                units=units,
+                anc=anc,
+                scope_unit_id=user.scope_unit_id,
+                first_day=month_start(kind, day),
             )
         st.download_button(
             f"下载{kind}（XLSX）",

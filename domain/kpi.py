@@ -240,11 +240,24 @@ class Periods:
 
 
 def comparison_periods(start: datetime | pd.Timestamp, end: datetime | pd.Timestamp) -> Periods:
-    """The period and the two it is compared with; 29 February a year earlier falls on the 28th."""
+    """The period and the two it is compared with; 29 February a year earlier falls on the 28th.
+
+    A period that starts on the first of a month and spans at most that month (a 月报, or a month so far)
+    is compared month to month, as a leader reads it: 环比 the same days of the month before (October
+    against September, 1–3 December against 1–3 November), 同比 the same days a year earlier, each cut
+    at its own month's end. Any other period is compared with the same length just before, and the same
+    dates a year earlier."""
     s, e = pd.Timestamp(start), pd.Timestamp(end)
     if e <= s:
         raise ValueError("统计时段的结束时间必须晚于开始时间")
-    year = pd.DateOffset(years=1)
+    year, month = pd.DateOffset(years=1), pd.DateOffset(months=1)
+    if s == s.normalize() and s.day == 1 and e <= s + month:
+        length, whole = e - s, e == s + month
+
+        def same_days(first: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+            return first, first + month if whole else min(first + length, first + month)
+
+        return Periods(s, e, same_days(s - year), same_days(s - month))
     return Periods(s, e, (s - year, e - year), (s - (e - s), s))
 
 

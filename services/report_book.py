@@ -382,7 +382,8 @@ def read_book(data: bytes, max_rows: int = 200) -> list[PreviewSheet]:
         subtitle = str(ws.cell(row=2, column=1).value or "")
         header = [str(c.value) for c in ws[TITLE_ROWS + 1]]
         rows = []
-        for row in ws.iter_rows(min_row=TITLE_ROWS + 2, max_row=TITLE_ROWS + 1 + max_rows):
+        last = min(ws.max_row, TITLE_ROWS + 1 + max_rows)  # the sheet's rows, not blank ones past its end
+        for row in ws.iter_rows(min_row=TITLE_ROWS + 2, max_row=last):
             rows.append(
                 [shown(c.value, _kind_of(c.number_format)) if c.value is not None else "" for c in row]
             )

@@ -38,6 +38,14 @@ def test_a_generated_report_is_previewed_sheet_by_sheet_as_the_file_shows_it(sto
     assert shown and all(v.endswith("%") for v in shown)
     assert all(v == "" or v.endswith("个百分点") for v in areas["满意率环比"])
     assert not any(str(v).startswith("'") for v in areas.to_numpy().ravel())
+    # no blank rows past the sheet's end (the preview once padded every sheet to 200 rows)
+    for frame in (d.value for d in at.dataframe):
+        assert not (frame.astype(str) == "").all(axis=1).any()
+    # an on-demand 月报 covers the day's calendar month from the 1st, as the scheduled one does
+    overview = next(d.value for d in at.dataframe if list(d.value.columns) == ["项目", "数值"])
+    period = overview.loc[overview["项目"] == "统计时段", "数值"].iloc[0]
+    day = at.date_input[0].value
+    assert period == f"{day:%Y-%m}-01 至 {day:%Y-%m-%d}"
 
 
 def test_warnings_say_why_in_plain_chinese_with_a_map_link_each(store):

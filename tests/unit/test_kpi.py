@@ -140,11 +140,29 @@ def test_a_lower_complaint_rate_ranks_better():
 
 
 def test_the_year_ago_and_previous_periods_are_the_same_length():
-    p = comparison_periods(ts(1), ts(1, month=12))
-    assert p.year_ago == (ts(1, year=2025), ts(1, month=12, year=2025))
-    assert p.previous == (ts(2, month=10), ts(1))  # October has 31 days, November 30
+    p = comparison_periods(ts(3), ts(3, month=12))  # not from the first of a month: days for days
+    assert p.year_ago == (ts(3, year=2025), ts(3, month=12, year=2025))
+    assert p.previous == (ts(3, month=10) + pd.Timedelta(days=1), ts(3))  # October has 31 days
     leap = comparison_periods(pd.Timestamp("2028-02-29"), pd.Timestamp("2028-03-01"))
     assert leap.year_ago[0] == pd.Timestamp("2027-02-28")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "previous", "year_ago"),
+    [
+        # a 月报: the whole month against the whole month before and the same month a year earlier
+        ("2026-11-01", "2026-12-01", ("2026-10-01", "2026-11-01"), ("2025-11-01", "2025-12-01")),
+        ("2026-10-01", "2026-11-01", ("2026-09-01", "2026-10-01"), ("2025-10-01", "2025-11-01")),
+        ("2028-03-01", "2028-04-01", ("2028-02-01", "2028-03-01"), ("2027-03-01", "2027-04-01")),
+        ("2028-02-01", "2028-03-01", ("2028-01-01", "2028-02-01"), ("2027-02-01", "2027-03-01")),
+        # the month so far: the same days of the month before
+        ("2026-12-01", "2026-12-04", ("2026-11-01", "2026-11-04"), ("2025-12-01", "2025-12-04")),
+    ],
+)
+def test_a_month_is_compared_with_the_month_before_not_the_days_before(start, end, previous, year_ago):
+    p = comparison_periods(pd.Timestamp(start), pd.Timestamp(end))
+    assert p.previous == tuple(pd.Timestamp(x) for x in previous)
+    assert p.year_ago == tuple(pd.Timestamp(x) for x in year_ago)
 
 
 def test_a_period_must_end_after_it_starts():
