@@ -267,3 +267,8 @@ def _import(user, scope, units, anc) -> None:
         )
         return
     st.success(f"已导入 {outcome.imported} 条事件。")
+    if outcome.late:
+        st.warning(
+            f"其中 {outcome.late} 条在导入时已超过受理时限（按上报时间计），已显示为超期，请尽快受理。"
+            "已在其他系统办结的历史工单不必导入：导入的事件都会进入本系统的办理流程。"
+        )

@@ -94,6 +94,8 @@ class ImportOutcome:
     imported: int = 0
     total: int = 0
     already: bool = False
+    #: Imported events already past their first deadline (受理时限) when they arrived: 超期 at once.
+    late: int = 0
 
     @property
     def ok(self) -> bool:
@@ -294,7 +296,9 @@ def _store(
             return _refused(sorted(errors, key=lambda e: (e.row, e.field)))
         # Core statements, the deadline rules read once: the write lock (SQLite) is held for the inserts only.
         rules = load_rules(conn)[1]
-        ids = [_add(conn, r, actor, rules) for r in rows]
+        added = [_add(conn, r, actor, rules) for r in rows]
+        ids = [e.id for e in added]
+        late = sum(1 for e in added if e.due_at is not None and e.due_at < now)
         # Reported when the source system says; changed (for the live feed) when it arrived here.
         for i in range(0, len(ids), 1000):  # a file's ids in bounded IN lists
             conn.execute(update(Event).where(Event.id.in_(ids[i : i + 1000])).values(updated_at=now))
@@ -317,7 +321,7 @@ def _store(
             after=summary,
         )
         uow.commit()
-    return ImportOutcome(imported=len(rows))
+    return ImportOutcome(imported=len(rows), late=late)
 
 
 def _imported_before(first: submissions.First) -> RowError:
@@ -368,7 +372,7 @@ def _placed(conn, rows: list[dict], user: CurrentUser | None) -> list[RowError]:
     return errors
 
 
-def _add(conn: Connection, r: dict, actor: Actor, rules: DeadlineRules) -> int:
+def _add(conn: Connection, r: dict, actor: Actor, rules: DeadlineRules) -> Event:
     note = f"［{r['source'].label} {r['ref']}］" if r["ref"] else ""
     return add_report(
         conn,
@@ -386,4 +390,4 @@ def _add(conn: Connection, r: dict, actor: Actor, rules: DeadlineRules) -> int:
         reporter_phone=r["phone"],
         external_ref=r["ref"] or None,
         deadlines=rules,
-    ).id
+    )

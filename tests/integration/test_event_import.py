@@ -175,3 +175,12 @@ def test_phones_and_times_as_hotline_systems_export_them_are_taken_in_one_form(e
         stored = conn.execute(select(Event.reporter_phone, Event.reported_at).order_by(Event.id)).all()
     assert [p for p, _ in stored] == ["0570-3021234", "0570-3021234", "13812345678", "0570-3021234"]
     assert [t for _, t in stored] == [datetime(2026, 11, 21, 9, 30)] * 3 + [datetime(2026, 11, 21)]
+
+
+def test_rows_already_past_their_first_deadline_are_counted_so_the_importer_is_told(engine):
+    """A 12345 export of old work orders arrives 超期 at once: the outcome says how many (the page warns)."""
+    old = _rows(3, 上报时间="2026-11-01 09:30")
+    fresh = _rows(2, 上报时间="2026-11-21 17:30")
+    data = pd.concat([old, fresh]).to_csv(index=False).encode("utf-8")
+    outcome = import_events(UnitOfWork(engine), data, "mixed.csv", actor=ACTOR, now=NOW)
+    assert outcome.ok and outcome.imported == 5 and outcome.late == 3
