@@ -586,6 +586,11 @@ def _category(value: str) -> EventCategory:
 # ---------------------------------------------------------------------------------------------
 
 
+def per_day(value: float) -> str:
+    """A daily average as a sentence shows it: two decimals under one a day (0.25), one above (1.5)."""
+    return f"{value:.2f}" if value < 1 else f"{value:.1f}"
+
+
 def detect_spikes(ctx: _Context, p: SpikeParams) -> list[Alert]:
     day = ctx.day
     history = min(p.baseline_days, (day - ctx.first_day).days)
@@ -616,10 +621,10 @@ def detect_spikes(ctx: _Context, p: SpikeParams) -> list[Alert]:
             "p_value": pv,
             "period": [day.date().isoformat()] * 2,
         }
-        usual = (
-            f"近{history}天日均{base[i]:.1f}件，今日{n}件，是平时的{times:.1f}倍"
+        usual = (  # the baseline as precise as the ratio needs: 5 ÷ 0.25 reads 20 times, not 5 ÷ 0.2
+            f"近{history}天日均{per_day(base[i])}件，当日{n}件，是平时的{times:.1f}倍"
             if base[i] >= p.min_baseline
-            else f"近{history}天几乎没有，今日{n}件"
+            else f"近{history}天几乎没有，当日{n}件"
         )
         msg = (
             f"【突发】{ctx.name(unit_id)}{_md(day)}“{category.label}”类事件{n}件，"

@@ -100,7 +100,7 @@ def test_a_spike_is_found_on_its_first_day_and_not_before():
     assert spikes[0].period_start == spikes[0].period_end == DAY.date()
     assert spikes[0].message.startswith("【突发】网格100") and "15件" in spikes[0].message
     # Plain Chinese for staff: the usual level and today's count, no tail probability.
-    assert "远高于常态（近28天日均1.0件，今日15件" in spikes[0].message
+    assert "远高于常态（近28天日均1.0件，当日15件" in spikes[0].message
     assert "泊松" not in spikes[0].message and "0.0001" not in spikes[0].message
     assert detect(DAY - pd.Timedelta(days=1), data) == []
 
@@ -492,3 +492,10 @@ def test_parameters_survive_a_round_trip_and_refuse_unknown_names_in_chinese():
         WarningParams.from_dict({"colour": {}})
     with pytest.raises(ValueError, match="未知的参数：radius"):
         WarningParams.from_dict({"mass": {"radius": 30}})
+
+
+def test_a_small_daily_baseline_is_shown_precisely_enough_for_its_ratio():
+    from domain.early_warning import per_day
+
+    assert per_day(0.25) == "0.25" and 5 / float(per_day(0.25)) == 20.0
+    assert per_day(1.04) == "1.0" and per_day(12.3) == "12.3"
