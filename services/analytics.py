@@ -56,7 +56,9 @@ from domain.vocabulary import AdminLevel, EventCategory
 from geo.crs import to_metres
 from services import clock, rollups
 from services.access import Scope
+from services.accounts import disabled_departments
 from services.daily_alerts import intraday_alerts, judged_at, stored_alerts
+from services.geography import tree as store_tree
 from services.report_book import Cell, Col, Sheet, kpi_sheet, number, shown, write_book
 
 KPI_COLUMNS = [
@@ -358,7 +360,12 @@ def kpi_by(
                 for a, b in windows
             )
         )
-        names = dict(conn.execute(select(Department.id, Department.name)).all())
+        depts = conn.execute(select(Department.id, Department.name, Department.unit_id)).all()
+        names = {d.id: d.name for d in depts}
+        # the scope's own departments in service appear with none (无事件), as areas without events do
+        tree, stopped = store_tree(conn), disabled_departments(conn)
+        own = [d.id for d in depts if d.id not in stopped and tree.contains(scope_unit_id, d.unit_id)]
+        table = table.reindex(table.index.union(pd.Index(own, dtype=table.index.dtype)))
         table.insert(0, "name", [names.get(i, str(i)) for i in table.index])
     table["events"] = table["events"].fillna(0).astype(int)
     return kpi.rank(table, metric, min_events=min_events)

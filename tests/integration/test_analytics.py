@@ -83,3 +83,38 @@ def test_warnings_find_the_injected_spike_and_mass_report_with_evidence(township
                     break
     assert {"spike", "mass"} <= set(found)
     assert all(frame["依据"].str.len().min() > 10 for frame in found.values())
+
+
+def test_a_department_of_the_scope_without_events_is_listed_as_such_not_left_out(township):
+    """Areas without events are listed (无事件); a department of the township with none is too."""
+    from sqlalchemy import insert
+
+    from db.models import Department
+    from tests.rollback import rolled_back
+
+    engine, user, units, anc, scope = township
+    end = datetime.combine(clock.today(), datetime.min.time())
+    with rolled_back(engine) as (_uow, conn):
+        quiet = conn.execute(
+            insert(Department).returning(Department.id),
+            {
+                "code": "D-QUIET",
+                "name": "测试：无事件的部门",
+                "kind": "测试科",
+                "unit_id": user.scope_unit_id,
+            },
+        ).scalar_one()
+        table = kpi_by(
+            conn,
+            scope,
+            end - timedelta(days=30),
+            end,
+            group="department",
+            units=units,
+            anc=anc,
+            scope_unit_id=user.scope_unit_id,
+        )
+    assert quiet in table.index
+    row = table.loc[quiet]
+    assert row["name"] == "测试：无事件的部门" and row["events"] == 0 and row["rank_note"] == "无事件"
+    assert pd.isna(row["rank"])
