@@ -604,19 +604,22 @@ def _store_hazards(
         session.add(hazard)
         session.flush()
         new_ids.append(hazard.id)
-        if photo is not None:
-            session.add(
-                Attachment(
-                    inspection_id=inspection.id,
-                    hazard_id=hazard.id,
-                    mime=mime,
-                    size_bytes=len(photo),
-                    sha256=hashlib.sha256(photo).hexdigest(),
-                    data=photo,
-                    created_at=now,
-                )
-            )
+        if photo is not None and mime is not None:
+            session.add(_photo(inspection.id, hazard.id, mime, photo, now))
     return new_ids
+
+
+def _photo(inspection_id: int, hazard_id: int | None, mime: str, data: bytes, now: datetime) -> Attachment:
+    """A photo of an inspection (``hazard_id`` None: the visit's own) as its attachment row."""
+    return Attachment(
+        inspection_id=inspection_id,
+        hazard_id=hazard_id,
+        mime=mime,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        data=data,
+        created_at=now,
+    )
 
 
 def _visit_photo_problems(photos: Sequence[bytes]) -> dict[str, str]:
@@ -649,17 +652,7 @@ def _visit_photos(photos: Sequence[bytes]) -> list[tuple[str, bytes]]:
 def _store_visit_photos(
     session: Session, inspection: Inspection, photos: Sequence[tuple[str, bytes]], now: datetime
 ) -> int:
-    for mime, data in photos:
-        session.add(
-            Attachment(
-                inspection_id=inspection.id,
-                mime=mime,
-                size_bytes=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                data=data,
-                created_at=now,
-            )
-        )
+    session.add_all(_photo(inspection.id, None, mime, data, now) for mime, data in photos)
     return len(photos)
 
 

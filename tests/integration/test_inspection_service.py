@@ -342,40 +342,25 @@ def test_a_hazard_photo_is_stored_without_exif_and_the_card_masks_the_phone(stor
 
 
 def test_a_passed_visit_keeps_its_own_photos_without_exif_and_bad_ones_change_nothing(store):
-    """现场照片 of the visit itself (留痕), a passed check too: stored with the inspection, no hazard."""
+    """现场照片 of the visit itself (留痕, a passed check too): stored with the inspection, no hazard."""
     from services.inspections import MAX_VISIT_PHOTOS, InvalidInspection
 
     engine, vid, u = store
+
+    def visit(photos):
+        return record_inspection(
+            UnitOfWork(engine), user=u["insp"], venue_id=vid, now=T0, checklist=_all(), photos=photos
+        )
+
     before = _counts(engine)
     with pytest.raises(InvalidInspection) as too_many:
-        record_inspection(
-            UnitOfWork(engine),
-            user=u["insp"],
-            venue_id=vid,
-            now=T0,
-            checklist=_all(),
-            photos=[_jpeg_with_exif()] * (MAX_VISIT_PHOTOS + 1),
-        )
+        visit([_jpeg_with_exif()] * (MAX_VISIT_PHOTOS + 1))
     assert "最多上传 3 张" in too_many.value.problems["现场照片"]
     with pytest.raises(InvalidInspection) as broken:
-        record_inspection(
-            UnitOfWork(engine),
-            user=u["insp"],
-            venue_id=vid,
-            now=T0,
-            checklist=_all(),
-            photos=[_jpeg_with_exif(), b"<html>not a photo</html>"],
-        )
+        visit([_jpeg_with_exif(), b"<html>not a photo</html>"])
     assert set(broken.value.problems) == {"现场照片2"}  # named by its place
     assert _counts(engine) == before  # nothing of either was written
-    done = record_inspection(
-        UnitOfWork(engine),
-        user=u["insp"],
-        venue_id=vid,
-        now=T0,
-        checklist=_all(),
-        photos=[_jpeg_with_exif(), _jpeg_with_exif()],
-    )
+    done = visit([_jpeg_with_exif(), _jpeg_with_exif()])
     assert done.result == InspectionResult.PASS
     with engine.connect() as conn:
         kept = conn.execute(
