@@ -252,8 +252,9 @@ class Hazard(Base):
     rectified_on: Mapped[date | None]
 
 
-#: The open statuses as SQL, for the partial index of open events (``domain.vocabulary.OPEN_STATUSES``).
-OPEN_EVENTS_SQL = "status IN ('reported', 'accepted', 'dispatched', 'returned', 'in_progress')"
+#: The statuses whose stage clock runs (``domain.deadlines.STAGE_OF_STATUS``: the open ones and 已办结
+#: awaiting 核查) as SQL, for the partial index of events with a running deadline.
+TIMED_EVENTS_SQL = "status IN ('reported', 'accepted', 'dispatched', 'returned', 'in_progress', 'resolved')"
 
 
 class Event(Base):
@@ -273,12 +274,12 @@ class Event(Base):
         Index("ix_events_owner_unit", "owner_unit_id"),
         Index("ix_events_venue_reported", "venue_id", "reported_at"),
         Index("ix_events_merged_into", "merged_into_id"),
-        # The few open events by deadline: the runner's 超期 and 上移 sweeps each minute (not a scan of all).
+        # The few events whose deadline runs, by deadline: the runner's 超期, 上移 and 督办 sweeps (no scan).
         Index(
-            "ix_events_open_due",
+            "ix_events_timed_due",
             "due_at",
-            sqlite_where=text(OPEN_EVENTS_SQL),
-            postgresql_where=text(OPEN_EVENTS_SQL),
+            sqlite_where=text(TIMED_EVENTS_SQL),
+            postgresql_where=text(TIMED_EVENTS_SQL),
         ),
         # 外部编号 unique per source (a 12345 work order imported once); NULLs (no number) repeat freely.
         Index("uq_events_source_external_ref", "source", "external_ref", unique=True),

@@ -239,7 +239,11 @@ def test_the_status_groups_split_every_status_and_a_resolved_event_is_closed():
     assert {S.REJECTED} == CLOSED_STATUSES - RESOLVED_STATUSES
 
 
-def test_the_partial_index_of_open_events_names_every_open_status():
-    from db.models import OPEN_EVENTS_SQL
+def test_the_partial_index_of_timed_events_names_every_status_whose_clock_runs():
+    from db.models import TIMED_EVENTS_SQL
+    from domain.deadlines import STAGE_OF_STATUS
 
-    assert {s.value for s in OPEN_STATUSES} == set(re.findall(r"'([a-z_]+)'", OPEN_EVENTS_SQL))
+    timed = {s.value for s, stage in STAGE_OF_STATUS.items() if stage is not None}
+    assert timed == set(re.findall(r"'([a-z_]+)'", TIMED_EVENTS_SQL)) and timed >= {
+        s.value for s in OPEN_STATUSES
+    }
