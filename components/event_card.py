@@ -18,10 +18,11 @@ import streamlit.components.v1 as components
 from components import maps, store
 from components.offline import to_display
 from components.personal_data import reveal_control
+from components.photo_input import photo_input
 from components.text import md_text
 from domain.access import CurrentUser, may_act, owner_may_act
 from domain.event_flow import ACTION_LABELS, Action, IllegalTransition, is_stuck
-from domain.intake import MAX_PHOTO_MB, PHOTO_HELP, PHOTO_UPLOAD_TYPES, InvalidReport
+from domain.intake import InvalidReport
 from domain.todo import most_urgent
 from domain.vocabulary import EventStatus, Rating
 from services import clock
@@ -274,14 +275,11 @@ def action_form(user: CurrentUser, scope: Scope, e: dict) -> None:
                 max_chars=MAX_RESULT,
                 key=f"act_result_{e['id']}_{st.session_state.get(DONE_KEY, 0)}",
             )
-            photos = st.file_uploader(
+            photos = photo_input(
                 f"处置照片（办结时可选，最多 {MAX_PHOTOS} 张）",
-                type=PHOTO_UPLOAD_TYPES,
-                max_upload_size=MAX_PHOTO_MB,
-                accept_multiple_files=True,
                 key=f"act_photos_{e['id']}_{st.session_state.get(DONE_KEY, 0)}",
+                multiple=True,
             )
-            st.caption(PHOTO_HELP)
         if Action.RATE in actions:
             rating = st.selectbox(
                 "满意度（评价时）",

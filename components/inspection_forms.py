@@ -15,10 +15,10 @@ import pandas as pd
 import streamlit as st
 
 from components import cached, store
+from components.photo_input import photo_input
 from components.text import md_text
 from domain.access import CurrentUser
 from domain.hierarchy import Tree
-from domain.intake import MAX_PHOTO_MB, PHOTO_HELP, PHOTO_UPLOAD_TYPES
 from domain.planner import CAMPAIGN_LEVELS, Capacity, Proposal
 from domain.safety_code import MAX_RECTIFY_DAYS, ItemOutcome, checklist_for
 from domain.vocabulary import AdminLevel, HazardSeverity, Role, VenueCategory
@@ -168,14 +168,11 @@ def inspection_form(venue_id: int, category: str, open_hazards: pd.DataFrame, to
         for k in range(int(n_hz)):
             _hazard_fields(venue_id, k, today)
         st.text_area("备注", max_chars=1000, key=f"md_note_{venue_id}")
-        st.file_uploader(
+        photo_input(
             f"本次检查现场照片（可选，最多 {MAX_VISIT_PHOTOS} 张，合格也可留存）",
-            type=PHOTO_UPLOAD_TYPES,
-            accept_multiple_files=True,
-            max_upload_size=MAX_PHOTO_MB,
             key=f"md_photos_{venue_id}",
+            multiple=True,
         )
-        st.caption(PHOTO_HELP)
         return st.form_submit_button("保存检查结果", type="primary", width="stretch")
 
 
@@ -200,13 +197,7 @@ def _hazard_fields(venue_id: int, k: int, today: date) -> None:
         format="YYYY-MM-DD",
         key=f"md_hz_dl_{venue_id}_{k}",
     )
-    st.file_uploader(
-        "现场照片",
-        type=PHOTO_UPLOAD_TYPES,
-        max_upload_size=MAX_PHOTO_MB,
-        key=f"md_hz_photo_{venue_id}_{k}",
-    )
-    st.caption(PHOTO_HELP)
+    photo_input("现场照片", key=f"md_hz_photo_{venue_id}_{k}")
 
 
 def submission_key(venue_id: int, *, renew: bool = False) -> str:

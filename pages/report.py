@@ -15,9 +15,10 @@ import streamlit as st
 from components import store
 from components.auth import browser_id, link_to, no_area_yet, through_entrypoint, verified_current_user
 from components.errors import show_incident
+from components.photo_input import photo_input
 from components.pick_map import place_search, show_pick_map, show_where
 from components.text import md_text
-from domain.intake import MAX_PHOTO_MB, PHOTO_HELP, PHOTO_UPLOAD_TYPES, InvalidReport, ReportForm
+from domain.intake import InvalidReport, ReportForm
 from domain.vocabulary import EventCategory, EventSource, Role
 from services import clock
 from services.events import Actor
@@ -85,8 +86,7 @@ with st.form(f"report_{st.session_state.get(FORM, 0)}", clear_on_submit=False):
     category = st.selectbox("事项类别", list(categories), index=None, placeholder="请选择")
     title = st.text_input("标题", max_chars=100, placeholder="例如：店门口占道堆物")
     description = st.text_area("问题描述", max_chars=2000)
-    photo = st.file_uploader("照片（可选）", type=PHOTO_UPLOAD_TYPES, max_upload_size=MAX_PHOTO_MB)
-    st.caption(PHOTO_HELP)
+    photo = photo_input("照片（可选）")
     c3, c4 = st.columns(2)
     name = c3.text_input("姓名（可选）", max_chars=32)
     phone = c4.text_input("联系电话（可选）", max_chars=11)

@@ -481,8 +481,9 @@ def record_inspection_in(
         raise LookupError(f"场所 {venue_id} 不存在")
     today = now.date()
     _check_scope(session, user, venue, "record inspection", today)
-    hazard_photos, fixing = _checked(session, venue, checklist, list(hazards), note, rectified, today, photos)
-    visit_photos = _visit_photos(photos)  # decoded and re-encoded before anything is written
+    hazard_photos, visit_photos, fixing = _checked(
+        session, venue, checklist, list(hazards), note, rectified, today, photos
+    )
     answers = {item.key: str((checklist or {})[item.key]) for item in checklist_for(venue.category)}
     failed = any(v == ItemOutcome.FAIL for v in answers.values()) or bool(hazards)
     result = InspectionResult.FAIL if failed else InspectionResult.PASS
@@ -555,13 +556,15 @@ def _checked(
     rectified: Iterable[int],
     today: date,
     visit_photos: Sequence[bytes] = (),
-) -> tuple[list[tuple[str | None, bytes | None]], list[Hazard]]:
+) -> tuple[list[tuple[str | None, bytes | None]], list[tuple[str, bytes]], list[Hazard]]:
     """Every problem of an inspection at once (:class:`InvalidInspection`); else each new hazard's
-    (photo MIME, EXIF-free photo) and the open hazards it confirms rectified."""
+    (photo MIME, EXIF-free photo), the visit's own photos so, and the open hazards it confirms rectified.
+    Every photo is decoded and re-encoded here, before anything is written."""
     problems = check_checklist(venue.category, checklist)
     hz_problems, photos = _check_hazards(hazards, today)
     problems |= hz_problems
-    problems |= _visit_photo_problems(visit_photos)
+    visit_problems, visit = _check_visit_photos(visit_photos)
+    problems |= visit_problems
     if note is not None and len(note) > MAX_NOTE:
         problems["备注"] = f"备注不能超过 {MAX_NOTE} 字"
     rectified_ids = tuple(dict.fromkeys(int(h) for h in rectified))
@@ -579,7 +582,7 @@ def _checked(
                 problems[f"整改复查：隐患{hid}"] = "整改日期不能早于发现日期"
     if problems:
         raise InvalidInspection(problems)
-    return photos, fixing
+    return photos, visit, fixing
 
 
 def _store_hazards(
@@ -622,31 +625,21 @@ def _photo(inspection_id: int, hazard_id: int | None, mime: str, data: bytes, no
     )
 
 
-def _visit_photo_problems(photos: Sequence[bytes]) -> dict[str, str]:
-    """What is wrong with the visit's photos (each named by its place), checked from their headers."""
+def _check_visit_photos(photos: Sequence[bytes]) -> tuple[dict[str, str], list[tuple[str, bytes]]]:
+    """Problems of the visit's photos (each named by its place), and each as stored: (MIME, re-encoded
+    without EXIF), as :func:`_check_hazards` does a hazard's."""
     if len(photos) > MAX_VISIT_PHOTOS:
-        return {"现场照片": f"最多上传 {MAX_VISIT_PHOTOS} 张（本次 {len(photos)} 张）"}
+        return {"现场照片": f"最多上传 {MAX_VISIT_PHOTOS} 张（本次 {len(photos)} 张）"}, []
     problems: dict[str, str] = {}
+    out: list[tuple[str, bytes]] = []
     for n, photo in enumerate(photos, start=1):
         try:
-            check_photo(photo)
+            mime = check_photo(photo)
+            if mime is not None:
+                out.append((mime, strip_metadata(photo, mime)))
         except InvalidReport as exc:
             problems[f"现场照片{n}"] = "；".join(exc.problems.values())
-    return problems
-
-
-def _visit_photos(photos: Sequence[bytes]) -> list[tuple[str, bytes]]:
-    """The visit's photos as stored: (MIME, re-encoded without EXIF); refused in words if one cannot be."""
-    out = []
-    for n, photo in enumerate(photos, start=1):
-        mime = check_photo(photo)  # checked before: a type and a size it takes
-        if mime is None:  # no photo in this place
-            continue
-        try:
-            out.append((mime, strip_metadata(photo, mime)))
-        except InvalidReport as exc:
-            raise InvalidInspection({f"现场照片{n}": "；".join(exc.problems.values())}) from exc
-    return out
+    return problems, out
 
 
 def _store_visit_photos(
