@@ -163,6 +163,13 @@ class UnitOfWork:
         """The Engine underneath (for a migration check or a read outside the unit of work)."""
         return self.engine if isinstance(self.engine, Engine) else self.engine.engine
 
+    @property
+    def one_writer(self) -> bool:
+        """Whether the store takes one writer at a time (SQLite's write lock): a use case then reads what
+        it can before :meth:`begin`, to hold the lock only to write. On PostgreSQL it reads in its
+        transaction, on the one connection it has checked out."""
+        return self.engine.dialect.name == "sqlite"
+
     def reader(self) -> AbstractContextManager[Connection]:
         """A read-only Connection beside this unit of work (``with uow.reader() as conn:``); when the
         unit of work joins a caller's Connection (tests/rollback.py), that Connection itself."""

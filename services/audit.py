@@ -26,7 +26,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, inspect, not_, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, inspect, not_, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import AuditHead, AuditLog, Event, EventCooperator
@@ -156,8 +156,12 @@ def record(
     new_id, prev_hash = conn.execute(_TAKE_NEXT).one()
     row["id"] = entry_id = int(new_id)
     digest = chain_hash(prev_hash, row)
-    conn.execute(_APPEND, {**row, "prev_hash": prev_hash, "hash": digest})
-    conn.execute(_MOVE_HEAD, {"digest": digest})
+    values = {**row, "prev_hash": prev_hash, "hash": digest}
+    if conn.dialect.name == "postgresql":  # one round trip while the head's row lock is held
+        conn.execute(_APPEND_AND_MOVE, values)
+    else:
+        conn.execute(_APPEND, values)
+        conn.execute(_MOVE_HEAD, {"digest": digest})
     return entry_id
 
 
@@ -170,6 +174,13 @@ _TAKE_NEXT = (
 )
 _APPEND = insert(AuditLog)
 _MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1).values(hash=bindparam("digest"))
+#: PostgreSQL: the row appended and the head moved in one statement (a data-modifying CTE; SQLite has none).
+_COLUMNS = [c.name for c in AuditLog.__table__.columns]  # every one bound: a new column fails loudly here
+_APPEND_AND_MOVE = text(
+    "WITH moved_head AS (UPDATE audit_head SET hash = :hash WHERE id = 1) "
+    f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"
+)
 
 
 def new_event_state(event: Event) -> dict[str, Any]:

@@ -285,19 +285,23 @@ def submit_report(
     :class:`domain.intake.RateLimited` when the anonymous channel's limits are reached) or
     :class:`services.locate.OutsideArea`; nothing is written then.
     """
-    report = prepare_report(
-        uow,
-        form,
-        now=now,
-        source=source,
-        actor=actor,
-        photo=photo,
-        merge_into=merge_into,
-        submission_key=submission_key,
-        origin=origin,
-        read_ahead=True,
-    )
+    how = {
+        "now": now,
+        "source": source,
+        "actor": actor,
+        "photo": photo,
+        "merge_into": merge_into,
+        "submission_key": submission_key,
+        "origin": origin,
+    }
+    if uow.one_writer:  # SQLite: everything that only reads, before the one write lock (decision 0041)
+        report = prepare_report(uow, form, read_ahead=True, **how)
     with uow.begin("intake.submit"):
+        if not uow.one_writer:
+            # A server store: checked and read in the write transaction itself, on its one connection
+            # (decision 0054: one checkout and one commit a report; no read transaction ending in a
+            # ROLLBACK, which makes psycopg drop its prepared statements).
+            report = prepare_report(uow, form, reader=uow.conn, **how)
         event = write_report(uow.session, report)
         if uow.audited:  # a new report (a retry of a stored one wrote nothing)
             uow.commit()
