@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 from xml.etree.ElementTree import Element, SubElement, tostring
 
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
@@ -28,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.openapi import document
+from db.uow import reading
 from domain.intake import CONTROL_CHARACTERS
 from services import api_keys, faults, open311
 from services.access import OutOfScope
@@ -281,12 +283,14 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
 
         return endpoint
 
-    def authorised(request: Request, form: dict[str, Any]) -> tuple[api_keys.Channel | None, Response | None]:
+    def authorised(
+        request: Request, form: dict[str, Any], conn: Connection
+    ) -> tuple[api_keys.Channel | None, Response | None]:
+        """The request's key on the request's read connection (:func:`db.engine.reading`)."""
         key = form.get("api_key") or request.query_params.get("api_key") or _basic_user(request)
         if not key:
             return None, _error(403, "缺少 api_key")
-        with store().connect() as conn:
-            found = channel(conn, key)
+        found = channel(conn, key)
         if found is None:
             return None, _error(403, "api_key 无效或已吊销")
         if not api_keys.LIMITS.allow(found):
@@ -306,25 +310,31 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
         return _json(found)
 
     def post_request(request: Request, form: dict[str, Any]) -> Response:
-        who, refused = authorised(request, form)
-        if refused is not None or who is None:
-            return refused or _error(403, "api_key 无效")
+        engine = store()
+        uow = open311.unit_of_work(engine)
         try:
-            engine = store()
-            event = open311.file_request(
-                open311.unit_of_work(engine),
-                who,
-                service_code=form.get("service_code"),
-                lat=form.get("lat"),
-                lon=form.get("long"),
-                description=form.get("description"),
-                address=form.get("address_string"),
-                crs=form.get("attribute[crs]"),
-                work_order=form.get("attribute[work_order]"),
-                media_url=form.get("media_url"),
-                photo=form.get("media") if isinstance(form.get("media"), bytes) else None,
-                group=group_commit(engine),
-            )
+            # The key, the checks and the report's reads on one pooled connection, given back before
+            # the write waits for its batch (a request never holds two).
+            with reading(engine) as conn:
+                who, refused = authorised(request, form, conn)
+                if refused is not None or who is None:
+                    return refused or _error(403, "api_key 无效")
+                filing = open311.prepare_request(
+                    uow,
+                    who,
+                    reader=conn,
+                    grouped=True,
+                    service_code=form.get("service_code"),
+                    lat=form.get("lat"),
+                    lon=form.get("long"),
+                    description=form.get("description"),
+                    address=form.get("address_string"),
+                    crs=form.get("attribute[crs]"),
+                    work_order=form.get("attribute[work_order]"),
+                    media_url=form.get("media_url"),
+                    photo=form.get("media") if isinstance(form.get("media"), bytes) else None,
+                )
+            event = open311.file_prepared(uow, filing, group_commit(engine))
         except KeyReused:
             return _error(400, "该工单号已用于另一条内容不同的请求")
         except open311.FieldProblems as exc:
@@ -337,7 +347,11 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
         return _json([{"service_request_id": str(event.id), "service_notice": notice, "account_id": None}])
 
     def get_requests(request: Request, form: dict[str, Any]) -> Response:
-        who, refused = authorised(request, form)
+        with reading(store()) as conn:  # the key and the list on one pooled connection
+            return list_requests(request, form, conn)
+
+    def list_requests(request: Request, form: dict[str, Any], conn: Connection) -> Response:
+        who, refused = authorised(request, form, conn)
         if refused is not None or who is None:
             return refused or _error(403, "api_key 无效")
         q = request.query_params
@@ -372,29 +386,28 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
                 after_id = int(raw)
         if problems:
             return _problems(problems)
-        with store().connect() as conn:
-            return _json(
-                open311.find_requests(
-                    conn,
-                    who,
-                    ids=ids,
-                    service_codes=codes,
-                    start=start,
-                    end=end,
-                    status=status,
-                    updated_after=after,
-                    after_id=after_id,
-                )
+        return _json(
+            open311.find_requests(
+                conn,
+                who,
+                ids=ids,
+                service_codes=codes,
+                start=start,
+                end=end,
+                status=status,
+                updated_after=after,
+                after_id=after_id,
             )
+        )
 
     def get_request(request: Request, form: dict[str, Any]) -> Response:
-        who, refused = authorised(request, form)
-        if refused is not None or who is None:
-            return refused or _error(403, "api_key 无效")
         raw = request.path_params["id"]
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # '²' is a digit int() refuses
-            return _error(404, f"没有编号为 {raw[:20]} 的请求")
-        with store().connect() as conn:
+        with reading(store()) as conn:  # the key and the request on one pooled connection
+            who, refused = authorised(request, form, conn)
+            if refused is not None or who is None:
+                return refused or _error(403, "api_key 无效")
+            if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # '²' is a digit int() refuses
+                return _error(404, f"没有编号为 {raw[:20]} 的请求")
             found = open311.find_request(conn, who, int(raw))
         if found is None:  # absent or outside the key's area: the same answer
             return _error(404, f"没有编号为 {raw} 的请求")

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import threading
 import weakref
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Any, Self
 
@@ -63,6 +64,19 @@ def _writer_lock(engine: Engine | Connection) -> threading.Lock | None:
         if lock is None:
             lock = _writer_locks[engine] = threading.Lock()
         return lock
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A pooled connection for reads (``with reading(engine) as conn:``) whose transaction ends with a
+    COMMIT, not the ROLLBACK that closing a Connection sends. For reads the two are the same, but
+    psycopg drops every prepared statement of its connection at a ROLLBACK, so a pooled connection whose
+    reads end in one never keeps a statement prepared (PostgreSQL then plans each one again). An error
+    in the block still rolls back."""
+    with engine.connect() as conn:
+        yield conn
+        if conn.in_transaction():
+            conn.commit()
 
 
 class AuditMissing(RuntimeError):
@@ -174,7 +188,7 @@ class UnitOfWork:
         """A read-only Connection beside this unit of work (``with uow.reader() as conn:``); when the
         unit of work joins a caller's Connection (tests/rollback.py), that Connection itself."""
         if isinstance(self.engine, Engine):
-            return self.engine.connect()
+            return reading(self.engine)
         return _Borrowed(self.engine)
 
     @property

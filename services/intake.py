@@ -285,23 +285,30 @@ def submit_report(
     :class:`domain.intake.RateLimited` when the anonymous channel's limits are reached) or
     :class:`services.locate.OutsideArea`; nothing is written then.
     """
-    how = {
-        "now": now,
-        "source": source,
-        "actor": actor,
-        "photo": photo,
-        "merge_into": merge_into,
-        "submission_key": submission_key,
-        "origin": origin,
-    }
+
+    def prepared(reader: Connection | None = None) -> Report:
+        return prepare_report(
+            uow,
+            form,
+            now=now,
+            source=source,
+            actor=actor,
+            photo=photo,
+            merge_into=merge_into,
+            submission_key=submission_key,
+            origin=origin,
+            reader=reader,
+            read_ahead=True,
+        )
+
     if uow.one_writer:  # SQLite: everything that only reads, before the one write lock (decision 0041)
-        report = prepare_report(uow, form, read_ahead=True, **how)
+        report = prepared()
     with uow.begin("intake.submit"):
         if not uow.one_writer:
             # A server store: checked and read in the write transaction itself, on its one connection
             # (decision 0054: one checkout and one commit a report; no read transaction ending in a
             # ROLLBACK, which makes psycopg drop its prepared statements).
-            report = prepare_report(uow, form, reader=uow.conn, **how)
+            report = prepared(uow.conn)
         event = write_report(uow.session, report)
         if uow.audited:  # a new report (a retry of a stored one wrote nothing)
             uow.commit()
@@ -562,6 +569,24 @@ class GroupCommit:
 
 _INSERT_EVENT = insert(Event).returning(Event.id)
 _INSERT_TRANSITION = insert(EventTransition)
+_EVENT_COLUMNS = [c for c in Event.__table__.columns if c.name != "id"]
+_STEP_COLUMNS = [c for c in EventTransition.__table__.columns if c.name not in ("id", "event_id")]
+#: PostgreSQL: the event and its first trail row in one statement (a data-modifying CTE). Parameters:
+#: ``e_<column>`` for every column of the event, ``t_<column>`` for the step's.
+_NEW_EVENT = (
+    insert(Event)
+    .values({c.name: bindparam(f"e_{c.name}", type_=c.type) for c in _EVENT_COLUMNS})
+    .returning(Event.id)
+    .cte("new_event")
+)
+_INSERT_EVENT_AND_STEP = (
+    insert(EventTransition)
+    .from_select(
+        ["event_id", *(c.name for c in _STEP_COLUMNS)],
+        select(_NEW_EVENT.c.id, *(bindparam(f"t_{c.name}", type_=c.type) for c in _STEP_COLUMNS)),
+    )
+    .returning(EventTransition.event_id)
+)
 
 
 def add_report(
@@ -633,23 +658,24 @@ def add_report(
         "is_overdue": False,
         "updated_at": now,
     }
-    event_id = int(conn.execute(_INSERT_EVENT, values).scalar_one())
-    conn.execute(
-        _INSERT_TRANSITION,
-        {
-            "event_id": event_id,
-            "seq": 1,
-            "at": now,
-            "action": Action.REPORT.value,
-            "from_status": None,
-            "to_status": status,
-            "actor_id": actor.user_id,
-            "actor_role": actor.role,
-            "unit_id": owner,
-            "department_id": None,
-            "note": None,
-        },
-    )
+    first_step = {
+        "seq": 1,
+        "at": now,
+        "action": Action.REPORT.value,
+        "from_status": None,
+        "to_status": status,
+        "actor_id": actor.user_id,
+        "actor_role": actor.role,
+        "unit_id": owner,
+        "department_id": None,
+        "note": None,
+    }
+    if conn.dialect.name == "postgresql":  # the event and its first trail row in one round trip
+        params = {f"e_{k}": v for k, v in values.items()} | {f"t_{k}": v for k, v in first_step.items()}
+        event_id = int(conn.execute(_INSERT_EVENT_AND_STEP, params).scalar_one())
+    else:
+        event_id = int(conn.execute(_INSERT_EVENT, values).scalar_one())
+        conn.execute(_INSERT_TRANSITION, {"event_id": event_id, **first_step})
     event = Event(id=event_id, **values)
     audit.record(
         conn,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +35,7 @@ from services import clock
 from services.access import out_of_scope, user_scope
 from services.api_keys import Channel
 from services.events import Actor
-from services.intake import GroupCommit, prepare_report, submit_report
+from services.intake import GroupCommit, Report, prepare_report, submit_report
 from services.locate import grid_within, locate_grid
 
 #: The groups and keywords of each category (service discovery); names are the Chinese labels.
@@ -156,6 +157,33 @@ def file_request(
     uow: UnitOfWork,
     channel: Channel,
     *,
+    group: GroupCommit | None = None,
+    **fields: Any,
+) -> Event:
+    """File one request as an event: :func:`prepare_request` on a read connection of its own, then
+    :func:`file_prepared`. ``fields``: :func:`prepare_request`'s (``service_code``, ``lat``, ``lon``,
+    ``description``, ``address``, ``crs``, ``work_order``, ``media_url``, ``photo``, ``now``)."""
+    with uow.reader() as conn:
+        filing = prepare_request(uow, channel, reader=conn, grouped=group is not None, **fields)
+    return file_prepared(uow, filing, group)
+
+
+@dataclass(frozen=True)
+class Filing:
+    """A request checked and located (:func:`prepare_request`), ready for :func:`file_prepared`."""
+
+    form: ReportForm
+    how: dict[str, Any]
+    #: Prepared for a group commit (``grouped``); None: written alone by ``submit_report``.
+    report: Report | None
+
+
+def prepare_request(
+    uow: UnitOfWork,
+    channel: Channel,
+    *,
+    reader: Connection,
+    grouped: bool,
     service_code: str | None,
     lat: str | None,
     lon: str | None,
@@ -166,12 +194,13 @@ def file_request(
     media_url: str | None = None,
     photo: bytes | None = None,
     now: datetime | None = None,
-    group: GroupCommit | None = None,
-) -> Event:
-    """File one request as an event (``photo``: an uploaded image, checked and stripped as 随手拍's); :class:`FieldProblems` (Chinese, every field), :class:`PermissionError`
-    (category or place outside the key's scope) or services.locate.OutsideArea; nothing is written then.
-    ``group``: the process's :class:`services.intake.GroupCommit` (decision 0035): the request is written
-    with the others of the moment in one transaction, in a savepoint of its own, and answered after it."""
+) -> Filing:
+    """Everything of filing a request that only reads, on the caller's connection ``reader`` (the API
+    reads the key and prepares the report on one pooled connection, then gives it back before the
+    write waits for its batch): the fields (:class:`FieldProblems`, Chinese, every field), the key's
+    categories and area (:class:`PermissionError`), the place (services.locate.OutsideArea), the photo
+    checked and stripped as 随手拍's. ``grouped``: prepare the report for a group commit
+    (:class:`services.intake.GroupCommit`, decision 0035). Nothing is written."""
     problems: dict[str, str] = {}
     code = (service_code or "").strip()
     if code not in EventCategory._value2member_map_:
@@ -226,16 +255,21 @@ def file_request(
         "photo": photo,
     }
     report = None
-    with uow.reader() as conn:
-        grid = locate_grid(conn, x, y)
-        # the key's area (services.access.unit_in_scope's test, from the lookup's cache: no query)
-        if grid is not None and not grid_within(conn, grid, channel.scope_unit_id):
-            raise out_of_scope(channel.as_user(), "open311.place", grid, "该位置不在此密钥的管辖范围内")
-        if group is not None:
-            report = prepare_report(uow, form, reader=conn, **how)
-    if group is not None and report is not None:  # written with the other requests of the moment
-        return group.write(report)
-    return submit_report(uow, form, **how)
+    grid = locate_grid(reader, x, y)
+    # the key's area (services.access.unit_in_scope's test, from the lookup's cache: no query)
+    if grid is not None and not grid_within(reader, grid, channel.scope_unit_id):
+        raise out_of_scope(channel.as_user(), "open311.place", grid, "该位置不在此密钥的管辖范围内")
+    if grouped:
+        report = prepare_report(uow, form, reader=reader, **how)
+    return Filing(form, how, report)
+
+
+def file_prepared(uow: UnitOfWork, filing: Filing, group: GroupCommit | None = None) -> Event:
+    """Write a prepared request: with the other requests of the moment in ``group``'s transaction, in a
+    savepoint of its own, answered after it; alone (``submit_report``) when it was not prepared for one."""
+    if group is not None and filing.report is not None:
+        return group.write(filing.report)
+    return submit_report(uow, filing.form, **filing.how)
 
 
 def stamp(at: datetime | None) -> str | None:
@@ -367,9 +401,11 @@ def find_request(conn: Connection, channel: Channel, request_id: int) -> dict[st
 
 __all__ = [
     "FieldProblems",
+    "file_prepared",
     "file_request",
     "find_request",
     "find_requests",
+    "prepare_request",
     "service_definition",
     "service_list",
 ]
