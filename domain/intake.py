@@ -30,20 +30,23 @@ MAX_PHOTO_PIXELS = 40_000_000
 #: A JPEG decodes at 1/2, 1/4 or 1/8 of its size (the stored size is all it needs), so a phone's full
 #: resolution is taken: a 108 Mpx photo decodes at 27 Mpx (~80 MB).
 MAX_JPEG_PIXELS = 120_000_000
-#: What the upload widgets offer: the photo types kept, and HEIC/HEIF (an iPhone's own format) so that
-#: it reaches :func:`check_photo` and is refused in words, not by the widget in small English print.
+#: What the upload widgets offer: JPEG, PNG and WebP are kept as they are; HEIC/HEIF (an iPhone's own
+#: format) is converted to JPEG (decision 0055).
 PHOTO_UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif"]
-#: ISO-BMFF brands of HEIC/HEIF/AVIF photos (the 4 bytes after "ftyp").
-HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif"}
+#: A HEIC/HEIF photo, by its signature; stored as a JPEG (:func:`stored_mime`).
+HEIF_MIME = "image/heif"
+#: ISO-BMFF brands of HEIC/HEIF photos (the 4 bytes after "ftyp"); AVIF's are not among them.
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+#: AVIF (the same container with AV1 inside): refused in words.
+AVIF_BRANDS = {b"avif", b"avis"}
+#: A HEIC/HEIF photo decodes whole; 50 Mpx takes an iPhone's 48 Mpx photos (~150 MB decoded).
+MAX_HEIF_PIXELS = 50_000_000
 #: Said under every photo upload: what it takes, and how a photo the widget refused looks.
 PHOTO_HELP = (
-    f"支持 JPEG、PNG、WebP，单张不超过 {MAX_PHOTO_MB} MB。照片名旁出现红色“!”表示该照片未被接收，"
-    "提交时不会带上，请删除后换一张。"
+    f"支持 JPEG、PNG、WebP 和苹果手机的 HEIC，单张不超过 {MAX_PHOTO_MB} MB。照片名旁出现红色“!”表示该照片"
+    "未被接收，提交时不会带上，请删除后换一张。"
 )
-HEIF_REFUSED = (
-    "暂不支持 HEIC/HEIF 格式的照片：请在手机“设置 → 相机 → 格式”中选择“兼容性最佳”后重拍，"
-    "或截图后上传（JPEG、PNG、WebP 均可）"
-)
+AVIF_REFUSED = "暂不支持 AVIF 格式的照片：请截图后上传，或在手机中导出为 JPEG"
 DUPLICATE_RADIUS_M = 50.0
 DUPLICATE_WINDOW = timedelta(hours=24)
 MAX_TITLE = 100
@@ -73,11 +76,19 @@ class ReportForm:
 
 
 def photo_mime(data: bytes) -> str | None:
-    """The image type by its signature, or None if it is not a JPEG, PNG or WebP."""
+    """The image type by its signature, or None if it is not a JPEG, PNG, WebP or HEIC/HEIF."""
     for magic, offset, mime in SIGNATURES:
         if data[offset : offset + len(magic)] == magic and (mime != "image/webp" or data[:4] == b"RIFF"):
             return mime
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        return HEIF_MIME
     return None
+
+
+def stored_mime(mime: str) -> str:
+    """The type a photo of type ``mime`` is stored as: a HEIC/HEIF photo becomes a JPEG (every browser
+    shows one), the others keep theirs."""
+    return "image/jpeg" if mime == HEIF_MIME else mime
 
 
 def check_photo(data: bytes | None) -> str | None:
@@ -90,10 +101,10 @@ def check_photo(data: bytes | None) -> str | None:
     if len(data) > MAX_PHOTO_BYTES:
         raise InvalidReport({"照片": f"文件过大（{len(data) / 1048576:.1f} MB），上限 {MAX_PHOTO_MB} MB"})
     mime = photo_mime(data)
-    if mime is None and data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
-        raise InvalidReport({"照片": HEIF_REFUSED})
+    if mime is None and data[4:8] == b"ftyp" and data[8:12] in AVIF_BRANDS:
+        raise InvalidReport({"照片": AVIF_REFUSED})
     if mime is None:
-        raise InvalidReport({"照片": "不是有效的图片文件（仅支持 JPEG、PNG、WebP）"})
+        raise InvalidReport({"照片": "不是有效的图片文件（仅支持 JPEG、PNG、WebP、HEIC）"})
     size = image_size(data, mime)
     if size is None:
         raise InvalidReport({"照片": "图片已损坏或不完整，无法读取尺寸"})
@@ -107,7 +118,7 @@ def pixel_problem(width: int, height: int, mime: str = "image/png") -> str | Non
     :data:`MAX_JPEG_PIXELS` (it decodes at a reduced scale), another type up to :data:`MAX_PHOTO_PIXELS`."""
     if width <= 0 or height <= 0:
         return "图片已损坏或不完整，无法读取尺寸"
-    most = MAX_JPEG_PIXELS if mime == "image/jpeg" else MAX_PHOTO_PIXELS
+    most = {"image/jpeg": MAX_JPEG_PIXELS, HEIF_MIME: MAX_HEIF_PIXELS}.get(mime, MAX_PHOTO_PIXELS)
     if width * height > most:
         return (
             f"图片像素过大（{width}×{height}，约 {width * height / 1e6:.0f} 百万像素），"
@@ -130,9 +141,31 @@ def image_size(data: bytes, mime: str) -> tuple[int, int] | None:
             return _jpeg_size(data)
         if mime == "image/webp":
             return _webp_size(data)
+        if mime == HEIF_MIME:
+            return _heif_size(data)
     except (struct.error, IndexError):
         return None
     return None
+
+
+#: How far into a HEIC/HEIF file its item properties are looked for (they sit in the "meta" box, which
+#: a phone writes before the image data).
+HEIF_HEADER_BYTES = 256 * 1024
+
+
+def _heif_size(data: bytes) -> tuple[int, int] | None:
+    # Every image item's size is an "ispe" property (box size 4, b"ispe", version and flags 4, width 4,
+    # height 4, big-endian); a photo cut into tiles has one for the tiles and one for the whole: the
+    # largest is the photo's size, as coded (a clean-aperture property may crop a few pixels off it:
+    # an upper bound, as a limit wants). The decoder checks the size it really finds again.
+    head = data[:HEIF_HEADER_BYTES]
+    sizes = []
+    at = head.find(b"ispe")
+    while at >= 4:
+        width, height = struct.unpack(">II", head[at + 8 : at + 16])
+        sizes.append((int(width), int(height)))
+        at = head.find(b"ispe", at + 4)
+    return max(sizes, key=lambda s: s[0] * s[1]) if sizes else None
 
 
 def _png_size(data: bytes) -> tuple[int, int] | None:

@@ -38,7 +38,7 @@ from db.models import (
 from db.uow import UnitOfWork
 from domain.access import CurrentUser, mask_phone
 from domain.errors import FieldProblems
-from domain.intake import InvalidReport, check_photo, key_problem
+from domain.intake import InvalidReport, check_photo, key_problem, stored_mime
 from domain.safety_code import (
     MAX_RECTIFY_DAYS,
     CodeDecision,
@@ -227,8 +227,9 @@ def _check_hazards(
             )
         mime, clean = None, None
         try:
-            mime = check_photo(h.photo)
-            clean = strip_metadata(h.photo, mime) if mime and h.photo is not None else None
+            found = check_photo(h.photo)
+            clean = strip_metadata(h.photo, found) if found and h.photo is not None else None
+            mime = stored_mime(found) if clean is not None and found else None
         except InvalidReport as exc:
             for msg in exc.problems.values():
                 problems[f"{tag}·照片"] = msg
@@ -636,7 +637,7 @@ def _check_visit_photos(photos: Sequence[bytes]) -> tuple[dict[str, str], list[t
         try:
             mime = check_photo(photo)
             if mime is not None:
-                out.append((mime, strip_metadata(photo, mime)))
+                out.append((stored_mime(mime), strip_metadata(photo, mime)))
         except InvalidReport as exc:
             problems[f"现场照片{n}"] = "；".join(exc.problems.values())
     return problems, out

@@ -22,6 +22,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -33,6 +34,7 @@ from domain.deadlines import DeadlineRules
 from domain.event_flow import Action, next_status
 from domain.intake import (
     DUPLICATE_WINDOW,
+    HEIF_MIME,
     MAX_JPEG_PIXELS,
     MAX_STORED_BYTES,
     InvalidReport,
@@ -46,6 +48,7 @@ from domain.intake import (
     pixel_problem,
     possible_duplicates,
     retry_at,
+    stored_mime,
     too_often,
 )
 from domain.vocabulary import OPEN_STATUSES, EventCategory, EventSource, EventStatus, Urgency
@@ -60,8 +63,10 @@ log = logging.getLogger("intake")
 
 # ~0.001° is > 50 m in every direction at Chinese latitudes: a cheap box before the exact distance.
 BOX_DEG = 0.001
-PIL_FORMAT = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
+PIL_FORMAT = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", HEIF_MIME: "HEIF"}
 MIME_OF = {fmt: mime for mime, fmt in PIL_FORMAT.items()}
+# Pillow opens HEIC/HEIF through pillow-heif (libheif); such a photo is stored as a JPEG (decision 0055).
+pillow_heif.register_heif_opener()
 #: The submissions kind of a report (its key is unique per kind).
 KIND = "event.report"
 #: Where the 随手拍 rate limits are kept (``settings``), as {"session": [[count, minutes], ...], "phone": ...}.
@@ -78,7 +83,8 @@ DECODE_WAIT_S = 30.0
 
 def strip_metadata(data: bytes, mime: str) -> bytes:
     """The image re-encoded without EXIF (GPS, device), turned upright, at most :data:`MAX_STORED_EDGE`
-    pixels on its long edge. Every failure (too many pixels, truncated, not the image it claims, not an
+    pixels on its long edge, as :func:`domain.intake.stored_mime` says (a HEIC/HEIF photo becomes a
+    JPEG; the others keep their type). Every failure (too many pixels, truncated, not the image it claims, not an
     image) is an :class:`InvalidReport` in Chinese; nothing else escapes."""
     if not DECODERS.acquire(timeout=DECODE_WAIT_S):
         raise InvalidReport({"照片": "图片处理繁忙，请稍后重试"})
@@ -115,9 +121,10 @@ def _reencode(data: bytes, fmt: str) -> bytes:
         img.thumbnail((MAX_STORED_EDGE, MAX_STORED_EDGE))
         upright = ImageOps.exif_transpose(img)
         out = io.BytesIO()
-        if fmt == "JPEG" and upright.mode not in ("RGB", "L"):
+        kept = PIL_FORMAT[stored_mime(MIME_OF[fmt])]
+        if kept == "JPEG" and upright.mode not in ("RGB", "L"):
             upright = upright.convert("RGB")
-        upright.save(out, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+        upright.save(out, kept, **({"quality": 90} if kept == "JPEG" else {}))
     return out.getvalue()
 
 
@@ -377,8 +384,8 @@ def prepare_report(
     if problems or form.lon is None or form.lat is None:
         raise InvalidReport(problems)
     lon, lat = float(form.lon), float(form.lat)
-    photo_type = mime if photo is not None and mime else None
-    clean = strip_metadata(photo, photo_type) if photo is not None and photo_type else None
+    clean = strip_metadata(photo, mime) if photo is not None and mime else None
+    photo_type = stored_mime(mime) if clean is not None and mime else None
     fingerprint = submissions.digest(
         {"form": asdict(form), "photo": photo, "source": source, "actor": actor.user_id}
     )

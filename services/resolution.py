@@ -19,7 +19,7 @@ from db.models import EventTransition
 from db.uow import UnitOfWork
 from domain.errors import FieldProblems
 from domain.event_flow import Action
-from domain.intake import InvalidReport, check_photo
+from domain.intake import InvalidReport, check_photo, stored_mime
 from domain.vocabulary import EventStatus
 from services.events import Actor, act_as
 from services.intake import attach_photo, strip_metadata
@@ -63,7 +63,7 @@ def resolve_event(
         try:
             mime = check_photo(data)
             if mime is not None:
-                cleaned.append((strip_metadata(data, mime), mime))
+                cleaned.append((strip_metadata(data, mime), stored_mime(mime)))
         except InvalidReport as exc:
             problems[f"处置照片{n}"] = "；".join(exc.problems.values())
     if problems:

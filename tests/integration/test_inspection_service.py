@@ -310,6 +310,16 @@ def test_every_problem_is_named_in_chinese_and_nothing_is_written(store):
     assert _counts(engine) == before and _venue(engine, vid) == venue_before
 
 
+def _heic_with_exif() -> bytes:
+    img = Image.new("RGB", (40, 30), (30, 160, 30))
+    exif = Image.Exif()
+    exif[0x010F] = "Apple"
+    exif[0x8825] = {1: "N", 2: (28.0, 56.0, 24.0), 3: "E", 4: (118.0, 52.0, 12.0)}  # GPSInfo
+    out = io.BytesIO()
+    img.save(out, "HEIF", exif=exif.tobytes())
+    return out.getvalue()
+
+
 def test_a_hazard_photo_is_stored_without_exif_and_the_card_masks_the_phone(store):
     engine, vid, u = store
     photo = _jpeg_with_exif()
@@ -360,14 +370,19 @@ def test_a_passed_visit_keeps_its_own_photos_without_exif_and_bad_ones_change_no
         visit([_jpeg_with_exif(), b"<html>not a photo</html>"])
     assert set(broken.value.problems) == {"现场照片2"}  # named by its place
     assert _counts(engine) == before  # nothing of either was written
-    done = visit([_jpeg_with_exif(), _jpeg_with_exif()])
+    done = visit([_jpeg_with_exif(), _heic_with_exif()])  # an iPhone's HEIC among them
     assert done.result == InspectionResult.PASS
     with engine.connect() as conn:
         kept = conn.execute(
-            select(Attachment.inspection_id, Attachment.hazard_id, Attachment.data).order_by(Attachment.id)
+            select(Attachment.inspection_id, Attachment.hazard_id, Attachment.mime, Attachment.data).order_by(
+                Attachment.id
+            )
         ).all()
         card = venue_card_for(conn, u["insp"], vid, D0)
-    assert [(k.inspection_id, k.hazard_id) for k in kept] == [(done.inspection_id, None)] * 2
+    assert [(k.inspection_id, k.hazard_id, k.mime) for k in kept] == [
+        (done.inspection_id, None, "image/jpeg")
+    ] * 2
+    assert [Image.open(io.BytesIO(k.data)).format for k in kept] == ["JPEG", "JPEG"]
     assert not any(Image.open(io.BytesIO(k.data)).getexif() for k in kept)
     assert len(card.photos) == 2  # the venue card shows them
 

@@ -234,6 +234,14 @@ def _png(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
 
+def _heic_noise() -> bytes:
+    """A 640×480 HEIC of noise: its image data (mdat) is most of the file, after its header."""
+    pixels = bytes((i * 7919) % 251 for i in range(640 * 480 * 3))
+    out = io.BytesIO()
+    Image.frombytes("RGB", (640, 480), pixels).save(out, "HEIF", quality=50)
+    return out.getvalue()
+
+
 def _jpeg(size=(64, 48)) -> bytes:
     out = io.BytesIO()
     Image.linear_gradient("L").resize(size).convert("RGB").save(out, "JPEG")
@@ -281,8 +289,10 @@ def test_a_48_megapixel_phone_photo_is_taken_and_stored_at_most_4096_wide(engine
             b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,
             "图片已损坏或不完整，无法读取尺寸",
         ),  # a PNG signature, no image
-        (b"GIF89a" + b"\x00" * 40, "不是有效的图片文件（仅支持 JPEG、PNG、WebP）"),  # another type
-        (b"<html>not an image</html>", "不是有效的图片文件（仅支持 JPEG、PNG、WebP）"),
+        (_heic_noise()[:-20_000], "图片已损坏或不完整，无法读取"),  # a HEIC cut off in its image data
+        (_heic_noise()[:200], "图片已损坏或不完整，无法读取尺寸"),  # a HEIC cut off before its sizes
+        (b"GIF89a" + b"\x00" * 40, "不是有效的图片文件（仅支持 JPEG、PNG、WebP、HEIC）"),  # another type
+        (b"<html>not an image</html>", "不是有效的图片文件（仅支持 JPEG、PNG、WebP、HEIC）"),
     ],
 )
 def test_every_broken_or_foreign_photo_is_refused_in_chinese_with_nothing_stored(engine, photo, message):

@@ -74,6 +74,36 @@ def test_a_photo_is_stored_without_its_exif_gps(engine):
     assert 0x8825 not in exif and 0x010F not in exif
 
 
+def _iphone_heic() -> bytes:
+    """A HEIC photo as an iPhone takes it: wider than tall as the sensor sees it, EXIF saying "turn it a
+    quarter to the right" (orientation 6), the GPS of where it was taken and the phone's make."""
+    img = Image.new("RGB", (64, 48), (200, 30, 30))
+    img.paste((30, 30, 200), (0, 0, 32, 48))  # the left half blue: which way up it ends is visible
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "Apple"
+    exif[0x8825] = {1: "N", 2: (28.0, 56.0, 24.0), 3: "E", 4: (118.0, 52.0, 12.0)}
+    out = io.BytesIO()
+    img.save(out, "HEIF", quality=90, exif=exif.tobytes())
+    return out.getvalue()
+
+
+def test_an_iphone_heic_photo_is_stored_as_an_upright_jpeg_without_its_exif(engine):
+    event = _submit(engine, _form(), now=NOW, photo=_iphone_heic())
+    with engine.connect() as conn:
+        data, mime = conn.execute(
+            select(Attachment.data, Attachment.mime).where(Attachment.event_id == event.id)
+        ).one()
+    assert mime == "image/jpeg" and data[:3] == b"\xff\xd8\xff"
+    stored = Image.open(io.BytesIO(data))
+    assert stored.format == "JPEG"
+    exif = stored.getexif()
+    assert 0x8825 not in exif and 0x010F not in exif
+    assert stored.size == (48, 64)  # turned upright, once
+    top, bottom = stored.getpixel((24, 4)), stored.getpixel((24, 60))
+    assert top[2] > 150 > bottom[2]  # the blue half (the photo's left) is on top after a quarter turn right
+
+
 def test_a_report_outside_every_grid_is_refused_with_its_photo(engine):
     with pytest.raises(OutsideArea):
         _submit(engine, _form(lon=118.5, lat=28.5), now=NOW, photo=_jpeg_with_gps())

@@ -1,10 +1,14 @@
 """Intake checks: what a photo really is, every bad field at once, and duplicates within 50 m and 24 h."""
 
+import io
 from datetime import datetime, timedelta
 
+import pillow_heif
 import pytest
+from PIL import Image
 
 from domain.intake import (
+    HEIF_MIME,
     InvalidReport,
     OpenEvent,
     RateLimit,
@@ -17,9 +21,12 @@ from domain.intake import (
     pixel_problem,
     possible_duplicates,
     retry_at,
+    stored_mime,
     too_often,
     window_label,
 )
+
+pillow_heif.register_heif_opener()
 
 NOW = datetime(2026, 11, 21, 12, 0)
 
@@ -36,10 +43,35 @@ def test_a_photo_over_thirty_megabytes_is_refused():
         check_photo(b"\xff\xd8\xff" + b"0" * (30 * 1024 * 1024))
 
 
-def test_an_iphone_heic_photo_is_refused_with_what_to_do():
-    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
-    with pytest.raises(InvalidReport, match=r"暂不支持 HEIC/HEIF.*兼容性最佳"):
-        check_photo(heic)
+def _heic(width: int, height: int) -> bytes:
+    img = Image.new("RGB", (width, height), (200, 30, 30))
+    out = io.BytesIO()
+    img.save(out, "HEIF", quality=50)
+    return out.getvalue()
+
+
+def test_an_iphone_heic_photo_is_taken_with_its_size_read_from_its_header_and_stored_as_jpeg():
+    heic = _heic(640, 480)
+    assert photo_mime(heic) == HEIF_MIME and check_photo(heic) == HEIF_MIME
+    assert image_size(heic, HEIF_MIME) == (640, 480)
+    # the coded size, which a clean aperture may crop by a few pixels: never less than the photo's
+    assert image_size(_heic(100, 75), HEIF_MIME) == (100, 76)
+    assert stored_mime(HEIF_MIME) == "image/jpeg" and stored_mime("image/png") == "image/png"
+    assert pixel_problem(8064, 6048, mime=HEIF_MIME) is None  # an iPhone's 48 Mpx photo
+    assert "上限 50 百万像素" in (pixel_problem(9000, 6000, mime=HEIF_MIME) or "")
+
+
+def test_a_heic_photo_whose_header_is_cut_short_is_refused_as_unreadable():
+    heic = _heic(64, 48)
+    cut = heic[: heic.index(b"ispe") + 10]
+    with pytest.raises(InvalidReport, match="无法读取尺寸"):
+        check_photo(cut)
+
+
+def test_an_avif_photo_is_refused_with_what_to_do():
+    avif = b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf" + b"\x00" * 64
+    with pytest.raises(InvalidReport, match=r"暂不支持 AVIF.*截图"):
+        check_photo(avif)
 
 
 def test_every_bad_field_is_reported_at_once():
