@@ -56,7 +56,7 @@ def resolve_event(
 ) -> EventStatus:
     """办结 ``event_id`` as ``user`` with its result and photos (:func:`services.events.act_as` checks role,
     scope and the lead department). Raises :class:`FieldProblems` naming each bad field (a missing result,
-    too many photos, a photo that is not a readable JPEG/PNG/WebP: 处置照片2 …) before anything is written."""
+    too many photos, a photo that is not a readable JPEG/PNG/WebP/HEIC: 处置照片2 …) before anything is written."""
     problems = result_problems(result, photos)
     cleaned: list[tuple[bytes, str]] = []
     for n, data in enumerate(photos[:MAX_PHOTOS], start=1):
