@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from domain.vocabulary import OPEN_STATUSES
+from domain.vocabulary import OPEN_STATUSES, TIMED_STATUSES
 from domain.vocabulary import EventStatus as S
 
 
@@ -97,8 +97,9 @@ TRANSITIONS: dict[tuple[S | None, Action], S] = {
     # While a dispatched event is being handled, the lead and the cooperating departments write opinions.
     (S.DISPATCHED, Action.COMMENT): S.DISPATCHED,
     (S.IN_PROGRESS, Action.COMMENT): S.IN_PROGRESS,
-    # 超期: an open event past its stage deadline is marked late once (按时办结率 counts it), where it stands.
-    **{(s, Action.OVERDUE): s for s in sorted(OPEN_STATUSES)},
+    # 超期: an event past its stage deadline (an open one, or 已办结 awaiting a late 核查) is marked late
+    # once (按时办结率 counts it), where it stands.
+    **{(s, Action.OVERDUE): s for s in sorted(TIMED_STATUSES)},
 }
 
 

@@ -149,6 +149,9 @@ CLOSED_STATUSES: frozenset[EventStatus] = frozenset(EventStatus) - OPEN_STATUSES
 RESOLVED_STATUSES: frozenset[EventStatus] = frozenset(
     {EventStatus.RESOLVED, EventStatus.VERIFIED, EventStatus.RATED, EventStatus.ARCHIVED}
 )
+#: The statuses whose stage clock runs (domain.deadlines.STAGE_OF_STATUS): the open ones and 已办结
+#: awaiting 核查. An event in one of them can be late (超期).
+TIMED_STATUSES: frozenset[EventStatus] = OPEN_STATUSES | {EventStatus.RESOLVED}
 
 
 class Urgency(Labelled):

@@ -33,7 +33,15 @@ from domain.event_flow import (
     missing_note,
     next_status,
 )
-from domain.vocabulary import OPEN_STATUSES, EventCategory, EventSource, EventStatus, Rating, Role, Urgency
+from domain.vocabulary import (
+    TIMED_STATUSES,
+    EventCategory,
+    EventSource,
+    EventStatus,
+    Rating,
+    Role,
+    Urgency,
+)
 from services import audit
 from services.access import (
     event_in_scope,
@@ -185,7 +193,8 @@ def escalate_overdue(uow: UnitOfWork, now: datetime, limit: int = 50) -> int:
 
 
 def mark_overdue(uow: UnitOfWork, now: datetime, limit: int = 200) -> int:
-    """超期: mark every open event whose stage deadline has passed and that nobody has moved since, each in
+    """超期: mark every event whose stage deadline has passed (an open one, or 已办结 awaiting a late 核查)
+    and that nobody has moved since, each in
     its own unit of work, so 按时办结率 counts it late without waiting for a person to act on it (the flag
     was only set by the next step taken after the deadline); returns how many were marked.
 
@@ -196,7 +205,7 @@ def mark_overdue(uow: UnitOfWork, now: datetime, limit: int = 200) -> int:
             select(Event.id, Event.status, Event.due_at)
             .where(
                 text(TIMED_EVENTS_SQL),  # word for word as the index says, so the planner takes it
-                Event.status.in_(OPEN_STATUSES),
+                Event.status.in_(TIMED_STATUSES),
                 Event.due_at < now,
                 not_(Event.is_overdue),
             )

@@ -141,3 +141,28 @@ def test_an_untouched_event_past_its_deadline_is_marked_late_once_and_the_rollup
             note="x",
             actor=Actor(user_id=1, role="admin"),
         )
+
+
+def test_a_resolved_event_whose_check_is_late_is_marked_at_its_deadline_not_at_the_check(area):
+    """已办结 awaiting 核查: the 核查 deadline runs, and a late check was only counted once somebody did it."""
+    from services.events import mark_overdue
+
+    engine, _ids = area
+    eid = _report(engine).id
+    at = NOW
+    for action in (Action.ACCEPT, Action.DISPATCH, Action.START, Action.RESOLVE):
+        at += timedelta(minutes=10)
+        act(UnitOfWork(engine), event_id=eid, action=action, now=at, note="按规定办理")
+    with engine.connect() as conn:
+        status, due, late = conn.execute(
+            select(Event.status, Event.due_at, Event.is_overdue).where(Event.id == eid)
+        ).one()
+    assert (status, late) == (EventStatus.RESOLVED, False)
+    assert due == at + DEFAULT_DEADLINES.limit(Stage.VERIFY, Urgency.URGENT)
+    assert mark_overdue(UnitOfWork(engine), due - timedelta(minutes=1)) == 0
+    assert mark_overdue(UnitOfWork(engine), due + timedelta(minutes=1)) == 1
+    with engine.connect() as conn:
+        row = conn.execute(select(Event.status, Event.due_at, Event.is_overdue).where(Event.id == eid)).one()
+    assert row == (EventStatus.RESOLVED, due, True)  # still awaiting 核查, its deadline unchanged
+    act(UnitOfWork(engine), event_id=eid, action=Action.VERIFY, now=due + timedelta(hours=1))
+    assert mark_overdue(UnitOfWork(engine), due + timedelta(days=5)) == 0  # 已核查: no clock runs

@@ -18,7 +18,7 @@ from domain.event_flow import (
     next_status,
     replay,
 )
-from domain.vocabulary import OPEN_STATUSES
+from domain.vocabulary import OPEN_STATUSES, TIMED_STATUSES
 from domain.vocabulary import EventStatus as S
 
 A = Action
@@ -163,13 +163,16 @@ def test_an_opinion_is_written_only_while_an_event_is_handled_and_moves_nothing(
     )
 
 
-def test_the_system_marks_any_open_event_late_where_it_stands_and_no_role_may():
+def test_the_system_marks_any_event_whose_clock_runs_late_where_it_stands_and_no_role_may():
     from domain.access import ACTION_ROLES
+    from domain.deadlines import STAGE_OF_STATUS
 
-    assert {s for s in S if A.OVERDUE in allowed_actions(s)} == set(OPEN_STATUSES)
-    assert all(next_status(s, A.OVERDUE) is s for s in OPEN_STATUSES)
+    timed = {s for s, stage in STAGE_OF_STATUS.items() if stage is not None}
+    assert {s for s in S if A.OVERDUE in allowed_actions(s)} == timed == set(TIMED_STATUSES)
+    assert S.RESOLVED in timed  # 已办结 awaiting 核查: the 核查 deadline runs
+    assert all(next_status(s, A.OVERDUE) is s for s in timed)
     with pytest.raises(IllegalTransition):
-        next_status(S.RESOLVED, A.OVERDUE)  # 办结 is the end of the handling clock
+        next_status(S.VERIFIED, A.OVERDUE)  # 核查 done: no clock runs any more
     assert A.OVERDUE in SYSTEM_ONLY and A.OVERDUE not in ACTION_ROLES  # never offered to a person
 
 
