@@ -63,6 +63,8 @@ class AdminUnit(Base):
     kind: Mapped[str] = mapped_column(String(16))  # 市/区/县/街道/镇/乡/社区/村/网格
     parent_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("admin_units.id"), index=True)
     population: Mapped[int] = mapped_column(Integer)
+    #: The boundary import estimated the population (the file had none): 投诉率 per resident says so.
+    population_estimated: Mapped[bool] = mapped_column(default=False, server_default=false())
     area_km2: Mapped[float] = mapped_column(Float)
     centroid_lon: Mapped[float] = mapped_column(Float)
     centroid_lat: Mapped[float] = mapped_column(Float)

@@ -46,7 +46,10 @@ kpi_row(
         ("场所总数", int(root["venues"])),
         ("事件总数", int(root["events"])),
         ("今日事件", int(root["today_events"])),
-        ("常住人口", int(root["population"])),
+        (
+            "常住人口（估算）" if bool(root.get("population_estimated", False)) else "常住人口",
+            int(root["population"]),
+        ),
     ]
 )
 st.caption("事件总数为全部上报（含已退回、已合并的重复件）；分析排名和报表只计有效事件，数字因此会小一些。")

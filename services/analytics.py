@@ -59,7 +59,7 @@ from services.access import Scope
 from services.accounts import disabled_departments
 from services.daily_alerts import intraday_alerts, judged_at, stored_alerts
 from services.geography import tree as store_tree
-from services.report_book import Cell, Col, Sheet, kpi_sheet, number, shown, write_book
+from services.report_book import ESTIMATED, Cell, Col, Sheet, kpi_sheet, number, shown, write_book
 
 KPI_COLUMNS = [
     "id",
@@ -350,6 +350,8 @@ def kpi_by(
         kids = descendants(anc, scope_unit_id, child.value)
         table = table.reindex(kids)
         table.insert(0, "name", units.loc[kids, "name"].to_numpy())
+        if "population_estimated" in units.columns:  # 投诉率 on an estimated population says so
+            table["population_estimated"] = units.loc[kids, "population_estimated"].astype(bool).to_numpy()
     else:
         table = kpi.compare_tables(
             *(
@@ -848,9 +850,26 @@ def kpi_display(table: pd.DataFrame) -> pd.DataFrame:
             "平均处置时长(小时)": table["mean_handling_hours"].map(dec(1)),
             "事件数环比": table["events_prev_change"].map(rel),
             "事件数同比": table["events_yoy_change"].map(rel),
-            "备注": table["rank_note"],
+            "备注": with_population_note(table),
         }
     )
+
+
+#: Said beside 投诉率 (件/万人) when the unit's population was estimated by the boundary import.
+ESTIMATED_POPULATION_NOTE = ESTIMATED
+
+
+def with_population_note(table: pd.DataFrame) -> list[str]:
+    """The ranking's notes (``rank_note``) with 人口为估算 added for the units whose 投诉率 rests on an
+    estimated population (``population_estimated``, area tables only)."""
+    notes = [str(n) if isinstance(n, str) else "" for n in table["rank_note"]]
+    if "population_estimated" not in table.columns:
+        return notes
+    flags = table["population_estimated"].fillna(False).astype(bool).tolist()
+    return [
+        "；".join(x for x in (n, ESTIMATED_POPULATION_NOTE) if x) if flagged else n
+        for n, flagged in zip(notes, flags, strict=True)
+    ]
 
 
 def report_alerts(
@@ -928,6 +947,8 @@ def report_workbook(
             ("平均处置时长(小时)", total["mean_handling_hours"], "dec1"),
         )
     ]
+    if "population_estimated" in units.columns and bool(units.at[scope_unit_id, "population_estimated"]):
+        overview.rows.append(["人口", f"{ESTIMATED}（边界文件未提供人口），投诉率仅供参考"])
     judged_alerts, judged_when = report_alerts(conn, scope, day, units, scope_unit_id)
     overview.rows.append(["预警研判时间", judged_when])
     alerts = alerts_frame(judged_alerts, units)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -467,7 +467,7 @@ def _write(conn: Connection, plan: ImportPlan, actor: CurrentUser | None) -> Imp
                 .where(AdminUnit.id.in_(chunk))
                 .values(code=literal("~") + cast(AdminUnit.id, String))
             )
-    ids = _store(conn, units, reuse)
+    ids = _store(conn, units, reuse, _estimated(units, plan))
     result = ImportResult(kept=0 if setup_only else len(reuse))  # the placeholder is no unit of the user's
     if not replacing:
         return result
@@ -524,8 +524,24 @@ def _recheck_add(units: gpd.GeoDataFrame, stored: Mapping[str, _Old], from_file:
         raise ImportFailed(ImportResult(errors=errors))
 
 
-def _store(conn: Connection, units: gpd.GeoDataFrame, reuse: Mapping[str, int]) -> dict[str, int]:
-    """Write every unit parents first: rows in ``reuse`` (code → id) updated in place, the rest inserted.
+def _estimated(units: gpd.GeoDataFrame, plan: ImportPlan) -> set[str]:
+    """The codes whose population rests on an estimate: the file's units without one (``plan.estimated``)
+    and every unit generated below such a unit (their populations are shares of the estimate)."""
+    out = set(plan.estimated)
+    depth = units["level"].map(LEVEL_INDEX)
+    for code, parent in units.loc[depth.sort_values(kind="stable").index, ["code", "parent_code"]].itertuples(
+        index=False
+    ):
+        if code not in plan.from_file and parent in out:
+            out.add(code)
+    return out
+
+
+def _store(
+    conn: Connection, units: gpd.GeoDataFrame, reuse: Mapping[str, int], estimated: Collection[str] = ()
+) -> dict[str, int]:
+    """Write every unit parents first: rows in ``reuse`` (code → id) updated in place, the rest inserted;
+    the codes in ``estimated`` had no population in the file (it was estimated: 投诉率 says so).
     Returns code → id of every unit of ``units``."""
     ids: dict[str, int] = dict(reuse)
     frame = units.assign(depth=units["level"].map(LEVEL_INDEX)).sort_values(["depth", "code"], kind="stable")
@@ -554,6 +570,7 @@ def _store(conn: Connection, units: gpd.GeoDataFrame, reuse: Mapping[str, int]) 
                     "kind": str(u.kind),
                     "parent_id": parent_id,
                     "population": int(u.population),
+                    "population_estimated": str(u.code) in estimated,
                     "area_km2": float(u.area_km2),
                     "centroid_lon": float(u.label_lon),
                     "centroid_lat": float(u.label_lat),

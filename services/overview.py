@@ -15,7 +15,8 @@ from services import rollups
 
 
 def unit_table(conn: Connection) -> pd.DataFrame:
-    """All units (no geometry): id, code, name, level, kind, parent_id, population."""
+    """All units (no geometry): id, code, name, level, kind, parent_id, population, population_estimated
+    (the boundary import estimated it: the file had none)."""
     q = select(
         AdminUnit.id,
         AdminUnit.code,
@@ -24,11 +25,13 @@ def unit_table(conn: Connection) -> pd.DataFrame:
         AdminUnit.kind,
         AdminUnit.parent_id,
         AdminUnit.population,
+        AdminUnit.population_estimated,
     ).order_by(AdminUnit.id)
     df = pd.DataFrame(  # plain tuples: pandas probes each Row's attributes otherwise (a third of the time)
         [tuple(r) for r in conn.execute(q).all()],
-        columns=["id", "code", "name", "level", "kind", "parent_id", "population"],
+        columns=["id", "code", "name", "level", "kind", "parent_id", "population", "population_estimated"],
     )
+    df["population_estimated"] = df["population_estimated"].astype(bool)
     df["level"] = df["level"].map({v: AdminLevel(v).value for v in set(df["level"])})
     return df
 

@@ -314,6 +314,17 @@ KPI_COLUMNS = [
 ]
 
 
+#: Said beside 投诉率 when the unit's population was estimated by the boundary import
+#: (services.analytics.ESTIMATED_POPULATION_NOTE says the same on the page).
+ESTIMATED = "人口为估算"
+
+
+def estimated(row: pd.Series) -> bool:
+    """Whether the row's unit has an estimated population (area tables carry ``population_estimated``)."""
+    flag = row.get("population_estimated", False)
+    return bool(flag) if pd.notna(flag) else False
+
+
 def kpi_sheet(
     name: str, table: pd.DataFrame, metric: str, min_events: int, *, per_resident: bool = True
 ) -> Sheet:
@@ -349,7 +360,7 @@ def kpi_sheet(
                 r["mean_handling_hours"],
                 r["events_prev_change"],
                 r["events_yoy_change"],
-                p.note,
+                "；".join(x for x in (p.note, ESTIMATED if per_resident and estimated(r) else "") if x),
             ]
         )
     rows.sort(key=lambda row: (row[0] is None, row[0] or 0, -(row[2] or 0)))

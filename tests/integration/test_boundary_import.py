@@ -636,6 +636,63 @@ def test_without_filling_a_file_without_population_is_stored_with_estimates(empt
     assert pops["T1001001"] > 0 and pops["T1"] >= pops["T1001001"] + pops["T1001002"]
 
 
+def test_an_estimated_population_is_kept_as_such_and_the_rankings_and_report_say_so(empty_engine, tmp_path):
+    """投诉率 is per 10,000 residents: on a population the import estimated, the figure says 人口为估算."""
+    from services.analytics import kpi_display, with_population_note
+    from services.overview import unit_table
+    from services.report_book import kpi_sheet
+
+    rows = _harbour_rows()
+    rows[2]["population"] = None  # 海岛区: none in the file, estimated
+    result = import_boundaries(UnitOfWork(empty_engine), _write(rows, tmp_path / "gap.geojson"))
+    assert result.ok, result.errors
+    with empty_engine.connect() as conn:
+        units = unit_table(conn).set_index("id")
+    island = int(units.index[units["code"] == "880002"][0])
+    under_island: set[int] = set()
+    frontier = {island}
+    while frontier:
+        frontier = set(units.index[units["parent_id"].isin(frontier)])
+        under_island |= frontier
+    flagged = units.set_index("code")["population_estimated"]
+    assert {c: flagged[c] for c in ("880000", "880001", "880002")} == {
+        "880000": False,
+        "880001": False,
+        "880002": True,
+    }
+    # what was generated below 海岛区 shares its estimate; below 港城区, its real figure
+    assert units.loc[sorted(under_island), "population_estimated"].all() and len(under_island) > 1
+    others = units.index.difference([*under_island, island])
+    assert not units.loc[others, "population_estimated"].any()
+    counties = units[units["level"] == "county"].sort_values("code")
+    table = counties[["name"]].assign(
+        population_estimated=counties["population_estimated"],
+        rank=[1, 2],
+        rank_note=["", "样本少"],
+        events=[10, 1],
+        **{
+            c: [0.5, 0.5]
+            for c in (
+                "complaint_rate",
+                "resolution_rate",
+                "satisfaction_rate",
+                "satisfaction_rate_prev_change",
+                "satisfaction_rate_yoy_change",
+                "on_time_rate",
+                "mean_handling_hours",
+                "events_prev_change",
+                "events_yoy_change",
+            )
+        },
+    )
+    assert with_population_note(table) == ["", "样本少；人口为估算"]
+    assert kpi_display(table)["备注"].tolist() == ["", "样本少；人口为估算"]
+    sheet = kpi_sheet("各区域", table, "resolution_rate", 5)
+    assert {r[1]: r[-1] for r in sheet.rows} == {"港城区": "", "海岛区": "样本少（N<5）；人口为估算"}
+    departments = kpi_sheet("各部门", table, "resolution_rate", 5, per_resident=False)
+    assert {r[1]: r[-1] for r in departments.rows} == {"港城区": "", "海岛区": "样本少（N<5）"}  # no 投诉率
+
+
 def test_values_longer_than_the_store_holds_are_listed_by_feature_and_field_and_nothing_is_written(
     empty_engine, tmp_path
 ):
