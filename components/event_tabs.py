@@ -267,6 +267,8 @@ def _import(user, scope, units, anc) -> None:
         )
         return
     st.success(f"已导入 {outcome.imported} 条事件。")
+    for note in outcome.notes:  # the sheet read, columns read under another name or left out, closed orders
+        st.info(md_text(note))
     if outcome.late:
         st.warning(
             f"其中 {outcome.late} 条在导入时已超过受理时限（按上报时间计），已显示为超期，请尽快受理。"

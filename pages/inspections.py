@@ -186,6 +186,8 @@ with tabs[6]:
         else:
             cached.clear_after_write()
             st.success(f"已导入 {result.created} 个场所（初始平安码按模板，首次检查日期为今天）。")
+            for note in result.notes:  # the sheet read, a tab separator, columns left out
+                st.info(md_text(note))
 
 with tabs[7]:
     forecast_section(tree.grids_under(scope), view)

@@ -14,8 +14,9 @@ error of its row; the store's unique index holds it under concurrent imports too
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import Connection, select, tuple_, update
@@ -24,16 +25,15 @@ from sqlalchemy.exc import IntegrityError
 from db.models import Event
 from db.uow import UnitOfWork
 from domain.access import CurrentUser, is_mobile, tidy_phone
-from domain.deadlines import DeadlineRules
 from domain.intake import ReportForm, check_form
 from domain.vocabulary import EventCategory, EventSource, Urgency
-from services import audit, submissions
+from services import audit, clock, submissions
 from services.access import deny
 from services.event_rules import load_rules
 from services.events import Actor
 from services.geography import ExamplePlace
 from services.geography import tree as store_tree
-from services.intake import add_report
+from services.intake import add_reports
 from services.locate import locate_grids
 from services.tabular import RowError, Sheet, TableError, listed, read_sheet
 
@@ -52,7 +52,27 @@ TEMPLATE_COLUMNS = [
     "联系电话",
 ]
 REQUIRED = ["来源", "类别", "标题", "纬度", "经度", "上报时间"]
+#: Other systems' names of the template's columns (a 12345 or 110 export), read as the template's.
+ALIASES = {
+    "工单编号": "外部编号",
+    "工单号": "外部编号",
+    "外部工单号": "外部编号",
+    "诉求内容": "描述",
+    "问题描述": "描述",
+    "事发地址": "地址",
+    "发生地址": "地址",
+    "诉求人": "反映人",
+    "来电人": "反映人",
+    "来电号码": "联系电话",
+    "来电时间": "上报时间",
+}
+#: A column saying where the work order stands in its own system, and the words that say it is closed
+#: there: such rows are history, not work to do here (docs/event-import.md), and are left out.
+STATUS_COLUMNS = ("办理状态", "工单状态", "状态", "处理状态")
+CLOSED_WORDS = ("办结", "完成", "关闭", "归档", "结案", "已回访", "已评价", "撤销", "作废")
 MAX_ROWS = 50_000
+#: Reports written per multi-row statement (services.intake.add_reports).
+WRITE_CHUNK = 1_000
 MAX_REF = 64
 #: The submissions kind of an imported file (its key is the file's sha256).
 IMPORT_KIND = "event.import"
@@ -96,6 +116,9 @@ class ImportOutcome:
     already: bool = False
     #: Imported events already past their first deadline (受理时限) when they arrived: 超期 at once.
     late: int = 0
+    #: What the reader and the import decided that the importer should know (the worksheet read, a column
+    #: read under another name, columns not imported, closed work orders left out), in Chinese.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -130,14 +153,42 @@ def template(place: ExamplePlace | None = None) -> pd.DataFrame:
     )
 
 
+#: Excel's day numbers of 2000-01-01 and 2100-01-01: a number between them in a time column is a date
+#: cell shown as a number ("常规" format), counted from 1899-12-30.
+EXCEL_SERIALS = (36526.0, 73051.0)
+EXCEL_EPOCH = datetime(1899, 12, 30)
+
+
 def _parse_time(text: str) -> datetime | None:
-    text = " ".join(text.split())  # a doubled space, a non-breaking one: as one
+    """上报时间 as China time: the template's formats; ISO 8601 with an offset (``+08:00``, ``Z``),
+    moved to China time; an Excel day number (a date cell formatted 常规), from 1899-12-30."""
+    text = " ".join(unicodedata.normalize("NFKC", text).split())  # full-width digits, doubled spaces
     for fmt in TIME_FORMATS:
         try:
             return datetime.strptime(text, fmt).replace(microsecond=0)
         except ValueError:
             continue
+    if "T" in text or text[-1:] in ("Z", "z") or "+" in text:
+        try:
+            at = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
+        except ValueError:
+            return None
+        if at.tzinfo is not None:
+            at = at.astimezone(clock.ZONE).replace(tzinfo=None)
+        return at.replace(microsecond=0)
+    try:
+        serial = float(text)
+    except ValueError:
+        return None
+    if EXCEL_SERIALS[0] <= serial < EXCEL_SERIALS[1]:
+        return (EXCEL_EPOCH + timedelta(days=serial) + timedelta(microseconds=500_000)).replace(microsecond=0)
     return None
+
+
+def _closed_there(cells: dict[str, str]) -> bool:
+    """Whether the row's own status column says the work order is closed in its system."""
+    status = next((cells[c] for c in STATUS_COLUMNS if cells.get(c)), "")
+    return any(word in status for word in CLOSED_WORDS) and "未" not in status
 
 
 def check_rows(sheet: Sheet, now: datetime) -> tuple[list[dict], list[RowError]]:
@@ -219,11 +270,12 @@ def _check_row(r: dict, now: datetime) -> tuple[dict, dict[str, str]]:
 
 
 def _number(r: dict, col: str, bad: dict[str, str]) -> float | None:
-    """The column as a number, or None (and its problem noted) when it is not one."""
+    """The column as a number (full-width digits and point as typed on a Chinese keyboard too), or None
+    (and its problem noted) when it is not one."""
     if not r[col]:
         return None
     try:
-        return float(r[col])
+        return float(unicodedata.normalize("NFKC", r[col]).replace(" ", ""))
     except ValueError:
         bad.setdefault(col, f"“{r[col]}”不是有效的{col}")
         return None
@@ -253,17 +305,33 @@ def import_events(
     if first is not None:
         return _refused([_imported_before(first)], already=True)
     try:
-        sheet = read_sheet(data, filename, REQUIRED, max_rows=MAX_ROWS)
+        sheet = read_sheet(data, filename, REQUIRED, max_rows=MAX_ROWS, aliases=ALIASES)
     except TableError as exc:
         return _refused(exc.problems or [RowError(1, "文件", str(exc))])
+    notes = list(sheet.notes)
+    unknown = [c for c in sheet.unknown_columns(TEMPLATE_COLUMNS) if c not in STATUS_COLUMNS]
+    if unknown:
+        notes.append(f"以下列不是模板中的列，未导入：{'、'.join(unknown[:12])}")
+    closed = [n for n, cells in sheet.rows if _closed_there(cells)]
+    if closed:
+        sheet.rows = [(n, cells) for n, cells in sheet.rows if not _closed_there(cells)]
+        notes.append(
+            f"{len(closed)} 行在原系统中已办结（第 {'、'.join(map(str, closed[:10]))}"
+            f"{' 等' if len(closed) > 10 else ''} 行），未导入：已办结的历史工单不进入本系统的办理流程"
+        )
     if not sheet.rows and not sheet.problems:
-        return _refused([RowError(1, "文件", "文件只有表头，没有可导入的事件")])
+        what = (
+            "文件中的工单都已在原系统办结，没有要导入的事件" if closed else "文件只有表头，没有可导入的事件"
+        )
+        return _refused([RowError(1, "文件", what)])
     rows, errors = check_rows(sheet, now)
     if rows:  # where the rows lie is read before the write lock is taken: a bad file never takes it
         with uow.reader() as conn:
             errors = errors + _placed(conn, rows, user)
     try:
-        return _store(uow, rows, errors, digest=digest, filename=filename, actor=actor, now=now, user=user)
+        outcome = _store(uow, rows, errors, digest=digest, filename=filename, actor=actor, now=now, user=user)
+        outcome.notes = notes
+        return outcome
     except IntegrityError:  # another import stored one of these 外部编号 meanwhile (PostgreSQL)
         return _refused(
             [RowError(0, "外部编号", "其他人刚刚导入了相同的外部编号，本次未导入，请重新导入以查看是哪几行")]
@@ -296,7 +364,13 @@ def _store(
             return _refused(sorted(errors, key=lambda e: (e.row, e.field)))
         # Core statements, the deadline rules read once: the write lock (SQLite) is held for the inserts only.
         rules = load_rules(conn)[1]
-        added = [_add(conn, r, actor, rules) for r in rows]
+        added = [
+            e
+            for i in range(0, len(rows), WRITE_CHUNK)  # multi-row statements, a bounded batch at a time
+            for e in add_reports(
+                conn, [_report(r) for r in rows[i : i + WRITE_CHUNK]], actor=actor, deadlines=rules
+            )
+        ]
         ids = [e.id for e in added]
         late = sum(1 for e in added if e.due_at is not None and e.due_at < now)
         # Reported when the source system says; changed (for the live feed) when it arrived here.
@@ -372,10 +446,10 @@ def _placed(conn, rows: list[dict], user: CurrentUser | None) -> list[RowError]:
     return errors
 
 
-def _add(conn: Connection, r: dict, actor: Actor, rules: DeadlineRules) -> Event:
+def _report(r: dict) -> dict:
+    """A checked row as :func:`services.intake.add_reports` takes it."""
     note = f"［{r['source'].label} {r['ref']}］" if r["ref"] else ""
-    return add_report(
-        conn,
+    return dict(
         source=r["source"],
         category=r["category"],
         title=r["title"],
@@ -383,11 +457,9 @@ def _add(conn: Connection, r: dict, actor: Actor, rules: DeadlineRules) -> Event
         lon=r["lon"],
         lat=r["lat"],
         now=r["at"],
-        actor=actor,
         urgency=r["urgency"],
         address=r["address"],
         reporter_name=r["name"],
         reporter_phone=r["phone"],
         external_ref=r["ref"] or None,
-        deadlines=rules,
     )

@@ -18,9 +18,11 @@ import logging
 import math
 import threading
 import uuid
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -621,6 +623,64 @@ def add_report(
     the same audit row (``event.report``), in the caller's transaction; :class:`OutsideArea` outside every
     grid. Returns the event as a detached object (``tests/integration/test_intake_fast_path.py`` holds it
     equal to ``add_event``'s, row for row)."""
+    values, first_step = report_rows(
+        conn,
+        source=source,
+        category=category,
+        title=title,
+        lon=lon,
+        lat=lat,
+        now=now,
+        actor=actor,
+        description=description,
+        reporter_name=reporter_name,
+        reporter_phone=reporter_phone,
+        duplicate_of_id=duplicate_of_id,
+        deadlines=deadlines,
+        urgency=urgency,
+        address=address,
+        external_ref=external_ref,
+    )
+    if conn.dialect.name == "postgresql":  # the event and its first trail row in one round trip
+        params = {f"e_{k}": v for k, v in values.items()} | {f"t_{k}": v for k, v in first_step.items()}
+        event_id = int(conn.execute(_INSERT_EVENT_AND_STEP, params).scalar_one())
+    else:
+        event_id = int(conn.execute(_INSERT_EVENT, values).scalar_one())
+        conn.execute(_INSERT_TRANSITION, {"event_id": event_id, **first_step})
+    event = Event(id=event_id, **values)
+    audit.record(
+        conn,
+        **audit.who(actor),
+        action="event.report",
+        entity="events",
+        entity_id=event_id,
+        before=None,
+        after=reported_state(event, duplicate_of_id, external_ref),
+    )
+    return event
+
+
+def report_rows(
+    conn: Connection,
+    *,
+    source: EventSource,
+    category: EventCategory,
+    title: str,
+    lon: float,
+    lat: float,
+    now: datetime,
+    actor: Actor = SYSTEM,
+    description: str = "",
+    reporter_name: str | None = None,
+    reporter_phone: str | None = None,
+    duplicate_of_id: int | None = None,
+    deadlines: DeadlineRules | None = None,
+    urgency: Urgency = Urgency.NORMAL,
+    address: str | None = None,
+    external_ref: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new report's event row and first trail row (without its ``event_id``), as :func:`add_report`
+    writes them; :class:`OutsideArea` outside every grid."""
     title = title.strip()
     if not title:
         raise ValueError("事件标题不能为空")
@@ -677,23 +737,43 @@ def add_report(
         "department_id": None,
         "note": None,
     }
-    if conn.dialect.name == "postgresql":  # the event and its first trail row in one round trip
-        params = {f"e_{k}": v for k, v in values.items()} | {f"t_{k}": v for k, v in first_step.items()}
-        event_id = int(conn.execute(_INSERT_EVENT_AND_STEP, params).scalar_one())
-    else:
-        event_id = int(conn.execute(_INSERT_EVENT, values).scalar_one())
-        conn.execute(_INSERT_TRANSITION, {"event_id": event_id, **first_step})
-    event = Event(id=event_id, **values)
-    audit.record(
-        conn,
-        **audit.who(actor),
-        action="event.report",
-        entity="events",
-        entity_id=event_id,
-        before=None,
-        after=reported_state(event, duplicate_of_id, external_ref),
+    return values, first_step
+
+
+def add_reports(
+    conn: Connection, reports: Sequence[Mapping[str, Any]], *, actor: Actor, deadlines: DeadlineRules
+) -> list[Event]:
+    """:func:`add_report` for many reports at once (a file import), in the caller's transaction: the same
+    rows, the events in one multi-row insert (their ids in order), their first trail rows in another and
+    their audit rows through :func:`services.audit.record_many`, instead of five statements a report.
+    Each report has :func:`add_report`'s keyword arguments but ``actor`` and ``deadlines``."""
+    rows = [report_rows(conn, actor=actor, deadlines=deadlines, **r) for r in reports]
+    if not rows:
+        return []
+    ids = (
+        conn.execute(insert(Event).returning(Event.id, sort_by_parameter_order=True), [v for v, _ in rows])
+        .scalars()
+        .all()
     )
-    return event
+    conn.execute(
+        _INSERT_TRANSITION, [{"event_id": i, **step} for i, (_v, step) in zip(ids, rows, strict=True)]
+    )
+    events = [Event(id=i, **v) for i, (v, _s) in zip(ids, rows, strict=True)]
+    audit.record_many(
+        conn,
+        [
+            {
+                **audit.who(actor),
+                "action": "event.report",
+                "entity": "events",
+                "entity_id": e.id,
+                "before": None,
+                "after": reported_state(e, e.duplicate_of_id, e.external_ref),
+            }
+            for e in events
+        ],
+    )
+    return events
 
 
 def _first_event(s: Session, first: submissions.First) -> Event:

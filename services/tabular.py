@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import PurePath
@@ -67,6 +67,14 @@ class Sheet:
     header_row: int
     rows: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     problems: list[RowError] = field(default_factory=list)
+    #: What the reader decided that the importer should say (the worksheet read of several, a tab as the
+    #: separator), in Chinese.
+    notes: list[str] = field(default_factory=list)
+
+    def unknown_columns(self, known: Sequence[str]) -> list[str]:
+        """The header's columns that are not in ``known`` (an importer reads only its own: the others
+        are left out, and the user should know which)."""
+        return [h for h in self.header if h and h not in known]
 
 
 def decode_csv(data: bytes) -> str:
@@ -106,6 +114,7 @@ def read_sheet(
     *,
     max_bytes: int = MAX_BYTES,
     max_rows: int | None = None,
+    aliases: Mapping[str, str] | None = None,
 ) -> Sheet:
     """The file's header (its first non-blank row) and rows; :class:`TableError` when it cannot be read
     at all. A row with cells beyond the header that hold text, or (CSV) with fewer cells than the
@@ -113,18 +122,28 @@ def read_sheet(
 
     The rows are read one at a time: a wrong header is refused before the rest is read, and a file of
     more than ``max_rows`` rows when the first row past the limit is met (a 400,000-row sheet took
-    ~10 s and ~350 MB before its header was looked at)."""
+    ~10 s and ~350 MB before its header was looked at).
+
+    ``aliases``: other names of the importer's columns (another system's export: 工单编号 for 外部编号),
+    read as the column they stand for when the file does not also have that column; each is said in
+    :attr:`Sheet.notes`."""
     if len(data) > max_bytes:
         raise TableError(f"文件过大（{len(data) / 1048576:.1f} MB），上限 {max_bytes // 1048576} MB")
     suffix = PurePath(filename or "").suffix.lower()
     if suffix not in (".csv", ".xlsx", ".xlsm"):
         raise TableError("仅支持 CSV 或 XLSX 文件")
     broken: list[RowError] = []
+    notes: list[str] = []
     strict = suffix == ".csv" and data[:4] != b"PK\x03\x04"  # an XLSX row has no "too few" cells
     if strict:
-        records, broken = _csv_records(decode_csv(data))
+        text = decode_csv(data)
+        first_line = next((line for line in text.splitlines() if line.strip()), "")
+        separator = "\t" if "\t" in first_line and "," not in first_line else ","
+        if separator == "\t":
+            notes.append("文件以制表符分隔（而非逗号），已按制表符读取")
+        records, broken = _csv_records(text, separator)
     else:
-        records = _xlsx_records(data)
+        records, notes = _xlsx_records(data, required)
     sheet: Sheet | None = None
     titles: list[tuple[int, list[str]]] = []
     for n, cells in records:
@@ -136,7 +155,7 @@ def read_sheet(
                 titles.append((n, values))  # 锦溪县场所清单 above the header
                 continue
             try:
-                sheet = _header(n, values, required)
+                sheet = _header(n, _aliased(values, aliases or {}, notes), required)
             except TableError as exc:
                 if titles:  # said where the header should be, not seven 缺少此列 about a title
                     first, text = titles[0][0], next(v for v in titles[0][1] if v)
@@ -160,6 +179,7 @@ def read_sheet(
         raise TableError("文件为空：第一行应为表头")
     sheet.problems += broken
     sheet.problems.sort(key=lambda p: p.row)
+    sheet.notes = notes
     return sheet
 
 
@@ -168,10 +188,24 @@ MAX_TITLE_ROWS = 3
 
 
 def _title_row(values: list[str], required: Sequence[str]) -> bool:
-    """A title above the header: one filled cell (a merged title), not a column the file must have, in
-    a file that must have three columns or more (a header of one column is not taken for a title)."""
+    """A title above the header: one or two filled cells (a merged title; 填报单位：… 日期：…), none of them
+    a column the file must have, in a file that must have three columns or more (a header of one or
+    two columns is not taken for a title)."""
     filled = [v.lstrip("\ufeff").strip() for v in values if v.strip()]
-    return len(required) >= 3 and len(filled) == 1 and filled[0] not in required
+    return len(required) >= 3 and 1 <= len(filled) <= 2 and not any(f in required for f in filled)
+
+
+def _aliased(values: list[str], aliases: Mapping[str, str], notes: list[str]) -> list[str]:
+    """A header row with each alias read as its column (unless the file has that column too or the alias
+    twice), and a note for each."""
+    names = [v.lstrip("\ufeff").strip() for v in values]
+    out = list(values)
+    for i, name in enumerate(names):
+        column = aliases.get(name)
+        if column and column not in names and names.count(name) == 1 and column not in out:
+            out[i] = column
+            notes.append(f"列“{name}”按“{column}”读取")
+    return out
 
 
 def _header(n: int, values: list[str], required: Sequence[str]) -> Sheet:
@@ -216,12 +250,12 @@ def _row(
     return {h: (values[i] if i < len(values) else "") for i, h in enumerate(header) if h}, None
 
 
-def _csv_records(text: str) -> tuple[Iterator[tuple[int, list[str]]], list[RowError]]:
+def _csv_records(text: str, separator: str = ",") -> tuple[Iterator[tuple[int, list[str]]], list[RowError]]:
     """The CSV's records with the physical line each starts on, and the problems of broken quotes."""
     broken: list[RowError] = []
 
     def records() -> Iterator[tuple[int, list[str]]]:
-        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True, delimiter=separator)
         ended = 0
         while True:
             start = ended + 1
@@ -250,26 +284,75 @@ def _csv_records(text: str) -> tuple[Iterator[tuple[int, list[str]]], list[RowEr
     return records(), broken
 
 
-def _xlsx_records(data: bytes) -> Iterator[tuple[int, list]]:
-    """The first worksheet's rows with their sheet row numbers."""
+#: An XLSX up to this size is loaded whole, so that its merged cells are known (a value merged down
+#: over several rows belongs to each of them); a larger one is streamed (read-only) without that.
+WHOLE_LOAD_BYTES = 3 * 1024 * 1024
+#: How many rows of a worksheet are looked at for the header when choosing the sheet to read.
+HEADER_SEARCH_ROWS = 10
+
+
+def _xlsx_records(data: bytes, required: Sequence[str] = ()) -> tuple[Iterator[tuple[int, list]], list[str]]:
+    """The rows of the worksheet to read, with their sheet row numbers, and what was decided: of the
+    visible sheets, the first whose header (within its first rows) has every required column, else the
+    first visible one. A hidden sheet (an old list kept in the workbook) is never read."""
     from openpyxl import load_workbook
 
+    whole = len(data) <= WHOLE_LOAD_BYTES
     try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        wb = load_workbook(io.BytesIO(data), read_only=not whole, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged or foreign file
         raise TableError("无法读取 XLSX 文件（文件损坏或不是 Excel 工作簿）") from exc
-    return _xlsx_rows(wb)
-
-
-def _xlsx_rows(wb) -> Iterator[tuple[int, list]]:
-    """A workbook's first sheet, row by row (the caller may stop early; the workbook is closed then)."""
     try:
-        ws = wb.worksheets[0]
-        ws.reset_dimensions()  # some writers store a wrong sheet size: read what is there
+        visible = [ws for ws in wb.worksheets if ws.sheet_state == "visible"]
+        if not visible:
+            raise TableError("工作簿中没有可见的工作表，请取消隐藏要导入的工作表")
+        chosen = next((ws for ws in visible if _has_header(ws, required)), visible[0])
+    except TableError:
+        wb.close()
+        raise
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        wb.close()
+        raise TableError("无法读取 XLSX 文件（工作表已损坏）") from exc
+    notes = []
+    if len(wb.worksheets) > 1:
+        skipped = [ws.title + ("（隐藏）" if ws.sheet_state != "visible" else "") for ws in wb.worksheets]
+        skipped = [t for ws, t in zip(wb.worksheets, skipped, strict=True) if ws is not chosen]
+        notes.append(f"已读取工作表“{chosen.title}”；未读取：{'、'.join(skipped)}")
+    return _xlsx_rows(wb, chosen), notes
+
+
+def _has_header(ws, required: Sequence[str]) -> bool:
+    """Whether one of the sheet's first rows holds every required column name."""
+    if not required:
+        return True
+    for row in ws.iter_rows(max_row=HEADER_SEARCH_ROWS, values_only=True):
+        names = {cell_text(v).lstrip("\ufeff") for v in row}
+        if all(c in names for c in required):
+            return True
+    return False
+
+
+def _xlsx_rows(wb, ws) -> Iterator[tuple[int, list]]:
+    """A worksheet, row by row (the caller may stop early; the workbook is closed then); a value merged
+    down over several rows is each row's (a sheet loaded whole knows its merged cells)."""
+    try:
+        down: dict[int, list[tuple[int, object]]] = {}  # row → (column, value merged down into it)
+        if hasattr(ws, "merged_cells"):  # loaded whole
+            for merged in ws.merged_cells.ranges:
+                if merged.max_row > merged.min_row:  # merged down: each row shows the value
+                    value = ws.cell(merged.min_row, merged.min_col).value
+                    for r in range(merged.min_row + 1, merged.max_row + 1):
+                        down.setdefault(r, []).append((merged.min_col, value))
+        else:
+            ws.reset_dimensions()  # some writers store a wrong sheet size: read what is there
         for row in ws.iter_rows():
             number = next((c.row for c in row if getattr(c, "row", None) is not None), None)
             if number is not None:
-                yield number, [c.value for c in row]
+                values = [c.value for c in row]
+                for col, value in down.get(number, ()):
+                    if col - 1 < len(values):
+                        values[col - 1] = value
+                yield number, values
     except (KeyError, ValueError, TypeError, OSError) as exc:  # a sheet damaged past its first rows
         raise TableError("无法读取 XLSX 文件（工作表已损坏）") from exc
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,7 @@ from sqlalchemy import Connection, func, insert, select, tuple_
 
 from db.models import AdminUnit, InspectorGrid, SafetyCodeChange, User, Venue
 from db.uow import UnitOfWork
-from domain.access import CurrentUser
+from domain.access import CurrentUser, tidy_phone
 from domain.vocabulary import AdminLevel, SafetyCode, VenueCategory
 from geo.crs import POINTS_GCJ02, POINTS_WGS84, gcj02_to_wgs84
 from services import audit, settings
@@ -86,6 +87,8 @@ class NewVenue:
 class ImportResult:
     created: int
     venue_ids: tuple[int, ...]
+    #: What the reader decided (the worksheet read, a tab separator) and the columns not imported.
+    notes: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,8 +127,9 @@ def read_rows(data: bytes, filename: str) -> tuple[list[str], list[tuple[int, di
 
 
 def _number(text: str) -> float | None:
+    """A coordinate as typed: full-width digits and point (a Chinese keyboard's) read as ASCII ones."""
     try:
-        x = float(text)
+        x = float(unicodedata.normalize("NFKC", text).replace(" ", ""))
     except ValueError:
         return None
     return x if math.isfinite(x) else None
@@ -202,8 +206,11 @@ def _row_fields(n: int, r: dict[str, str]) -> tuple[dict, list[RowError]]:
         p.append(RowError(n, "经度", f"“{r['经度']}”不是有效的经度"))
         lon = None
     phone = r.get("联系电话", "")
+    tidy, ok = tidy_phone(phone)  # the event import's reading: spaces, +86, full-width digits
+    if phone and ok and tidy:
+        r["联系电话"] = phone = tidy
     if phone and len(phone) <= LIMITS["联系电话"] and not PHONE.match(phone):
-        p.append(RowError(n, "联系电话", "只能包含数字和“-”，7–20 位"))
+        p.append(RowError(n, "联系电话", "应为手机号（11 位，可带 +86 和空格）或固定电话（如 0570-3021234）"))
     code_text = r.get("平安码", "")
     code = CODE_BY_TEXT.get(code_text, SafetyCode.GREEN) if code_text else SafetyCode.GREEN
     if code_text and code_text not in CODE_BY_TEXT:
@@ -352,7 +359,11 @@ def import_venues(
             },
         )
         uow.commit()
-        return ImportResult(len(ids), tuple(ids))
+        notes = list(sheet.notes)
+        unknown = sheet.unknown_columns([name for name, _ in COLUMNS] + OPTIONAL_COLUMNS)
+        if unknown:
+            notes.append(f"以下列不是模板中的列，未导入：{'、'.join(unknown[:12])}")
+        return ImportResult(len(ids), tuple(ids), tuple(notes))
 
 
 def _insert(conn: Connection, venues: Sequence[NewVenue], now: datetime) -> list[int]:

@@ -184,3 +184,50 @@ def test_rows_already_past_their_first_deadline_are_counted_so_the_importer_is_t
     data = pd.concat([old, fresh]).to_csv(index=False).encode("utf-8")
     outcome = import_events(UnitOfWork(engine), data, "mixed.csv", actor=ACTOR, now=NOW)
     assert outcome.ok and outcome.imported == 5 and outcome.late == 3
+
+
+def test_a_hotline_export_under_its_own_column_names_keeps_its_numbers_and_leaves_closed_orders_out(engine):
+    """A 12345 export names its number 工单编号 and says 办理状态: the numbers were dropped (imported twice
+    the next day) and work orders closed there became new open events here, both without a word."""
+    day1 = _rows(3).rename(columns={"外部编号": "工单编号", "描述": "诉求内容"})
+    day1["办理状态"] = ["处理中", "已办结", "待受理"]
+    day1["承办单位"] = "城管局"
+    outcome = import_events(
+        UnitOfWork(engine), day1.to_csv(index=False).encode(), "d1.csv", actor=ACTOR, now=NOW
+    )
+    assert outcome.ok and outcome.imported == 2
+    assert outcome.notes == [
+        "列“工单编号”按“外部编号”读取",
+        "列“诉求内容”按“描述”读取",
+        "以下列不是模板中的列，未导入：承办单位",
+        "1 行在原系统中已办结（第 3 行），未导入：已办结的历史工单不进入本系统的办理流程",
+    ]
+    with engine.connect() as conn:
+        refs = set(conn.execute(select(Event.external_ref)).scalars())
+        texts = set(conn.execute(select(Event.description)).scalars())
+    assert refs == {day1["工单编号"][0], day1["工单编号"][2]} and all(t.endswith("影响通行") for t in texts)
+    day2 = pd.concat([day1.iloc[[2]], _rows(1).rename(columns={"外部编号": "工单编号"})])  # one seen before
+    again = import_events(
+        UnitOfWork(engine), day2.to_csv(index=False).encode(), "d2.csv", actor=ACTOR, now=NOW
+    )
+    assert not again.ok and [(e.row, e.field) for e in again.errors] == [(2, "外部编号")]
+    assert _count(engine) == 2
+
+
+def test_iso_times_with_an_offset_excel_day_numbers_and_full_width_digits_are_read_in_china_time(engine):
+    _lon, lat = grid_centre(1)
+    frame = pd.concat(
+        [
+            _rows(1, 上报时间="2026-11-03T08:05:00+08:00"),
+            _rows(1, 上报时间="2026-11-03T00:05:00Z"),  # the same moment in UTC
+            _rows(1, 上报时间="46329.3368"),  # a date cell formatted 常规: 2026-11-03 08:05
+            _rows(1, 纬度=f"{lat:.4f}".translate(str.maketrans("0123456789.", "０１２３４５６７８９．"))),
+        ]
+    )
+    outcome = import_events(
+        UnitOfWork(engine), frame.to_csv(index=False).encode(), "t.csv", actor=ACTOR, now=NOW
+    )
+    assert outcome.ok, outcome.errors
+    with engine.connect() as conn:
+        times = conn.execute(select(Event.reported_at).order_by(Event.id)).scalars().all()
+    assert times[:3] == [datetime(2026, 11, 3, 8, 5)] * 3

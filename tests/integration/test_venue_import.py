@@ -308,3 +308,30 @@ def test_a_file_from_a_chinese_map_platform_is_converted_from_gcj02_and_stored_a
         grid_code = conn.execute(select(AdminUnit.code).where(AdminUnit.id == grid)).scalar_one()
     assert abs(lon - true_lon) < 1e-6 and abs(lat - true_lat) < 1e-6
     assert grid_code == EAST1
+
+
+def test_phones_and_coordinates_as_people_type_them_are_read_and_extra_columns_are_named(store):
+    """The venue import refused 138 0000 0000, ＋86 and full-width digits the event import takes, and a
+    full-width point in a coordinate; a column not in the template was dropped without a word."""
+    engine, _ids, leader, _uid = store
+    lat, lon = _point(1)
+    wide = str.maketrans("0123456789.", "０１２３４５６７８９．")
+    rows = [
+        ["甲店", "沿街店铺", "方城路1号", *_point(0), "", "王", "138 0000 0001"],
+        ["乙店", "沿街店铺", "方城路2号", lat.translate(wide), lon, "", "张", "+86 13800000002"],
+        ["丙店", "沿街店铺", "方城路3号", *_point(2), "", "李", "１３８０００００００３"],
+        ["丁店", "沿街店铺", "方城路4号", *_point(3), "", "赵", "0570-1234567"],
+    ]
+    data = _csv([[*r, "备用"] for r in rows], [*HEADER, "备注"]).encode()
+    result = _import(engine, data, "v.csv", leader)
+    assert result.created == 4 and result.notes == ("以下列不是模板中的列，未导入：备注",)
+    phones = [v.responsible_phone for v in _venues(engine)]
+    assert phones == ["13800000001", "13800000002", "13800000003", "0570-1234567"]
+    with pytest.raises(ImportRejected) as bad:
+        _import(
+            engine,
+            _csv([["戊店", "沿街店铺", "方城路5号", *_point(0), "", "钱", "电话见附件"]]).encode(),
+            "b.csv",
+            leader,
+        )
+    assert [(p.row, p.field) for p in bad.value.problems] == [(2, "联系电话")]

@@ -162,8 +162,8 @@ def test_a_sheet_is_read_row_by_row_and_left_at_a_wrong_header_or_past_the_row_l
     read: list[int] = []
     rows_of = tabular._xlsx_rows
 
-    def counted(wb):
-        for n, cells in rows_of(wb):
+    def counted(wb, ws):
+        for n, cells in rows_of(wb, ws):
             read.append(n)
             yield n, cells
 
@@ -195,3 +195,63 @@ def test_a_title_row_above_the_header_is_passed_over_and_a_missing_header_says_w
         read_sheet("锦溪县场所清单,,\n店名,类型,位置\n".encode(), "x.csv", required)
     with pytest.raises(TableError, match="缺少列"):  # a wrong header alone is told as before
         read_sheet("店名\n".encode(), "x.csv", required)
+
+
+REQUIRED = ["名称", "类别", "地址"]
+
+
+def test_a_hidden_first_sheet_is_never_read_and_the_sheet_read_is_named():
+    """A workbook kept an old list as a hidden first sheet: its rows were imported, silently."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    old = wb.active
+    old.title = "旧清单"
+    old.append(REQUIRED)
+    old.append(["旧店", "沿街店铺", "旧路1号"])
+    old.sheet_state = "hidden"
+    notes = wb.create_sheet("说明")
+    notes.append(["列", "说明"])
+    listed = wb.create_sheet("场所清单")
+    listed.append(REQUIRED)
+    listed.append(["新店", "沿街店铺", "新路2号"])
+    out = io.BytesIO()
+    wb.save(out)
+    sheet = read_sheet(out.getvalue(), "x.xlsx", REQUIRED)
+    assert [r["名称"] for _n, r in sheet.rows] == ["新店"]  # the visible sheet that has the header
+    assert sheet.notes == ["已读取工作表“场所清单”；未读取：旧清单（隐藏）、说明"]
+
+
+def test_a_two_cell_line_above_the_header_is_a_title_too():
+    """填报单位：… 日期：… under the title: seven 缺少此列 on row 2 were said, the header being on row 3."""
+    sheet = read_sheet(
+        "锦溪县场所清单,,\n填报单位：城关镇,日期：2026-11-21,\n名称,类别,地址\n老王杂货店,沿街店铺,方城路1号\n".encode(),
+        "x.csv",
+        REQUIRED,
+    )
+    assert sheet.header_row == 3 and [n for n, _r in sheet.rows] == [4]
+
+
+def test_a_value_merged_down_over_rows_belongs_to_each_row():
+    """类别 merged over rows 2–4 was said to be empty on rows 3 and 4, though every row shows it."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(REQUIRED)
+    for i in range(3):
+        ws.append([f"店{i}", "沿街店铺" if i == 0 else None, f"路{i}号"])
+    ws.merge_cells("B2:B4")
+    ws.append(["店3", "学校", "路3号"])
+    out = io.BytesIO()
+    wb.save(out)
+    sheet = read_sheet(out.getvalue(), "x.xlsx", REQUIRED)
+    assert [r["类别"] for _n, r in sheet.rows] == ["沿街店铺", "沿街店铺", "沿街店铺", "学校"]
+    assert sheet.notes == []  # one sheet: nothing to say
+
+
+def test_a_tab_separated_csv_is_read_by_its_tabs_and_says_so():
+    sheet = read_sheet("名称\t类别\t地址\n老王杂货店\t沿街店铺\t方城路1号,东\n".encode(), "x.csv", REQUIRED)
+    assert sheet.rows == [(2, {"名称": "老王杂货店", "类别": "沿街店铺", "地址": "方城路1号,东"})]
+    assert sheet.notes == ["文件以制表符分隔（而非逗号），已按制表符读取"]
+    assert sheet.unknown_columns(["名称", "类别"]) == ["地址"]
