@@ -33,7 +33,7 @@ from services.event_rules import load_rules
 from services.events import Actor
 from services.geography import ExamplePlace
 from services.geography import tree as store_tree
-from services.intake import add_reports
+from services.intake import NewReport, add_reports
 from services.locate import locate_grids
 from services.tabular import RowError, Sheet, TableError, listed, read_sheet
 
@@ -367,9 +367,7 @@ def _store(
         added = [
             e
             for i in range(0, len(rows), WRITE_CHUNK)  # multi-row statements, a bounded batch at a time
-            for e in add_reports(
-                conn, [_report(r) for r in rows[i : i + WRITE_CHUNK]], actor=actor, deadlines=rules
-            )
+            for e in add_reports(conn, [_report(r, actor) for r in rows[i : i + WRITE_CHUNK]], rules)
         ]
         ids = [e.id for e in added]
         late = sum(1 for e in added if e.due_at is not None and e.due_at < now)
@@ -446,10 +444,11 @@ def _placed(conn, rows: list[dict], user: CurrentUser | None) -> list[RowError]:
     return errors
 
 
-def _report(r: dict) -> dict:
+def _report(r: dict, actor: Actor) -> NewReport:
     """A checked row as :func:`services.intake.add_reports` takes it."""
     note = f"［{r['source'].label} {r['ref']}］" if r["ref"] else ""
-    return dict(
+    return NewReport(
+        actor=actor,
         source=r["source"],
         category=r["category"],
         title=r["title"],

@@ -18,7 +18,7 @@ import logging
 import math
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -452,18 +452,20 @@ def write_report(s: Session, report: Report, deadlines: DeadlineRules | None = N
         flagged = nearby[0][0].id if nearby else None
     event = add_report(
         conn,
-        source=r.source,
-        category=EventCategory(form.category),
-        title=form.title,
-        description=form.description.strip(),
-        lon=r.lon,
-        lat=r.lat,
-        now=r.now,
-        actor=r.actor,
-        reporter_name=form.reporter_name.strip() or None,
-        reporter_phone=form.reporter_phone.strip() or None,
-        duplicate_of_id=flagged,
-        deadlines=r.deadlines if r.deadlines is not None else deadlines,
+        NewReport(
+            source=r.source,
+            category=EventCategory(form.category),
+            title=form.title,
+            description=form.description.strip(),
+            lon=r.lon,
+            lat=r.lat,
+            now=r.now,
+            actor=r.actor,
+            reporter_name=form.reporter_name.strip() or None,
+            reporter_phone=form.reporter_phone.strip() or None,
+            duplicate_of_id=flagged,
+        ),
+        r.deadlines if r.deadlines is not None else deadlines,
     )
     if r.merge_into is not None:
         _merge(s, event.id, r.merge_into, target_before, r.actor, r.now)
@@ -598,49 +600,34 @@ _INSERT_EVENT_AND_STEP = (
 )
 
 
-def add_report(
-    conn: Connection,
-    *,
-    source: EventSource,
-    category: EventCategory,
-    title: str,
-    lon: float,
-    lat: float,
-    now: datetime,
-    actor: Actor = SYSTEM,
-    description: str = "",
-    reporter_name: str | None = None,
-    reporter_phone: str | None = None,
-    duplicate_of_id: int | None = None,
-    deadlines: DeadlineRules | None = None,
-    urgency: Urgency = Urgency.NORMAL,
-    address: str | None = None,
-    external_ref: str | None = None,
-) -> Event:
+@dataclass(frozen=True)
+class NewReport:
+    """A report's facts as :func:`add_report` writes them (intake, the 12345/110 file import)."""
+
+    source: EventSource
+    category: EventCategory
+    title: str
+    lon: float
+    lat: float
+    now: datetime
+    actor: Actor = SYSTEM
+    description: str = ""
+    reporter_name: str | None = None
+    reporter_phone: str | None = None
+    duplicate_of_id: int | None = None
+    urgency: Urgency = Urgency.NORMAL
+    address: str | None = None
+    external_ref: str | None = None
+
+
+def add_report(conn: Connection, r: NewReport, deadlines: DeadlineRules | None = None) -> Event:
     """:func:`services.events.add_event` in Core statements built once (intake, the 12345/110 file import):
-    the same event row
-    (owned by its grid's village, the stage deadline of the admin's rules), the same first trail row and
-    the same audit row (``event.report``), in the caller's transaction; :class:`OutsideArea` outside every
-    grid. Returns the event as a detached object (``tests/integration/test_intake_fast_path.py`` holds it
-    equal to ``add_event``'s, row for row)."""
-    values, first_step = report_rows(
-        conn,
-        source=source,
-        category=category,
-        title=title,
-        lon=lon,
-        lat=lat,
-        now=now,
-        actor=actor,
-        description=description,
-        reporter_name=reporter_name,
-        reporter_phone=reporter_phone,
-        duplicate_of_id=duplicate_of_id,
-        deadlines=deadlines,
-        urgency=urgency,
-        address=address,
-        external_ref=external_ref,
-    )
+    the same event row (owned by its grid's village, the stage deadline of the admin's rules, or of
+    ``deadlines`` when the caller has read them), the same first trail row and the same audit row
+    (``event.report``), in the caller's transaction; :class:`OutsideArea` outside every grid. Returns the
+    event as a detached object (``tests/integration/test_intake_fast_path.py`` holds it equal to
+    ``add_event``'s, row for row)."""
+    values, first_step = report_rows(conn, r, deadlines)
     if conn.dialect.name == "postgresql":  # the event and its first trail row in one round trip
         params = {f"e_{k}": v for k, v in values.items()} | {f"t_{k}": v for k, v in first_step.items()}
         event_id = int(conn.execute(_INSERT_EVENT_AND_STEP, params).scalar_one())
@@ -650,89 +637,73 @@ def add_report(
     event = Event(id=event_id, **values)
     audit.record(
         conn,
-        **audit.who(actor),
+        **audit.who(r.actor),
         action="event.report",
         entity="events",
         entity_id=event_id,
         before=None,
-        after=reported_state(event, duplicate_of_id, external_ref),
+        after=reported_state(event, r.duplicate_of_id, r.external_ref),
     )
     return event
 
 
 def report_rows(
-    conn: Connection,
-    *,
-    source: EventSource,
-    category: EventCategory,
-    title: str,
-    lon: float,
-    lat: float,
-    now: datetime,
-    actor: Actor = SYSTEM,
-    description: str = "",
-    reporter_name: str | None = None,
-    reporter_phone: str | None = None,
-    duplicate_of_id: int | None = None,
-    deadlines: DeadlineRules | None = None,
-    urgency: Urgency = Urgency.NORMAL,
-    address: str | None = None,
-    external_ref: str | None = None,
+    conn: Connection, r: NewReport, deadlines: DeadlineRules | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A new report's event row and first trail row (without its ``event_id``), as :func:`add_report`
     writes them; :class:`OutsideArea` outside every grid."""
-    title = title.strip()
+    title = r.title.strip()
     if not title:
         raise ValueError("事件标题不能为空")
-    grid_id = locate_grid(conn, lon, lat)
+    grid_id = locate_grid(conn, r.lon, r.lat)
     if grid_id is None:
-        raise OutsideArea(lon, lat)
+        raise OutsideArea(r.lon, r.lat)
     status = next_status(None, Action.REPORT)
-    urgency = Urgency(urgency)
+    urgency = Urgency(r.urgency)
     owner = village_of(conn, grid_id) or grid_id
     values = {
-        "source": EventSource(source),
-        "category": EventCategory(category),
+        "source": EventSource(r.source),
+        "category": EventCategory(r.category),
         "title": title[:200],
-        "description": description,
-        "lon": lon,
-        "lat": lat,
-        "address": address,
+        "description": r.description,
+        "lon": r.lon,
+        "lat": r.lat,
+        "address": r.address,
         "grid_id": grid_id,
         "venue_id": None,
         "status": status,
         "urgency": urgency,
         "owner_unit_id": owner,
         "lead_department_id": None,
-        "reporter_name": reporter_name,
-        "reporter_phone": reporter_phone,
+        "reporter_name": r.reporter_name,
+        "reporter_phone": r.reporter_phone,
         "reporter_count": 1,
         "merged_into_id": None,
-        "duplicate_of_id": duplicate_of_id,
-        "external_ref": external_ref,
-        "reported_at": now,
+        "duplicate_of_id": r.duplicate_of_id,
+        "external_ref": r.external_ref,
+        "reported_at": r.now,
         "accepted_at": None,
         "dispatched_at": None,
         "resolved_at": None,
         "closed_at": None,
         "due_at": (
-            stage_deadline(conn, status, urgency, now)
+            stage_deadline(conn, status, urgency, r.now)
             if deadlines is None
-            else stage_deadline_under(deadlines, status, urgency, now)
+            else stage_deadline_under(deadlines, status, urgency, r.now)
         ),
         "rating": None,
         "escalations": 0,
         "is_overdue": False,
-        "updated_at": now,
+        "updated_at": r.now,
     }
     first_step = {
         "seq": 1,
-        "at": now,
+        "at": r.now,
         "action": Action.REPORT.value,
         "from_status": None,
         "to_status": status,
-        "actor_id": actor.user_id,
-        "actor_role": actor.role,
+        "actor_id": r.actor.user_id,
+        "actor_role": r.actor.role,
         "unit_id": owner,
         "department_id": None,
         "note": None,
@@ -740,14 +711,12 @@ def report_rows(
     return values, first_step
 
 
-def add_reports(
-    conn: Connection, reports: Sequence[Mapping[str, Any]], *, actor: Actor, deadlines: DeadlineRules
-) -> list[Event]:
+def add_reports(conn: Connection, reports: Sequence[NewReport], deadlines: DeadlineRules) -> list[Event]:
     """:func:`add_report` for many reports at once (a file import), in the caller's transaction: the same
     rows, the events in one multi-row insert (their ids in order), their first trail rows in another and
     their audit rows through :func:`services.audit.record_many`, instead of five statements a report.
-    Each report has :func:`add_report`'s keyword arguments but ``actor`` and ``deadlines``."""
-    rows = [report_rows(conn, actor=actor, deadlines=deadlines, **r) for r in reports]
+    """
+    rows = [report_rows(conn, r, deadlines) for r in reports]
     if not rows:
         return []
     ids = (
@@ -763,14 +732,14 @@ def add_reports(
         conn,
         [
             {
-                **audit.who(actor),
+                **audit.who(r.actor),
                 "action": "event.report",
                 "entity": "events",
                 "entity_id": e.id,
                 "before": None,
-                "after": reported_state(e, e.duplicate_of_id, e.external_ref),
+                "after": reported_state(e, r.duplicate_of_id, r.external_ref),
             }
-            for e in events
+            for e, r in zip(events, reports, strict=True)
         ],
     )
     return events

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from db.models import Event
+from db.models import AuditLog, Event
 from db.uow import UnitOfWork
 from domain.vocabulary import EventSource
+from services import audit
 from services.event_import import TEMPLATE_COLUMNS, import_events
 from services.events import Actor
 from services.locate import forget_index
@@ -206,6 +207,10 @@ def test_a_hotline_export_under_its_own_column_names_keeps_its_numbers_and_leave
         refs = set(conn.execute(select(Event.external_ref)).scalars())
         texts = set(conn.execute(select(Event.description)).scalars())
     assert refs == {day1["工单编号"][0], day1["工单编号"][2]} and all(t.endswith("影响通行") for t in texts)
+    with engine.connect() as conn:  # written many to a statement: one chained event.report row each
+        reported = conn.execute(select(AuditLog.entity_id).where(AuditLog.action == "event.report")).scalars()
+        assert sorted(reported) == sorted(conn.execute(select(Event.id)).scalars())
+        assert audit.verify(conn) is None
     day2 = pd.concat([day1.iloc[[2]], _rows(1).rename(columns={"外部编号": "工单编号"})])  # one seen before
     again = import_events(
         UnitOfWork(engine), day2.to_csv(index=False).encode(), "d2.csv", actor=ACTOR, now=NOW

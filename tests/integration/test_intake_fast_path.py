@@ -18,7 +18,7 @@ from domain.vocabulary import AdminLevel, EventCategory, EventSource, Role, Urge
 from services import audit
 from services.access import unit_in_scope
 from services.events import Actor, add_event
-from services.intake import add_report, find_duplicates, submit_report
+from services.intake import NewReport, add_report, find_duplicates, submit_report
 from services.locate import OutsideArea, forget_index, grid_within, grids_near
 from tests.builders import grid_centre, make_square_area
 
@@ -78,7 +78,7 @@ def test_core_path_writes_what_add_event_writes(engine, flag):
         uow.session.flush()
         uow.commit()
     with UnitOfWork(engine).begin("t.core") as uow:
-        core = add_report(uow.conn, **_fields(), duplicate_of_id=orm.id if flag else None)
+        core = add_report(uow.conn, NewReport(**_fields(), duplicate_of_id=orm.id if flag else None))
         uow.commit()
     if flag:  # the ORM twin flagged the same way, for a like-for-like comparison
         with UnitOfWork(engine).begin("t.orm2") as uow:
@@ -110,7 +110,7 @@ def test_core_path_writes_what_add_event_writes_for_an_imported_row(engine):
         uow.session.flush()
         uow.commit()
     with UnitOfWork(engine).begin("t.core") as uow:
-        core = add_report(uow.conn, **_fields(), **extra, external_ref="GD-2")
+        core = add_report(uow.conn, NewReport(**_fields(), **extra, external_ref="GD-2"))
         uow.commit()
     (e1, t1, a1), (e2, t2, a2) = _stored(engine, orm.id), _stored(engine, core.id)
     mine = OWN | {"external_ref"}
@@ -125,9 +125,9 @@ def test_core_path_writes_what_add_event_writes_for_an_imported_row(engine):
 def test_core_path_refuses_outside_and_empty_title(engine):
     with UnitOfWork(engine).begin("t.core") as uow:
         with pytest.raises(OutsideArea):
-            add_report(uow.conn, **_fields(lon=100.0, lat=10.0))
+            add_report(uow.conn, NewReport(**_fields(lon=100.0, lat=10.0)))
         with pytest.raises(ValueError, match="标题"):
-            add_report(uow.conn, **_fields(title="   "))
+            add_report(uow.conn, NewReport(**_fields(title="   ")))
 
 
 def test_bounded_duplicate_search_finds_neighbours_across_a_grid_border(engine):
