@@ -91,6 +91,12 @@ def stored_mime(mime: str) -> str:
     return "image/jpeg" if mime == HEIF_MIME else mime
 
 
+def looks_swapped(lon: float, lat: float) -> bool:
+    """Whether a latitude out of range with a longitude that would be a latitude says the two were
+    filled the other way round (China: a 纬度 of 121 and a 经度 of 29)."""
+    return abs(lat) > 90 and abs(lat) <= 180 and abs(lon) <= 90
+
+
 def check_photo(data: bytes | None) -> str | None:
     """The photo's MIME type, or :class:`InvalidReport` (too large in bytes or in pixels, empty, not an
     image, a header that cannot be read)."""
@@ -259,7 +265,9 @@ def check_form(form: ReportForm) -> dict[str, str]:
     if form.lon is None or form.lat is None:
         problems["位置"] = "请在地图上选择位置或填写经纬度"
     elif not (-180 <= form.lon <= 180 and -90 <= form.lat <= 90):
-        problems["位置"] = "经纬度超出范围"
+        problems["位置"] = "经纬度超出范围" + (
+            "：纬度和经度可能填反了" if looks_swapped(form.lon, form.lat) else ""
+        )
     phone = form.reporter_phone.strip()
     if phone and not is_mobile(phone):
         problems["联系电话"] = "请填写 11 位手机号码"

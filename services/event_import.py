@@ -34,7 +34,7 @@ from services.events import Actor
 from services.geography import ExamplePlace
 from services.geography import tree as store_tree
 from services.intake import NewReport, add_reports
-from services.locate import locate_grids
+from services.locate import SWAPPED_HINT, locate_grids, swapped_inside
 from services.tabular import RowError, Sheet, TableError, listed, read_sheet
 
 TEMPLATE_COLUMNS = [
@@ -430,10 +430,11 @@ def _stored_refs(conn: Connection, rows: list[dict]) -> list[RowError]:
 def _placed(conn, rows: list[dict], user: CurrentUser | None) -> list[RowError]:
     """The rows outside every grid, and (for a user) outside their scope: one error each, denials logged."""
     grids = locate_grids(conn, [r["lon"] for r in rows], [r["lat"] for r in rows])
+    lost = [r for r, g in zip(rows, grids, strict=True) if g is None]
+    swapped = swapped_inside(conn, [r["lon"] for r in lost], [r["lat"] for r in lost])
     errors = [
-        RowError(r["row"], "经度/纬度", "位置不在任何网格内")
-        for r, g in zip(rows, grids, strict=True)
-        if g is None
+        RowError(r["row"], "经度/纬度", "位置不在任何网格内" + (f"：{SWAPPED_HINT}" if s else ""))
+        for r, s in zip(lost, swapped, strict=True)
     ]
     if user is not None:
         inside = set(store_tree(conn).grids_under(user.scope_unit_id))

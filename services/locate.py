@@ -164,6 +164,18 @@ def locate_grids(conn: Connection, lons, lats) -> np.ndarray:
     return np.array([None if c is None else ids[c] for c in codes], dtype=object)
 
 
+#: Said of a point outside every grid that would lie inside one with its latitude and longitude swapped.
+SWAPPED_HINT = "纬度和经度可能填反了（互换后位于网格内），请核对这两列"
+
+
+def swapped_inside(conn: Connection, lons, lats) -> list[bool]:
+    """For points outside every grid: whether each would lie inside one with latitude and longitude
+    swapped (a file whose two columns were filled the other way round)."""
+    if len(lons) == 0:
+        return []
+    return [g is not None for g in locate_grids(conn, lats, lons)]
+
+
 def forget_index() -> None:
     """Drop cached indexes (tests that rebuild a store under the same URL call this)."""
     with _lock:

@@ -24,13 +24,14 @@ from sqlalchemy import Connection, func, insert, select, tuple_
 from db.models import AdminUnit, InspectorGrid, SafetyCodeChange, User, Venue
 from db.uow import UnitOfWork
 from domain.access import CurrentUser, tidy_phone
+from domain.intake import looks_swapped
 from domain.vocabulary import AdminLevel, SafetyCode, VenueCategory
 from geo.crs import POINTS_GCJ02, POINTS_WGS84, gcj02_to_wgs84
 from services import audit, settings
 from services.access import deny
 from services.geography import ExamplePlace
 from services.geography import tree as store_tree
-from services.locate import locate_grids
+from services.locate import SWAPPED_HINT, locate_grids, swapped_inside
 from services.tabular import RowError, Sheet, TableError, listed, read_sheet, to_csv
 
 # Column headers in template order; the second part says whether a value is required.
@@ -200,7 +201,12 @@ def _row_fields(n: int, r: dict[str, str]) -> tuple[dict, list[RowError]]:
         p.append(RowError(n, "类别", f"“{r['类别']}”不是八类场所之一（{'、'.join(CATEGORY_BY_LABEL)}）"))
     lat, lon = _number(r.get("纬度", "")), _number(r.get("经度", ""))
     if r.get("纬度") and (lat is None or not -90 <= lat <= 90):
-        p.append(RowError(n, "纬度", f"“{r['纬度']}”不是有效的纬度"))
+        swapped = lat is not None and lon is not None and looks_swapped(lon, lat)
+        p.append(
+            RowError(
+                n, "纬度", f"“{r['纬度']}”不是有效的纬度" + ("：纬度和经度可能填反了" if swapped else "")
+            )
+        )
         lat = None
     if r.get("经度") and (lon is None or not -180 <= lon <= 180):
         p.append(RowError(n, "经度", f"“{r['经度']}”不是有效的经度"))
@@ -246,6 +252,14 @@ def _placed(conn: Connection, parsed: list[dict], user: CurrentUser | None) -> l
         else set()
     )
     in_scope = _scope_check(conn, user, grid_ids)
+    lost = [x for x in located if x["grid_id"] is None]
+    swapped = dict(
+        zip(
+            (x["row"] for x in lost),
+            swapped_inside(conn, [x["lon"] for x in lost], [x["lat"] for x in lost]),
+            strict=True,
+        )
+    )
     for x in parsed:
         given = x["r"].get("网格编码")
         if given and given not in known:
@@ -253,7 +267,8 @@ def _placed(conn: Connection, parsed: list[dict], user: CurrentUser | None) -> l
     for x in located:
         n, g = x["row"], x["grid_id"]
         if g is None:
-            problems.append(RowError(n, "经纬度", f"位置（{x['lon']}, {x['lat']}）不在任何网格内"))
+            hint = f"：{SWAPPED_HINT}" if swapped.get(n) else ""
+            problems.append(RowError(n, "经纬度", f"位置（{x['lon']}, {x['lat']}）不在任何网格内{hint}"))
             continue
         given = x["r"].get("网格编码")
         if given and given in known and given != codes.get(g):

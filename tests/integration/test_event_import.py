@@ -236,3 +236,40 @@ def test_iso_times_with_an_offset_excel_day_numbers_and_full_width_digits_are_re
     with engine.connect() as conn:
         times = conn.execute(select(Event.reported_at).order_by(Event.id)).scalars().all()
     assert times[:3] == [datetime(2026, 11, 3, 8, 5)] * 3
+
+
+def test_a_row_whose_latitude_and_longitude_are_swapped_is_told_so(engine):
+    lon, lat = grid_centre(1)
+    frame = pd.concat(
+        [_rows(1), _rows(1, 纬度=f"{lon:.6f}", 经度=f"{lat:.6f}"), _rows(1, 纬度="10", 经度="100")]
+    )
+    outcome = import_events(
+        UnitOfWork(engine), frame.to_csv(index=False).encode(), "s.csv", actor=ACTOR, now=NOW
+    )
+    assert [(e.row, e.reason) for e in outcome.errors] == [
+        (3, "经纬度超出范围：纬度和经度可能填反了"),  # a 纬度 of 121 and a 经度 of 29
+        (4, "位置不在任何网格内"),
+    ]
+    assert _count(engine) == 0
+
+
+def test_west_of_90_degrees_a_swapped_point_is_in_range_and_is_told_so_by_where_it_would_lie(empty_engine):
+    """In Kashgar (76°E, 39°N) a swapped pair is a valid latitude and longitude: only the map can tell."""
+    from tests.builders import X0, Y0, square_area_units, store_units
+
+    units = square_area_units()
+    units["geometry"] = units.geometry.translate(xoff=75.98 - X0, yoff=39.47 - Y0)
+    forget_index()
+    with empty_engine.begin() as conn:
+        store_units(conn, units)
+    lon, lat = grid_centre(1)
+    lon, lat = lon + 75.98 - X0, lat + 39.47 - Y0
+    frame = pd.concat(
+        [_rows(1, 纬度=f"{lat:.6f}", 经度=f"{lon:.6f}"), _rows(1, 纬度=f"{lon:.6f}", 经度=f"{lat:.6f}")]
+    )
+    outcome = import_events(
+        UnitOfWork(empty_engine), frame.to_csv(index=False).encode(), "k.csv", actor=ACTOR, now=NOW
+    )
+    assert [(e.row, e.reason) for e in outcome.errors] == [
+        (3, "位置不在任何网格内：纬度和经度可能填反了（互换后位于网格内），请核对这两列")
+    ]

@@ -335,3 +335,17 @@ def test_phones_and_coordinates_as_people_type_them_are_read_and_extra_columns_a
             leader,
         )
     assert [(p.row, p.field) for p in bad.value.problems] == [(2, "联系电话")]
+
+
+def test_a_venue_whose_latitude_and_longitude_are_swapped_is_told_so(store):
+    engine, _ids, leader, _uid = store
+    lat, lon = _point(0)
+    with pytest.raises(ImportRejected) as bad:
+        _import(
+            engine,
+            _csv([["甲店", "沿街店铺", "方城路1号", lon, lat, "", "王", ""]]).encode(),
+            "s.csv",
+            leader,
+        )
+    assert [(p.row, p.field) for p in bad.value.problems] == [(2, "纬度")]
+    assert bad.value.problems[0].reason.endswith("：纬度和经度可能填反了")
