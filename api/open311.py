@@ -29,7 +29,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.openapi import document
-from db.uow import reading
 from domain.intake import CONTROL_CHARACTERS
 from services import api_keys, faults, open311
 from services.access import OutOfScope
@@ -286,7 +285,7 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
     def authorised(
         request: Request, form: dict[str, Any], conn: Connection
     ) -> tuple[api_keys.Channel | None, Response | None]:
-        """The request's key on the request's read connection (:func:`db.engine.reading`)."""
+        """The request's key on the request's read connection (:func:`services.open311.reader`)."""
         key = form.get("api_key") or request.query_params.get("api_key") or _basic_user(request)
         if not key:
             return None, _error(403, "缺少 api_key")
@@ -315,7 +314,7 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
         try:
             # The key, the checks and the report's reads on one pooled connection, given back before
             # the write waits for its batch (a request never holds two).
-            with reading(engine) as conn:
+            with open311.reader(engine) as conn:
                 who, refused = authorised(request, form, conn)
                 if refused is not None or who is None:
                     return refused or _error(403, "api_key 无效")
@@ -347,7 +346,7 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
         return _json([{"service_request_id": str(event.id), "service_notice": notice, "account_id": None}])
 
     def get_requests(request: Request, form: dict[str, Any]) -> Response:
-        with reading(store()) as conn:  # the key and the list on one pooled connection
+        with open311.reader(store()) as conn:  # the key and the list on one pooled connection
             return list_requests(request, form, conn)
 
     def list_requests(request: Request, form: dict[str, Any], conn: Connection) -> Response:
@@ -402,7 +401,7 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
 
     def get_request(request: Request, form: dict[str, Any]) -> Response:
         raw = request.path_params["id"]
-        with reading(store()) as conn:  # the key and the request on one pooled connection
+        with open311.reader(store()) as conn:  # the key and the request on one pooled connection
             who, refused = authorised(request, form, conn)
             if refused is not None or who is None:
                 return refused or _error(403, "api_key 无效")

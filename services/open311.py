@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, or_, select
 
 from db.models import AdminUnit, Department, Event
-from db.uow import UnitOfWork
+from db.uow import UnitOfWork, reading
 from domain.access import redact, round_address
 from domain.errors import FieldProblems
 from domain.intake import MAX_TEXT, UNSTORABLE, ReportForm, unstorable
@@ -87,6 +88,12 @@ def default_store() -> Engine:
 
 def unit_of_work(engine: Engine) -> UnitOfWork:
     return UnitOfWork(engine)
+
+
+def reader(engine: Engine) -> AbstractContextManager[Connection]:
+    """One pooled connection for a request's reads (:func:`db.uow.reading`: it ends with COMMIT, so
+    psycopg keeps its prepared statements)."""
+    return reading(engine)
 
 
 def service_list() -> list[dict[str, Any]]:
