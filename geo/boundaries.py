@@ -1,7 +1,7 @@
 """A user's boundary file, from bytes to checked units (EPSG:4326): reading, the column mapping, the CRS, checks.
 
-Reading (:func:`read_source`): GeoJSON, a Shapefile (``.shp`` with its siblings, or a ``.zip``; a ``.dbf``
-without ``.cpg`` is read as UTF-8 when its text is valid UTF-8, else as GBK), a GeoPackage (the first
+Reading (:func:`read_source`): GeoJSON, a Shapefile (``.shp`` with its siblings, or a ``.zip``; the ``.dbf``'s
+text encoding is decided from its bytes with the ``.cpg`` as a hint, :func:`choose_dbf_encoding`), a GeoPackage (the first
 polygon layer, or the one named). Files up to :data:`MAX_FILE_BYTES`; GDAL's GeoJSON object-size limit
 is raised to the same figure explicitly (its default refuses a single 35 MB feature).
 
@@ -23,6 +23,7 @@ stored come in as :class:`KnownUnit`.
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import os
@@ -302,16 +303,21 @@ def read_source(
             return None, [problem]
         assert found is not None
         dataset, kind, layer_name, layers, notes = found
-        encoding = None
-        if kind == "Shapefile" and not dataset.with_suffix(".cpg").exists():
-            encoding = _dbf_encoding(dataset.with_suffix(".dbf"))
-            if encoding == "GBK":
-                notes.append("未找到 .cpg 文件，属性按 GBK 编码读取")
+        text = _DbfText()
+        if kind == "Shapefile":
+            text = _dbf_text(_sibling(dataset, ".dbf"), _sibling(dataset, ".cpg"))
+            if text.problem is not None:
+                return None, [text.problem]
+            notes += text.notes
         _allow_large_geojson(max_bytes)
         try:
-            frame = gpd.read_file(dataset, layer=layer_name, encoding=encoding)
+            # text in a known encoding is read byte for byte (ISO-8859-1) and decoded here: GDAL would take
+            # an unknown .cpg as Latin-1 without a word, and pyogrio fails on a field name cut mid-character
+            frame = gpd.read_file(dataset, layer=layer_name, encoding="ISO-8859-1" if text.encoding else None)
         except Exception as exc:  # any reader failure is the user's file, reported not raised
             return None, [_unreadable(exc, kind, dataset, Path(tmp))]
+        if text.encoding:
+            frame = _decoded_frame(frame, text.encoding)
     if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame.columns:
         return None, [
             BoundaryError(
@@ -434,25 +440,177 @@ def _dataset_of(path: Path, layer: str | None, notes: list[str]):
     )
 
 
-def _dbf_encoding(dbf: Path) -> str | None:
-    """UTF-8 or GBK for a .dbf without .cpg: its field names and records decoded as UTF-8 or not."""
-    if not dbf.exists():
+#: Code pages a .cpg names by number (ESRI writes "936", "ANSI 936", "65001", "88591") that are not
+#: simply Python's ``cp<number>``.
+_CODE_PAGES = {"54936": "gb18030", "20936": "gb2312", "88591": "iso8859-1", "28591": "iso8859-1"}
+_CJK = ("\u4e00", "\u9fff")
+_NEITHER_UTF8_NOR_GBK = (
+    "无法读取文件：属性表的文字编码无法识别（既不是 UTF-8，也不是 GBK）：请在 GIS 软件中将图层另存为 UTF-8 编码的"
+    " Shapefile（QGIS：导出 → 要素另存为，编码选 UTF-8），连同 .cpg 文件一起打包后重新上传"
+)
+
+
+@dataclass
+class _DbfText:
+    """How a .dbf's text is to be decoded: ``encoding`` a Python codec (None: nothing but ASCII, read as
+    it is), the notes saying what was assumed, or the problem that refuses the file."""
+
+    encoding: str | None = None
+    notes: list[str] = field(default_factory=list)
+    problem: BoundaryError | None = None
+
+
+def _sibling(dataset: Path, suffix: str) -> Path | None:
+    """The file beside ``dataset`` with its stem and ``suffix`` in any case (.cpg, .CPG), or None."""
+    for p in (dataset.with_suffix(suffix), dataset.with_suffix(suffix.upper())):
+        if p.exists():
+            return p
+    for p in dataset.parent.glob(f"{dataset.stem}.*"):
+        if p.suffix.lower() == suffix:
+            return p
+    return None
+
+
+def _cpg_codec(said: str) -> str | None:
+    """The Python codec a .cpg's text names ("UTF-8", "GBK", "936", "ANSI 936", "65001"), None if unknown."""
+    word = said.strip().upper()
+    for prefix in ("ANSI", "OEM", "CP", "WINDOWS-"):
+        if word.startswith(prefix) and word[len(prefix) :].strip().isdigit():
+            word = word[len(prefix) :].strip()
+    if word.isdigit():
+        word = _CODE_PAGES.get(word, f"cp{word}")
+    try:
+        return codecs.lookup(word).name
+    except LookupError:
         return None
-    data = dbf.read_bytes()
-    if len(data) < 32:
-        return None
+
+
+def _has_cjk(text: str) -> bool:
+    return any(_CJK[0] <= ch <= _CJK[1] for ch in text)
+
+
+def _field_name(raw: bytes, codec: str) -> str | None:
+    """A .dbf field name decoded; one cut mid-character at the 10-byte limit (UTF-8 Chinese names are)
+    keeps its whole characters. None: not text in ``codec``."""
+    for cut in range(4 if len(raw) >= 10 else 1):
+        try:
+            return raw[: len(raw) - cut].decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def _dbf_parts(data: bytes) -> tuple[list[bytes], bytes]:
+    """(field names, records) of a .dbf's bytes."""
     n_records = int.from_bytes(data[4:8], "little")
     header = int.from_bytes(data[8:10], "little")
     record = int.from_bytes(data[10:12], "little")
-    names = b"".join(data[i : i + 11].split(b"\0")[0] for i in range(32, max(32, header - 1), 32))
-    blob = names + data[header : header + n_records * record]
-    if blob.isascii():
+    names = [data[i : i + 11].split(b"\0")[0] for i in range(32, max(32, header - 1), 32)]
+    return names, data[header : header + n_records * record]
+
+
+def _decode_dbf(names: list[bytes], records: bytes, codec: str) -> str | None:
+    """Every field name and record decoded in ``codec`` (names may be cut, see :func:`_field_name`), else None."""
+    decoded = [_field_name(n, codec) for n in names]
+    if any(d is None for d in decoded):
         return None
     try:
-        blob.decode("utf-8")
+        return "".join(d for d in decoded if d) + records.decode(codec)
     except UnicodeDecodeError:
-        return "GBK"
-    return "UTF-8"
+        return None
+
+
+def choose_dbf_encoding(names: list[bytes], records: bytes, cpg: str | None) -> _DbfText:
+    """Which encoding a .dbf's text is in, from its bytes, with the .cpg's word (``cpg``; None: no .cpg).
+
+    Text that is only ASCII needs none. A .cpg naming an encoding the text is in is followed, unless that
+    gives no Chinese character where GBK gives some (a single-byte code page over GBK text) or the text is
+    Chinese in UTF-8 where the .cpg said otherwise. Without a .cpg, or with one nobody knows (``System``,
+    ``OEM``) or that the text contradicts (``UTF-8`` or ``65001`` over GBK text), the text is UTF-8 when it
+    decodes as UTF-8 (a field name cut mid-character at the 10-byte limit, or a few values cut short, are
+    still UTF-8), else GBK when it is Chinese in GBK (most Chinese GIS exports), else the file is refused
+    with what to do. What was assumed is said in a note, in Chinese.
+    """
+    if records.isascii() and all(n.isascii() for n in names):
+        return _DbfText()
+    declared = _cpg_codec(cpg) if cpg is not None else None
+    utf8 = _decode_dbf(names, records, "utf-8")
+    if declared is not None and declared != "utf-8":
+        text = _decode_dbf(names, records, declared)
+        chinese_in_utf8 = utf8 is not None and _has_cjk(utf8)
+        gbk = _decode_dbf(names, records, "gb18030")
+        if text is not None and not chinese_in_utf8 and (_has_cjk(text) or gbk is None or not _has_cjk(gbk)):
+            return _DbfText(declared)
+    elif declared == "utf-8" and utf8 is not None:
+        return _DbfText(declared)
+    notes = []
+    if utf8 is not None:
+        found = "UTF-8"
+    elif _mostly_utf8(names, records):
+        found = "UTF-8"
+        notes.append("属性表中个别文字不是完整的 UTF-8 字符（可能在导出时被截断），以 � 显示：请核对名称")
+    elif (gbk := _decode_dbf(names, records, "gb18030")) is not None and _has_cjk(gbk):
+        found = "GBK"
+    else:
+        return _DbfText(problem=BoundaryError(None, None, None, _NEITHER_UTF8_NOR_GBK))
+    if cpg is not None:
+        why = "无法识别" if declared is None else "与属性内容不符"
+        notes.insert(
+            0, f".cpg 文件写的编码「{cpg.strip()}」{why}，属性按 {found} 编码读取：请核对名称是否正确"
+        )
+    elif found == "GBK":
+        notes.insert(0, "未找到 .cpg 文件，属性按 GBK 编码读取")
+    return _DbfText("utf-8" if found == "UTF-8" else "gb18030", notes)
+
+
+def _mostly_utf8(names: list[bytes], records: bytes) -> bool:
+    """UTF-8 text with a few characters cut (at most one in 50 non-ASCII characters undecodable): GBK text
+    read as UTF-8 fails at almost every character."""
+    text = (b"".join(names) + records).decode("utf-8", errors="replace")
+    wide = len(text) - len(text.encode("ascii", errors="ignore"))
+    return wide > 0 and text.count("\ufffd") * 50 <= wide
+
+
+def _dbf_text(dbf: Path | None, cpg: Path | None) -> _DbfText:
+    """:func:`choose_dbf_encoding` for a Shapefile's .dbf and .cpg on disk."""
+    if dbf is None:
+        return _DbfText()
+    data = dbf.read_bytes()
+    if len(data) < 32:
+        return _DbfText()
+    said = cpg.read_bytes().decode("ascii", errors="replace") if cpg is not None else None
+    names, records = _dbf_parts(data)
+    return choose_dbf_encoding(names, records, said)
+
+
+def _decoded_frame(frame: gpd.GeoDataFrame, codec: str) -> gpd.GeoDataFrame:
+    """A frame read byte for byte (ISO-8859-1) with its field names and text decoded in ``codec``."""
+
+    def text(value):
+        if not isinstance(value, str):
+            return value
+        try:
+            return value.encode("iso8859-1").decode(codec, errors="replace")
+        except UnicodeEncodeError:
+            return value
+
+    geometry = frame.geometry.name
+    renamed: dict[str, str] = {}
+    for col in frame.columns:
+        if col == geometry:
+            continue
+        try:
+            name = _field_name(str(col).encode("iso8859-1"), codec) or str(col)
+        except UnicodeEncodeError:
+            name = str(col)
+        while name in renamed.values() or (name != col and name in frame.columns):
+            name += "_"
+        renamed[col] = name
+    out = frame.rename(columns=renamed)
+    for col in renamed.values():
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
+            out[col] = out[col].map(text)
+    return out
 
 
 def _allow_large_geojson(max_bytes: int) -> None:
