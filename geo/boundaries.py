@@ -60,9 +60,10 @@ OVERLAP_TOLERANCE = 0.005
 UNCOVERED_TOLERANCE = 0.01
 
 #: What the store's ``admin_units`` columns hold (``db/base.py``: code 32, name 200, kind 16 characters;
-#: population a 32-bit integer). A generated child's code is its parent's + 3 digits and a generated grid's
-#: name its village's + 第k网格, so a file's code leaves 3 digits per level below it and a name stays well
-#: under the column: a longer value would fail in the write (PostgreSQL) instead of being listed here.
+#: population a 32-bit integer). A generated child's code is its parent's + 3 digits and its name its
+#: parent's + 第k村（自动生成） (a grid's + 第k网格; decision 0056), so a file's code leaves 3 digits per level
+#: below it and a name stays well under the column: a longer value would fail in the write (PostgreSQL)
+#: instead of being listed here.
 MAX_CODE_CHARS = 32
 MAX_NAME_CHARS = 100
 MAX_KIND_CHARS = 16

@@ -139,3 +139,54 @@ def test_a_shapefile_whose_text_is_neither_utf8_nor_gbk_is_refused_with_what_to_
     reason = result.errors[0].reason
     assert "编码" in reason and "UTF-8" in reason and "另存" in reason and CJK.search(reason)
     assert unit_count(empty_engine) == 0
+
+
+# ------------------------------------------------------------------------------------- generated units' names
+
+GENERATED = "（自动生成）"
+
+
+def stored_units(engine) -> dict[str, tuple[str, str, str | None]]:
+    """code → (name, kind, parent's name)."""
+    parent = AdminUnit.__table__.alias("parent")
+    query = (
+        select(AdminUnit.code, AdminUnit.name, AdminUnit.kind, parent.c.name)
+        .select_from(AdminUnit)
+        .outerjoin(parent, parent.c.id == AdminUnit.parent_id)
+    )
+    with engine.connect() as conn:
+        return {code: (name, kind, above) for code, name, kind, above in conn.execute(query)}
+
+
+def test_units_generated_below_a_township_file_are_named_as_generated_not_invented(empty_engine, tmp_path):
+    """The probe's case: a county's two townships only. The villages made below them were named 后金村,
+    前刘村 … — real-sounding, stored like real ones."""
+    frame = small_county()
+    townships = frame[frame["level"] == "township"].assign(parent_code=None)
+    result = import_boundaries(
+        UnitOfWork(empty_engine), townships.to_json().encode(), filename="乡镇.geojson"
+    )
+    assert result.ok, result.errors
+    units = stored_units(empty_engine)
+    villages = {c: u for c, u in units.items() if len(c) == 12}
+    grids = {c: u for c, u in units.items() if len(c) == 15}
+    assert villages and grids and len(units) == 2 + len(villages) + len(grids)
+    for name, kind, town in villages.values():
+        assert re.fullmatch(rf"{town}第\d+{kind}（自动生成）", name), name
+    for name, _, village in grids.values():
+        assert re.fullmatch(rf"{village.removesuffix(GENERATED)}第\d+网格", name), name
+    names = {name for name, _, _ in villages.values()}
+    assert {"东溪镇第1村（自动生成）", "东溪镇第1社区（自动生成）"} & names  # numbered per kind from 1
+    assert {units["330899001"][0], units["330899002"][0]} == {"东溪镇", "西溪镇"}  # the file's names as given
+
+
+def test_a_county_alone_gets_numbered_townships_and_villages_marked_as_generated(empty_engine, tmp_path):
+    frame = small_county()
+    county = frame[frame["level"] == "county"]
+    result = import_boundaries(UnitOfWork(empty_engine), county.to_json().encode(), filename="县.geojson")
+    assert result.ok, result.errors
+    generated = [(n, k) for c, (n, k, _) in stored_units(empty_engine).items() if c != "330899"]
+    assert generated and all(n.endswith(GENERATED) or n.endswith("网格") for n, _ in generated)
+    assert all("测试县第" in n for n, _ in generated)
+    townships = [n for n, k in generated if k in ("街道", "镇", "乡")]
+    assert townships and all(re.fullmatch(r"测试县第\d+(街道|镇|乡)（自动生成）", n) for n in townships)
