@@ -318,7 +318,9 @@ def read_source(
         except Exception as exc:  # any reader failure is the user's file, reported not raised
             return None, [_unreadable(exc, kind, dataset, Path(tmp))]
         if text.encoding:
-            frame = _decoded_frame(frame, text.encoding)
+            frame, cut = _decoded_frame(frame, text.encoding)
+            if cut:
+                notes.append(_cut_names_note(cut))
     if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame.columns:
         return None, [
             BoundaryError(
@@ -584,8 +586,9 @@ def _dbf_text(dbf: Path | None, cpg: Path | None) -> _DbfText:
     return choose_dbf_encoding(names, records, said)
 
 
-def _decoded_frame(frame: gpd.GeoDataFrame, codec: str) -> gpd.GeoDataFrame:
-    """A frame read byte for byte (ISO-8859-1) with its field names and text decoded in ``codec``."""
+def _decoded_frame(frame: gpd.GeoDataFrame, codec: str) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """(a frame read byte for byte (ISO-8859-1) with its field names and text decoded in ``codec``, the
+    field names that were cut mid-character at the .dbf's 10 bytes, as kept)."""
 
     def text(value):
         if not isinstance(value, str):
@@ -597,11 +600,15 @@ def _decoded_frame(frame: gpd.GeoDataFrame, codec: str) -> gpd.GeoDataFrame:
 
     geometry = frame.geometry.name
     renamed: dict[str, str] = {}
+    cut: list[str] = []
     for col in frame.columns:
         if col == geometry:
             continue
         try:
-            name = _field_name(str(col).encode("iso8859-1"), codec) or str(col)
+            raw = str(col).encode("iso8859-1")
+            name = _field_name(raw, codec) or str(col)
+            if len(name.encode(codec)) < len(raw):
+                cut.append(name)
         except UnicodeEncodeError:
             name = str(col)
         while name in renamed.values() or (name != col and name in frame.columns):
@@ -611,7 +618,16 @@ def _decoded_frame(frame: gpd.GeoDataFrame, codec: str) -> gpd.GeoDataFrame:
     for col in renamed.values():
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
             out[col] = out[col].map(text)
-    return out
+    return out, cut
+
+
+def _cut_names_note(cut: Sequence[str]) -> str:
+    """What the person is told of field names the .dbf cut mid-character (区划代码 → 区划代)."""
+    shown = "、".join(f"{c}（{full}）" if (full := full_field_name(c)) else c for c in cut)
+    return (
+        f"Shapefile 的字段名最长 10 字节，UTF-8 的中文字段名被截断：{shown}；已按括号中的完整名称对应字段，"
+        "请在「字段对应」中核对"
+    )
 
 
 def _allow_large_geojson(max_bytes: int) -> None:
@@ -623,13 +639,55 @@ def _allow_large_geojson(max_bytes: int) -> None:
 # --------------------------------------------------------------------------------------------- mapping
 
 
+#: Longest field name a .dbf holds (bytes): longer Chinese names are cut, UTF-8 ones mid-character.
+DBF_NAME_BYTES = 10
+
+
+def _cut_forms(name: str) -> set[str]:
+    """What a .dbf keeps of a field name longer than :data:`DBF_NAME_BYTES` in UTF-8 or GBK (whole
+    characters only: 区划代码 → 区划代 in UTF-8); nothing for a name that fits or a cut of one character."""
+    out = set()
+    for encoding in ("utf-8", "gbk"):
+        raw = name.encode(encoding)
+        if len(raw) > DBF_NAME_BYTES:
+            kept = raw[:DBF_NAME_BYTES].decode(encoding, errors="ignore")
+            if len(kept) >= 2:
+                out.add(kept)
+    return out
+
+
+def _cut_owners() -> dict[str, set[str]]:
+    """Each cut form of a candidate column name → the full names it may come from."""
+    owners: dict[str, set[str]] = {}
+    for table in (_CANDIDATES, _LEVEL_COLUMNS):
+        for names in table.values():
+            for full in names:
+                for kept in _cut_forms(full):
+                    owners.setdefault(kept, set()).add(full)
+    return owners
+
+
+_CUT_OWNERS = _cut_owners()
+
+
+def full_field_name(column: str) -> str | None:
+    """The candidate column name a .dbf's cut field name stands for (区划代 → 区划代码), if only one."""
+    owners = _CUT_OWNERS.get(column.strip().lower(), set())
+    return next(iter(owners)) if len(owners) == 1 else None
+
+
 def _find(columns: Sequence[str], candidates: Sequence[str]) -> str | None:
+    """The column named as the first candidate found; else one a .dbf cut from a candidate (区划代: 区划代码)."""
     by_low: dict[str, str] = {}
     for c in columns:
         by_low.setdefault(str(c).strip().lower(), c)
     for cand in candidates:
         if cand in by_low:
             return by_low[cand]
+    for cand in candidates:
+        for kept in _cut_forms(cand):
+            if kept in by_low and full_field_name(kept) == cand:
+                return by_low[kept]
     return None
 
 

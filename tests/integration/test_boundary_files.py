@@ -190,3 +190,23 @@ def test_a_county_alone_gets_numbered_townships_and_villages_marked_as_generated
     assert all("测试县第" in n for n, _ in generated)
     townships = [n for n, k in generated if k in ("街道", "镇", "乡")]
     assert townships and all(re.fullmatch(r"测试县第\d+(街道|镇|乡)（自动生成）", n) for n in townships)
+
+
+# ------------------------------------------------------------------------------------- 10-byte field names
+
+
+@pytest.mark.parametrize("cpg", [None, ""])  # as GDAL/QGIS write it (.cpg UTF-8), and without the .cpg
+def test_a_utf8_shapefile_with_chinese_field_names_cut_at_ten_bytes_is_read_by_those_names(
+    empty_engine, tmp_path, cpg
+):
+    """区划代码 is 12 bytes in UTF-8: the .dbf keeps 10, the fourth character cut mid-way. Such a file was refused
+    as 'not the .cpg's encoding', with advice (delete the .cpg) that made it worse."""
+    frame = small_county("区划代码", "区划名称", "级别", "上级编码")
+    frame["级别"] = frame["级别"].map({"county": "县", "township": "乡镇", "village": "村"})
+    data = shapefile_zip(frame, tmp_path, encoding="UTF-8", cpg=cpg)
+    result = import_boundaries(UnitOfWork(empty_engine), data, filename="县界.zip")
+    assert result.ok, result.errors
+    assert stored_names(empty_engine, "county", "township") == ["测试县", "东溪镇", "西溪镇"]
+    assert result.units_by_level["village"] == 4  # the file's villages, under their parents
+    cut = [n for n in result.notes if "字段名" in n]
+    assert len(cut) == 1 and "区划代" in cut[0] and "区划代码" in cut[0] and "10 字节" in cut[0], result.notes

@@ -48,3 +48,24 @@ def test_text_in_neither_utf8_nor_gbk_is_refused_in_chinese():
     chosen = choose_dbf_encoding([b"NAME"], b"\xff\xfe\xff", None)
     assert chosen.encoding is None and chosen.problem is not None
     assert chosen.problem.reason.startswith("无法读取文件：属性表的文字编码无法识别")
+
+
+def test_field_names_a_dbf_cut_are_matched_to_the_columns_they_stand_for():
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from geo.boundaries import full_field_name, suggest_mapping
+
+    # UTF-8 cut mid-character (区划代码 → 区划代), GBK cut on a whole character (行政区划代码 → 行政区划代)
+    columns = {"区划代": ["1"], "区划名": ["测试县"], "级别": ["县"], "上级编": [None], "常住人": [1]}
+    frame = gpd.GeoDataFrame(columns, geometry=[box(0, 0, 1, 1)], crs=4326)
+    mapping = suggest_mapping(frame)
+    assert (mapping.code, mapping.name, mapping.level, mapping.parent, mapping.population) == (
+        "区划代",
+        "区划名",
+        "级别",
+        "上级编",
+        "常住人",
+    )
+    assert suggest_mapping(frame.rename(columns={"区划代": "行政区划代"})).code == "行政区划代"
+    assert full_field_name("区划代") == "区划代码" and full_field_name("区") is None
