@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import logging
 import math
 import os
 import tempfile
@@ -44,6 +45,8 @@ from pyproj import CRS
 from geo import names as _names
 from geo.crs import POINTS_GCJ02, WGS84, gcj02_to_wgs84
 from geo.generate import LEVEL_INDEX, LEVEL_WORDS, LEVELS, estimate_population
+
+log = logging.getLogger(__name__)
 
 #: Largest file accepted (bytes), zipped or not; also GDAL's GeoJSON object-size limit.
 MAX_FILE_BYTES = 1 << 30
@@ -283,7 +286,9 @@ def read_source(
     try:
         name, data, path = _materialise(source, filename)
     except OSError as exc:
-        return None, [BoundaryError(None, None, None, f"无法读取文件: {exc}")]
+        log.warning("boundary file %r not read: %s", filename, exc)
+        said = str(exc) if str(exc).startswith("找不到文件") else "文件无法打开，请检查文件后重新上传"
+        return None, [BoundaryError(None, None, None, f"无法读取文件：{said}")]
     size = len(data) if data is not None else os.path.getsize(path)  # type: ignore[arg-type]
     if size > max_bytes:
         return None, [_oversized(size, max_bytes)]
@@ -298,14 +303,17 @@ def read_source(
         assert path is not None
         try:
             found, problem = _dataset(Path(path), Path(tmp), max_bytes, layer)
-        except (OSError, zipfile.BadZipFile) as exc:
-            return None, [BoundaryError(None, None, None, f"无法读取文件: {exc}")]
+        except Exception as exc:  # a zip or GeoPackage GDAL or zipfile cannot open: the user's file
+            return None, [_unreadable(exc, _kind_of(Path(path)), Path(path), Path(tmp))]
         if problem is not None:
             return None, [problem]
         assert found is not None
         dataset, kind, layer_name, layers, notes = found
         text = _DbfText()
         if kind == "Shapefile":
+            broken = _shapefile_problem(dataset, zipped=Path(path).suffix.lower() == ".zip")
+            if broken is not None:
+                return None, [broken]
             text = _dbf_text(_sibling(dataset, ".dbf"), _sibling(dataset, ".cpg"))
             if text.problem is not None:
                 return None, [text.problem]
@@ -330,21 +338,91 @@ def read_source(
     return SourceFile(frame, name, kind, notes, layers), []
 
 
+#: The person's words for a file cut short, whatever part of it.
+INCOMPLETE = "文件不完整（可能上传中断或被截断）"
+
+
+def _kind_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    return {".zip": "压缩包", ".gpkg": "GeoPackage", ".kml": "KML", ".shp": "Shapefile"}.get(
+        suffix, "GeoJSON"
+    )
+
+
 def _unreadable(exc: Exception, kind: str, dataset: Path, tmp: Path) -> BoundaryError:
-    """A reader's failure as the person can act on it, in Chinese, without the server's paths."""
-    if isinstance(exc, UnicodeDecodeError) and kind == "Shapefile" and dataset.with_suffix(".cpg").exists():
+    """A reader's failure as the person can act on it, in Chinese. GDAL's and Python's own English, and
+    the server's paths, go to the log only."""
+    log.warning("boundary file %s (%s) not read: %s: %s", dataset.name, kind, type(exc).__name__, exc)
+    said = str(exc)
+    if isinstance(exc, UnicodeDecodeError) and kind == "Shapefile":
         why = (
-            "属性表不是 .cpg 文件所写的编码：若属性为 GBK（多数国内 GIS 导出），删除压缩包中的 .cpg 文件后"
-            "重新上传即可（将按 GBK 读取）；或将 .cpg 的内容改为 GBK"
+            "属性表的文字编码无法识别：请在 GIS 软件中将图层另存为 UTF-8 编码的 Shapefile，连同 .cpg 文件一起打包后"
+            "重新上传"
         )
     elif isinstance(exc, UnicodeDecodeError):
         why = f"{kind} 文件须为 UTF-8 编码：请用 GIS 软件或文本编辑器另存为 UTF-8 后重新上传"
-    elif "not recognized as being in a supported file format" in str(exc):
+    elif isinstance(exc, zipfile.BadZipFile) or kind == "压缩包":
+        why = "压缩包不完整或已损坏（可能上传中断）：请重新压缩后上传"
+    elif kind == "GeoJSON" and ("GeoJSON" in said or "JSON" in said):
+        why = _json_problem(dataset)
+    elif "not recognized as being in a supported file format" in said:
         why = f"文件内容不是有效的 {kind}（可能已损坏、未保存完整或扩展名与内容不符）：请用 GIS 软件重新导出"
+    elif any(w in said for w in ("fread", "failed on", "corrupt", "unreadable", "Unterminated", "truncated")):
+        why = f"{INCOMPLETE}：请重新导出后上传"
     else:
-        detail = str(exc).replace(str(dataset), dataset.name).replace(str(tmp), "")[:200]
-        why = f"请检查文件是否完整、坐标是否有效，或用 GIS 软件重新导出（详情：{detail}）"
+        why = f"{kind} 文件无法解析：请检查文件是否完整，或用 GIS 软件重新导出后上传"
     return BoundaryError(None, None, None, f"无法读取文件：{why}")
+
+
+def _json_problem(path: Path) -> str:
+    """Why GDAL could not read a GeoJSON: cut short (the parser ran out of text), or where it is malformed."""
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()):
+            return f"{INCOMPLETE}：请重新导出后上传"
+        return f"GeoJSON 格式有误（第 {exc.lineno} 行第 {exc.colno} 个字符附近）：请用 GIS 软件重新导出"
+    except OSError:
+        pass
+    return "文件内容不是有效的 GeoJSON：请用 GIS 软件重新导出"
+
+
+def _shapefile_problem(shp: Path, *, zipped: bool) -> BoundaryError | None:
+    """A Shapefile whose .shx or .dbf is missing, or whose .shp, .shx or .dbf is shorter than its own header
+    says (cut short): told before GDAL reads it (it would say so in English, or read empty outlines)."""
+    together = (
+        "请把同名的 .shp、.shx、.dbf、.prj（及 .cpg）一起压缩后上传" if zipped else "请把它们放在同一文件夹"
+    )
+    where = "压缩包" if zipped else f"{shp.stem}.shp 旁"
+    for suffix, what in ((".shx", "（几何索引）"), (".dbf", "（属性表：编码、名称都在其中）")):
+        if _sibling(shp, suffix) is None:
+            return BoundaryError(
+                None, None, None, f"无法读取文件：{where}缺少 {suffix} 文件{what}：{together}"
+            )
+    for part in (shp, _sibling(shp, ".shx"), _sibling(shp, ".dbf")):
+        if part is not None and _cut_short(part):
+            return BoundaryError(
+                None,
+                None,
+                None,
+                f"无法读取文件：{part.suffix.lower()} {INCOMPLETE}：请从 GIS 软件重新导出，打包后重新上传",
+            )
+    return None
+
+
+def _cut_short(part: Path) -> bool:
+    """Whether a .shp/.shx (length in 16-bit words at byte 24) or .dbf (header + records) is shorter than
+    its header says."""
+    size = part.stat().st_size
+    with part.open("rb") as f:
+        head = f.read(32)
+    if part.suffix.lower() in (".shp", ".shx"):
+        return len(head) < 28 or size < 2 * int.from_bytes(head[24:28], "big")
+    if len(head) < 12:
+        return True
+    records = int.from_bytes(head[4:8], "little") * int.from_bytes(head[10:12], "little")
+    return size < int.from_bytes(head[8:10], "little") + records
 
 
 def _oversized(size: int, max_bytes: int) -> BoundaryError:
@@ -407,8 +485,6 @@ def _dataset(path: Path, tmp: Path, max_bytes: int, layer: str | None):
                     found = (*found[:3], every, found[4])
                 return found, problem
         return None, BoundaryError(None, None, None, "压缩包中没有 .shp、.gpkg 或 .geojson 文件")
-    if suffix == ".shp" and not path.with_suffix(".dbf").exists() and not path.with_suffix(".DBF").exists():
-        notes.append("未找到 .dbf 文件：没有属性")
     return _dataset_of(path, layer, notes)
 
 
@@ -940,6 +1016,18 @@ def _projected_hint(bounds) -> str:
     return "如 CGCS2000 3 度带 EPSG:4549；X 坐标以带号开头时为 EPSG:4513–4533"
 
 
+def _unconvertible(crs: CRS, exc: Exception) -> BoundaryError:
+    """PROJ's failure to convert, in Chinese (its English goes to the log)."""
+    log.warning("boundary file CRS %s not converted: %s", crs.name, exc)
+    return BoundaryError(
+        None,
+        None,
+        "geometry",
+        f"无法从文件的坐标系（{crs.name}）转换到 WGS84 经纬度：请在「坐标系」中填写文件实际所用的 EPSG 编号"
+        "（如 EPSG:4549），或用 GIS 软件转换为 WGS84 经纬度后重新导出",
+    )
+
+
 def to_wgs84(
     gdf: gpd.GeoDataFrame, declared: str = CRS_AUTO
 ) -> tuple[gpd.GeoDataFrame | None, list[str], BoundaryError | None]:
@@ -1007,13 +1095,13 @@ def to_wgs84(
             try:
                 gdf = gdf.to_crs(WGS84)
             except Exception as exc:
-                return None, notes, BoundaryError(None, None, "geometry", f"无法转换到 WGS84 经纬度: {exc}")
+                return None, notes, _unconvertible(crs, exc)
             notes.append(f"已从 {crs.name} 转换为 WGS84 经纬度")
     else:
         try:
             gdf = gdf.to_crs(WGS84)
         except Exception as exc:  # an unusable CRS definition in the file
-            return None, notes, BoundaryError(None, None, "geometry", f"无法转换到 WGS84 经纬度: {exc}")
+            return None, notes, _unconvertible(crs, exc)
         epsg = crs.to_epsg()
         notes.append(f"已从投影坐标系 {crs.name}{f'（EPSG:{epsg}）' if epsg else ''}转换为 WGS84 经纬度")
     if declared.lower() == CRS_GCJ02:

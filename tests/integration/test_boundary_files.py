@@ -210,3 +210,102 @@ def test_a_utf8_shapefile_with_chinese_field_names_cut_at_ten_bytes_is_read_by_t
     assert result.units_by_level["village"] == 4  # the file's villages, under their parents
     cut = [n for n in result.notes if "字段名" in n]
     assert len(cut) == 1 and "区划代" in cut[0] and "区划代码" in cut[0] and "10 字节" in cut[0], result.notes
+
+
+# ------------------------------------------------------------------------------------- broken files, in Chinese
+
+#: Words a Chinese message may carry in Latin letters: formats, extensions, encodings, tools.
+ALLOWED_LATIN = {
+    "GeoJSON",
+    "Shapefile",
+    "GeoPackage",
+    "KML",
+    "GIS",
+    "QGIS",
+    "UTF",
+    "GBK",
+    "shp",
+    "shx",
+    "dbf",
+}
+ALLOWED_LATIN |= {"prj", "cpg", "zip", "json", "geojson", "gpkg", "kml"}
+
+
+def english_in(reason: str) -> list[str]:
+    return [w for w in re.findall(r"[A-Za-z_]{3,}", reason) if w not in ALLOWED_LATIN]
+
+
+def without(data: bytes, ext: str) -> bytes:
+    return _rezip(data, lambda name, b: None if name.endswith(f".{ext}") else b)
+
+
+def cut(data: bytes, ext: str) -> bytes:
+    return _rezip(data, lambda name, b: b[: len(b) // 2] if name.endswith(f".{ext}") else b)
+
+
+def _rezip(data: bytes, change) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(buf, "w") as zout:
+        for info in zin.infolist():
+            kept = change(info.filename, zin.read(info))
+            if kept is not None:
+                zout.writestr(info.filename, kept)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("case", "said"),
+    [
+        ("no .shx", "压缩包缺少 .shx 文件"),
+        ("no .dbf", "压缩包缺少 .dbf 文件"),
+        ("cut .dbf", "文件不完整（可能上传中断或被截断）"),
+        ("cut .shp", "文件不完整（可能上传中断或被截断）"),
+        ("cut .shx", "文件不完整（可能上传中断或被截断）"),
+        ("cut zip", "压缩包不完整或已损坏"),
+        ("cut GeoJSON", "文件不完整（可能上传中断或被截断）"),
+        ("not GeoJSON", "不是有效的 GeoJSON"),
+    ],
+)
+def test_a_broken_file_is_refused_with_its_cause_and_what_to_do_in_chinese_only(
+    empty_engine, tmp_path, case, said
+):
+    """GDAL's English reached the person (Unable to open … SHAPE_RESTORE_SHX; fread(321) failed on DBF file;
+    Failed to read GeoJSON data; … Unterminated array), a zip without .dbf was asked for its name column,
+    and a cut-off .shp was told 几何为空 feature by feature."""
+    good = shapefile_zip(small_county(), tmp_path, encoding="GBK")
+    geojson = small_county().to_json().encode()
+    data, filename = {
+        "no .shx": (without(good, "shx"), "县界.zip"),
+        "no .dbf": (without(good, "dbf"), "县界.zip"),
+        "cut .dbf": (cut(good, "dbf"), "县界.zip"),
+        "cut .shp": (cut(good, "shp"), "县界.zip"),
+        "cut .shx": (cut(good, "shx"), "县界.zip"),
+        "cut zip": (good[: len(good) // 2], "县界.zip"),
+        "cut GeoJSON": (geojson[: len(geojson) // 2], "县界.geojson"),
+        "not GeoJSON": (b"<html><body>404</body></html>", "县界.geojson"),
+    }[case]
+    result = import_boundaries(UnitOfWork(empty_engine), data, filename=filename)
+    assert not result.ok and len(result.errors) == 1, result.errors
+    reason = result.errors[0].reason
+    assert said in reason and english_in(reason) == [], reason
+    if case.startswith("no "):
+        assert reason.endswith("请把同名的 .shp、.shx、.dbf、.prj（及 .cpg）一起压缩后上传"), reason
+    assert unit_count(empty_engine) == 0
+
+
+def test_an_unknown_reader_failure_is_said_in_chinese_and_its_english_goes_to_the_log(
+    empty_engine, tmp_path, monkeypatch, caplog
+):
+    import geo.boundaries
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("Something GDAL said about /tmp/boundaries-x/unzipped/bnd.shp")
+
+    monkeypatch.setattr(geo.boundaries.gpd, "read_file", fails)
+    with caplog.at_level("WARNING"):
+        result = import_boundaries(
+            UnitOfWork(empty_engine), small_county().to_json().encode(), filename="a.geojson"
+        )
+    reason = result.errors[0].reason
+    assert reason.startswith("无法读取文件：") and english_in(reason) == [] and "/tmp" not in reason, reason
+    assert "Something GDAL said" in caplog.text

@@ -607,3 +607,18 @@ def test_a_sandiao_export_s_parent_column_and_a_cpg_that_lies_are_understood(tmp
     assert problems == [] and source is not None
     assert source.frame["XZQMC"].tolist() == ["西镇"]
     assert ".cpg 文件写的编码「UTF-8」与属性内容不符，属性按 GBK 编码读取：请核对名称是否正确" in source.notes
+
+
+def test_a_crs_proj_cannot_convert_is_told_in_chinese_without_its_english(monkeypatch):
+    from geo.boundaries import to_wgs84
+
+    def fails(self, *args, **kwargs):
+        raise RuntimeError("Invalid projection: +proj=tmerc +lat_0=... (Internal Proj Error)")
+
+    metres = units(
+        [("990100", "测试县", "county", None, box(500_000, 3_300_000, 510_000, 3_310_000))], crs=4549
+    )
+    monkeypatch.setattr(gpd.GeoDataFrame, "to_crs", fails)
+    _, _, problem = to_wgs84(metres)
+    assert problem is not None and problem.reason.startswith("无法从文件的坐标系")
+    assert "Proj" not in problem.reason and "EPSG:4549" in problem.reason
