@@ -857,6 +857,11 @@ class _Mapped:
     populations: list[Any]
     kinds: list[str | None]
     generated_codes: bool = False
+    #: name-only files: each feature's filled (level, name) columns, coarse to fine (its parent's are the same
+    #: less the last)
+    name_paths: list[tuple[tuple[str, str], ...]] = field(default_factory=list)
+    #: features whose parent name fits several units: told once, not again as missing
+    ambiguous: set[int] = field(default_factory=set)
 
 
 def _check_fields(frame: gpd.GeoDataFrame, m: ColumnMapping) -> list[BoundaryError]:
@@ -900,8 +905,10 @@ def _map_values(frame: gpd.GeoDataFrame, m: ColumnMapping) -> _Mapped:
         levels: list[str | None] = [None] * n
         parent_names: list[str | None] = [None] * n
         table = [(lv, [_text(v) for v in frame[c]]) for lv, c in m.names_by_level]
+        paths: list[tuple[tuple[str, str], ...]] = []
         for i in range(n):
             filled = [(lv, vals[i]) for lv, vals in table if vals[i] is not None]
+            paths.append(tuple(filled))  # type: ignore[arg-type]
             if filled:
                 levels[i], names[i] = filled[-1]
                 parent_names[i] = filled[-2][1] if len(filled) > 1 else None
@@ -914,6 +921,7 @@ def _map_values(frame: gpd.GeoDataFrame, m: ColumnMapping) -> _Mapped:
             parent_names,
             col(m.population),
             [_text(v) for v in col(m.kind)],
+            name_paths=paths,
         )
     raw_levels = col(m.level) if m.level is not None else [m.fixed_level] * n
     parents = [_parent_text(v) for v in col(m.parent)]
@@ -930,22 +938,41 @@ def _map_values(frame: gpd.GeoDataFrame, m: ColumnMapping) -> _Mapped:
 
 
 def _resolve_names(v: _Mapped, m: ColumnMapping) -> list[BoundaryError]:
-    """Parents given by name → codes (within the file); codes generated where the file has none."""
+    """Parents given by name → codes (within the file); codes generated where the file has none.
+
+    In a name-only file a parent is first the feature whose name columns are the child's less the last (甲县's
+    城关镇 and 乙县's 城关镇 are two); by its name alone only when no such feature is there. A name that
+    still fits several units is told once per child, naming their parents."""
     errors: list[BoundaryError] = []
     n = len(v.names)
     by_name: dict[tuple[str, str], list[int]] = {}
     for i in range(n):
         if v.levels[i] is not None and v.names[i] is not None:
             by_name.setdefault((v.levels[i], v.names[i]), []).append(i)  # type: ignore[arg-type]
+    by_path: dict[tuple[tuple[str, str], ...], list[int]] = {}
+    for i, path in enumerate(v.name_paths):
+        by_path.setdefault(path, []).append(i)
     parent_row: list[int | None] = [None] * n
     for i in range(n):
         pname, level = v.parent_names[i], v.levels[i]
         if pname is None or level is None or LEVEL_INDEX[level] == 0:
             continue
-        rows = by_name.get((LEVELS[LEVEL_INDEX[level] - 1], pname), [])
+        above = LEVELS[LEVEL_INDEX[level] - 1]
+        rows = (
+            [j for j in by_path.get(v.name_paths[i][:-1], []) if v.levels[j] == above] if v.name_paths else []
+        )
+        rows = rows or by_name.get((above, pname), [])
         if len(rows) > 1:
+            v.ambiguous.add(i)
+            whose = "、".join(f"{v.parent_names[j] or ''}的{pname}" for j in rows[:5])
             errors.append(
-                BoundaryError(i, v.codes[i], "parent_code", f"上级名称 {pname} 在文件中出现 {len(rows)} 次")
+                BoundaryError(
+                    i,
+                    None,
+                    "parent_code",
+                    f"上级 {pname} 在文件中有 {len(rows)} 个（{whose}），无法确定属于哪一个："
+                    f"请填写上级各列（如 {_level_column(m, above)}）以区分",
+                )
             )
         elif rows:
             parent_row[i] = rows[0]
@@ -958,8 +985,8 @@ def _resolve_names(v: _Mapped, m: ColumnMapping) -> list[BoundaryError]:
             key: object
             if p is not None and v.codes[p] is not None:
                 key, width = v.codes[p], 2 if v.levels[i] == "county" else 3
-            else:
-                key, width = (m.code_prefix, v.levels[i]), 2
+            else:  # top units (or orphans, refused anyway) share one sequence: no code twice
+                key, width = m.code_prefix, 2
             seq[key] = seq.get(key, 0) + 1
             prefix = v.codes[p] if p is not None and v.codes[p] is not None else m.code_prefix
             v.codes[i] = f"{prefix}{seq[key]:0{width}d}"
@@ -968,6 +995,12 @@ def _resolve_names(v: _Mapped, m: ColumnMapping) -> list[BoundaryError]:
         if p is not None:
             v.parents[i] = v.codes[p]
     return errors
+
+
+def _level_column(m: ColumnMapping, level: str) -> str:
+    """The file's column of names above ``level`` (区县 for a township's parent), or the level's word."""
+    coarser = [c for lv, c in m.names_by_level if LEVEL_INDEX[lv] < LEVEL_INDEX[level]]
+    return coarser[-1] if coarser else LEVEL_WORDS[level]
 
 
 # --------------------------------------------------------------------------------------------- CRS
@@ -1263,7 +1296,7 @@ def _check_parents(
         if parent is None:
             if not is_top and v.parent_names[i] is None:
                 errors.append(BoundaryError(i, code, "parent_code", "缺少上级编码"))
-            elif not is_top:
+            elif not is_top and i not in v.ambiguous:
                 errors.append(BoundaryError(i, code, "parent_code", f"上级 {v.parent_names[i]} 不在文件中"))
             continue
         if parent == code:

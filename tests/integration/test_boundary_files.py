@@ -309,3 +309,67 @@ def test_an_unknown_reader_failure_is_said_in_chinese_and_its_english_goes_to_th
     reason = result.errors[0].reason
     assert reason.startswith("无法读取文件：") and english_in(reason) == [] and "/tmp" not in reason, reason
     assert "Something GDAL said" in caplog.text
+
+
+# ------------------------------------------------------------------------------------- names-only files
+
+
+def two_counties_with_a_chengguan(*, village_county: str | None = "row") -> gpd.GeoDataFrame:
+    """测试市 with 甲县 and 乙县, each with a 城关镇 and a 溪乡 of two villages (市/区县/乡镇/村 columns).
+    ``village_county`` None leaves the villages' 区县 blank."""
+    rows = []
+    for k, county in enumerate(["甲县", "乙县"]):
+        cx = X0 + 0.1 * k
+        rows.append(
+            dict(市="测试市", 区县=county, 乡镇=None, 村=None, geometry=box(cx, Y0, cx + 0.08, Y0 + 0.04))
+        )
+        for t, town in enumerate(["城关镇", f"{county[0]}溪乡"]):
+            tx = cx + 0.04 * t
+            rows.append(
+                dict(市="测试市", 区县=county, 乡镇=town, 村=None, geometry=box(tx, Y0, tx + 0.04, Y0 + 0.04))
+            )
+            for v in range(2):
+                rows.append(
+                    dict(
+                        市="测试市",
+                        区县=county if village_county else None,
+                        乡镇=town,
+                        村=f"{county[0]}{town[:2]}{v}村",
+                        geometry=box(tx, Y0 + 0.02 * v, tx + 0.04, Y0 + 0.02 * (v + 1)),
+                    )
+                )
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=4326)
+
+
+def test_two_counties_each_with_a_township_of_the_same_name_are_told_apart_by_the_name_path(empty_engine):
+    """The probe's case: refused with codes the user never wrote (N01 编码重复) and '上级 城关镇 不在文件中'."""
+    from geo.boundaries import ParentChoice
+
+    data = two_counties_with_a_chengguan().to_json().encode()
+    result = import_boundaries(
+        UnitOfWork(empty_engine),
+        data,
+        filename="测试市.geojson",
+        parent=ParentChoice("create", "330800", "测试市"),
+    )
+    assert result.ok, result.errors
+    units = stored_units(empty_engine)
+    chengguan = {code: above for code, (name, _, above) in units.items() if name == "城关镇"}
+    assert sorted(chengguan.values()) == ["乙县", "甲县"]
+    for code, (name, _, above) in units.items():
+        if name.endswith("村") and not name.endswith(GENERATED) and "城关" in name:
+            assert above == "城关镇" and units[code[:-3]][2] == ("甲县" if name[0] == "甲" else "乙县")
+
+
+def test_a_township_name_two_counties_share_with_no_county_on_the_village_is_one_clear_line_each(
+    empty_engine,
+):
+    data = two_counties_with_a_chengguan(village_county=None).to_json().encode()
+    result = import_boundaries(UnitOfWork(empty_engine), data, filename="测试市.geojson")
+    assert not result.ok
+    reasons = {e.reason for e in result.errors}
+    assert reasons == {
+        "上级 城关镇 在文件中有 2 个（甲县的城关镇、乙县的城关镇），无法确定属于哪一个：请填写上级各列（如 区县）以区分"
+    }
+    assert len(result.errors) == 4  # the four villages of the two 城关镇, nothing about generated codes
+    assert unit_count(empty_engine) == 0
