@@ -1011,6 +1011,20 @@ def _lonlat(bounds) -> bool:
     return bool(np.all(np.isfinite(bounds)) and -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90)
 
 
+#: China's extent in lon/lat (min lon, min lat, max lon, max lat), generously: what a latitude-first file of a
+#: Chinese area reads as once its two numbers are swapped back.
+CHINA_BOUNDS = (73.0, 3.0, 136.0, 54.0)
+
+
+def _in_china(bounds) -> bool:
+    minx, miny, maxx, maxy = bounds
+    return bool(
+        np.all(np.isfinite(bounds))
+        and CHINA_BOUNDS[0] <= minx <= maxx <= CHINA_BOUNDS[2]
+        and CHINA_BOUNDS[1] <= miny <= maxy <= CHINA_BOUNDS[3]
+    )
+
+
 #: GEOS's reasons for an invalid polygon, in Chinese (the point where it happens is kept).
 _GEOS_REASONS = {
     "Self-intersection": "边界自相交（如 8 字形）",
@@ -1089,6 +1103,18 @@ def to_wgs84(
         return (gdf if crs is not None else gdf.set_crs(WGS84)), notes, None
     bounds = present.total_bounds
     shown = ", ".join(f"{b:.6g}" for b in bounds)
+    if (crs is None or crs.is_geographic) and not _lonlat(bounds) and _in_china(bounds[[1, 0, 3, 2]]):
+        return (
+            None,
+            notes,
+            BoundaryError(
+                None,
+                None,
+                "geometry",
+                f"坐标看起来经度和纬度写反了（范围 {shown}：第一个数在纬度范围内，第二个超出了纬度的 ±90）："
+                "请在 GIS 软件中按「经度, 纬度」的顺序重新导出（GeoJSON 规定先经度后纬度）",
+            ),
+        )
     if crs is None:
         if not _lonlat(bounds):
             return (
@@ -1113,7 +1139,7 @@ def to_wgs84(
                     None,
                     None,
                     "geometry",
-                    f"文件按经纬度坐标（{crs.name}）读取（GeoJSON 未写明坐标系时即按此读取），但坐标超出经纬度范围"
+                    f"文件按经纬度坐标（{crs.name}）读取{'（GeoJSON 未写明坐标系时即按此读取）' if crs.to_epsg() == 4326 else ''}，但坐标超出经纬度范围"
                     f"（{shown}），看起来是投影坐标（米）：请在「坐标系」中填写文件实际所用的 EPSG 编号"
                     f"（{_projected_hint(bounds)}）",
                 ),
@@ -1288,6 +1314,7 @@ def _check_parents(
     parent_row: list[int | None] = [None] * n
     parent_known: list[KnownUnit | None] = [None] * n
     seen = {c for c in v.codes if c is not None}
+    unpadded = {c.lstrip("0"): c for c in [*seen, *(known or {})] if c.isdigit()}
     for i in range(n):
         code, parent, level = v.codes[i], v.parents[i], v.levels[i]
         if level is None:
@@ -1313,7 +1340,11 @@ def _check_parents(
         if parent in seen:  # a duplicated parent, already reported
             continue
         if not is_top:
-            errors.append(BoundaryError(i, code, "parent_code", f"未知的上级编码 {parent}"))
+            errors.append(
+                BoundaryError(
+                    i, code, "parent_code", f"未知的上级编码 {parent}{_zeros_hint(parent, unpadded)}"
+                )
+            )
             continue
         if choice.mode != PARENT_AUTO or known is None:
             continue
@@ -1323,7 +1354,8 @@ def _check_parents(
                     i,
                     code,
                     "parent_code",
-                    f"未知的上级编码 {parent}：既不在文件中，也不在数据库中。请选择「不设上级」"
+                    f"未知的上级编码 {parent}{_zeros_hint(parent, unpadded)}：既不在文件中，也不在数据库中。"
+                    "请选择「不设上级」"
                     "（本文件的顶层单位即为最高一级）或「由文件合并生成上级」",
                 )
             )
@@ -1333,6 +1365,15 @@ def _check_parents(
             continue
         parent_known[i] = known[parent]
     return errors, parent_row, parent_known
+
+
+def _zeros_hint(parent: str, unpadded: Mapping[str, str]) -> str:
+    """A hint when ``parent`` and a code in the file or the store differ only in leading zeros (a code
+    column kept as numbers, as Excel does), else ""."""
+    twin = unpadded.get(parent.lstrip("0")) if parent.isdigit() else None
+    if twin is None or twin == parent:
+        return ""
+    return f"：编码可能丢失了开头的 0（Excel 会这样），已有编码 {twin}：请把编码列设为文本后重新导出"
 
 
 def _level_mismatch(

@@ -4,6 +4,7 @@ files — imported end to end: read right, or refused in Chinese with what to do
 from __future__ import annotations
 
 import io
+import json
 import re
 import warnings
 import zipfile
@@ -373,3 +374,34 @@ def test_a_township_name_two_counties_share_with_no_county_on_the_village_is_one
     }
     assert len(result.errors) == 4  # the four villages of the two 城关镇, nothing about generated codes
     assert unit_count(empty_engine) == 0
+
+
+# ------------------------------------------------------------------------------------- smaller hints
+
+
+def test_a_file_written_latitude_first_is_told_its_coordinates_look_swapped(empty_engine):
+    """EPSG:4490 written lat,lon was told 看起来是投影坐标（米） and 'GeoJSON 未写明坐标系' though it declared one."""
+    doc = json.loads(small_county().to_json())
+    for feature in doc["features"]:
+        feature["geometry"]["coordinates"] = [
+            [[y, x] for x, y in ring] for ring in feature["geometry"]["coordinates"]
+        ]
+    doc["crs"] = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::4490"}}
+    result = import_boundaries(UnitOfWork(empty_engine), json.dumps(doc).encode(), filename="县界.geojson")
+    assert not result.ok and len(result.errors) == 1
+    reason = result.errors[0].reason
+    assert "经度和纬度写反了" in reason and "投影坐标" not in reason and "未写明坐标系" not in reason, reason
+    assert unit_count(empty_engine) == 0
+
+
+def test_codes_that_lost_their_leading_zeros_are_hinted_at(empty_engine):
+    frame = small_county()
+    frame = frame[frame["level"] != "village"].copy()
+    frame["code"] = frame["code"].str.replace("330899", "030899")
+    frame["parent_code"] = frame["parent_code"].str.replace("330899", "030899")
+    frame.loc[frame["level"] == "county", "code"] = "30899"  # as a number column keeps it
+    result = import_boundaries(UnitOfWork(empty_engine), frame.to_json().encode(), filename="县界.geojson")
+    assert not result.ok
+    assert {e.reason for e in result.errors} == {
+        "未知的上级编码 030899：编码可能丢失了开头的 0（Excel 会这样），已有编码 30899：请把编码列设为文本后重新导出"
+    }
