@@ -1,7 +1,7 @@
 """A user's boundary file, from bytes to checked units (EPSG:4326): reading, the column mapping, the CRS, checks.
 
-Reading (:func:`read_source`): GeoJSON, a Shapefile (``.shp`` with its siblings, or a ``.zip``; a ``.dbf``
-without ``.cpg`` is read as UTF-8 when its text is valid UTF-8, else as GBK), a GeoPackage (the first
+Reading (:func:`read_source`): GeoJSON, a Shapefile (``.shp`` with its siblings, or a ``.zip``; the ``.dbf``'s
+text encoding is decided from its bytes with the ``.cpg`` as a hint, :func:`choose_dbf_encoding`), a GeoPackage (the first
 polygon layer, or the one named). Files up to :data:`MAX_FILE_BYTES`; GDAL's GeoJSON object-size limit
 is raised to the same figure explicitly (its default refuses a single 35 MB feature).
 
@@ -23,7 +23,9 @@ stored come in as :class:`KnownUnit`.
 
 from __future__ import annotations
 
+import codecs
 import json
+import logging
 import math
 import os
 import tempfile
@@ -44,6 +46,8 @@ from geo import names as _names
 from geo.crs import POINTS_GCJ02, WGS84, gcj02_to_wgs84
 from geo.generate import LEVEL_INDEX, LEVEL_WORDS, LEVELS, estimate_population
 
+log = logging.getLogger(__name__)
+
 #: Largest file accepted (bytes), zipped or not; also GDAL's GeoJSON object-size limit.
 MAX_FILE_BYTES = 1 << 30
 
@@ -59,9 +63,10 @@ OVERLAP_TOLERANCE = 0.005
 UNCOVERED_TOLERANCE = 0.01
 
 #: What the store's ``admin_units`` columns hold (``db/base.py``: code 32, name 200, kind 16 characters;
-#: population a 32-bit integer). A generated child's code is its parent's + 3 digits and a generated grid's
-#: name its village's + 第k网格, so a file's code leaves 3 digits per level below it and a name stays well
-#: under the column: a longer value would fail in the write (PostgreSQL) instead of being listed here.
+#: population a 32-bit integer). A generated child's code is its parent's + 3 digits and its name its
+#: parent's + 第k村（自动生成） (a grid's + 第k网格; decision 0056), so a file's code leaves 3 digits per level
+#: below it and a name stays well under the column: a longer value would fail in the write (PostgreSQL)
+#: instead of being listed here.
 MAX_CODE_CHARS = 32
 MAX_NAME_CHARS = 100
 MAX_KIND_CHARS = 16
@@ -281,7 +286,9 @@ def read_source(
     try:
         name, data, path = _materialise(source, filename)
     except OSError as exc:
-        return None, [BoundaryError(None, None, None, f"无法读取文件: {exc}")]
+        log.warning("boundary file %r not read: %s", filename, exc)
+        said = str(exc) if str(exc).startswith("找不到文件") else "文件无法打开，请检查文件后重新上传"
+        return None, [BoundaryError(None, None, None, f"无法读取文件：{said}")]
     size = len(data) if data is not None else os.path.getsize(path)  # type: ignore[arg-type]
     if size > max_bytes:
         return None, [_oversized(size, max_bytes)]
@@ -296,22 +303,32 @@ def read_source(
         assert path is not None
         try:
             found, problem = _dataset(Path(path), Path(tmp), max_bytes, layer)
-        except (OSError, zipfile.BadZipFile) as exc:
-            return None, [BoundaryError(None, None, None, f"无法读取文件: {exc}")]
+        except Exception as exc:  # a zip or GeoPackage GDAL or zipfile cannot open: the user's file
+            return None, [_unreadable(exc, _kind_of(Path(path)), Path(path), Path(tmp))]
         if problem is not None:
             return None, [problem]
         assert found is not None
         dataset, kind, layer_name, layers, notes = found
-        encoding = None
-        if kind == "Shapefile" and not dataset.with_suffix(".cpg").exists():
-            encoding = _dbf_encoding(dataset.with_suffix(".dbf"))
-            if encoding == "GBK":
-                notes.append("未找到 .cpg 文件，属性按 GBK 编码读取")
+        text = _DbfText()
+        if kind == "Shapefile":
+            broken = _shapefile_problem(dataset, zipped=Path(path).suffix.lower() == ".zip")
+            if broken is not None:
+                return None, [broken]
+            text = _dbf_text(_sibling(dataset, ".dbf"), _sibling(dataset, ".cpg"))
+            if text.problem is not None:
+                return None, [text.problem]
+            notes += text.notes
         _allow_large_geojson(max_bytes)
         try:
-            frame = gpd.read_file(dataset, layer=layer_name, encoding=encoding)
+            # text in a known encoding is read byte for byte (ISO-8859-1) and decoded here: GDAL would take
+            # an unknown .cpg as Latin-1 without a word, and pyogrio fails on a field name cut mid-character
+            frame = gpd.read_file(dataset, layer=layer_name, encoding="ISO-8859-1" if text.encoding else None)
         except Exception as exc:  # any reader failure is the user's file, reported not raised
             return None, [_unreadable(exc, kind, dataset, Path(tmp))]
+        if text.encoding:
+            frame, cut = _decoded_frame(frame, text.encoding)
+            if cut:
+                notes.append(_cut_names_note(cut))
     if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame.columns:
         return None, [
             BoundaryError(
@@ -321,21 +338,91 @@ def read_source(
     return SourceFile(frame, name, kind, notes, layers), []
 
 
+#: The person's words for a file cut short, whatever part of it.
+INCOMPLETE = "文件不完整（可能上传中断或被截断）"
+
+
+def _kind_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    return {".zip": "压缩包", ".gpkg": "GeoPackage", ".kml": "KML", ".shp": "Shapefile"}.get(
+        suffix, "GeoJSON"
+    )
+
+
 def _unreadable(exc: Exception, kind: str, dataset: Path, tmp: Path) -> BoundaryError:
-    """A reader's failure as the person can act on it, in Chinese, without the server's paths."""
-    if isinstance(exc, UnicodeDecodeError) and kind == "Shapefile" and dataset.with_suffix(".cpg").exists():
+    """A reader's failure as the person can act on it, in Chinese. GDAL's and Python's own English, and
+    the server's paths, go to the log only."""
+    log.warning("boundary file %s (%s) not read: %s: %s", dataset.name, kind, type(exc).__name__, exc)
+    said = str(exc)
+    if isinstance(exc, UnicodeDecodeError) and kind == "Shapefile":
         why = (
-            "属性表不是 .cpg 文件所写的编码：若属性为 GBK（多数国内 GIS 导出），删除压缩包中的 .cpg 文件后"
-            "重新上传即可（将按 GBK 读取）；或将 .cpg 的内容改为 GBK"
+            "属性表的文字编码无法识别：请在 GIS 软件中将图层另存为 UTF-8 编码的 Shapefile，连同 .cpg 文件一起打包后"
+            "重新上传"
         )
     elif isinstance(exc, UnicodeDecodeError):
         why = f"{kind} 文件须为 UTF-8 编码：请用 GIS 软件或文本编辑器另存为 UTF-8 后重新上传"
-    elif "not recognized as being in a supported file format" in str(exc):
+    elif isinstance(exc, zipfile.BadZipFile) or kind == "压缩包":
+        why = "压缩包不完整或已损坏（可能上传中断）：请重新压缩后上传"
+    elif kind == "GeoJSON" and ("GeoJSON" in said or "JSON" in said):
+        why = _json_problem(dataset)
+    elif "not recognized as being in a supported file format" in said:
         why = f"文件内容不是有效的 {kind}（可能已损坏、未保存完整或扩展名与内容不符）：请用 GIS 软件重新导出"
+    elif any(w in said for w in ("fread", "failed on", "corrupt", "unreadable", "Unterminated", "truncated")):
+        why = f"{INCOMPLETE}：请重新导出后上传"
     else:
-        detail = str(exc).replace(str(dataset), dataset.name).replace(str(tmp), "")[:200]
-        why = f"请检查文件是否完整、坐标是否有效，或用 GIS 软件重新导出（详情：{detail}）"
+        why = f"{kind} 文件无法解析：请检查文件是否完整，或用 GIS 软件重新导出后上传"
     return BoundaryError(None, None, None, f"无法读取文件：{why}")
+
+
+def _json_problem(path: Path) -> str:
+    """Why GDAL could not read a GeoJSON: cut short (the parser ran out of text), or where it is malformed."""
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()):
+            return f"{INCOMPLETE}：请重新导出后上传"
+        return f"GeoJSON 格式有误（第 {exc.lineno} 行第 {exc.colno} 个字符附近）：请用 GIS 软件重新导出"
+    except OSError:
+        pass
+    return "文件内容不是有效的 GeoJSON：请用 GIS 软件重新导出"
+
+
+def _shapefile_problem(shp: Path, *, zipped: bool) -> BoundaryError | None:
+    """A Shapefile whose .shx or .dbf is missing, or whose .shp, .shx or .dbf is shorter than its own header
+    says (cut short): told before GDAL reads it (it would say so in English, or read empty outlines)."""
+    together = (
+        "请把同名的 .shp、.shx、.dbf、.prj（及 .cpg）一起压缩后上传" if zipped else "请把它们放在同一文件夹"
+    )
+    where = "压缩包" if zipped else f"{shp.stem}.shp 旁"
+    for suffix, what in ((".shx", "（几何索引）"), (".dbf", "（属性表：编码、名称都在其中）")):
+        if _sibling(shp, suffix) is None:
+            return BoundaryError(
+                None, None, None, f"无法读取文件：{where}缺少 {suffix} 文件{what}：{together}"
+            )
+    for part in (shp, _sibling(shp, ".shx"), _sibling(shp, ".dbf")):
+        if part is not None and _cut_short(part):
+            return BoundaryError(
+                None,
+                None,
+                None,
+                f"无法读取文件：{part.suffix.lower()} {INCOMPLETE}：请从 GIS 软件重新导出，打包后重新上传",
+            )
+    return None
+
+
+def _cut_short(part: Path) -> bool:
+    """Whether a .shp/.shx (length in 16-bit words at byte 24) or .dbf (header + records) is shorter than
+    its header says."""
+    size = part.stat().st_size
+    with part.open("rb") as f:
+        head = f.read(32)
+    if part.suffix.lower() in (".shp", ".shx"):
+        return len(head) < 28 or size < 2 * int.from_bytes(head[24:28], "big")
+    if len(head) < 12:
+        return True
+    records = int.from_bytes(head[4:8], "little") * int.from_bytes(head[10:12], "little")
+    return size < int.from_bytes(head[8:10], "little") + records
 
 
 def _oversized(size: int, max_bytes: int) -> BoundaryError:
@@ -398,8 +485,6 @@ def _dataset(path: Path, tmp: Path, max_bytes: int, layer: str | None):
                     found = (*found[:3], every, found[4])
                 return found, problem
         return None, BoundaryError(None, None, None, "压缩包中没有 .shp、.gpkg 或 .geojson 文件")
-    if suffix == ".shp" and not path.with_suffix(".dbf").exists() and not path.with_suffix(".DBF").exists():
-        notes.append("未找到 .dbf 文件：没有属性")
     return _dataset_of(path, layer, notes)
 
 
@@ -434,25 +519,191 @@ def _dataset_of(path: Path, layer: str | None, notes: list[str]):
     )
 
 
-def _dbf_encoding(dbf: Path) -> str | None:
-    """UTF-8 or GBK for a .dbf without .cpg: its field names and records decoded as UTF-8 or not."""
-    if not dbf.exists():
+#: Code pages a .cpg names by number (ESRI writes "936", "ANSI 936", "65001", "88591") that are not
+#: simply Python's ``cp<number>``.
+_CODE_PAGES = {"54936": "gb18030", "20936": "gb2312", "88591": "iso8859-1", "28591": "iso8859-1"}
+_CJK = ("\u4e00", "\u9fff")
+_NEITHER_UTF8_NOR_GBK = (
+    "无法读取文件：属性表的文字编码无法识别（既不是 UTF-8，也不是 GBK）：请在 GIS 软件中将图层另存为 UTF-8 编码的"
+    " Shapefile（QGIS：导出 → 要素另存为，编码选 UTF-8），连同 .cpg 文件一起打包后重新上传"
+)
+
+
+@dataclass
+class _DbfText:
+    """How a .dbf's text is to be decoded: ``encoding`` a Python codec (None: nothing but ASCII, read as
+    it is), the notes saying what was assumed, or the problem that refuses the file."""
+
+    encoding: str | None = None
+    notes: list[str] = field(default_factory=list)
+    problem: BoundaryError | None = None
+
+
+def _sibling(dataset: Path, suffix: str) -> Path | None:
+    """The file beside ``dataset`` with its stem and ``suffix`` in any case (.cpg, .CPG), or None."""
+    for p in (dataset.with_suffix(suffix), dataset.with_suffix(suffix.upper())):
+        if p.exists():
+            return p
+    for p in dataset.parent.glob(f"{dataset.stem}.*"):
+        if p.suffix.lower() == suffix:
+            return p
+    return None
+
+
+def _cpg_codec(said: str) -> str | None:
+    """The Python codec a .cpg's text names ("UTF-8", "GBK", "936", "ANSI 936", "65001"), None if unknown."""
+    word = said.strip().upper()
+    for prefix in ("ANSI", "OEM", "CP", "WINDOWS-"):
+        if word.startswith(prefix) and word[len(prefix) :].strip().isdigit():
+            word = word[len(prefix) :].strip()
+    if word.isdigit():
+        word = _CODE_PAGES.get(word, f"cp{word}")
+    try:
+        return codecs.lookup(word).name
+    except LookupError:
         return None
-    data = dbf.read_bytes()
-    if len(data) < 32:
-        return None
+
+
+def _has_cjk(text: str) -> bool:
+    return any(_CJK[0] <= ch <= _CJK[1] for ch in text)
+
+
+def _field_name(raw: bytes, codec: str) -> str | None:
+    """A .dbf field name decoded; one cut mid-character at the 10-byte limit (UTF-8 Chinese names are)
+    keeps its whole characters. None: not text in ``codec``."""
+    for cut in range(4 if len(raw) >= 10 else 1):
+        try:
+            return raw[: len(raw) - cut].decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def _dbf_parts(data: bytes) -> tuple[list[bytes], bytes]:
+    """(field names, records) of a .dbf's bytes."""
     n_records = int.from_bytes(data[4:8], "little")
     header = int.from_bytes(data[8:10], "little")
     record = int.from_bytes(data[10:12], "little")
-    names = b"".join(data[i : i + 11].split(b"\0")[0] for i in range(32, max(32, header - 1), 32))
-    blob = names + data[header : header + n_records * record]
-    if blob.isascii():
+    names = [data[i : i + 11].split(b"\0")[0] for i in range(32, max(32, header - 1), 32)]
+    return names, data[header : header + n_records * record]
+
+
+def _decode_dbf(names: list[bytes], records: bytes, codec: str) -> str | None:
+    """Every field name and record decoded in ``codec`` (names may be cut, see :func:`_field_name`), else None."""
+    decoded = [_field_name(n, codec) for n in names]
+    if any(d is None for d in decoded):
         return None
     try:
-        blob.decode("utf-8")
+        return "".join(d for d in decoded if d) + records.decode(codec)
     except UnicodeDecodeError:
-        return "GBK"
-    return "UTF-8"
+        return None
+
+
+def choose_dbf_encoding(names: list[bytes], records: bytes, cpg: str | None) -> _DbfText:
+    """Which encoding a .dbf's text is in, from its bytes, with the .cpg's word (``cpg``; None: no .cpg).
+
+    Text that is only ASCII needs none. A .cpg naming an encoding the text is in is followed, unless that
+    gives no Chinese character where GBK gives some (a single-byte code page over GBK text) or the text is
+    Chinese in UTF-8 where the .cpg said otherwise. Without a .cpg, or with one nobody knows (``System``,
+    ``OEM``) or that the text contradicts (``UTF-8`` or ``65001`` over GBK text), the text is UTF-8 when it
+    decodes as UTF-8 (a field name cut mid-character at the 10-byte limit, or a few values cut short, are
+    still UTF-8), else GBK when it is Chinese in GBK (most Chinese GIS exports), else the file is refused
+    with what to do. What was assumed is said in a note, in Chinese.
+    """
+    if records.isascii() and all(n.isascii() for n in names):
+        return _DbfText()
+    declared = _cpg_codec(cpg) if cpg is not None else None
+    utf8 = _decode_dbf(names, records, "utf-8")
+    if declared is not None and declared != "utf-8":
+        text = _decode_dbf(names, records, declared)
+        chinese_in_utf8 = utf8 is not None and _has_cjk(utf8)
+        gbk = _decode_dbf(names, records, "gb18030")
+        if text is not None and not chinese_in_utf8 and (_has_cjk(text) or gbk is None or not _has_cjk(gbk)):
+            return _DbfText(declared)
+    elif declared == "utf-8" and utf8 is not None:
+        return _DbfText(declared)
+    notes = []
+    if utf8 is not None:
+        found = "UTF-8"
+    elif _mostly_utf8(names, records):
+        found = "UTF-8"
+        notes.append("属性表中个别文字不是完整的 UTF-8 字符（可能在导出时被截断），以 � 显示：请核对名称")
+    elif (gbk := _decode_dbf(names, records, "gb18030")) is not None and _has_cjk(gbk):
+        found = "GBK"
+    else:
+        return _DbfText(problem=BoundaryError(None, None, None, _NEITHER_UTF8_NOR_GBK))
+    if cpg is not None:
+        why = "无法识别" if declared is None else "与属性内容不符"
+        notes.insert(
+            0, f".cpg 文件写的编码「{cpg.strip()}」{why}，属性按 {found} 编码读取：请核对名称是否正确"
+        )
+    elif found == "GBK":
+        notes.insert(0, "未找到 .cpg 文件，属性按 GBK 编码读取")
+    return _DbfText("utf-8" if found == "UTF-8" else "gb18030", notes)
+
+
+def _mostly_utf8(names: list[bytes], records: bytes) -> bool:
+    """UTF-8 text with a few characters cut (at most one in 50 non-ASCII characters undecodable): GBK text
+    read as UTF-8 fails at almost every character."""
+    text = (b"".join(names) + records).decode("utf-8", errors="replace")
+    wide = len(text) - len(text.encode("ascii", errors="ignore"))
+    return wide > 0 and text.count("\ufffd") * 50 <= wide
+
+
+def _dbf_text(dbf: Path | None, cpg: Path | None) -> _DbfText:
+    """:func:`choose_dbf_encoding` for a Shapefile's .dbf and .cpg on disk."""
+    if dbf is None:
+        return _DbfText()
+    data = dbf.read_bytes()
+    if len(data) < 32:
+        return _DbfText()
+    said = cpg.read_bytes().decode("ascii", errors="replace") if cpg is not None else None
+    names, records = _dbf_parts(data)
+    return choose_dbf_encoding(names, records, said)
+
+
+def _decoded_frame(frame: gpd.GeoDataFrame, codec: str) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """(a frame read byte for byte (ISO-8859-1) with its field names and text decoded in ``codec``, the
+    field names that were cut mid-character at the .dbf's 10 bytes, as kept)."""
+
+    def text(value):
+        if not isinstance(value, str):
+            return value
+        try:
+            return value.encode("iso8859-1").decode(codec, errors="replace")
+        except UnicodeEncodeError:
+            return value
+
+    geometry = frame.geometry.name
+    renamed: dict[str, str] = {}
+    cut: list[str] = []
+    for col in frame.columns:
+        if col == geometry:
+            continue
+        try:
+            raw = str(col).encode("iso8859-1")
+            name = _field_name(raw, codec) or str(col)
+            if len(name.encode(codec)) < len(raw):
+                cut.append(name)
+        except UnicodeEncodeError:
+            name = str(col)
+        while name in renamed.values() or (name != col and name in frame.columns):
+            name += "_"
+        renamed[col] = name
+    out = frame.rename(columns=renamed)
+    for col in renamed.values():
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
+            out[col] = out[col].map(text)
+    return out, cut
+
+
+def _cut_names_note(cut: Sequence[str]) -> str:
+    """What the person is told of field names the .dbf cut mid-character (区划代码 → 区划代)."""
+    shown = "、".join(f"{c}（{full}）" if (full := full_field_name(c)) else c for c in cut)
+    return (
+        f"Shapefile 的字段名最长 10 字节，UTF-8 的中文字段名被截断：{shown}；已按括号中的完整名称对应字段，"
+        "请在「字段对应」中核对"
+    )
 
 
 def _allow_large_geojson(max_bytes: int) -> None:
@@ -464,13 +715,55 @@ def _allow_large_geojson(max_bytes: int) -> None:
 # --------------------------------------------------------------------------------------------- mapping
 
 
+#: Longest field name a .dbf holds (bytes): longer Chinese names are cut, UTF-8 ones mid-character.
+DBF_NAME_BYTES = 10
+
+
+def _cut_forms(name: str) -> set[str]:
+    """What a .dbf keeps of a field name longer than :data:`DBF_NAME_BYTES` in UTF-8 or GBK (whole
+    characters only: 区划代码 → 区划代 in UTF-8); nothing for a name that fits or a cut of one character."""
+    out = set()
+    for encoding in ("utf-8", "gbk"):
+        raw = name.encode(encoding)
+        if len(raw) > DBF_NAME_BYTES:
+            kept = raw[:DBF_NAME_BYTES].decode(encoding, errors="ignore")
+            if len(kept) >= 2:
+                out.add(kept)
+    return out
+
+
+def _cut_owners() -> dict[str, set[str]]:
+    """Each cut form of a candidate column name → the full names it may come from."""
+    owners: dict[str, set[str]] = {}
+    for table in (_CANDIDATES, _LEVEL_COLUMNS):
+        for names in table.values():
+            for full in names:
+                for kept in _cut_forms(full):
+                    owners.setdefault(kept, set()).add(full)
+    return owners
+
+
+_CUT_OWNERS = _cut_owners()
+
+
+def full_field_name(column: str) -> str | None:
+    """The candidate column name a .dbf's cut field name stands for (区划代 → 区划代码), if only one."""
+    owners = _CUT_OWNERS.get(column.strip().lower(), set())
+    return next(iter(owners)) if len(owners) == 1 else None
+
+
 def _find(columns: Sequence[str], candidates: Sequence[str]) -> str | None:
+    """The column named as the first candidate found; else one a .dbf cut from a candidate (区划代: 区划代码)."""
     by_low: dict[str, str] = {}
     for c in columns:
         by_low.setdefault(str(c).strip().lower(), c)
     for cand in candidates:
         if cand in by_low:
             return by_low[cand]
+    for cand in candidates:
+        for kept in _cut_forms(cand):
+            if kept in by_low and full_field_name(kept) == cand:
+                return by_low[kept]
     return None
 
 
@@ -564,6 +857,11 @@ class _Mapped:
     populations: list[Any]
     kinds: list[str | None]
     generated_codes: bool = False
+    #: name-only files: each feature's filled (level, name) columns, coarse to fine (its parent's are the same
+    #: less the last)
+    name_paths: list[tuple[tuple[str, str], ...]] = field(default_factory=list)
+    #: features whose parent name fits several units: told once, not again as missing
+    ambiguous: set[int] = field(default_factory=set)
 
 
 def _check_fields(frame: gpd.GeoDataFrame, m: ColumnMapping) -> list[BoundaryError]:
@@ -607,8 +905,10 @@ def _map_values(frame: gpd.GeoDataFrame, m: ColumnMapping) -> _Mapped:
         levels: list[str | None] = [None] * n
         parent_names: list[str | None] = [None] * n
         table = [(lv, [_text(v) for v in frame[c]]) for lv, c in m.names_by_level]
+        paths: list[tuple[tuple[str, str], ...]] = []
         for i in range(n):
             filled = [(lv, vals[i]) for lv, vals in table if vals[i] is not None]
+            paths.append(tuple(filled))  # type: ignore[arg-type]
             if filled:
                 levels[i], names[i] = filled[-1]
                 parent_names[i] = filled[-2][1] if len(filled) > 1 else None
@@ -621,6 +921,7 @@ def _map_values(frame: gpd.GeoDataFrame, m: ColumnMapping) -> _Mapped:
             parent_names,
             col(m.population),
             [_text(v) for v in col(m.kind)],
+            name_paths=paths,
         )
     raw_levels = col(m.level) if m.level is not None else [m.fixed_level] * n
     parents = [_parent_text(v) for v in col(m.parent)]
@@ -637,22 +938,41 @@ def _map_values(frame: gpd.GeoDataFrame, m: ColumnMapping) -> _Mapped:
 
 
 def _resolve_names(v: _Mapped, m: ColumnMapping) -> list[BoundaryError]:
-    """Parents given by name → codes (within the file); codes generated where the file has none."""
+    """Parents given by name → codes (within the file); codes generated where the file has none.
+
+    In a name-only file a parent is first the feature whose name columns are the child's less the last (甲县's
+    城关镇 and 乙县's 城关镇 are two); by its name alone only when no such feature is there. A name that
+    still fits several units is told once per child, naming their parents."""
     errors: list[BoundaryError] = []
     n = len(v.names)
     by_name: dict[tuple[str, str], list[int]] = {}
     for i in range(n):
         if v.levels[i] is not None and v.names[i] is not None:
             by_name.setdefault((v.levels[i], v.names[i]), []).append(i)  # type: ignore[arg-type]
+    by_path: dict[tuple[tuple[str, str], ...], list[int]] = {}
+    for i, path in enumerate(v.name_paths):
+        by_path.setdefault(path, []).append(i)
     parent_row: list[int | None] = [None] * n
     for i in range(n):
         pname, level = v.parent_names[i], v.levels[i]
         if pname is None or level is None or LEVEL_INDEX[level] == 0:
             continue
-        rows = by_name.get((LEVELS[LEVEL_INDEX[level] - 1], pname), [])
+        above = LEVELS[LEVEL_INDEX[level] - 1]
+        rows = (
+            [j for j in by_path.get(v.name_paths[i][:-1], []) if v.levels[j] == above] if v.name_paths else []
+        )
+        rows = rows or by_name.get((above, pname), [])
         if len(rows) > 1:
+            v.ambiguous.add(i)
+            whose = "、".join(f"{v.parent_names[j] or ''}的{pname}" for j in rows[:5])
             errors.append(
-                BoundaryError(i, v.codes[i], "parent_code", f"上级名称 {pname} 在文件中出现 {len(rows)} 次")
+                BoundaryError(
+                    i,
+                    None,
+                    "parent_code",
+                    f"上级 {pname} 在文件中有 {len(rows)} 个（{whose}），无法确定属于哪一个："
+                    f"请填写上级各列（如 {_level_column(m, above)}）以区分",
+                )
             )
         elif rows:
             parent_row[i] = rows[0]
@@ -665,8 +985,8 @@ def _resolve_names(v: _Mapped, m: ColumnMapping) -> list[BoundaryError]:
             key: object
             if p is not None and v.codes[p] is not None:
                 key, width = v.codes[p], 2 if v.levels[i] == "county" else 3
-            else:
-                key, width = (m.code_prefix, v.levels[i]), 2
+            else:  # top units (or orphans, refused anyway) share one sequence: no code twice
+                key, width = m.code_prefix, 2
             seq[key] = seq.get(key, 0) + 1
             prefix = v.codes[p] if p is not None and v.codes[p] is not None else m.code_prefix
             v.codes[i] = f"{prefix}{seq[key]:0{width}d}"
@@ -677,12 +997,32 @@ def _resolve_names(v: _Mapped, m: ColumnMapping) -> list[BoundaryError]:
     return errors
 
 
+def _level_column(m: ColumnMapping, level: str) -> str:
+    """The file's column of names above ``level`` (区县 for a township's parent), or the level's word."""
+    coarser = [c for lv, c in m.names_by_level if LEVEL_INDEX[lv] < LEVEL_INDEX[level]]
+    return coarser[-1] if coarser else LEVEL_WORDS[level]
+
+
 # --------------------------------------------------------------------------------------------- CRS
 
 
 def _lonlat(bounds) -> bool:
     minx, miny, maxx, maxy = bounds
     return bool(np.all(np.isfinite(bounds)) and -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90)
+
+
+#: China's extent in lon/lat (min lon, min lat, max lon, max lat), generously: what a latitude-first file of a
+#: Chinese area reads as once its two numbers are swapped back.
+CHINA_BOUNDS = (73.0, 3.0, 136.0, 54.0)
+
+
+def _in_china(bounds) -> bool:
+    minx, miny, maxx, maxy = bounds
+    return bool(
+        np.all(np.isfinite(bounds))
+        and CHINA_BOUNDS[0] <= minx <= maxx <= CHINA_BOUNDS[2]
+        and CHINA_BOUNDS[1] <= miny <= maxy <= CHINA_BOUNDS[3]
+    )
 
 
 #: GEOS's reasons for an invalid polygon, in Chinese (the point where it happens is kept).
@@ -723,6 +1063,18 @@ def _projected_hint(bounds) -> str:
     return "如 CGCS2000 3 度带 EPSG:4549；X 坐标以带号开头时为 EPSG:4513–4533"
 
 
+def _unconvertible(crs: CRS, exc: Exception) -> BoundaryError:
+    """PROJ's failure to convert, in Chinese (its English goes to the log)."""
+    log.warning("boundary file CRS %s not converted: %s", crs.name, exc)
+    return BoundaryError(
+        None,
+        None,
+        "geometry",
+        f"无法从文件的坐标系（{crs.name}）转换到 WGS84 经纬度：请在「坐标系」中填写文件实际所用的 EPSG 编号"
+        "（如 EPSG:4549），或用 GIS 软件转换为 WGS84 经纬度后重新导出",
+    )
+
+
 def to_wgs84(
     gdf: gpd.GeoDataFrame, declared: str = CRS_AUTO
 ) -> tuple[gpd.GeoDataFrame | None, list[str], BoundaryError | None]:
@@ -751,6 +1103,18 @@ def to_wgs84(
         return (gdf if crs is not None else gdf.set_crs(WGS84)), notes, None
     bounds = present.total_bounds
     shown = ", ".join(f"{b:.6g}" for b in bounds)
+    if (crs is None or crs.is_geographic) and not _lonlat(bounds) and _in_china(bounds[[1, 0, 3, 2]]):
+        return (
+            None,
+            notes,
+            BoundaryError(
+                None,
+                None,
+                "geometry",
+                f"坐标看起来经度和纬度写反了（范围 {shown}：第一个数在纬度范围内，第二个超出了纬度的 ±90）："
+                "请在 GIS 软件中按「经度, 纬度」的顺序重新导出（GeoJSON 规定先经度后纬度）",
+            ),
+        )
     if crs is None:
         if not _lonlat(bounds):
             return (
@@ -775,7 +1139,7 @@ def to_wgs84(
                     None,
                     None,
                     "geometry",
-                    f"文件按经纬度坐标（{crs.name}）读取（GeoJSON 未写明坐标系时即按此读取），但坐标超出经纬度范围"
+                    f"文件按经纬度坐标（{crs.name}）读取{'（GeoJSON 未写明坐标系时即按此读取）' if crs.to_epsg() == 4326 else ''}，但坐标超出经纬度范围"
                     f"（{shown}），看起来是投影坐标（米）：请在「坐标系」中填写文件实际所用的 EPSG 编号"
                     f"（{_projected_hint(bounds)}）",
                 ),
@@ -790,13 +1154,13 @@ def to_wgs84(
             try:
                 gdf = gdf.to_crs(WGS84)
             except Exception as exc:
-                return None, notes, BoundaryError(None, None, "geometry", f"无法转换到 WGS84 经纬度: {exc}")
+                return None, notes, _unconvertible(crs, exc)
             notes.append(f"已从 {crs.name} 转换为 WGS84 经纬度")
     else:
         try:
             gdf = gdf.to_crs(WGS84)
         except Exception as exc:  # an unusable CRS definition in the file
-            return None, notes, BoundaryError(None, None, "geometry", f"无法转换到 WGS84 经纬度: {exc}")
+            return None, notes, _unconvertible(crs, exc)
         epsg = crs.to_epsg()
         notes.append(f"已从投影坐标系 {crs.name}{f'（EPSG:{epsg}）' if epsg else ''}转换为 WGS84 经纬度")
     if declared.lower() == CRS_GCJ02:
@@ -950,6 +1314,7 @@ def _check_parents(
     parent_row: list[int | None] = [None] * n
     parent_known: list[KnownUnit | None] = [None] * n
     seen = {c for c in v.codes if c is not None}
+    unpadded = {c.lstrip("0"): c for c in [*seen, *(known or {})] if c.isdigit()}
     for i in range(n):
         code, parent, level = v.codes[i], v.parents[i], v.levels[i]
         if level is None:
@@ -958,7 +1323,7 @@ def _check_parents(
         if parent is None:
             if not is_top and v.parent_names[i] is None:
                 errors.append(BoundaryError(i, code, "parent_code", "缺少上级编码"))
-            elif not is_top:
+            elif not is_top and i not in v.ambiguous:
                 errors.append(BoundaryError(i, code, "parent_code", f"上级 {v.parent_names[i]} 不在文件中"))
             continue
         if parent == code:
@@ -975,7 +1340,11 @@ def _check_parents(
         if parent in seen:  # a duplicated parent, already reported
             continue
         if not is_top:
-            errors.append(BoundaryError(i, code, "parent_code", f"未知的上级编码 {parent}"))
+            errors.append(
+                BoundaryError(
+                    i, code, "parent_code", f"未知的上级编码 {parent}{_zeros_hint(parent, unpadded)}"
+                )
+            )
             continue
         if choice.mode != PARENT_AUTO or known is None:
             continue
@@ -985,7 +1354,8 @@ def _check_parents(
                     i,
                     code,
                     "parent_code",
-                    f"未知的上级编码 {parent}：既不在文件中，也不在数据库中。请选择「不设上级」"
+                    f"未知的上级编码 {parent}{_zeros_hint(parent, unpadded)}：既不在文件中，也不在数据库中。"
+                    "请选择「不设上级」"
                     "（本文件的顶层单位即为最高一级）或「由文件合并生成上级」",
                 )
             )
@@ -995,6 +1365,15 @@ def _check_parents(
             continue
         parent_known[i] = known[parent]
     return errors, parent_row, parent_known
+
+
+def _zeros_hint(parent: str, unpadded: Mapping[str, str]) -> str:
+    """A hint when ``parent`` and a code in the file or the store differ only in leading zeros (a code
+    column kept as numbers, as Excel does), else ""."""
+    twin = unpadded.get(parent.lstrip("0")) if parent.isdigit() else None
+    if twin is None or twin == parent:
+        return ""
+    return f"：编码可能丢失了开头的 0（Excel 会这样），已有编码 {twin}：请把编码列设为文本后重新导出"
 
 
 def _level_mismatch(

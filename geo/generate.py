@@ -416,7 +416,11 @@ def _child_kinds(level: str, parent_kind: str, n: int, urban: bool = False) -> l
     return ["社区"] * n_urban + ["村"] * (n - n_urban)
 
 
-def _child_names(level: str, kinds: list[str], parent_name: str, rng) -> list[str]:
+def _child_names(level: str, kinds: list[str], parent_name: str, rng, numbered: bool = False) -> list[str]:
+    """Names of generated children: ``numbered`` (an import's, decision 0056) say they were generated;
+    else invented, real-sounding ones (the demo's)."""
+    if numbered:
+        return _names.numbered_names(parent_name, kinds)
     if level == "grid":
         return [f"{parent_name}第{k}网格" for k in range(1, len(kinds) + 1)]
     if level == "village":
@@ -475,8 +479,10 @@ def _generate_level(
     name_lists: dict[str, list[str]] | None = None,
     focus: dict[str, tuple[float, float]] | None = None,
     urban_parents: frozenset[str] = frozenset(),
+    numbered: bool = False,
 ) -> gpd.GeoDataFrame:
-    """Children of every parent (``urban_parents``: codes of dense parents, whose children are all urban)."""
+    """Children of every parent (``urban_parents``: codes of dense parents, whose children are all urban;
+    ``numbered``: names that say they were generated, :func:`geo.names.numbered_names`)."""
     fixed = fixed or {}
     name_lists = name_lists or {}
     focus = focus or {}
@@ -524,7 +530,7 @@ def _generate_level(
                 _Fixed(g, f.name, f.kind, f.population) for g, f in zip(noded[: len(pre)], pre, strict=True)
             ]
             geoms = noded[len(pre) :]
-        names = planned_names or _child_names(level, kinds, parent.name, rng)
+        names = planned_names or _child_names(level, kinds, parent.name, rng, numbered)
 
         free_pop = int(parent.population) - sum(f.population for f in pre)
         weights = [
@@ -679,7 +685,9 @@ def generate_below(units: gpd.GeoDataFrame, seed: int = DEFAULT_SEED) -> gpd.Geo
     its size, calibrated on Quzhou: townships = area/160 km² + population/400,000,
     villages = area/6.5 km² + population/20,000, grids = area/1.6 km² + population/3,000
     (at least one); a dense parent (URBAN_DENSITY) gets at least one 街道 per 60,000 residents and one
-    社区 per 8,000, all urban. A missing population is estimated by :func:`estimate_population`.
+    社区 per 8,000, all urban. A missing population is estimated by :func:`estimate_population`. Generated
+    units are named as such, not invented (东溪镇第1村（自动生成）, 东溪镇第1村第3网格; decision 0056): the
+    demo's real-sounding names come from :func:`generate_quzhou` only.
     """
     units = _normalise(units)
     unknown = set(units["level"]) - set(LEVELS)
@@ -711,7 +719,13 @@ def generate_below(units: gpd.GeoDataFrame, seed: int = DEFAULT_SEED) -> gpd.Geo
                 "请核对文件中的人口（下级按人口和面积生成），或在文件中提供下级区划"
             )
         generated = _generate_level(
-            gpd.GeoDataFrame(parents, crs=WGS84), counts, level, seed, space, urban_parents=urban
+            gpd.GeoDataFrame(parents, crs=WGS84),
+            counts,
+            level,
+            seed,
+            space,
+            urban_parents=urban,
+            numbered=True,
         )
         frames.append(generated)
     return _concat(frames)

@@ -77,8 +77,26 @@ def place_names(n: int, rng: np.random.Generator) -> list[str]:
     return _pick_unique(sorted(set(_PLACE_WORDS)), n, rng, "新设{k}")
 
 
+#: The end of the name of a unit an import generated below the file's units (decision 0056).
+GENERATED_MARK = "（自动生成）"
+
+
+def numbered_names(parent_name: str, kinds: list[str]) -> list[str]:
+    """Names that say a unit was generated, not found: ``{parent}第{k}{kind}（自动生成）`` with k counted per
+    kind from 1 (东溪镇第1社区（自动生成）, 东溪镇第1村（自动生成）, 东溪镇第2村（自动生成）); a grid
+    ``{parent}第{k}网格``, as every grid is named. The parent's own mark is left out of its children's names."""
+    base = parent_name.removesuffix(GENERATED_MARK)
+    seen: dict[str, int] = {}
+    out = []
+    for kind in kinds:
+        seen[kind] = seen.get(kind, 0) + 1
+        out.append(f"{base}第{seen[kind]}{kind}" + ("" if kind == "网格" else GENERATED_MARK))
+    return out
+
+
 def kind_from_name(name: str, level: str) -> str:
     """The administrative kind a Chinese unit name implies at a level (市/区/县/县级市/…)."""
+    name = name.removesuffix(GENERATED_MARK)
     if level == "city":
         return "市"
     if level == "county":

@@ -583,7 +583,8 @@ def test_projected_metres_read_as_degrees_point_to_the_zone_s_own_code():
 
 def test_a_sandiao_export_s_parent_column_and_a_cpg_that_lies_are_understood(tmp_path):
     """三调 exports name the parent SJDM (it was not found: one 缺少上级编码 per feature); a .cpg saying
-    UTF-8 over GBK attributes was told to save as UTF-8, when deleting the .cpg is the fix."""
+    UTF-8 over GBK attributes was told to save as UTF-8, then refused with advice to delete the .cpg: the
+    text is read as GBK and the .cpg is said to be wrong."""
     import zipfile
 
     from geo.boundaries import read_source, suggest_mapping
@@ -603,4 +604,21 @@ def test_a_sandiao_export_s_parent_column_and_a_cpg_that_lies_are_understood(tmp
         for f in folder.iterdir():
             zf.write(f, f.name)
     source, problems = read_source(packed)
-    assert source is None and "删除压缩包中的 .cpg 文件" in problems[0].reason
+    assert problems == [] and source is not None
+    assert source.frame["XZQMC"].tolist() == ["西镇"]
+    assert ".cpg 文件写的编码「UTF-8」与属性内容不符，属性按 GBK 编码读取：请核对名称是否正确" in source.notes
+
+
+def test_a_crs_proj_cannot_convert_is_told_in_chinese_without_its_english(monkeypatch):
+    from geo.boundaries import to_wgs84
+
+    def fails(self, *args, **kwargs):
+        raise RuntimeError("Invalid projection: +proj=tmerc +lat_0=... (Internal Proj Error)")
+
+    metres = units(
+        [("990100", "测试县", "county", None, box(500_000, 3_300_000, 510_000, 3_310_000))], crs=4549
+    )
+    monkeypatch.setattr(gpd.GeoDataFrame, "to_crs", fails)
+    _, _, problem = to_wgs84(metres)
+    assert problem is not None and problem.reason.startswith("无法从文件的坐标系")
+    assert "Proj" not in problem.reason and "EPSG:4549" in problem.reason
