@@ -111,9 +111,14 @@ def test_an_existing_store_is_migrated_in_place_without_losing_rows(new_store_ur
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")  # the first released schema
     with engine.begin() as conn:
-        _city(conn)
+        city = _city(conn)
+        # a row of another table that references the unit: a migration that rebuilds admin_units (SQLite
+        # batch mode: DROP TABLE) is refused on a store with data (it was, by 0020's first version)
+        departments = Table("departments", MetaData(), autoload_with=conn)
+        conn.execute(insert(departments), {"code": "D1", "name": "城管局", "kind": "城管", "unit_id": city})
     upgrade(engine)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT name FROM admin_units")).scalar_one() == "衢州市"
+        assert conn.execute(text("SELECT unit_id FROM departments")).scalar_one() == city
     assert schema_diff(engine) == []
     engine.dispose()

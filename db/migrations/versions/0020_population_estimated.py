@@ -22,8 +22,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("admin_units") as batch:
-        batch.add_column(sa.Column("population_estimated", sa.Boolean(), nullable=False, server_default=sa.false()))
+    # A plain ADD COLUMN on both stores: Alembic's batch mode rebuilt the table on SQLite (DROP TABLE
+    # admin_units), which every other table references, and a store with data refused it.
+    op.add_column(
+        "admin_units", sa.Column("population_estimated", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
 
 
 def downgrade() -> None:
