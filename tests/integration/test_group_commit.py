@@ -65,9 +65,9 @@ def test_one_bad_report_in_a_batch_fails_alone(engine, monkeypatch):
     before = _counts(engine)
     real = intake.add_report
 
-    def failing(conn, **fields):  # a store error after the event, its trail and audit rows were written
-        event = real(conn, **fields)
-        if fields["title"] == "写入失败":
+    def failing(conn, report, deadlines=None):  # a store error after the event, its trail and audit rows
+        event = real(conn, report, deadlines)
+        if report.title == "写入失败":
             raise RuntimeError("磁盘写入失败")
         return event
 
