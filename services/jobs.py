@@ -317,12 +317,16 @@ def run_due(
     limit: int = BATCH,
     reports: Path | None = None,
     leading: Callable[[], bool] | None = None,
+    stopping: Callable[[], bool] | None = None,
 ) -> dict[str, Run]:
     """Run every job (of ``only``, if given) due at ``now`` that no runner has done yet; returns the runs
     this runner did, by job name (a job another runner holds, or one not due, is not in it).
 
     ``leading`` (the runner's lease, :meth:`services.leader.Lease.held`) is asked before each job: a
-    runner that lost its lease mid-pass stops there, and the jobs it had not claimed are the new leader's."""
+    runner that lost its lease mid-pass stops there, and the jobs it had not claimed are the new leader's.
+    ``stopping`` (the runner was told to stop: SIGTERM, Ctrl-C) is asked there too: the job under way
+    finishes, the rest are left for the next runner's pass (a first pass on a new store can take
+    minutes, and a stop signal waited for all of it)."""
     if only is not None:
         unknown = set(only) - {j.name for j in jobs}
         if unknown:
@@ -337,6 +341,9 @@ def run_due(
     for job in jobs:
         if only is not None and job.name not in only:
             continue
+        if stopping is not None and stopping():
+            log.info("stopping: the pass ends before %s; the next pass does the rest", job.name)
+            break
         if leading is not None and not leading():
             log.warning("lease lost: the pass stops before %s; the leading runner does the rest", job.name)
             break
@@ -554,7 +561,11 @@ def run_forever(engine: Engine, every: float, reports: Path | None = None) -> No
                 log.error("%s", problem)  # nothing runs; /admin says 定时任务已 N 分钟未运行 after a while
                 leading = None
                 lease.release()
-            passed = run_due(uow, clock.now(), reports=reports, leading=lease.held) if leading else {}
+            passed = (
+                run_due(uow, clock.now(), reports=reports, leading=lease.held, stopping=lambda: not running)
+                if leading
+                else {}
+            )
             for run in passed.values():
                 if run.outcome != OK or run.count:
                     log.info("%s %s: %s", run.job, run.outcome, run.summary)

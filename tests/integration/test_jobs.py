@@ -637,6 +637,19 @@ def test_a_runner_that_loses_its_lease_mid_pass_stops_and_leaves_the_rest_to_the
     assert calls == ["first", "boom", "last"]  # the rest, and not the first again
 
 
+def test_a_runner_told_to_stop_mid_pass_finishes_the_job_under_way_and_leaves_the_rest(area):
+    """SIGTERM/Ctrl-C set run_forever's flag: the pass used to go on through every due job (minutes on a
+    new store) before the runner exited."""
+    engine, _ = area
+    calls: list[str] = []
+    jobs = _jobs_with_a_failure(calls)
+    done = run_due(UnitOfWork(engine), NOW, jobs=jobs, stopping=lambda: bool(calls))  # told during "first"
+    assert calls == ["first"] and set(done) == {"first"}
+    assert [r.job for r in _runs(engine)] == ["first"]
+    run_due(UnitOfWork(engine), NOW, jobs=jobs)  # the next runner's pass does the rest
+    assert calls == ["first", "boom", "last"]
+
+
 def test_a_failed_run_is_taken_again_after_ten_minutes_at_most_three_times(area):
     engine, _ = area
     calls: list[str] = []
