@@ -59,7 +59,7 @@ from services.access import Scope
 from services.accounts import disabled_departments
 from services.daily_alerts import intraday_alerts, judged_at, stored_alerts
 from services.geography import tree as store_tree
-from services.report_book import ESTIMATED, Cell, Col, Sheet, kpi_sheet, number, shown, write_book
+from services.report_book import ESTIMATED, Cell, Col, Sheet, kpi_sheet, noted, number, shown, write_book
 
 KPI_COLUMNS = [
     "id",
@@ -855,21 +855,10 @@ def kpi_display(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-#: Said beside 投诉率 (件/万人) when the unit's population was estimated by the boundary import.
-ESTIMATED_POPULATION_NOTE = ESTIMATED
-
-
 def with_population_note(table: pd.DataFrame) -> list[str]:
     """The ranking's notes (``rank_note``) with 人口为估算 added for the units whose 投诉率 rests on an
-    estimated population (``population_estimated``, area tables only)."""
-    notes = [str(n) if isinstance(n, str) else "" for n in table["rank_note"]]
-    if "population_estimated" not in table.columns:
-        return notes
-    flags = table["population_estimated"].fillna(False).astype(bool).tolist()
-    return [
-        "；".join(x for x in (n, ESTIMATED_POPULATION_NOTE) if x) if flagged else n
-        for n, flagged in zip(notes, flags, strict=True)
-    ]
+    estimated population, as the report writes them (:func:`services.report_book.noted`)."""
+    return [noted(n, row) for n, (_, row) in zip(table["rank_note"], table.iterrows(), strict=True)]
 
 
 def report_alerts(

@@ -35,7 +35,7 @@ from services.geography import ExamplePlace
 from services.geography import tree as store_tree
 from services.intake import NewReport, add_reports
 from services.locate import SWAPPED_HINT, locate_grids, swapped_inside
-from services.tabular import RowError, Sheet, TableError, listed, read_sheet
+from services.tabular import RowError, Sheet, TableError, cell_number, listed, read_sheet
 
 TEMPLATE_COLUMNS = [
     "来源",
@@ -274,11 +274,10 @@ def _number(r: dict, col: str, bad: dict[str, str]) -> float | None:
     (and its problem noted) when it is not one."""
     if not r[col]:
         return None
-    try:
-        return float(unicodedata.normalize("NFKC", r[col]).replace(" ", ""))
-    except ValueError:
+    number = cell_number(r[col])
+    if number is None:
         bad.setdefault(col, f"“{r[col]}”不是有效的{col}")
-        return None
+    return number
 
 
 def import_events(
@@ -312,9 +311,10 @@ def import_events(
     unknown = [c for c in sheet.unknown_columns(TEMPLATE_COLUMNS) if c not in STATUS_COLUMNS]
     if unknown:
         notes.append(f"以下列不是模板中的列，未导入：{'、'.join(unknown[:12])}")
-    closed = [n for n, cells in sheet.rows if _closed_there(cells)]
+    shut = [_closed_there(cells) for _n, cells in sheet.rows]
+    closed = [n for (n, _cells), s in zip(sheet.rows, shut, strict=True) if s]
     if closed:
-        sheet.rows = [(n, cells) for n, cells in sheet.rows if not _closed_there(cells)]
+        sheet.rows = [row for row, s in zip(sheet.rows, shut, strict=True) if not s]
         notes.append(
             f"{len(closed)} 行在原系统中已办结（第 {'、'.join(map(str, closed[:10]))}"
             f"{' 等' if len(closed) > 10 else ''} 行），未导入：已办结的历史工单不进入本系统的办理流程"

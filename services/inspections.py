@@ -57,7 +57,7 @@ from domain.safety_code import (
 from domain.vocabulary import HazardSeverity, HazardStatus, InspectionResult, Role, SafetyCode, VenueCategory
 from services import audit, submissions
 from services.access import OutOfScope, deny, grid_in_scope
-from services.intake import strip_metadata
+from services.intake import attachment, strip_metadata
 from services.planning_settings import load_reassignments
 
 __all__ = [
@@ -615,15 +615,7 @@ def _store_hazards(
 
 def _photo(inspection_id: int, hazard_id: int | None, mime: str, data: bytes, now: datetime) -> Attachment:
     """A photo of an inspection (``hazard_id`` None: the visit's own) as its attachment row."""
-    return Attachment(
-        inspection_id=inspection_id,
-        hazard_id=hazard_id,
-        mime=mime,
-        size_bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        data=data,
-        created_at=now,
-    )
+    return attachment(data, mime, now, inspection_id=inspection_id, hazard_id=hazard_id)
 
 
 def _check_visit_photos(photos: Sequence[bytes]) -> tuple[dict[str, str], list[tuple[str, bytes]]]:

@@ -891,6 +891,19 @@ def _merge(
     )
 
 
+def attachment(data: bytes, mime: str, now: datetime, **owner: int | None) -> Attachment:
+    """A cleaned photo (:func:`strip_metadata`) as an attachment row of its ``owner`` (``event_id`` and
+    ``step_seq``, or ``inspection_id`` and ``hazard_id``): its size and digest with it."""
+    return Attachment(
+        mime=mime,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        data=data,
+        created_at=now,
+        **owner,
+    )
+
+
 def attach_photo(
     s: Session,
     event_id: int,
@@ -902,15 +915,7 @@ def attach_photo(
 ) -> None:
     """Store a cleaned photo (:func:`strip_metadata`) as an attachment of the event, with its audit row,
     in the caller's unit of work (a report's photo; a 办结's 处置照片 with ``step_seq``, its trail step)."""
-    photo_row = Attachment(
-        event_id=event_id,
-        mime=mime,
-        size_bytes=len(clean),
-        sha256=hashlib.sha256(clean).hexdigest(),
-        data=clean,
-        created_at=now,
-        step_seq=step_seq,
-    )
+    photo_row = attachment(clean, mime, now, event_id=event_id, step_seq=step_seq)
     s.add(photo_row)
     s.flush()
     audit.record(

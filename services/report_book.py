@@ -314,15 +314,17 @@ KPI_COLUMNS = [
 ]
 
 
-#: Said beside 投诉率 when the unit's population was estimated by the boundary import
-#: (services.analytics.ESTIMATED_POPULATION_NOTE says the same on the page).
+#: Said beside 投诉率 when the unit's population was estimated by the boundary import (the report's and
+#: the page's 备注 alike: :func:`noted`).
 ESTIMATED = "人口为估算"
 
 
-def estimated(row: pd.Series) -> bool:
-    """Whether the row's unit has an estimated population (area tables carry ``population_estimated``)."""
+def noted(rank_note: object, row: pd.Series) -> str:
+    """A row's 备注: its ranking note, and 人口为估算 when its unit's population was estimated (area
+    tables carry ``population_estimated``)."""
     flag = row.get("population_estimated", False)
-    return bool(flag) if pd.notna(flag) else False
+    parts = (rank_note if isinstance(rank_note, str) else "", ESTIMATED if pd.notna(flag) and flag else "")
+    return "；".join(x for x in parts if x)
 
 
 def kpi_sheet(
@@ -360,7 +362,7 @@ def kpi_sheet(
                 r["mean_handling_hours"],
                 r["events_prev_change"],
                 r["events_yoy_change"],
-                "；".join(x for x in (p.note, ESTIMATED if per_resident and estimated(r) else "") if x),
+                noted(p.note, r) if per_resident else p.note,
             ]
         )
     rows.sort(key=lambda row: (row[0] is None, row[0] or 0, -(row[2] or 0)))

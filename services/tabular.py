@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -105,6 +106,16 @@ def cell_text(value: object) -> str:
     if isinstance(value, date):
         return value.strftime("%Y-%m-%d")
     return str(value).strip()
+
+
+def cell_number(text: str) -> float | None:
+    """A number as typed in a cell (a coordinate): full-width digits and point (a Chinese keyboard's) and
+    spaces allowed; None when it is not a finite number."""
+    try:
+        x = float(unicodedata.normalize("NFKC", text).replace(" ", ""))
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
 
 
 def read_sheet(

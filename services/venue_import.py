@@ -11,9 +11,7 @@ the header is one too. When any row is bad nothing is written.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +30,7 @@ from services.access import deny
 from services.geography import ExamplePlace
 from services.geography import tree as store_tree
 from services.locate import SWAPPED_HINT, locate_grids, swapped_inside
-from services.tabular import RowError, Sheet, TableError, listed, read_sheet, to_csv
+from services.tabular import RowError, Sheet, TableError, cell_number, listed, read_sheet, to_csv
 
 # Column headers in template order; the second part says whether a value is required.
 COLUMNS: list[tuple[str, bool]] = [
@@ -127,15 +125,6 @@ def read_rows(data: bytes, filename: str) -> tuple[list[str], list[tuple[int, di
 # ---------------------------------------------------------------------------------------------
 
 
-def _number(text: str) -> float | None:
-    """A coordinate as typed: full-width digits and point (a Chinese keyboard's) read as ASCII ones."""
-    try:
-        x = float(unicodedata.normalize("NFKC", text).replace(" ", ""))
-    except ValueError:
-        return None
-    return x if math.isfinite(x) else None
-
-
 def check_rows(
     conn: Connection,
     rows: Sequence[tuple[int, dict[str, str]]],
@@ -199,7 +188,7 @@ def _row_fields(n: int, r: dict[str, str]) -> tuple[dict, list[RowError]]:
     category = CATEGORY_BY_LABEL.get(r.get("类别", ""))
     if r.get("类别") and category is None:
         p.append(RowError(n, "类别", f"“{r['类别']}”不是八类场所之一（{'、'.join(CATEGORY_BY_LABEL)}）"))
-    lat, lon = _number(r.get("纬度", "")), _number(r.get("经度", ""))
+    lat, lon = cell_number(r.get("纬度", "")), cell_number(r.get("经度", ""))
     if r.get("纬度") and (lat is None or not -90 <= lat <= 90):
         swapped = lat is not None and lon is not None and looks_swapped(lon, lat)
         p.append(
