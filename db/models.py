@@ -448,6 +448,9 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_id: Mapped[int] = mapped_column(BigId)
     hash: Mapped[str] = mapped_column(String(64))
+    #: The hash before ``hash`` (PostgreSQL): how one UPDATE returns the row's prev_hash and its own hash
+    #: when the store chains a row (services.audit.chained). Never read to verify anything.
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class JobRun(Base):

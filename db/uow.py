@@ -68,12 +68,17 @@ def _writer_lock(engine: Engine | Connection) -> threading.Lock | None:
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
-    """A pooled connection for reads (``with reading(engine) as conn:``) whose transaction ends with a
-    COMMIT, not the ROLLBACK that closing a Connection sends. For reads the two are the same, but
-    psycopg drops every prepared statement of its connection at a ROLLBACK, so a pooled connection whose
-    reads end in one never keeps a statement prepared (PostgreSQL then plans each one again). An error
-    in the block still rolls back."""
+    """A pooled connection for reads (``with reading(engine) as conn:``).
+
+    PostgreSQL: each statement commits itself (autocommit; decision 0057). Its reads are what READ
+    COMMITTED gave them, each statement its own snapshot, without the BEGIN and COMMIT round trips, and
+    no ROLLBACK at the end, at which psycopg drops every prepared statement of its connection (decision
+    0054). A statement that writes is atomic and kept (:func:`services.intake.write_at_once`).
+    SQLite: one deferred transaction ended by COMMIT (an error still rolls back)."""
     with engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+            return
         yield conn
         if conn.in_transaction():
             conn.commit()

@@ -26,7 +26,22 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, inspect, not_, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Insert,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    inspect,
+    literal,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from db.models import AuditHead, AuditLog, Event, EventCooperator
@@ -133,20 +148,20 @@ def record(
         conn = conn.connection()
     mark_audited(conn)
     # everything but the place in the chain first: the head's lock is held for as short as can be
-    row = _entry(actor_id, actor_role, action, entity, entity_id, before, after, reason, at)
+    row = entry(actor_id, actor_role, action, entity, entity_id, before, after, reason, at)
+    if conn.dialect.name == "postgresql":  # one statement: the store takes its place and hashes the link
+        return int(
+            conn.execute(_RECORD_CHAINED, link_values(row) | {"a_entity_id": row["entity_id"]}).scalar_one()
+        )
     new_id, prev_hash = conn.execute(_TAKE_NEXT).one()
     row["id"] = entry_id = int(new_id)
     digest = chain_hash(prev_hash, row)
-    values = {**row, "prev_hash": prev_hash, "hash": digest}
-    if conn.dialect.name == "postgresql":  # one round trip while the head's row lock is held
-        conn.execute(_APPEND_AND_MOVE, values)
-    else:
-        conn.execute(_APPEND, values)
-        conn.execute(_MOVE_HEAD, {"digest": digest})
+    conn.execute(_APPEND, {**row, "prev_hash": prev_hash, "hash": digest})
+    conn.execute(_MOVE_HEAD, {"digest": digest})
     return entry_id
 
 
-def _entry(
+def entry(
     actor_id: int | None,
     actor_role: str,
     action: str,
@@ -187,7 +202,7 @@ def record_many(conn: Connection, entries: Sequence[Mapping[str, Any]]) -> list[
         return []
     mark_audited(conn)
     rows = [
-        _entry(
+        entry(
             e["actor_id"],
             e["actor_role"],
             e["action"],
@@ -227,13 +242,80 @@ _TAKE_MANY = (
 )
 _APPEND = insert(AuditLog)
 _MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1).values(hash=bindparam("digest"))
-#: PostgreSQL: the row appended and the head moved in one statement (a data-modifying CTE; SQLite has none).
-_COLUMNS = [c.name for c in AuditLog.__table__.columns]  # every one bound: a new column fails loudly here
-_APPEND_AND_MOVE = text(
-    "WITH moved_head AS (UPDATE audit_head SET hash = :hash WHERE id = 1) "
-    f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"
-)
+
+
+# -- chained by the store (PostgreSQL, decision 0057) --------------------------------------------------
+# A row's hash covers its own id and prev_hash, which only the head knows, so the head's row lock used
+# to be held over two round trips and Python's hashing between them. On PostgreSQL the store fills them
+# in: Python renders the row's canonical JSON around the three values it cannot know (link_parts), and
+# one UPDATE of the head takes the next id, keeps the old hash as prev_hash and hashes
+# prev_hash + pre + entity_id + ',"id":' + id + ',"prev_hash":"' + prev_hash + '",' + post with the
+# store's sha256. The only text the store formats is two integers and a hex string, so the bytes hashed
+# are the ones chain_hash hashes (a test holds the two equal) and verify_chain is unchanged.
+
+#: The text between the three values the store fills in: must follow canonical()'s sorted keys.
+_MARKER = f'"entity_id":0,"id":0,"prev_hash":"{GENESIS}",'
+
+
+def link_parts(row: Mapping[str, Any]) -> tuple[str, str]:
+    """``row``'s canonical JSON (:func:`canonical`) before ``entity_id``'s value and after ``prev_hash``'s:
+    canonical(row, P) == pre + E + ',"id":' + I + ',"prev_hash":"' + P + '",' + post, with E the row's
+    entity_id as JSON (``null`` when None), I its id and P the previous row's hash."""
+    whole = canonical({**row, "id": 0, "entity_id": 0}, GENESIS)
+    pre, found, post = whole.partition(_MARKER)
+    if not found or _MARKER in post:  # canonical's keys changed order: chained() must change with them
+        raise ValueError("audit row's canonical form no longer has entity_id, id, prev_hash side by side")
+    return pre + '"entity_id":', post
+
+
+def link_values(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of :func:`chained` for ``row`` (from :func:`entry`): its fields and its link's text."""
+    pre, post = link_parts(row)
+    return {f"a_{k}": row[k] for k in FIELDS if k not in ("id", "entity_id")} | {"a_pre": pre, "a_post": post}
+
+
+def chained(entity_id: Any, when: Any = None) -> Insert:
+    """PostgreSQL: one statement appending an audit row chained by the store (add ``RETURNING`` to it).
+    ``entity_id``: a SQL expression (a bound value, or the id a data-modifying CTE of the same statement
+    returns); ``when``: a condition without which neither the head moves nor a row is appended (the
+    report a CTE did not insert). Parameters: :func:`link_values`."""
+    as_text = func.coalesce(cast(entity_id, Text), "null")
+    linked = (
+        AuditHead.hash
+        + bindparam("a_pre", type_=Text)
+        + as_text
+        + literal(',"id":', Text)
+        + cast(AuditHead.last_id + 1, Text)
+        + literal(',"prev_hash":"', Text)
+        + AuditHead.hash
+        + literal('",', Text)
+        + bindparam("a_post", type_=Text)
+    )
+    head = (
+        update(AuditHead)
+        .where(AuditHead.id == 1, *(() if when is None else (when,)))
+        .values(
+            last_id=AuditHead.last_id + 1,
+            prev_hash=AuditHead.hash,
+            hash=func.encode(
+                func.sha256(func.convert_to(linked, literal("UTF8", Text))), literal("hex", Text)
+            ),
+        )
+        .returning(AuditHead.last_id, AuditHead.prev_hash, AuditHead.hash)
+        .cte("audit_link")
+    )
+    bound = {c.name: bindparam(f"a_{c.name}", type_=c.type) for c in AuditLog.__table__.columns}
+    columns = [c.name for c in AuditLog.__table__.columns]
+    picked = {
+        "id": head.c.last_id,
+        "entity_id": entity_id,
+        "prev_hash": head.c.prev_hash,
+        "hash": head.c.hash,
+    }
+    return insert(AuditLog).from_select(columns, select(*(picked.get(c, bound[c]) for c in columns)))
+
+
+_RECORD_CHAINED = chained(bindparam("a_entity_id", type_=BigInteger)).returning(AuditLog.id)
 
 
 def new_event_state(event: Event) -> dict[str, Any]:

@@ -26,10 +26,23 @@ from typing import Any
 
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Insert,
+    Text,
+    bindparam,
+    cast,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from db.models import Attachment, Event, EventTransition
+from db.models import Attachment, AuditLog, Event, EventTransition, Submission
 from db.uow import UnitOfWork
 from domain.access import CurrentUser, may_act
 from domain.deadlines import DeadlineRules
@@ -310,6 +323,11 @@ def submit_report(
             read_ahead=True,
         )
 
+    if not uow.one_writer and photo is None and merge_into is None and not counted(source, origin, form):
+        # PostgreSQL: read on a connection whose statements commit themselves, then the rows in one
+        # statement (decision 0057)
+        with uow.reader() as conn:
+            return write_at_once(conn, prepared(conn))
     if uow.one_writer:  # SQLite: everything that only reads, before the one write lock (decision 0041)
         report = prepared()
     with uow.begin("intake.submit"):
@@ -322,6 +340,80 @@ def submit_report(
         if uow.audited:  # a new report (a retry of a stored one wrote nothing)
             uow.commit()
         return event
+
+
+def counted(source: EventSource, origin: str | None, form: ReportForm) -> bool:
+    """Whether the 随手拍 rate limits count a report: an anonymous one from a browser session or a phone."""
+    return source is EventSource.CITIZEN and bool(origin or form.reporter_phone.strip())
+
+
+def writes_at_once(report: Report) -> bool:
+    """Whether :func:`write_at_once` can write ``report`` (read ahead): no photo, no merge, not counted by
+    the rate limits. Others take :func:`write_report` in a transaction."""
+    return (
+        report.clean is None
+        and report.merge_into is None
+        and not report.limited
+        and report.deadlines is not None
+        and (report.nearby is not None)
+    )
+
+
+def write_at_once(conn: Connection, r: Report) -> Event:
+    """PostgreSQL: a prepared report (:func:`writes_at_once`) written by one statement
+    (:func:`_report_at_once`), atomic by itself: ``conn`` needs no transaction around it (a
+    :func:`db.uow.reading` connection commits each statement). A key stored before returns its first
+    event and writes nothing, as :func:`write_report` does."""
+    if not writes_at_once(r):
+        raise ValueError("write_at_once: a report with a photo, a merge or a rate limit takes write_report")
+    form = r.form
+    key = r.submission_key or (uuid.uuid4().hex if r.seen_from else None)
+    flagged = r.nearby[0][0].id if r.nearby else None
+    values, first_step = report_rows(
+        conn,
+        NewReport(
+            source=r.source,
+            category=EventCategory(form.category),
+            title=form.title,
+            description=form.description.strip(),
+            lon=r.lon,
+            lat=r.lat,
+            now=r.now,
+            actor=r.actor,
+            reporter_name=form.reporter_name.strip() or None,
+            reporter_phone=form.reporter_phone.strip() or None,
+            duplicate_of_id=flagged,
+        ),
+        r.deadlines,
+    )
+    event = Event(**values)
+    row = audit.entry(
+        **audit.who(r.actor),
+        action="event.report",
+        entity="events",
+        entity_id=None,
+        before=None,
+        after=reported_state(event, flagged, None),
+        reason=None,
+        at=None,
+    )
+    params = (
+        {f"e_{k}": v for k, v in values.items()}
+        | {f"t_{k}": v for k, v in first_step.items()}
+        | audit.link_values(row)
+    )
+    if key:
+        params |= {"k_kind": KIND, "k_key": key, "k_fingerprint": r.fingerprint, "k_origin": r.seen_from}
+        params["k_created_at"] = r.now
+    event_id = conn.execute(_REPORT_AT_ONCE[bool(key)], params).scalar()
+    if event_id is None:  # the key was taken: a retry, or a twin that committed first
+        first = submissions.find(conn, KIND, key or "", r.fingerprint)
+        if first is None:
+            raise RuntimeError(f"submission key {key} neither free nor stored")
+        with Session(conn) as s:
+            return _first_event(s, first)
+    event.id = int(event_id)
+    return event
 
 
 @dataclass(frozen=True)
@@ -347,8 +439,8 @@ class Report:
 
     @property
     def limited(self) -> bool:
-        """Whether the 随手拍 rate limits count this report."""
-        return self.source is EventSource.CITIZEN and bool(self.seen_from or self.form.reporter_phone.strip())
+        """Whether the 随手拍 rate limits count this report (:func:`counted`)."""
+        return counted(self.source, self.seen_from, self.form)
 
 
 def prepare_report(
@@ -598,6 +690,62 @@ _INSERT_EVENT_AND_STEP = (
     )
     .returning(EventTransition.event_id)
 )
+
+
+def _report_at_once(keyed: bool) -> Insert:
+    """PostgreSQL: a report's rows in one statement (decision 0057): its submission key claimed (``keyed``),
+    the event, its first trail row and its audit row chained by the store (:func:`services.audit.chained`).
+    Returns the event's id, or no row when the key was taken (a retry, or a twin that committed first:
+    nothing was written). Parameters: ``e_``/``t_`` as :data:`_INSERT_EVENT_AND_STEP`, ``k_`` for the
+    key's row, and :func:`services.audit.link_values`."""
+    if keyed:
+        # The event's id is drawn first, so the key's row holds it from the start: the claim decides
+        # whether the event is written at all (ON CONFLICT DO NOTHING: a twin waits on the key's index
+        # entry until the first commits, then inserts nothing).
+        drawn = select(
+            literal_column("nextval(pg_get_serial_sequence('events', 'id')::regclass)").label("id")
+        ).cte("drawn")
+        claim = (
+            postgresql.insert(Submission)
+            .from_select(
+                ["kind", "key", "fingerprint", "origin", "created_at", "entity_id", "result_json"],
+                select(
+                    *(
+                        bindparam(f"k_{c}", type_=Submission.__table__.c[c].type)
+                        for c in ("kind", "key", "fingerprint", "origin", "created_at")
+                    ),
+                    drawn.c.id,
+                    cast(func.json_build_object("event_id", drawn.c.id, "merged_into", None), Text),
+                ),
+            )
+            .on_conflict_do_nothing(index_elements=["kind", "key"])
+            .returning(Submission.entity_id)
+            .cte("claim")
+        )
+        new_event = (
+            insert(Event)
+            .from_select(
+                ["id", *(c.name for c in _EVENT_COLUMNS)],
+                select(claim.c.entity_id, *(bindparam(f"e_{c.name}", type_=c.type) for c in _EVENT_COLUMNS)),
+            )
+            .returning(Event.id)
+            .cte("new_event")
+        )
+    else:
+        new_event = _NEW_EVENT
+    first_step = insert(EventTransition).from_select(
+        ["event_id", *(c.name for c in _STEP_COLUMNS)],
+        select(new_event.c.id, *(bindparam(f"t_{c.name}", type_=c.type) for c in _STEP_COLUMNS)),
+    )
+    event_id = select(new_event.c.id).scalar_subquery()
+    return (
+        audit.chained(event_id, when=exists(select(new_event.c.id)))
+        .add_cte(first_step.cte("first_step"))
+        .returning(AuditLog.entity_id)
+    )
+
+
+_REPORT_AT_ONCE = {keyed: _report_at_once(keyed) for keyed in (False, True)}
 
 
 @dataclass(frozen=True)

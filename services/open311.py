@@ -36,7 +36,14 @@ from services import clock
 from services.access import out_of_scope, user_scope
 from services.api_keys import Channel
 from services.events import Actor
-from services.intake import GroupCommit, Report, prepare_report, submit_report
+from services.intake import (
+    GroupCommit,
+    Report,
+    prepare_report,
+    submit_report,
+    write_at_once,
+    writes_at_once,
+)
 from services.locate import grid_within, locate_grid
 
 #: The groups and keywords of each category (service discovery); names are the Chinese labels.
@@ -267,8 +274,18 @@ def prepare_request(
     if grid is not None and not grid_within(reader, grid, channel.scope_unit_id):
         raise out_of_scope(channel.as_user(), "open311.place", grid, "该位置不在此密钥的管辖范围内")
     if grouped:
-        report = prepare_report(uow, form, reader=reader, **how)
+        # PostgreSQL reads ahead: the report may be written at once on this connection (file_at_once)
+        report = prepare_report(uow, form, reader=reader, read_ahead=not uow.one_writer, **how)
     return Filing(form, how, report)
+
+
+def file_at_once(uow: UnitOfWork, conn: Connection, filing: Filing) -> Event | None:
+    """PostgreSQL: write a prepared request on the request's own connection ``conn`` (a
+    :func:`reader`), in one statement (:func:`services.intake.write_at_once`, decision 0057); None when
+    it takes :func:`file_prepared` instead (SQLite's group commit, a photo)."""
+    if uow.one_writer or filing.report is None or not writes_at_once(filing.report):
+        return None
+    return write_at_once(conn, filing.report)
 
 
 def file_prepared(uow: UnitOfWork, filing: Filing, group: GroupCommit | None = None) -> Event:

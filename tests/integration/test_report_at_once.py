@@ -1,0 +1,175 @@
+"""A report written at once (decision 0057): on PostgreSQL a report without photo, merge or rate limit is
+read on an autocommit connection and written by one statement that claims its key, inserts the event and
+its first trail row and appends its audit row chained by the store. The same rows as the transaction's
+path, a chain that verifies, one event for a retried or concurrently resent key, nothing for a reused
+one, and the app's own database role is enough. On SQLite the same tests hold the transaction's path."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import datetime
+
+import pytest
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select, text
+
+from db.models import AuditHead, AuditLog, Event, EventTransition, Submission
+from db.uow import UnitOfWork
+from domain.intake import ReportForm
+from domain.vocabulary import EventSource
+from services import audit
+from services.events import Actor
+from services.intake import submit_report
+from services.locate import forget_index
+from services.submissions import KeyReused
+from tests.builders import grid_centre, make_square_area
+
+NOW = datetime(2026, 11, 21, 12, 0)
+HOTLINE = Actor(None, "api:12345")
+
+
+@pytest.fixture
+def engine(empty_engine):
+    forget_index()
+    with empty_engine.begin() as conn:
+        make_square_area(conn)
+    yield empty_engine
+    forget_index()
+
+
+def _form(i=0, **kw) -> ReportForm:
+    lon, lat = grid_centre(i)
+    fields = {"category": "urban", "title": "井盖缺失", "description": "路口井盖缺失", "lon": lon, "lat": lat}
+    return ReportForm(**(fields | kw))
+
+
+def _count(engine, model, *where) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+
+
+def _file(engine, form=None, **kw):
+    kw.setdefault("source", EventSource.HOTLINE_12345)
+    kw.setdefault("actor", HOTLINE)
+    return submit_report(UnitOfWork(engine), form or _form(), now=NOW, **kw)
+
+
+def test_a_report_is_read_then_written_by_one_statement_on_postgresql(engine):
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement.split(None, 1)[0].upper())
+
+    sa_event.listen(engine, "before_cursor_execute", seen)
+    try:
+        _file(engine)  # the first one also reads the grids and their tree
+        statements.clear()
+        _file(engine, _form(1), submission_key=uuid.uuid4().hex)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", seen)
+    if engine.dialect.name == "postgresql":
+        # the possible duplicates, the rules, then everything else at once; no BEGIN, no COMMIT
+        assert statements == ["SELECT", "SELECT", "WITH"]
+    else:
+        assert len(statements) > 3  # SQLite keeps its transaction (decision 0041)
+
+
+def test_the_rows_written_at_once_are_the_transactions_rows(engine):
+    """The same report through the one statement and through a transaction (a photo-less report from a
+    phone takes the rate-limited path): the event, its trail row and its audit row agree."""
+    at_once = _file(engine, submission_key=uuid.uuid4().hex)
+    counted = submit_report(
+        UnitOfWork(engine),
+        _form(reporter_phone="13912345678"),
+        now=NOW,
+        source=EventSource.HOTLINE_12345,
+        actor=HOTLINE,
+    )
+    with engine.connect() as conn:
+        rows = {
+            e.id: (
+                conn.execute(select(Event.__table__).where(Event.id == e.id)).mappings().one(),
+                conn.execute(select(EventTransition.__table__).where(EventTransition.event_id == e.id))
+                .mappings()
+                .one(),
+                conn.execute(select(AuditLog.__table__).where(AuditLog.entity_id == e.id)).mappings().one(),
+            )
+            for e in (at_once, counted)
+        }
+        assert audit.verify_chain(conn) == (2, None)
+    (e1, t1, a1), (e2, t2, a2) = rows[at_once.id], rows[counted.id]
+    differ = {"id", "reporter_phone", "duplicate_of_id"}
+    assert {k: v for k, v in e1.items() if k not in differ} == {
+        k: v for k, v in e2.items() if k not in differ
+    }
+    assert {k: v for k, v in t1.items() if k not in {"id", "event_id"}} == {
+        k: v for k, v in t2.items() if k not in {"id", "event_id"}
+    }
+    assert a1["action"] == a2["action"] == "event.report" and a1["actor_role"] == "api:12345"
+    assert json.loads(a1["after"])["title"] == json.loads(a2["after"])["title"] == "井盖缺失"
+    assert e2["duplicate_of_id"] == at_once.id  # the second was read against the first, 0 m away
+    # the object returned is the stored row
+    assert at_once.id == e1["id"] and at_once.due_at == e1["due_at"] and at_once.grid_id == e1["grid_id"]
+
+
+def test_a_retried_key_returns_the_first_event_and_a_reused_one_writes_nothing(engine):
+    key = uuid.uuid4().hex
+    first = _file(engine, submission_key=key)
+    again = _file(engine, submission_key=key)
+    assert again.id == first.id and again.title == "井盖缺失"
+    with pytest.raises(KeyReused):
+        _file(engine, _form(title="另一件事"), submission_key=key)
+    assert _count(engine, Event) == 1 and _count(engine, AuditLog) == 1 and _count(engine, Submission) == 1
+    with engine.connect() as conn:
+        stored = conn.execute(select(Submission.entity_id, Submission.result_json)).one()
+        assert stored.entity_id == first.id and json.loads(stored.result_json)["event_id"] == first.id
+
+
+def test_eight_threads_resending_one_work_order_and_eight_others_keep_one_chain(engine):
+    key, barrier, ids, errors = uuid.uuid4().hex, threading.Barrier(16), [], []
+
+    def send(n: int) -> None:
+        barrier.wait()
+        try:
+            for k in range(5):
+                mine, where = (key, 0) if n < 8 else (f"{n:02d}{k:02d}{uuid.uuid4().hex}", n % 4)
+                ids.append((n, _file(engine, _form(where), submission_key=mine).id))
+        except Exception as exc:  # reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len({i for n, i in ids if n < 8}) == 1  # the resent work order: one event, every time
+    assert _count(engine, Event) == 1 + 8 * 5
+    with engine.connect() as conn:
+        assert audit.verify_chain(conn) == (41, None)
+        head = conn.execute(select(AuditHead.last_id)).scalar_one()
+    assert head == 41
+
+
+def test_the_apps_own_database_role_may_write_a_report_at_once(engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("database roles exist on PostgreSQL only")
+    from db.roles import APP_ROLE, grant_app_role
+
+    with engine.begin() as conn:
+        grant_app_role(conn)
+    with engine.connect() as conn, conn.begin():  # the unit of work joins this transaction
+        conn.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
+        made = submit_report(
+            UnitOfWork(conn),
+            _form(),
+            now=NOW,
+            source=EventSource.HOTLINE_12345,
+            actor=HOTLINE,
+            submission_key=uuid.uuid4().hex,
+        )
+    assert _count(engine, Event, Event.id == made.id) == 1
+    with engine.connect() as conn:
+        assert audit.verify_chain(conn) == (1, None)
