@@ -248,7 +248,20 @@ def _insert_categories(conn: Connection, *where) -> None:
 
 
 def _insert_totals(conn: Connection, *where) -> None:
-    conn.execute(insert(EventGridTotal).from_select(["grid_id", "all_events"], _totals_aggregate(*where)))
+    """``event_grid_totals`` rows summed from ``event_grid_daily`` (``where``: on its columns), written
+    just before in the same transaction: a grid's total is always the sum of its days, so a reader can
+    take a pending day's rows out of it and that day's raw events in (services.overview, decision
+    0057). The check (:func:`differences`) still compares it with the raw count."""
+    total = func.sum(EventGridDaily.all_events)
+    conn.execute(
+        insert(EventGridTotal).from_select(
+            ["grid_id", "all_events"],
+            select(EventGridDaily.grid_id, total)
+            .where(*where)
+            .group_by(EventGridDaily.grid_id)
+            .having(total > 0),
+        )
+    )
 
 
 #: The days ``event_recent_reports`` keeps: 顽疾 reads 8 weeks of reports up to the judged day, so a
@@ -469,9 +482,14 @@ def pending(conn: Connection) -> dict[date, set[int]] | None:
     return _touched_keys(conn, mark, latest, limit=PATCH_ABOVE)
 
 
+def rollup_inside(keys: dict[date, set[int]], model=EventDaily):
+    """A clause on a rollup table keyed by day and grid: one of ``keys`` (which must not be empty)."""
+    return or_(*(and_(model.day == d, model.grid_id.in_(g)) for d, g in keys.items()))
+
+
 def rollup_outside(keys: dict[date, set[int]], model=EventDaily) -> list:
     """Clauses on a rollup table keyed by day and grid (``event_daily`` unless ``model``) leaving out ``keys``."""
-    return [not_(or_(*(and_(model.day == d, model.grid_id.in_(g)) for d, g in keys.items())))] if keys else []
+    return [not_(rollup_inside(keys, model))] if keys else []
 
 
 def events_inside(keys: dict[date, set[int]]):
@@ -676,7 +694,7 @@ def _recompute(conn: Connection, keys: dict[date, set[int]], kept: date) -> tupl
         )
     for chunk in _chunks(sorted(set().union(*keys.values())) if keys else [], 1000):
         conn.execute(delete(EventGridTotal).where(EventGridTotal.grid_id.in_(chunk)))
-        _insert_totals(conn, Event.grid_id.in_(chunk))
+        _insert_totals(conn, EventGridDaily.grid_id.in_(chunk))
     return n, moved
 
 

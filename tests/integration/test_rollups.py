@@ -489,6 +489,30 @@ def test_home_figures_read_the_grid_totals(area):
         assert overview.unit_figures(conn, DAY0.date())["events"].max() == 24 + 4 * 100
 
 
+def test_home_figures_read_todays_counts_from_the_rollup_and_a_pending_grid_from_its_events(area):
+    """Today's counts are the day's rollup rows (a wrong row shows), but for the (day, grid) keys the jobs
+    runner has not folded in yet, which are counted from their events (decision 0057)."""
+    engine, uow, _ids, _dept = area
+    day = (DAY0 + timedelta(days=5)).date()
+    rollups.rebuild(uow, DAY0 + timedelta(days=7))
+    with engine.begin() as conn:
+        grids = {g: _grid(conn, g) for g in range(4)}
+        wrong = (EventGridDaily.day == day, EventGridDaily.grid_id == grids[1])
+        conn.execute(update(EventGridDaily).where(*wrong).values(all_events=100))
+    with engine.connect() as conn:
+        figures = overview.unit_figures(conn, day)
+        assert [figures.at[grids[g], "today_events"] for g in range(4)] == [1, 100, 1, 1]
+    _report(uow, 2, DAY0 + timedelta(days=5, hours=3))  # grid 2's day pending: its events are counted
+    with engine.connect() as conn:
+        figures = overview.unit_figures(conn, day)
+        with _raw_reads():
+            raw = overview.unit_figures(conn, day)
+    assert figures.at[grids[2], "today_events"] == raw.at[grids[2], "today_events"] == 2
+    assert figures.at[grids[1], "today_events"] == 100  # not pending: the rollup's row
+    # all time: the pending day's row is taken out of the grid's total and its events counted
+    assert figures.at[grids[2], "events"] == raw.at[grids[2], "events"] == 7
+
+
 class _raw_reads:
     """Within: readers see no rollup (``rollups.pending`` says None), as before one was built."""
 
