@@ -30,14 +30,16 @@ from sqlalchemy import (
     BigInteger,
     Connection,
     Insert,
+    Integer,
     Text,
     bindparam,
     cast,
     func,
     insert,
     inspect,
-    literal,
+    literal_column,
     not_,
+    null,
     or_,
     select,
     update,
@@ -274,37 +276,41 @@ def link_values(row: Mapping[str, Any]) -> dict[str, Any]:
     return {f"a_{k}": row[k] for k in FIELDS if k not in ("id", "entity_id")} | {"a_pre": pre, "a_post": post}
 
 
-def chained(entity_id: Any, when: Any = None) -> Insert:
+def _sql(text: str) -> Any:
+    """A constant written into the statement, not bound: psycopg converts a statement's placeholders
+    once and keeps the result only for statements with at most 50 parameters."""
+    return literal_column("'" + text.replace("'", "''") + "'", Text)
+
+
+def chained(entity_id: Any, when: Any = None, nulls: frozenset[str] = frozenset()) -> Insert:
     """PostgreSQL: one statement appending an audit row chained by the store (add ``RETURNING`` to it).
     ``entity_id``: a SQL expression (a bound value, or the id a data-modifying CTE of the same statement
     returns); ``when``: a condition without which neither the head moves nor a row is appended (the
-    report a CTE did not insert). Parameters: :func:`link_values`."""
-    as_text = func.coalesce(cast(entity_id, Text), "null")
+    report a CTE did not insert); ``nulls``: the columns written as NULL rather than bound. Parameters:
+    :func:`link_values`."""
+    one = literal_column("1", Integer)
     linked = (
         AuditHead.hash
         + bindparam("a_pre", type_=Text)
-        + as_text
-        + literal(',"id":', Text)
-        + cast(AuditHead.last_id + 1, Text)
-        + literal(',"prev_hash":"', Text)
+        + func.coalesce(cast(entity_id, Text), _sql("null"))
+        + _sql(',"id":')
+        + cast(AuditHead.last_id + one, Text)
+        + _sql(',"prev_hash":"')
         + AuditHead.hash
-        + literal('",', Text)
+        + _sql('",')
         + bindparam("a_post", type_=Text)
     )
     head = (
         update(AuditHead)
-        .where(AuditHead.id == 1, *(() if when is None else (when,)))
+        .where(AuditHead.id == one, *(() if when is None else (when,)))
         .values(
-            last_id=AuditHead.last_id + 1,
+            last_id=AuditHead.last_id + one,
             prev_hash=AuditHead.hash,
-            hash=func.encode(
-                func.sha256(func.convert_to(linked, literal("UTF8", Text))), literal("hex", Text)
-            ),
+            hash=func.encode(func.sha256(func.convert_to(linked, _sql("UTF8"))), _sql("hex")),
         )
         .returning(AuditHead.last_id, AuditHead.prev_hash, AuditHead.hash)
         .cte("audit_link")
     )
-    bound = {c.name: bindparam(f"a_{c.name}", type_=c.type) for c in AuditLog.__table__.columns}
     columns = [c.name for c in AuditLog.__table__.columns]
     picked = {
         "id": head.c.last_id,
@@ -312,7 +318,15 @@ def chained(entity_id: Any, when: Any = None) -> Insert:
         "prev_hash": head.c.prev_hash,
         "hash": head.c.hash,
     }
-    return insert(AuditLog).from_select(columns, select(*(picked.get(c, bound[c]) for c in columns)))
+    written = [
+        picked[c.name]
+        if c.name in picked
+        else null()
+        if c.name in nulls
+        else bindparam(f"a_{c.name}", type_=c.type)
+        for c in AuditLog.__table__.columns
+    ]
+    return insert(AuditLog).from_select(columns, select(*written))
 
 
 _RECORD_CHAINED = chained(bindparam("a_entity_id", type_=BigInteger)).returning(AuditLog.id)

@@ -36,6 +36,7 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    null,
     select,
     update,
 )
@@ -405,7 +406,7 @@ def write_at_once(conn: Connection, r: Report) -> Event:
     if key:
         params |= {"k_kind": KIND, "k_key": key, "k_fingerprint": r.fingerprint, "k_origin": r.seen_from}
         params["k_created_at"] = r.now
-    event_id = conn.execute(_REPORT_AT_ONCE[bool(key)], params).scalar()
+    event_id = conn.execute(*_at_once_statement(params)).scalar()
     if event_id is None:  # the key was taken: a retry, or a twin that committed first
         first = submissions.find(conn, KIND, key or "", r.fingerprint)
         if first is None:
@@ -692,12 +693,19 @@ _INSERT_EVENT_AND_STEP = (
 )
 
 
-def _report_at_once(keyed: bool) -> Insert:
+def _report_at_once(keyed: bool, nulls: frozenset[str]) -> Insert:
     """PostgreSQL: a report's rows in one statement (decision 0057): its submission key claimed (``keyed``),
     the event, its first trail row and its audit row chained by the store (:func:`services.audit.chained`).
     Returns the event's id, or no row when the key was taken (a retry, or a twin that committed first:
-    nothing was written). Parameters: ``e_``/``t_`` as :data:`_INSERT_EVENT_AND_STEP`, ``k_`` for the
-    key's row, and :func:`services.audit.link_values`."""
+    nothing was written). Parameters: ``e_<column>`` for the event's, ``t_<column>`` for its trail row's,
+    ``k_`` for the key's row and :func:`services.audit.link_values`; the columns named in ``nulls``
+    (``e_venue_id``, ``a_before``, …) are written as NULL, not bound (:func:`_at_once_statement`)."""
+
+    def value(prefix: str, column: Any) -> Any:
+        name = f"{prefix}{column.name}"
+        return null() if name in nulls else bindparam(name, type_=column.type)
+
+    events = [value("e_", c) for c in _EVENT_COLUMNS]
     if keyed:
         # The event's id is drawn first, so the key's row holds it from the start: the claim decides
         # whether the event is written at all (ON CONFLICT DO NOTHING: a twin waits on the key's index
@@ -711,11 +719,17 @@ def _report_at_once(keyed: bool) -> Insert:
                 ["kind", "key", "fingerprint", "origin", "created_at", "entity_id", "result_json"],
                 select(
                     *(
-                        bindparam(f"k_{c}", type_=Submission.__table__.c[c].type)
-                        for c in ("kind", "key", "fingerprint", "origin", "created_at")
+                        value("k_", Submission.__table__.c[c])
+                        for c in ("kind", "key", "fingerprint", "origin")
                     ),
+                    value("k_", Submission.__table__.c.created_at),
                     drawn.c.id,
-                    cast(func.json_build_object("event_id", drawn.c.id, "merged_into", None), Text),
+                    cast(
+                        func.json_build_object(
+                            literal_column("'event_id'"), drawn.c.id, literal_column("'merged_into'"), null()
+                        ),
+                        Text,
+                    ),
                 ),
             )
             .on_conflict_do_nothing(index_elements=["kind", "key"])
@@ -724,28 +738,47 @@ def _report_at_once(keyed: bool) -> Insert:
         )
         new_event = (
             insert(Event)
-            .from_select(
-                ["id", *(c.name for c in _EVENT_COLUMNS)],
-                select(claim.c.entity_id, *(bindparam(f"e_{c.name}", type_=c.type) for c in _EVENT_COLUMNS)),
-            )
+            .from_select(["id", *(c.name for c in _EVENT_COLUMNS)], select(claim.c.entity_id, *events))
             .returning(Event.id)
             .cte("new_event")
         )
     else:
-        new_event = _NEW_EVENT
+        new_event = (
+            insert(Event)
+            .values(dict(zip((c.name for c in _EVENT_COLUMNS), events, strict=True)))
+            .returning(Event.id)
+            .cte("new_event")
+        )
     first_step = insert(EventTransition).from_select(
         ["event_id", *(c.name for c in _STEP_COLUMNS)],
-        select(new_event.c.id, *(bindparam(f"t_{c.name}", type_=c.type) for c in _STEP_COLUMNS)),
+        select(new_event.c.id, *(value("t_", c) for c in _STEP_COLUMNS)),
     )
     event_id = select(new_event.c.id).scalar_subquery()
     return (
-        audit.chained(event_id, when=exists(select(new_event.c.id)))
+        audit.chained(
+            event_id,
+            when=exists(select(new_event.c.id)),
+            nulls=frozenset(n[2:] for n in nulls if n.startswith("a_")),
+        )
         .add_cte(first_step.cte("first_step"))
         .returning(AuditLog.entity_id)
     )
 
 
-_REPORT_AT_ONCE = {keyed: _report_at_once(keyed) for keyed in (False, True)}
+#: The statements built so far, by (keyed, the parameters written as NULL): a few shapes in all.
+_AT_ONCE: dict[tuple[bool, frozenset[str]], Insert] = {}
+
+
+def _at_once_statement(params: dict[str, Any]) -> tuple[Insert, dict[str, Any]]:
+    """The statement for these parameters and the parameters it binds. The values that are NULL (most
+    of a new report's columns) are written into the statement: psycopg keeps its conversion of a
+    statement's placeholders only for statements with at most 50 parameters."""
+    nulls = frozenset(k for k, v in params.items() if v is None)
+    shape = ("k_key" in params, nulls)
+    statement = _AT_ONCE.get(shape)
+    if statement is None:
+        statement = _AT_ONCE.setdefault(shape, _report_at_once(*shape))
+    return statement, {k: v for k, v in params.items() if v is not None}
 
 
 @dataclass(frozen=True)
