@@ -37,6 +37,16 @@ def load_rules(conn: Connection) -> tuple[DispatchRules, DeadlineRules]:
     return (_dispatch(d) if d else DEFAULT_RULES, _deadlines(t) if t else DEFAULT_DEADLINES)
 
 
+#: The deadline rules' stored text as a scalar subquery: a statement that reads something else can carry
+#: them (intake reads them with the possible duplicates: services.intake.nearby_and_deadlines).
+DEADLINES_TEXT = select(Setting.value_json).where(Setting.key == DEADLINES_KEY).scalar_subquery()
+
+
+def deadlines_from(text: str | None) -> DeadlineRules:
+    """The deadline rules stored as ``text`` (:data:`DEADLINES_TEXT`), or the defaults when none were saved."""
+    return _deadlines(text) if text else DEFAULT_DEADLINES
+
+
 @functools.lru_cache(maxsize=8)
 def _dispatch(text: str) -> DispatchRules:
     return DispatchRules.from_json(text)

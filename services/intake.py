@@ -38,6 +38,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -71,7 +72,13 @@ from domain.vocabulary import OPEN_STATUSES, EventCategory, EventSource, EventSt
 from geo.crs import distance_m
 from services import audit, settings, submissions
 from services.access import event_in_scope, out_of_scope
-from services.event_rules import load_rules, stage_deadline, stage_deadline_under
+from services.event_rules import (
+    DEADLINES_TEXT,
+    deadlines_from,
+    load_rules,
+    stage_deadline,
+    stage_deadline_under,
+)
 from services.events import SYSTEM, Actor, apply_action, reported_state
 from services.locate import OutsideArea, grids_near, locate_grid, village_of
 
@@ -247,6 +254,26 @@ _NEARBY = select(
 )
 
 
+#: :data:`_NEARBY` with the deadline rules' text beside it, in one statement (one row with no event when
+#: none is near): a report read ahead takes one round trip for both.
+_NEARBY_ROWS = _NEARBY.subquery("nearby")
+_NEARBY_AND_DEADLINES = select(DEADLINES_TEXT.label("deadlines"), *_NEARBY_ROWS.c).select_from(
+    select(literal_column("1").label("one")).subquery("one").outerjoin(_NEARBY_ROWS, true())
+)
+
+
+def _near_params(grids: list[int], category: str, lon: float, lat: float, now: datetime) -> dict[str, Any]:
+    return {
+        "grids": grids,
+        "category": EventCategory(category),
+        "since": now - DUPLICATE_WINDOW,
+        "lon_lo": lon - BOX_DEG,
+        "lon_hi": lon + BOX_DEG,
+        "lat_lo": lat - BOX_DEG,
+        "lat_hi": lat + BOX_DEG,
+    }
+
+
 def find_duplicates(
     conn: Connection | Session, category: str, lon: float, lat: float, now: datetime
 ) -> list[tuple[OpenEvent, float]]:
@@ -256,18 +283,26 @@ def find_duplicates(
     grids = grids_near(conn, lon, lat, BOX_DEG)
     if not grids:
         return []
-    rows = conn.execute(
-        _NEARBY,
-        {
-            "grids": grids,
-            "category": EventCategory(category),
-            "since": now - DUPLICATE_WINDOW,
-            "lon_lo": lon - BOX_DEG,
-            "lon_hi": lon + BOX_DEG,
-            "lat_lo": lat - BOX_DEG,
-            "lat_hi": lat + BOX_DEG,
-        },
-    ).all()
+    rows = conn.execute(_NEARBY, _near_params(grids, category, lon, lat, now)).all()
+    return _duplicates_among(rows, category, lon, lat, now)
+
+
+def nearby_and_deadlines(
+    conn: Connection, category: str, lon: float, lat: float, now: datetime
+) -> tuple[list[tuple[OpenEvent, float]], DeadlineRules]:
+    """:func:`find_duplicates` and the deadline rules (``load_rules(conn)[1]``) in one statement."""
+    grids = grids_near(conn, lon, lat, BOX_DEG)
+    if not grids:
+        return [], load_rules(conn)[1]
+    rows = conn.execute(_NEARBY_AND_DEADLINES, _near_params(grids, category, lon, lat, now)).all()
+    found = [r for r in rows if r.id is not None]
+    return _duplicates_among(found, category, lon, lat, now), deadlines_from(rows[0].deadlines)
+
+
+def _duplicates_among(
+    rows: Sequence[Any], category: str, lon: float, lat: float, now: datetime
+) -> list[tuple[OpenEvent, float]]:
+    """The possible duplicates among the open events ``rows`` read near (lon, lat), with their distance."""
     if not rows:
         return []
     # One call for every row's distance (a scalar call per row was ~40 % of the search's time).
@@ -488,9 +523,9 @@ def prepare_report(
     with nullcontext(reader) if reader is not None else uow.reader() as conn:
         # The caller's read connection when given (one pooled connection per request).
         locate_grid(conn, lon, lat)
-        if read_ahead:
-            if merge_into is None:
-                nearby = find_duplicates(conn, form.category, lon, lat, now)
+        if read_ahead and merge_into is None:
+            nearby, deadlines = nearby_and_deadlines(conn, form.category, lon, lat, now)
+        elif read_ahead:
             deadlines = load_rules(conn)[1]
     return Report(
         form,

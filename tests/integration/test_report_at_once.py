@@ -70,8 +70,8 @@ def test_a_report_is_read_then_written_by_one_statement_on_postgresql(engine):
     finally:
         sa_event.remove(engine, "before_cursor_execute", seen)
     if engine.dialect.name == "postgresql":
-        # the possible duplicates, the rules, then everything else at once; no BEGIN, no COMMIT
-        assert statements == ["SELECT", "SELECT", "WITH"]
+        # the possible duplicates with the rules, then everything else at once; no BEGIN, no COMMIT
+        assert statements == ["SELECT", "WITH"]
     else:
         assert len(statements) > 3  # SQLite keeps its transaction (decision 0041)
 
@@ -173,3 +173,31 @@ def test_the_apps_own_database_role_may_write_a_report_at_once(engine):
     assert _count(engine, Event, Event.id == made.id) == 1
     with engine.connect() as conn:
         assert audit.verify_chain(conn) == (1, None)
+
+
+def test_the_rules_saved_by_another_process_apply_to_the_next_report_read_with_its_neighbours(engine):
+    """The duplicates and the deadline rules come in one statement: a rule saved just before applies to
+    the next report, with a neighbour to flag or with none."""
+    from domain.deadlines import DEFAULT_DEADLINES, DeadlineRules
+    from services.event_rules import DEFAULT_RULES, save_rules
+
+    first = _file(engine)
+    hours = {s: dict(per) for s, per in DEFAULT_DEADLINES.hours.items()}
+    for per in hours.values():
+        for u in per:
+            per[u] = per[u] * 2
+    longer = DeadlineRules(hours)
+    save_rules(
+        UnitOfWork(engine), dispatch_json=DEFAULT_RULES.to_json(), deadlines_json=longer.to_json(), now=NOW
+    )
+    near = _file(engine)  # 0 m from the first: flagged, under the new rules
+    alone = _file(engine, _form(3, category="environment"))  # nothing near
+    assert near.duplicate_of_id == first.id and alone.duplicate_of_id is None
+    assert near.due_at - NOW == 2 * (first.due_at - NOW)
+    assert alone.due_at - NOW == longer.limit(*_stage_and_urgency(alone))
+
+
+def _stage_and_urgency(event):
+    from domain.deadlines import stage_of
+
+    return stage_of(event.status), event.urgency
