@@ -30,6 +30,7 @@ from sqlalchemy import (
     Connection,
     Insert,
     Text,
+    and_,
     bindparam,
     cast,
     exists,
@@ -788,11 +789,28 @@ def _report_at_once(keyed: bool, nulls: frozenset[str]) -> Insert:
         ["event_id", *(c.name for c in _STEP_COLUMNS)],
         select(new_event.c.id, *(value("t_", c) for c in _STEP_COLUMNS)),
     )
+    # The rows the new ones refer to (the grid, the village, the event flagged, the actor…) are locked
+    # FOR KEY SHARE before the chain's head, in the head's own condition (evaluated before its row is
+    # locked). PostgreSQL checks a statement's foreign keys at its end, after the head: a merge that
+    # holds the flagged event FOR UPDATE and then waits for the head would otherwise deadlock with it.
+    # Every other use case locks its rows first and the head last; so does this statement now.
+    held = [
+        exists(
+            select(literal_column("1"))
+            .select_from(fk.column.table)
+            .where(fk.column == bindparam(f"{prefix}{c.name}", type_=c.type))
+            .with_for_update(read=True, key_share=True)
+        )
+        for prefix, columns in (("e_", _EVENT_COLUMNS), ("t_", _STEP_COLUMNS))
+        for c in columns
+        for fk in c.foreign_keys
+        if f"{prefix}{c.name}" not in nulls
+    ]
     event_id = select(new_event.c.id).scalar_subquery()
     return (
         audit.chained(
             event_id,
-            when=exists(select(new_event.c.id)),
+            when=and_(exists(select(new_event.c.id)), *held),
             nulls=frozenset(n[2:] for n in nulls if n.startswith("a_")),
         )
         .add_cte(first_step.cte("first_step"))

@@ -19,7 +19,7 @@ import hashlib
 import re
 import threading
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -98,8 +98,8 @@ def unit_of_work(engine: Engine) -> UnitOfWork:
 
 
 def reader(engine: Engine) -> AbstractContextManager[Connection]:
-    """One pooled connection for a request's reads (:func:`db.uow.reading`: it ends with COMMIT, so
-    psycopg keeps its prepared statements)."""
+    """One pooled connection for a request's reads (:func:`db.uow.reading`: on PostgreSQL each statement
+    commits itself, so a report can be written on it at once, :func:`file_at_once`)."""
     return reading(engine)
 
 
@@ -210,8 +210,8 @@ def prepare_request(
     now: datetime | None = None,
 ) -> Filing:
     """Everything of filing a request that only reads, on the caller's connection ``reader`` (the API
-    reads the key and prepares the report on one pooled connection, then gives it back before the
-    write waits for its batch): the fields (:class:`FieldProblems`, Chinese, every field), the key's
+    reads the key and prepares the report on one pooled connection; on PostgreSQL it writes the report
+    on it too, :func:`file_at_once`, and otherwise gives it back before the write waits for its batch): the fields (:class:`FieldProblems`, Chinese, every field), the key's
     categories and area (:class:`PermissionError`), the place (services.locate.OutsideArea), the photo
     checked and stripped as 随手拍's. ``grouped``: prepare the report for a group commit
     (:class:`services.intake.GroupCommit`, decision 0035). Nothing is written."""
@@ -292,7 +292,8 @@ def file_prepared(uow: UnitOfWork, filing: Filing, group: GroupCommit | None = N
     """Write a prepared request: with the other requests of the moment in ``group``'s transaction, in a
     savepoint of its own, answered after it; alone (``submit_report``) when it was not prepared for one."""
     if group is not None and filing.report is not None:
-        return group.write(filing.report)
+        # in the batch, a report is checked against those before it (decision 0035): not read ahead
+        return group.write(replace(filing.report, nearby=None, deadlines=None))
     return submit_report(uow, filing.form, **filing.how)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import ColumnElement, Connection, Integer, and_, case, func, literal_column, select, union_all
 
 from db.models import AdminUnit, Event, EventGridDaily, EventGridTotal, Venue
 from domain.access import CurrentUser
@@ -88,38 +88,36 @@ def event_counts(conn: Connection, today: date) -> tuple[pd.Series, pd.Series]:
                 "today_events",
             ),
         )
-    totals = _per_grid(conn, select(EventGridTotal.grid_id, EventGridTotal.all_events), "events")
-    days = select(EventGridDaily.grid_id, EventGridDaily.all_events).where(EventGridDaily.day == today)
-    if not keys:
-        return totals, _per_grid(conn, days, "today_events")
-    stale = _per_grid(
-        conn,
-        select(EventGridDaily.grid_id, func.sum(EventGridDaily.all_events))
-        .where(rollups.rollup_inside(keys, EventGridDaily))
-        .group_by(EventGridDaily.grid_id),
-        "events",
-    )
-    is_today = and_(Event.reported_at >= start, Event.reported_at < start + timedelta(days=1))
-    raw = conn.execute(
-        select(Event.grid_id, is_today, func.count())
-        .where(rollups.events_inside(keys))
-        .group_by(Event.grid_id, is_today)
-    ).all()
-    fresh = pd.Series(dict(_summed((g, n) for g, _today, n in raw)), name="events", dtype="int64")
-    fresh_today = pd.Series(
-        dict(_summed((g, n) for g, is_today, n in raw if is_today)), name="today_events", dtype="int64"
-    )
-    events = totals.sub(stale, fill_value=0).add(fresh, fill_value=0).astype("int64")
-    today_rows = _per_grid(conn, days.where(*rollups.rollup_outside(keys, EventGridDaily)), "today_events")
-    today_events = today_rows.add(fresh_today, fill_value=0).astype("int64")
-    return events[events != 0].rename("events"), today_events.rename("today_events")
+    # One statement, one snapshot: a refresh committed between two reads would otherwise take a key's
+    # rows out of totals that already held its new count. Each part gives (grid, events, today's).
+    zero: ColumnElement[int] = literal_column("0", Integer)
 
+    def part(grid, events, todays):
+        return select(grid.label("grid"), events.label("events"), todays.label("todays"))
 
-def _summed(pairs) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for g, n in pairs:
-        out[g] = out.get(g, 0) + int(n)
-    return out
+    parts = [
+        part(EventGridTotal.grid_id, EventGridTotal.all_events, zero),
+        part(EventGridDaily.grid_id, zero, EventGridDaily.all_events).where(EventGridDaily.day == today),
+    ]
+    if keys:
+        is_today = and_(Event.reported_at >= start, Event.reported_at < start + timedelta(days=1))
+        parts += [  # the pending keys' rows out, their events in
+            part(
+                EventGridDaily.grid_id,
+                -EventGridDaily.all_events,
+                case((EventGridDaily.day == today, -EventGridDaily.all_events), else_=zero),
+            ).where(rollups.rollup_inside(keys, EventGridDaily)),
+            part(Event.grid_id, func.count(), func.sum(case((is_today, 1), else_=zero)))
+            .where(rollups.events_inside(keys))
+            .group_by(Event.grid_id),
+        ]
+    counted = union_all(*parts).subquery("counted")
+    grid, events, todays = counted.c
+    rows = conn.execute(select(grid, func.sum(events), func.sum(todays)).group_by(grid)).all()
+    return (
+        pd.Series({g: int(n) for g, n, _t in rows if n}, name="events", dtype="int64"),
+        pd.Series({g: int(t) for g, _n, t in rows if t}, name="today_events", dtype="int64"),
+    )
 
 
 def _per_grid(conn: Connection, query, name: str) -> pd.Series:

@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import pairwise
 
 import pytest
@@ -523,3 +523,29 @@ def test_a_reseed_continues_the_trail_with_one_row_per_load(new_store_url):
     engine.dispose()
     assert [r.action for r in rows] == ["demo.seed", "demo.seed"]
     assert [json.loads(r.before)["emptied"] for r in rows] == [False, True]
+
+
+@pytest.mark.parametrize("entity_id", [None, 0, 123, 2**62])
+def test_rows_with_any_text_number_or_time_chain_and_verify(empty_engine, entity_id):
+    """On PostgreSQL the store hashes each link (decision 0057): the bytes it hashes must be Python's for
+    every text (quotes, backslashes, line and paragraph separators, control characters, astral and
+    composed characters, a byte-order mark), number and time."""
+    from datetime import timezone
+
+    odd = '井盖 "缺失" \\ 路口\n😀\u2028\u2029\x01\t\r é ﬀ 𠀀 \ufeff'
+    with empty_engine.begin() as conn:
+        for i in range(3):
+            audit.record(
+                conn,
+                actor_id=None if i else 7,
+                actor_role="leader",
+                action="x.y",
+                entity="events",
+                entity_id=entity_id,
+                before={"a": odd, "f": 0.1 + 0.2, "big": 10**20, "n": None} if i == 1 else None,
+                after={"t": odd, "d": 1e-7, "nested": [1.5, {"k": "v"}]},
+                reason=odd if i != 2 else None,
+                at=datetime(2026, 1, 2, 3, 4, 5, 123456 if i else 0, tzinfo=timezone(timedelta(hours=3))),
+            )
+    with empty_engine.connect() as conn:
+        assert audit.verify_chain(conn) == (3, None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from datetime import datetime
 
@@ -108,7 +109,9 @@ def test_the_rows_written_at_once_are_the_transactions_rows(engine):
         k: v for k, v in t2.items() if k not in {"id", "event_id"}
     }
     assert a1["action"] == a2["action"] == "event.report" and a1["actor_role"] == "api:12345"
-    assert json.loads(a1["after"])["title"] == json.loads(a2["after"])["title"] == "井盖缺失"
+    after1, after2 = json.loads(a1["after"]), json.loads(a2["after"])
+    assert after2.pop("duplicate_of_id") == at_once.id and "duplicate_of_id" not in after1
+    assert after1 == after2 and after1["title"] == "井盖缺失"
     assert e2["duplicate_of_id"] == at_once.id  # the second was read against the first, 0 m away
     # the object returned is the stored row
     assert at_once.id == e1["id"] and at_once.due_at == e1["due_at"] and at_once.grid_id == e1["grid_id"]
@@ -201,3 +204,91 @@ def _stage_and_urgency(event):
     from domain.deadlines import stage_of
 
     return stage_of(event.status), event.urgency
+
+
+def test_a_report_flagged_as_a_duplicate_waits_for_a_merge_into_that_event_instead_of_deadlocking(
+    engine, monkeypatch
+):
+    """A merge locks its target FOR UPDATE, then takes the chain's head. The one statement of a report
+    flagged as the target's duplicate locks the target (FOR KEY SHARE) before the head, so it waits for
+    the merge instead of holding the head while PostgreSQL checks its foreign keys at the statement's
+    end (a deadlock, one of the two refused)."""
+    from services import intake
+
+    target = _file(engine)
+    real, merging = intake.find_duplicates, threading.Event()
+
+    def slow(conn, *args, **kw):  # the merge calls it after locking its target
+        found = real(conn, *args, **kw)
+        merging.set()
+        time.sleep(0.5)
+        return found
+
+    monkeypatch.setattr(intake, "find_duplicates", slow)
+    done, errors = {}, []
+
+    def merge():
+        try:
+            done["merge"] = _file(engine, merge_into=target.id).id
+        except Exception as exc:  # reported below
+            errors.append(repr(exc))
+
+    def flagged():
+        merging.wait(10)
+        try:
+            done["flagged"] = _file(engine)
+        except Exception as exc:  # reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=merge), threading.Thread(target=flagged)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert done["flagged"].duplicate_of_id == target.id
+    with engine.connect() as conn:
+        # the target; the merged report, its merge and its count; the flagged one
+        assert audit.verify_chain(conn) == (5, None)
+
+
+def test_api_requests_with_photos_in_one_batch_are_checked_against_each_other(engine):
+    """A request with a photo goes to the group commit (decision 0035), where each report is checked
+    against those written before it in the batch: what it read ahead on its own connection (PostgreSQL)
+    is not used there, so the second of two photos of one spot is flagged as the first's duplicate."""
+    import io
+
+    from PIL import Image
+
+    from services import api_keys, clock, open311
+    from services.intake import GroupCommit
+
+    _, key = api_keys.create_key(
+        UnitOfWork(engine), actor=None, channel="12345", label="热线", area_code="990001001", now=clock.now()
+    )
+    photo = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(photo, "JPEG")
+    lon, lat = grid_centre(1)
+    uow, group = UnitOfWork(engine), GroupCommit(engine)
+    filings = []
+    for order in ("GD-1", "GD-2"):  # both prepared (and on PostgreSQL read ahead) before either is written
+        with open311.reader(engine) as conn:
+            channel = api_keys.channel_of(conn, key)
+            assert channel is not None
+            filings.append(
+                open311.prepare_request(
+                    uow,
+                    channel,
+                    reader=conn,
+                    grouped=True,
+                    service_code="urban",
+                    lat=str(lat),
+                    lon=str(lon),
+                    description="垃圾堆放",
+                    work_order=order,
+                    photo=photo.getvalue(),
+                    now=NOW,
+                )
+            )
+    first, second = (open311.file_prepared(uow, f, group) for f in filings)
+    assert first.duplicate_of_id is None and second.duplicate_of_id == first.id

@@ -515,6 +515,31 @@ def test_home_figures_read_todays_counts_from_the_rollup_and_a_pending_grid_from
     assert figures.at[grids[2], "events"] == raw.at[grids[2], "events"] == 7
 
 
+def test_home_figures_stay_exact_when_the_runner_folds_the_keys_in_while_they_are_read(area, monkeypatch):
+    """The pending keys are read first; if the minute's refresh commits before the counts are read, the
+    counts (one statement) take the refreshed rows out and the same events in: nothing is lost."""
+    engine, uow, _ids, _dept = area
+    day = (DAY0 + timedelta(days=5)).date()
+    rollups.rebuild(uow, DAY0 + timedelta(days=7))
+    for h in range(3):
+        _report(uow, 2, DAY0 + timedelta(days=5, hours=3 + h))  # grid 2's day pending: 3 new events
+    with engine.connect() as conn:
+        expected = overview.unit_figures(conn, day)
+    real = rollups.pending
+
+    def then_refreshed(conn):
+        keys = real(conn)
+        rollups.refresh(UnitOfWork(engine), DAY0 + timedelta(days=7))  # the jobs runner, meanwhile
+        return keys
+
+    monkeypatch.setattr(rollups, "pending", then_refreshed)
+    with engine.connect() as conn:
+        got = overview.unit_figures(conn, day)
+        grid = _grid(conn, 2)
+    assert got.at[grid, "events"] == 9 and got.at[grid, "today_events"] == 4
+    pd.testing.assert_frame_equal(got, expected)
+
+
 class _raw_reads:
     """Within: readers see no rollup (``rollups.pending`` says None), as before one was built."""
 
