@@ -292,3 +292,18 @@ def test_api_requests_with_photos_in_one_batch_are_checked_against_each_other(en
             )
     first, second = (open311.file_prepared(uow, f, group) for f in filings)
     assert first.duplicate_of_id is None and second.duplicate_of_id == first.id
+
+
+def test_a_retry_returns_its_event_even_when_its_point_now_lies_outside_every_grid(engine, monkeypatch):
+    """A boundary replaced between a report and its retry may leave the point outside every grid: the
+    retry still returns the first event (the key is its answer), and a new report there is refused."""
+    from services import intake
+    from services.locate import OutsideArea
+
+    key = uuid.uuid4().hex
+    first = _file(engine, submission_key=key)
+    monkeypatch.setattr(intake, "locate_grid", lambda *_args: None)  # the grids as a new file drew them
+    assert _file(engine, submission_key=key).id == first.id
+    with pytest.raises(OutsideArea):
+        _file(engine, submission_key=uuid.uuid4().hex)
+    assert _count(engine, Event) == 1
