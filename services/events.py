@@ -310,16 +310,24 @@ def add_event(
     session.add(event)
     session.flush()
     _trail(session, event, 1, Action.REPORT, None, status, actor, now)
-    audit.record(
-        conn,
-        **audit.who(actor),
-        action="event.report",
-        entity="events",
-        entity_id=event.id,
-        before=None,
-        after=reported_state(event, duplicate_of_id, external_ref),
-    )
+    audit.record(conn, **reported_entry(actor, event, duplicate_of_id, external_ref))
     return event
+
+
+def reported_entry(
+    actor: Actor, event: Event, duplicate_of_id: int | None, external_ref: str | None = None
+) -> dict:
+    """The ``event.report`` audit row of a new event (:func:`services.audit.record`'s arguments), whichever
+    path writes it: this one, intake's one at a time or a file's many, or intake's one statement on
+    PostgreSQL (``event.id`` unset there: the store fills the row's entity id in)."""
+    return {
+        **audit.who(actor),
+        "action": "event.report",
+        "entity": "events",
+        "entity_id": event.id,
+        "before": None,
+        "after": reported_state(event, duplicate_of_id, external_ref),
+    }
 
 
 def reported_state(event: Event, duplicate_of_id: int | None, external_ref: str | None = None) -> dict:

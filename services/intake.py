@@ -80,7 +80,7 @@ from services.event_rules import (
     stage_deadline,
     stage_deadline_under,
 )
-from services.events import SYSTEM, Actor, apply_action, reported_state
+from services.events import SYSTEM, Actor, apply_action, reported_entry
 from services.locate import OutsideArea, grids_near, locate_grid, village_of
 
 log = logging.getLogger("intake")
@@ -403,27 +403,10 @@ def write_at_once(conn: Connection, r: Report) -> Event:
     event and writes nothing, as :func:`write_report` does."""
     if not writes_at_once(r):
         raise ValueError("write_at_once: a report with a photo, a merge or a rate limit takes write_report")
-    form = r.form
-    key = r.submission_key or (uuid.uuid4().hex if r.seen_from else None)
-    flagged = r.nearby[0][0].id if r.nearby else None
+    key = r.key()
+    new = r.as_new(r.nearby[0][0].id if r.nearby else None)
     try:
-        values, first_step = report_rows(
-            conn,
-            NewReport(
-                source=r.source,
-                category=EventCategory(form.category),
-                title=form.title,
-                description=form.description.strip(),
-                lon=r.lon,
-                lat=r.lat,
-                now=r.now,
-                actor=r.actor,
-                reporter_name=form.reporter_name.strip() or None,
-                reporter_phone=form.reporter_phone.strip() or None,
-                duplicate_of_id=flagged,
-            ),
-            r.deadlines,
-        )
+        values, first_step = report_rows(conn, new, r.deadlines)
     except OutsideArea:
         # A retry of a stored report returns its event, as write_report's claim-first order does,
         # even when a boundary replaced since has left its point outside every grid.
@@ -433,33 +416,25 @@ def write_at_once(conn: Connection, r: Report) -> Event:
         with Session(conn) as s:
             return _first_event(s, first)
     event = Event(**values)
-    row = audit.entry(
-        **audit.who(r.actor),
-        action="event.report",
-        entity="events",
-        entity_id=None,
-        before=None,
-        after=reported_state(event, flagged, None),
-        reason=None,
-        at=None,
-    )
-    params = (
-        {f"e_{k}": v for k, v in values.items()}
-        | {f"t_{k}": v for k, v in first_step.items()}
-        | audit.link_values(row)
-    )
+    row = audit.entry(**reported_entry(new.actor, event, new.duplicate_of_id), reason=None, at=None)
+    params = _row_params(values, first_step) | audit.link_values(row)
     if key:
         params |= {"k_kind": KIND, "k_key": key, "k_fingerprint": r.fingerprint, "k_origin": r.seen_from}
         params["k_created_at"] = r.now
     event_id = conn.execute(*_at_once_statement(params)).scalar()
     if event_id is None:  # the key was taken: a retry, or a twin that committed first
-        first = submissions.find(conn, KIND, key or "", r.fingerprint)
-        if first is None:
-            raise RuntimeError(f"submission key {key} neither free nor stored")
         with Session(conn) as s:
-            return _first_event(s, first)
+            return _taken(s, key or "", r.fingerprint)
     event.id = int(event_id)
     return event
+
+
+def _taken(s: Session, key: str, fingerprint: str) -> Event:
+    """The first event of a submission key found taken (sent before, or a twin committed it first)."""
+    first = submissions.find(s.connection(), KIND, key, fingerprint)
+    if first is None:
+        raise RuntimeError(f"submission key {key} neither free nor stored")
+    return _first_event(s, first)
 
 
 @dataclass(frozen=True)
@@ -487,6 +462,28 @@ class Report:
     def limited(self) -> bool:
         """Whether the 随手拍 rate limits count this report (:func:`counted`)."""
         return counted(self.source, self.seen_from, self.form)
+
+    def key(self) -> str | None:
+        """The submission key to claim: the client's, or a new one for a report from a browser session
+        (its row keeps the session's digest, which the rate limits count); None: nothing to claim."""
+        return self.submission_key or (uuid.uuid4().hex if self.seen_from else None)
+
+    def as_new(self, duplicate_of_id: int | None) -> NewReport:
+        """The facts :func:`add_report` writes for this report, flagged as ``duplicate_of_id``'s duplicate."""
+        form = self.form
+        return NewReport(
+            source=self.source,
+            category=EventCategory(form.category),
+            title=form.title,
+            description=form.description.strip(),
+            lon=self.lon,
+            lat=self.lat,
+            now=self.now,
+            actor=self.actor,
+            reporter_name=form.reporter_name.strip() or None,
+            reporter_phone=form.reporter_phone.strip() or None,
+            duplicate_of_id=duplicate_of_id,
+        )
 
 
 def prepare_report(
@@ -574,12 +571,9 @@ def write_report(s: Session, report: Report, deadlines: DeadlineRules | None = N
         return _first_event(s, first)
     if r.limited:
         _check_rate(conn, r.seen_from, form.reporter_phone.strip(), r.now)
-    key = r.submission_key or (uuid.uuid4().hex if r.seen_from else None)
+    key = r.key()
     if key and not submissions.claim(conn, KIND, key, r.fingerprint, r.now, r.seen_from):
-        first = submissions.find(conn, KIND, key, r.fingerprint)  # sent before, or a twin committed it
-        if first is None:
-            raise RuntimeError(f"submission key {key} neither free nor stored")
-        return _first_event(s, first)
+        return _taken(s, key, r.fingerprint)
     target_before, flagged = None, None
     if r.merge_into is not None:
         target_before = _count_reporter(s, form.category, r.lon, r.lat, r.merge_into, r.now)
@@ -588,23 +582,7 @@ def write_report(s: Session, report: Report, deadlines: DeadlineRules | None = N
             r.nearby if r.nearby is not None else find_duplicates(conn, form.category, r.lon, r.lat, r.now)
         )
         flagged = nearby[0][0].id if nearby else None
-    event = add_report(
-        conn,
-        NewReport(
-            source=r.source,
-            category=EventCategory(form.category),
-            title=form.title,
-            description=form.description.strip(),
-            lon=r.lon,
-            lat=r.lat,
-            now=r.now,
-            actor=r.actor,
-            reporter_name=form.reporter_name.strip() or None,
-            reporter_phone=form.reporter_phone.strip() or None,
-            duplicate_of_id=flagged,
-        ),
-        r.deadlines if r.deadlines is not None else deadlines,
-    )
+    event = add_report(conn, r.as_new(flagged), r.deadlines if r.deadlines is not None else deadlines)
     if r.merge_into is not None:
         _merge(s, event.id, r.merge_into, target_before, r.actor, r.now)
     if r.clean is not None and r.photo_type is not None:
@@ -872,22 +850,18 @@ def add_report(conn: Connection, r: NewReport, deadlines: DeadlineRules | None =
     ``add_event``'s, row for row)."""
     values, first_step = report_rows(conn, r, deadlines)
     if conn.dialect.name == "postgresql":  # the event and its first trail row in one round trip
-        params = {f"e_{k}": v for k, v in values.items()} | {f"t_{k}": v for k, v in first_step.items()}
-        event_id = int(conn.execute(_INSERT_EVENT_AND_STEP, params).scalar_one())
+        event_id = int(conn.execute(_INSERT_EVENT_AND_STEP, _row_params(values, first_step)).scalar_one())
     else:
         event_id = int(conn.execute(_INSERT_EVENT, values).scalar_one())
         conn.execute(_INSERT_TRANSITION, {"event_id": event_id, **first_step})
     event = Event(id=event_id, **values)
-    audit.record(
-        conn,
-        **audit.who(r.actor),
-        action="event.report",
-        entity="events",
-        entity_id=event_id,
-        before=None,
-        after=reported_state(event, r.duplicate_of_id, r.external_ref),
-    )
+    audit.record(conn, **reported_entry(r.actor, event, r.duplicate_of_id, r.external_ref))
     return event
+
+
+def _row_params(values: dict[str, Any], first_step: dict[str, Any]) -> dict[str, Any]:
+    """An event's and its first trail row's values as the PostgreSQL statements bind them (``e_``, ``t_``)."""
+    return {f"e_{k}": v for k, v in values.items()} | {f"t_{k}": v for k, v in first_step.items()}
 
 
 def report_rows(
@@ -974,14 +948,7 @@ def add_reports(conn: Connection, reports: Sequence[NewReport], deadlines: Deadl
     audit.record_many(
         conn,
         [
-            {
-                **audit.who(r.actor),
-                "action": "event.report",
-                "entity": "events",
-                "entity_id": e.id,
-                "before": None,
-                "after": reported_state(e, r.duplicate_of_id, r.external_ref),
-            }
+            reported_entry(r.actor, e, r.duplicate_of_id, r.external_ref)
             for e, r in zip(events, reports, strict=True)
         ],
     )
