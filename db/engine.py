@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,22 @@ def _begin_sqlite(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _closed_by_server(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """Drop a pooled PostgreSQL connection the server has closed (a restart, a terminated backend, an idle
+    timeout) before it is handed out. An idle connection has nothing to read unless the server sent its
+    goodbye (FATAL, then EOF): one poll of its socket tells, without the round trip of a pre-ping
+    ("SELECT 1" on every checkout: ~0.1 ms of the API's CPU per request). The pool opens a fresh
+    connection in its place. Anything readable, or a socket already gone, counts as closed."""
+    try:
+        fd = dbapi_conn.pgconn.socket
+    except Exception as exc:  # psycopg: the connection is already closed
+        raise DisconnectionError("pooled connection already closed") from exc
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    if poller.poll(0):
+        raise DisconnectionError("the server closed this pooled connection")
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """Create an Engine for ``url`` (default :func:`database_url`), SQLite tuned as above.
 
@@ -102,8 +119,12 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         if os.environ.get("AUDIT_GUARD", "1") != "0":
             install_audit_guard(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    engine = create_engine(url, **kwargs)
+    if "pool_pre_ping" not in kwargs:  # a socket look at checkout, not a round trip (decision 0058)
+        kwargs["pool_pre_ping"] = False
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "checkout", _closed_by_server)
+    else:
+        engine = create_engine(url, **kwargs)
     if os.environ.get("AUDIT_GUARD", "1") != "0":
         install_audit_guard(engine)
     return engine

@@ -28,6 +28,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
+from db.direct import Direct
 from db.models import AdminUnit, ApiKey
 from db.uow import UnitOfWork
 from domain.access import CurrentUser
@@ -193,32 +194,38 @@ def revoke_key(uow: UnitOfWork, *, actor: CurrentUser | None, key_id: int, now: 
     return True
 
 
-# Read on every API call (a revoked key is refused on its next call): one Core statement, built once.
-_BY_HASH = select(
-    ApiKey.id,
-    ApiKey.channel,
-    ApiKey.label,
-    ApiKey.scope_unit_id,
-    ApiKey.categories,
-    ApiKey.per_minute,
-    ApiKey.revoked_at,
-).where(ApiKey.key_hash == bindparam("key_hash"))
+# Read on every API call (a revoked key is refused on its next call): one Core statement, built once,
+# run on the driver on PostgreSQL (db.direct, decision 0058).
+_BY_HASH = Direct(
+    select(
+        ApiKey.id,
+        ApiKey.channel,
+        ApiKey.label,
+        ApiKey.scope_unit_id,
+        ApiKey.categories,
+        ApiKey.per_minute,
+        ApiKey.revoked_at,
+    ).where(ApiKey.key_hash == bindparam("key_hash"))
+)
 
 
 def channel_of(conn: Connection, key: str | None) -> Channel | None:
     """The channel of a valid, unrevoked key, or None."""
     if not key or len(key) > 200:
         return None
-    row = conn.execute(_BY_HASH, {"key_hash": digest(key)}).first()
-    if row is None or row.revoked_at is not None:
+    found = _BY_HASH.rows(conn, {"key_hash": digest(key)})
+    if not found:
+        return None
+    key_id, channel, label, scope_unit_id, categories, per_minute, revoked_at = found[0]
+    if revoked_at is not None:
         return None
     return Channel(
-        key_id=row.id,
-        channel=row.channel,
-        label=row.label,
-        scope_unit_id=row.scope_unit_id,
-        categories=frozenset(c for c in row.categories.split(",") if c),
-        per_minute=row.per_minute,
+        key_id=key_id,
+        channel=channel,
+        label=label,
+        scope_unit_id=scope_unit_id,
+        categories=frozenset(c for c in categories.split(",") if c),
+        per_minute=per_minute,
     )
 
 

@@ -22,15 +22,19 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Insert,
+    Select,
+    String,
     Text,
     and_,
+    any_,
     bindparam,
     cast,
     exists,
@@ -45,6 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from db.direct import Direct
 from db.models import Attachment, AuditLog, Event, EventTransition, Submission
 from db.uow import UnitOfWork
 from domain.access import CurrentUser, may_act
@@ -236,31 +241,64 @@ def _check_rate(conn: Connection, origin: str | None, phone: str, now: datetime)
 # The duplicate search, built once. Bounded by the (grid, reported_at) index: only the last day's rows of
 # the few grids whose box meets the 50 m box around the report (services.locate.grids_near), however many
 # reports the day has had elsewhere. "+ 0" keeps SQLite off the merged_into index (true of most rows).
-_NEARBY = select(
-    Event.id,
-    Event.category,
-    Event.lon,
-    Event.lat,
-    Event.reported_at,
-    Event.title,
-    Event.reporter_count,
-).where(
-    Event.grid_id.in_(bindparam("grids", expanding=True)),
-    Event.category == bindparam("category"),
-    Event.status.in_(sorted(OPEN_STATUSES)),
-    (Event.merged_into_id + 0).is_(None),
-    Event.reported_at >= bindparam("since"),
-    Event.lon.between(bindparam("lon_lo"), bindparam("lon_hi")),
-    Event.lat.between(bindparam("lat_lo"), bindparam("lat_hi")),
+def _nearby(grids: Any, statuses: Any) -> Select:
+    return select(
+        Event.id,
+        Event.category,
+        Event.lon,
+        Event.lat,
+        Event.reported_at,
+        Event.title,
+        Event.reporter_count,
+    ).where(
+        grids,
+        Event.category == bindparam("category"),
+        statuses,
+        (Event.merged_into_id + 0).is_(None),
+        Event.reported_at >= bindparam("since"),
+        Event.lon.between(bindparam("lon_lo"), bindparam("lon_hi")),
+        Event.lat.between(bindparam("lat_lo"), bindparam("lat_hi")),
+    )
+
+
+_NEARBY = _nearby(
+    Event.grid_id.in_(bindparam("grids", expanding=True)), Event.status.in_(sorted(OPEN_STATUSES))
 )
 
 
-#: :data:`_NEARBY` with the deadline rules' text beside it, in one statement (one row with no event when
-#: none is near): a report read ahead takes one round trip for both.
-_NEARBY_ROWS = _NEARBY.subquery("nearby")
-_NEARBY_AND_DEADLINES = select(DEADLINES_TEXT.label("deadlines"), *_NEARBY_ROWS.c).select_from(
-    select(literal_column("1").label("one")).subquery("one").outerjoin(_NEARBY_ROWS, true())
+def _with_deadlines(nearby: Select) -> Select:
+    """``nearby`` with the deadline rules' text beside it, in one statement (one row with no event when none
+    is near): a report read ahead takes one round trip for both."""
+    rows = nearby.subquery("nearby")
+    return select(DEADLINES_TEXT.label("deadlines"), *rows.c).select_from(
+        select(literal_column("1").label("one")).subquery("one").outerjoin(rows, true())
+    )
+
+
+_NEARBY_AND_DEADLINES = _with_deadlines(_NEARBY)
+#: PostgreSQL's, run on the driver (db.direct, decision 0058): the grids as one array parameter, the open
+#: statuses written into the statement, so that its text and its prepared plan are the same every time.
+_NEARBY_AND_DEADLINES_PG = Direct(
+    _with_deadlines(
+        _nearby(
+            Event.grid_id == any_(bindparam("grids", type_=postgresql.ARRAY(BigInteger))),
+            Event.status.in_([literal_column(f"'{s.value}'", String) for s in sorted(OPEN_STATUSES)]),
+        )
+    )
 )
+
+
+class _Near(NamedTuple):
+    """A row of :data:`_NEARBY_AND_DEADLINES` (the event's columns are None when none is near)."""
+
+    deadlines: str | None
+    id: int | None
+    category: str
+    lon: float
+    lat: float
+    reported_at: datetime
+    title: str
+    reporter_count: int
 
 
 def _near_params(grids: list[int], category: str, lon: float, lat: float, now: datetime) -> dict[str, Any]:
@@ -295,7 +333,12 @@ def nearby_and_deadlines(
     grids = grids_near(conn, lon, lat, BOX_DEG)
     if not grids:
         return [], load_rules(conn)[1]
-    rows = conn.execute(_NEARBY_AND_DEADLINES, _near_params(grids, category, lon, lat, now)).all()
+    params = _near_params(grids, category, lon, lat, now)
+    rows: Sequence[Any]
+    if conn.dialect.name == "postgresql":
+        rows = [_Near(*r) for r in _NEARBY_AND_DEADLINES_PG.rows(conn, params)]
+    else:
+        rows = conn.execute(_NEARBY_AND_DEADLINES, params).all()
     found = [r for r in rows if r.id is not None]
     return _duplicates_among(found, category, lon, lat, now), deadlines_from(rows[0].deadlines)
 
@@ -421,7 +464,9 @@ def write_at_once(conn: Connection, r: Report) -> Event:
     if key:
         params |= {"k_kind": KIND, "k_key": key, "k_fingerprint": r.fingerprint, "k_origin": r.seen_from}
         params["k_created_at"] = r.now
-    event_id = conn.execute(*_at_once_statement(params)).scalar()
+    statement, bound = _at_once_statement(params)
+    written = statement.rows(conn, bound)
+    event_id = written[0][0] if written else None
     if event_id is None:  # the key was taken: a retry, or a twin that committed first
         with Session(conn) as s:
             return _taken(s, key or "", r.fingerprint)
@@ -805,11 +850,12 @@ def _report_at_once(keyed: bool, nulls: frozenset[str]) -> Insert:
     )
 
 
-#: The statements built so far, by (keyed, the parameters written as NULL): a few shapes in all.
-_AT_ONCE: dict[tuple[bool, frozenset[str]], Insert] = {}
+#: The statements built so far, by (keyed, the parameters written as NULL): a few shapes in all. Each runs
+#: on the driver (db.direct, decision 0058): it carries its own audit row.
+_AT_ONCE: dict[tuple[bool, frozenset[str]], Direct] = {}
 
 
-def _at_once_statement(params: dict[str, Any]) -> tuple[Insert, dict[str, Any]]:
+def _at_once_statement(params: dict[str, Any]) -> tuple[Direct, dict[str, Any]]:
     """The statement for these parameters and the parameters it binds. The values that are NULL (most
     of a new report's columns) are written into the statement: psycopg keeps its conversion of a
     statement's placeholders only for statements with at most 50 parameters."""
@@ -817,7 +863,7 @@ def _at_once_statement(params: dict[str, Any]) -> tuple[Insert, dict[str, Any]]:
     shape = ("k_key" in params, nulls)
     statement = _AT_ONCE.get(shape)
     if statement is None:
-        statement = _AT_ONCE.setdefault(shape, _report_at_once(*shape))
+        statement = _AT_ONCE.setdefault(shape, Direct(_report_at_once(*shape)))
     return statement, {k: v for k, v in params.items() if v is not None}
 
 

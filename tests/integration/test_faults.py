@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError, PendingRollbackError
 
+from db.engine import make_engine
 from db.models import AuditLog, Event, EventTransition
 from db.uow import StoreBusy, UnitOfWork
 from domain.event_flow import Action
@@ -69,6 +70,42 @@ def test_a_terminated_database_connection_is_told_as_disconnected(empty_engine):
         with pytest.raises((DBAPIError, PendingRollbackError)) as caught:
             victim.execute(text("SELECT 1"))
     assert classify(caught.value) is Fault.DISCONNECTED
+
+
+@pytest.mark.skipif(ON_SQLITE, reason="server backends to terminate")
+def test_pooled_connections_the_server_closed_are_replaced_without_an_error(empty_engine):
+    """A restart closes every pooled connection while it sits idle. The engine does not ping on checkout
+    (decision 0058): it looks at the socket, finds the server's goodbye and opens a new connection, so
+    the next request after the restart is answered, not failed."""
+    import time
+
+    pool_ids = set()
+    with empty_engine.connect() as a, empty_engine.connect() as b:  # two connections in the pool
+        pool_ids = {c.execute(text("SELECT pg_backend_pid()")).scalar_one() for c in (a, b)}
+    admin = make_engine(empty_engine.url.render_as_string(hide_password=False))
+    try:
+        with admin.connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(p) FROM unnest(CAST(:p AS int[])) AS p"),
+                {"p": list(pool_ids)},
+            )
+            conn.commit()
+            for _ in range(200):  # the backends are gone (a restart takes longer than this)
+                left = conn.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(CAST(:p AS int[]))"),
+                    {"p": list(pool_ids)},
+                ).scalar_one()
+                conn.commit()
+                if not left:
+                    break
+                time.sleep(0.01)
+    finally:
+        admin.dispose()
+    seen = set()
+    with empty_engine.connect() as a, empty_engine.connect() as b:
+        for c in (a, b):
+            seen.add(c.execute(text("SELECT pg_backend_pid()")).scalar_one())
+    assert len(seen) == 2 and not seen & pool_ids
 
 
 def test_anything_else_is_unexpected_and_gets_a_logged_incident_id(caplog):
