@@ -46,6 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from db.direct import Direct
 from db.models import AuditHead, AuditLog, Event, EventCooperator
 from db.uow import mark_audited
 from domain.access import redact
@@ -155,11 +156,11 @@ def record(
         return int(
             conn.execute(_RECORD_CHAINED, link_values(row) | {"a_entity_id": row["entity_id"]}).scalar_one()
         )
-    new_id, prev_hash = conn.execute(_TAKE_NEXT).one()
+    ((new_id, prev_hash),) = _TAKE_NEXT_DIRECT.rows(conn, {})
     row["id"] = entry_id = int(new_id)
     digest = chain_hash(prev_hash, row)
-    conn.execute(_APPEND, {**row, "prev_hash": prev_hash, "hash": digest})
-    conn.execute(_MOVE_HEAD, {"digest": digest})
+    _APPEND_ROW.run(conn, {**row, "prev_hash": prev_hash, "hash": digest})
+    _MOVE_HEAD.run(conn, {"digest": digest})
     return entry_id
 
 
@@ -225,7 +226,7 @@ def record_many(conn: Connection, entries: Sequence[Mapping[str, Any]]) -> list[
         row["prev_hash"], row["hash"] = prev_hash, digest
         prev_hash = digest
     conn.execute(_APPEND, rows)
-    conn.execute(_MOVE_HEAD, {"digest": prev_hash})
+    _MOVE_HEAD.run(conn, {"digest": prev_hash})
     return [int(r["id"]) for r in rows]
 
 
@@ -243,7 +244,12 @@ _TAKE_MANY = (
     .returning(AuditHead.last_id, AuditHead.hash)
 )
 _APPEND = insert(AuditLog)
-_MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1).values(hash=bindparam("digest"))
+# SQLite's three statements a row, run on the driver (db.direct, decision 0058): every column bound.
+_TAKE_NEXT_DIRECT = Direct(_TAKE_NEXT)
+_APPEND_ROW = Direct(
+    insert(AuditLog).values({c.name: bindparam(c.name, type_=c.type) for c in AuditLog.__table__.columns})
+)
+_MOVE_HEAD = Direct(update(AuditHead).where(AuditHead.id == 1).values(hash=bindparam("digest")))
 
 
 # -- chained by the store (PostgreSQL, decision 0057) --------------------------------------------------

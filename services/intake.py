@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Connection,
     Insert,
@@ -241,7 +242,8 @@ def _check_rate(conn: Connection, origin: str | None, phone: str, now: datetime)
 # The duplicate search, built once. Bounded by the (grid, reported_at) index: only the last day's rows of
 # the few grids whose box meets the 50 m box around the report (services.locate.grids_near), however many
 # reports the day has had elsewhere. "+ 0" keeps SQLite off the merged_into index (true of most rows).
-def _nearby(grids: Any, statuses: Any) -> Select:
+# The open statuses are written into the statement: its text, and its prepared plan, are the same each time.
+def _nearby(grids: Any) -> Select:
     return select(
         Event.id,
         Event.category,
@@ -253,17 +255,12 @@ def _nearby(grids: Any, statuses: Any) -> Select:
     ).where(
         grids,
         Event.category == bindparam("category"),
-        statuses,
+        Event.status.in_([literal_column(f"'{s.value}'", String) for s in sorted(OPEN_STATUSES)]),
         (Event.merged_into_id + 0).is_(None),
         Event.reported_at >= bindparam("since"),
         Event.lon.between(bindparam("lon_lo"), bindparam("lon_hi")),
         Event.lat.between(bindparam("lat_lo"), bindparam("lat_hi")),
     )
-
-
-_NEARBY = _nearby(
-    Event.grid_id.in_(bindparam("grids", expanding=True)), Event.status.in_(sorted(OPEN_STATUSES))
-)
 
 
 def _with_deadlines(nearby: Select) -> Select:
@@ -275,21 +272,23 @@ def _with_deadlines(nearby: Select) -> Select:
     )
 
 
-_NEARBY_AND_DEADLINES = _with_deadlines(_NEARBY)
-#: PostgreSQL's, run on the driver (db.direct, decision 0058): the grids as one array parameter, the open
-#: statuses written into the statement, so that its text and its prepared plan are the same every time.
-_NEARBY_AND_DEADLINES_PG = Direct(
-    _with_deadlines(
-        _nearby(
-            Event.grid_id == any_(bindparam("grids", type_=postgresql.ARRAY(BigInteger))),
-            Event.status.in_([literal_column(f"'{s.value}'", String) for s in sorted(OPEN_STATUSES)]),
-        )
-    )
-)
+#: The grids as one parameter (db.direct runs no expanding IN, decision 0058): an array on PostgreSQL, a
+#: JSON list read by json_each on SQLite; both keep to the (grid, reported_at) index.
+_GRIDS = {
+    "postgresql": Event.grid_id == any_(bindparam("grids", type_=postgresql.ARRAY(BigInteger))),
+    "sqlite": Event.grid_id.in_(
+        select(func.json_each(bindparam("grids", type_=JSON)).table_valued("value").c.value)
+    ),
+}
+#: The duplicate search run on the driver (db.direct), alone (a batch's report, checked in its
+#: transaction) or with the deadline rules (a report read ahead), by dialect.
+_NEAR = {name: Direct(_nearby(grids)) for name, grids in _GRIDS.items()}
+_NEAR_AND_DEADLINES = {name: Direct(_with_deadlines(_nearby(grids))) for name, grids in _GRIDS.items()}
 
 
 class _Near(NamedTuple):
-    """A row of :data:`_NEARBY_AND_DEADLINES` (the event's columns are None when none is near)."""
+    """A row of :data:`_NEAR_AND_DEADLINES` (the event's columns are None when none is near; without the
+    rules, a row of :data:`_NEAR`)."""
 
     deadlines: str | None
     id: int | None
@@ -322,7 +321,10 @@ def find_duplicates(
     grids = grids_near(conn, lon, lat, BOX_DEG)
     if not grids:
         return []
-    rows = conn.execute(_NEARBY, _near_params(grids, category, lon, lat, now)).all()
+    rows = [
+        _Near(None, *r)
+        for r in _NEAR[conn.dialect.name].rows(conn, _near_params(grids, category, lon, lat, now))
+    ]
     return _duplicates_among(rows, category, lon, lat, now)
 
 
@@ -334,11 +336,7 @@ def nearby_and_deadlines(
     if not grids:
         return [], load_rules(conn)[1]
     params = _near_params(grids, category, lon, lat, now)
-    rows: Sequence[Any]
-    if conn.dialect.name == "postgresql":
-        rows = [_Near(*r) for r in _NEARBY_AND_DEADLINES_PG.rows(conn, params)]
-    else:
-        rows = conn.execute(_NEARBY_AND_DEADLINES, params).all()
+    rows = [_Near(*r) for r in _NEAR_AND_DEADLINES[conn.dialect.name].rows(conn, params)]
     found = [r for r in rows if r.id is not None]
     return _duplicates_among(found, category, lon, lat, now), deadlines_from(rows[0].deadlines)
 
@@ -739,10 +737,20 @@ class GroupCommit:
 
 # -- the report's rows, in Core (intake is the busiest write path) ------------------------------------
 
-_INSERT_EVENT = insert(Event).returning(Event.id)
 _INSERT_TRANSITION = insert(EventTransition)
 _EVENT_COLUMNS = [c for c in Event.__table__.columns if c.name != "id"]
 _STEP_COLUMNS = [c for c in EventTransition.__table__.columns if c.name not in ("id", "event_id")]
+#: SQLite: the event and its first trail row, every column bound, run on the driver (db.direct).
+_INSERT_EVENT = Direct(
+    insert(Event)
+    .values({c.name: bindparam(c.name, type_=c.type) for c in _EVENT_COLUMNS})
+    .returning(Event.id)
+)
+_INSERT_STEP = Direct(
+    insert(EventTransition).values(
+        {c.name: bindparam(c.name, type_=c.type) for c in EventTransition.__table__.columns if c.name != "id"}
+    )
+)
 #: PostgreSQL: the event and its first trail row in one statement (a data-modifying CTE). Parameters:
 #: ``e_<column>`` for every column of the event, ``t_<column>`` for the step's.
 _NEW_EVENT = (
@@ -898,8 +906,8 @@ def add_report(conn: Connection, r: NewReport, deadlines: DeadlineRules | None =
     if conn.dialect.name == "postgresql":  # the event and its first trail row in one round trip
         event_id = int(conn.execute(_INSERT_EVENT_AND_STEP, _row_params(values, first_step)).scalar_one())
     else:
-        event_id = int(conn.execute(_INSERT_EVENT, values).scalar_one())
-        conn.execute(_INSERT_TRANSITION, {"event_id": event_id, **first_step})
+        event_id = int(_INSERT_EVENT.rows(conn, values)[0][0])
+        _INSERT_STEP.run(conn, {"event_id": event_id, **first_step})
     event = Event(id=event_id, **values)
     audit.record(conn, **reported_entry(r.actor, event, r.duplicate_of_id, r.external_ref))
     return event

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from db.direct import Direct
 from db.models import Submission
 from domain.errors import FieldProblems
 
@@ -70,13 +71,18 @@ def origin_digest(origin: str | None) -> str | None:
 _FIND = select(
     Submission.fingerprint, Submission.entity_id, Submission.result_json, Submission.created_at
 ).where(Submission.kind == bindparam("kind"), Submission.key == bindparam("key"))
+# Run on the driver (db.direct, decision 0058).
+_CLAIMED = ("kind", "key", "fingerprint", "origin", "created_at")
 _CLAIM = {
-    name: dialect.insert(Submission)
-    .on_conflict_do_nothing(index_elements=["kind", "key"])
-    .returning(Submission.id)
+    name: Direct(
+        dialect.insert(Submission)
+        .values({c: bindparam(c, type_=Submission.__table__.c[c].type) for c in _CLAIMED})
+        .on_conflict_do_nothing(index_elements=["kind", "key"])
+        .returning(Submission.id)
+    )
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
-_SETTLE = (
+_SETTLE = Direct(
     update(Submission)
     .where(Submission.kind == bindparam("k_kind"), Submission.key == bindparam("k_key"))
     .values(entity_id=bindparam("entity_id"), result_json=bindparam("result_json"))
@@ -105,13 +111,13 @@ def claim(
         "created_at": now,
     }
     stmt = _CLAIM["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
-    return conn.execute(stmt, values).first() is not None  # no row back: the key was taken
+    return bool(stmt.rows(conn, values))  # no row back: the key was taken
 
 
 def settle(conn: Connection, kind: str, key: str, entity_id: int | None, result: dict[str, Any]) -> None:
     """Record what the create made and returned, in the same unit of work as the rows themselves."""
-    conn.execute(
-        _SETTLE,
+    _SETTLE.run(
+        conn,
         {
             "k_kind": kind,
             "k_key": key,
