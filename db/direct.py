@@ -5,7 +5,8 @@ execution context, the result object, the driver's column descriptions): a repor
 runs several such statements, a large share of the server's CPU per request. :class:`Direct` compiles a
 Core statement once per dialect and runs it on the DBAPI cursor of the caller's Connection, doing what
 SQLAlchemy's execution does that matters here:
-- the types' bind processors (a datetime into SQLite's text) and result processors (back again);
+- the types' bind processors (a datetime into SQLite's text) and, on SQLite, result processors (back
+  again; psycopg returns Python values itself);
 - the engine's ``before_cursor_execute`` and ``after_cursor_execute`` listeners (the audit guard of
   db.engine sees the statement, a test can pause or count it), with no execution context (None);
 - a driver error raised as SQLAlchemy's ``DBAPIError`` subclass, its values hidden as the engine hides
@@ -25,6 +26,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Select
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -68,7 +70,9 @@ class Direct:
             if process is not None:
                 binds[name] = process
         types: Sequence[Any] = ()
-        if isinstance(self.statement, Select):
+        if dialect.name == "postgresql":
+            pass  # psycopg returns Python values (SQLAlchemy's own processors there need the column's OID)
+        elif isinstance(self.statement, Select):
             types = [c.type for c in self.statement.selected_columns]
         elif isinstance(self.statement, UpdateBase):
             types = [d["type"] for d in self.statement.returning_column_descriptions]
@@ -84,15 +88,19 @@ class Direct:
         self._compiled[dialect.name] = found
         return found
 
-    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def rows(self, conn: Connection | Session, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The rows the statement returns (plain tuples, in its columns' order) for ``params`` on ``conn``."""
         return self._execute(conn, params, fetch=True)
 
-    def run(self, conn: Connection, params: Mapping[str, Any]) -> None:
+    def run(self, conn: Connection | Session, params: Mapping[str, Any]) -> None:
         """Run a statement that returns no rows."""
         self._execute(conn, params, fetch=False)
 
-    def _execute(self, conn: Connection, params: Mapping[str, Any], fetch: bool) -> list[tuple[Any, ...]]:
+    def _execute(
+        self, conn: Connection | Session, params: Mapping[str, Any], fetch: bool
+    ) -> list[tuple[Any, ...]]:
+        if isinstance(conn, Session):  # a unit of work's session: its transaction's connection
+            conn = conn.connection()
         c = self._for(conn)
         if conn.dialect.name != "postgresql" and not c.reads and not conn.in_transaction():
             result = conn.execute(self.statement, dict(params))  # begins the transaction as the engine says

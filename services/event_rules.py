@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, String, literal_column, select
 
+from db.direct import Direct
 from db.models import AdminUnit, Department, Setting
 from db.uow import UnitOfWork
 from domain.deadlines import DEFAULT_DEADLINES, DeadlineRules, due_at, stage_of
@@ -25,14 +26,19 @@ DISPATCH_KEY = "event.dispatch_rules"
 DEADLINES_KEY = "event.deadlines"
 
 
-# Both rule sets in one statement, built once: intake reads them in every report's transaction.
-_RULES = select(Setting.key, Setting.value_json).where(Setting.key.in_((DISPATCH_KEY, DEADLINES_KEY)))
+# Both rule sets in one statement, built once: intake reads them in every report's transaction (run on
+# the driver, db.direct, decision 0058; the two keys written into its text).
+_RULES = Direct(
+    select(Setting.key, Setting.value_json).where(
+        Setting.key.in_([literal_column(f"'{k}'", String) for k in (DISPATCH_KEY, DEADLINES_KEY)])
+    )
+)
 
 
 def load_rules(conn: Connection) -> tuple[DispatchRules, DeadlineRules]:
     """The admin's rules, or the defaults where none were saved (read on every call, in the caller's
     transaction, so a change saved by another process applies to the next report; parsed once per text)."""
-    stored: dict[str, str] = {k: v for k, v in conn.execute(_RULES).all()}
+    stored: dict[str, str] = {k: v for k, v in _RULES.rows(conn, {})}
     d, t = stored.get(DISPATCH_KEY), stored.get(DEADLINES_KEY)
     return (_dispatch(d) if d else DEFAULT_RULES, _deadlines(t) if t else DEFAULT_DEADLINES)
 

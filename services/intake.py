@@ -18,8 +18,8 @@ import logging
 import math
 import threading
 import uuid
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -243,6 +243,9 @@ def _check_rate(conn: Connection, origin: str | None, phone: str, now: datetime)
 # the few grids whose box meets the 50 m box around the report (services.locate.grids_near), however many
 # reports the day has had elsewhere. "+ 0" keeps SQLite off the merged_into index (true of most rows).
 # The open statuses are written into the statement: its text, and its prepared plan, are the same each time.
+# "|| ''" keeps PostgreSQL off the partial index of open events' due times (ix_events_timed_due), whose
+# predicate those statuses match: ANDed with the grid index it read ~8,000 index entries a report (town
+# store: 0.37–0.97 ms a search, 0.17 ms without).
 def _nearby(grids: Any) -> Select:
     return select(
         Event.id,
@@ -255,7 +258,9 @@ def _nearby(grids: Any) -> Select:
     ).where(
         grids,
         Event.category == bindparam("category"),
-        Event.status.in_([literal_column(f"'{s.value}'", String) for s in sorted(OPEN_STATUSES)]),
+        Event.status.op("||")(literal_column("''")).in_(
+            [literal_column(f"'{s.value}'", String) for s in sorted(OPEN_STATUSES)]
+        ),
         (Event.merged_into_id + 0).is_(None),
         Event.reported_at >= bindparam("since"),
         Event.lon.between(bindparam("lon_lo"), bindparam("lon_hi")),
@@ -595,14 +600,16 @@ def prepare_report(
     )
 
 
-def write_report(s: Session, report: Report, deadlines: DeadlineRules | None = None) -> Event:
+def write_report(
+    s: Session, report: Report, deadlines: DeadlineRules | None = None, conn: Connection | None = None
+) -> Event:
     """The rows of a prepared report in the caller's transaction (``s``: the unit of work's session): the
     submission key claimed, the rate limits, the duplicate flag or the merge, the event with its trail
     and audit rows, the photo, the key settled. A key stored before returns its first event and writes
     nothing. Raises as :func:`submit_report` does; the caller rolls back (a batch: its savepoint).
     ``deadlines``: the rules as read in this transaction (a batch reads them once for all its reports),
-    when the report did not read them ahead."""
-    conn = s.connection()
+    when the report did not read them ahead. ``conn``: the session's connection, when the caller has it."""
+    conn = conn if conn is not None else s.connection()
     r, form = report, report.form
     # A report the rate limits count finds its first event before they count it again; any other
     # claims its key first (one statement for a new key) and looks for the first call only when taken.
@@ -642,6 +649,23 @@ def write_report(s: Session, report: Report, deadlines: DeadlineRules | None = N
 
 
 # -- group commit (decision 0035) ---------------------------------------------------------------------
+
+
+@contextmanager
+def _savepoint(conn: Connection) -> Iterator[None]:
+    """A batch's savepoint for a report written by Core statements only (no photo, no merge), set by the
+    driver itself: the session's own (``begin_nested``) compiles and tracks one each time, ~10 % of a
+    batch's CPU. The session never sees this report's rows, so it has nothing to forget when the
+    savepoint is rolled back."""
+    driver = conn.connection.driver_connection
+    driver.execute("SAVEPOINT intake_report")  # type: ignore[union-attr]
+    try:
+        yield
+    except BaseException:
+        driver.execute("ROLLBACK TO SAVEPOINT intake_report")  # type: ignore[union-attr]
+        driver.execute("RELEASE SAVEPOINT intake_report")  # type: ignore[union-attr]
+        raise
+    driver.execute("RELEASE SAVEPOINT intake_report")  # type: ignore[union-attr]
 
 
 class _Pending:
@@ -715,10 +739,16 @@ class GroupCommit:
                 s = uow.session
                 kept = 0
                 rules = load_rules(uow.conn)[1]  # once for the batch, in its transaction
+                conn = uow.conn
                 for item in batch:
+                    r = item.report
                     try:
-                        with s.begin_nested():
-                            item.event = write_report(s, item.report, rules)
+                        if r.clean is None and r.merge_into is None:  # Core statements only
+                            with _savepoint(conn):
+                                item.event = write_report(s, r, rules, conn)
+                        else:
+                            with s.begin_nested():
+                                item.event = write_report(s, r, rules)
                         kept += 1
                     except Exception as exc:  # this report alone is refused; the batch goes on
                         item.error, item.event = exc, None
