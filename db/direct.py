@@ -5,17 +5,19 @@ execution context, the result object, the driver's column descriptions): a repor
 runs several such statements, a large share of the server's CPU per request. :class:`Direct` compiles a
 Core statement once per dialect and runs it on the DBAPI cursor of the caller's Connection, doing what
 SQLAlchemy's execution does that matters here:
-- the types' bind processors (a datetime into SQLite's text) and, on SQLite, result processors (back
-  again; psycopg returns Python values itself);
+- the types' bind processors (a datetime into SQLite's text);
 - the engine's ``before_cursor_execute`` and ``after_cursor_execute`` listeners (the audit guard of
   db.engine sees the statement, a test can pause or count it), with no execution context (None);
-- a driver error raised as SQLAlchemy's ``DBAPIError`` subclass, its values hidden as the engine hides
-  them, and a lost connection invalidated.
+- the transaction begun as ``Connection.execute`` begins it, when none is (SQLAlchemy's autobegin): a
+  write never runs outside its unit of work, and a read on SQLite is in its reading's snapshot;
+- a driver error raised through SQLAlchemy's own handling: its exception classes (values hidden as the
+  engine hides them), ``handle_error`` events, and on a lost connection the connection and the pool's
+  others invalidated.
 
-Refused at build time: expanding ``IN`` parameters (bind an array, ``= ANY(…)``, or a JSON list) and
-Python-side column defaults (every value is given). On SQLite a statement that writes, met outside a
-transaction, takes ``Connection.execute`` (which begins one as the engine says): a write never runs
-outside its unit of work.
+Rows come back as plain tuples, on PostgreSQL as psycopg gives them (no result processors: SQLAlchemy's
+there need the column's OID), on SQLite through the columns' result processors. Refused at build time:
+expanding ``IN`` parameters (bind an array, ``= ANY(…)``, or a JSON list) and Python-side column
+defaults (every value is given).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Connection, Select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.base import Executable
@@ -44,7 +45,6 @@ class _Compiled:
     binds: dict[str, _Process]
     #: a processor per result column (None: as the driver gives it), or None when no column has one
     results: tuple[_Process | None, ...] | None
-    reads: bool
 
 
 class Direct:
@@ -52,11 +52,13 @@ class Direct:
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._compiled: dict[str, _Compiled] = {}
+        #: by the dialect's class and parameter style (two engines of one driver share it)
+        self._compiled: dict[tuple[type, str], _Compiled] = {}
 
     def _for(self, conn: Connection) -> _Compiled:
         dialect = conn.dialect
-        found = self._compiled.get(dialect.name)
+        key = (type(dialect), dialect.paramstyle)
+        found = self._compiled.get(key)
         if found is not None:
             return found
         compiled = cast(SQLCompiler, cast(ClauseElement, self.statement).compile(dialect=dialect))
@@ -83,9 +85,8 @@ class Direct:
             order=tuple(compiled.positiontup or ()) if compiled.positional else None,
             binds=binds,
             results=results if any(p is not None for p in results) else None,
-            reads=isinstance(self.statement, Select),
         )
-        self._compiled[dialect.name] = found
+        self._compiled[key] = found
         return found
 
     def rows(self, conn: Connection | Session, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -102,44 +103,49 @@ class Direct:
         if isinstance(conn, Session):  # a unit of work's session: its transaction's connection
             conn = conn.connection()
         c = self._for(conn)
-        if conn.dialect.name != "postgresql" and not c.reads and not conn.in_transaction():
-            result = conn.execute(self.statement, dict(params))  # begins the transaction as the engine says
-            return [tuple(r) for r in result.all()] if fetch else []
-        values = c.compiled.construct_params(dict(params), escape_names=False)
-        for name, process in c.binds.items():
-            values[name] = process(values[name])
-        bound: Any
-        if c.order is not None:
-            bound = tuple(values[name] for name in c.order)
-        else:
-            escaped = c.compiled.escaped_bind_names
-            bound = {escaped.get(k, k): v for k, v in values.items()} if escaped else values
+        if not conn.in_transaction():
+            # as Connection.execute would: the transaction begins as the engine says (SQLite's BEGIN
+            # IMMEDIATE in a unit of work; on PostgreSQL the driver's own), and SQLAlchemy knows of it
+            conn._autobegin()
+        sql, cursor = c.sql, None
+        bound: Any = None
         driver = conn.connection.driver_connection
-        dbapi = conn.dialect.loaded_dbapi
         events = conn.dispatch
         try:
+            values = c.compiled.construct_params(dict(params), escape_names=False)
+            for name, process in c.binds.items():
+                values[name] = process(values[name])
+            if c.order is not None:
+                bound = tuple(values[name] for name in c.order)
+            else:
+                escaped = c.compiled.escaped_bind_names
+                bound = {escaped.get(k, k): v for k, v in values.items()} if escaped else values
             cursor = driver.cursor()  # type: ignore[union-attr]
             try:
-                events.before_cursor_execute(conn, cursor, c.sql, bound, None, False)
-                cursor.execute(c.sql, bound)
-                events.after_cursor_execute(conn, cursor, c.sql, bound, None, False)
+                events.before_cursor_execute(conn, cursor, sql, bound, None, False)
+                cursor.execute(sql, bound)
+                events.after_cursor_execute(conn, cursor, sql, bound, None, False)
                 found = cursor.fetchall() if fetch else []
             finally:
                 cursor.close()
-        except dbapi.Error as exc:
-            lost = conn.dialect.is_disconnect(exc, driver, None)
-            if lost:
-                conn.invalidate(exc)
-            raise DBAPIError.instance(
-                c.sql,
-                bound,
-                exc,
-                dbapi.Error,
-                hide_parameters=conn.engine.hide_parameters,
-                connection_invalidated=lost,
-                dialect=conn.dialect,
-            ) from exc
+        except BaseException as exc:
+            # SQLAlchemy's own handling: its exception classes (values hidden as the engine says), the
+            # handle_error events, and on a lost connection this one and the pool's others invalidated
+            conn._handle_dbapi_exception(exc, sql, bound, cursor, None)
         if c.results is None:
             return found
         processors = c.results
         return [tuple(p(v) if p else v for p, v in zip(processors, row, strict=True)) for row in found]
+
+
+def in_transaction(conn: Connection) -> bool:
+    """Whether the driver still holds the transaction ``conn`` began: False once the connection is lost
+    or the store has rolled the whole transaction back on its own (SQLite does on a full disk, an I/O
+    error or out of memory), when a savepoint has nothing left to roll back to."""
+    if conn.invalidated:
+        return False
+    driver = conn.connection.driver_connection
+    if conn.dialect.name == "sqlite":
+        return bool(driver.in_transaction)  # type: ignore[union-attr]
+    status = driver.info.transaction_status  # type: ignore[union-attr]
+    return status.name in ("INTRANS", "INERROR")

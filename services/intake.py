@@ -44,13 +44,14 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    text,
     true,
     update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from db.direct import Direct
+from db.direct import Direct, in_transaction
 from db.models import Attachment, AuditLog, Event, EventTransition, Submission
 from db.uow import UnitOfWork
 from domain.access import CurrentUser, may_act
@@ -651,21 +652,31 @@ def write_report(
 # -- group commit (decision 0035) ---------------------------------------------------------------------
 
 
+_SAVEPOINT = Direct(text("SAVEPOINT intake_report"))
+_ROLLBACK_TO = Direct(text("ROLLBACK TO SAVEPOINT intake_report"))
+_RELEASE = Direct(text("RELEASE SAVEPOINT intake_report"))
+
+
 @contextmanager
 def _savepoint(conn: Connection) -> Iterator[None]:
-    """A batch's savepoint for a report written by Core statements only (no photo, no merge), set by the
-    driver itself: the session's own (``begin_nested``) compiles and tracks one each time, ~10 % of a
-    batch's CPU. The session never sees this report's rows, so it has nothing to forget when the
-    savepoint is rolled back."""
-    driver = conn.connection.driver_connection
-    driver.execute("SAVEPOINT intake_report")  # type: ignore[union-attr]
+    """A batch's savepoint for a report written by Core statements only (no photo, no merge), sent on
+    the driver (db.direct): the session's own (``begin_nested``) compiles and tracks one each time,
+    ~10 % of a batch's CPU. The session never sees this report's rows, so it has nothing to forget
+    when the savepoint is rolled back. When the store has rolled the whole transaction back on its
+    own, or the connection is lost, there is nothing to roll back to: the error goes on as it is, and
+    :meth:`GroupCommit.run` fails the whole batch."""
+    _SAVEPOINT.run(conn, {})
     try:
         yield
     except BaseException:
-        driver.execute("ROLLBACK TO SAVEPOINT intake_report")  # type: ignore[union-attr]
-        driver.execute("RELEASE SAVEPOINT intake_report")  # type: ignore[union-attr]
+        if in_transaction(conn):
+            try:
+                _ROLLBACK_TO.run(conn, {})
+                _RELEASE.run(conn, {})
+            except Exception:  # failed in turn: the report's own error is the one to tell
+                log.warning("intake: a report's savepoint could not be rolled back", exc_info=True)
         raise
-    driver.execute("RELEASE SAVEPOINT intake_report")  # type: ignore[union-attr]
+    _RELEASE.run(conn, {})
 
 
 class _Pending:
@@ -751,6 +762,11 @@ class GroupCommit:
                                 item.event = write_report(s, r, rules)
                         kept += 1
                     except Exception as exc:  # this report alone is refused; the batch goes on
+                        if not in_transaction(conn):
+                            # the store rolled the whole transaction back (SQLite: a full disk, an I/O
+                            # error) or the connection is lost: the reports before this one went with
+                            # it, and any statement now would run outside the batch. Every caller is told.
+                            raise
                         item.error, item.event = exc, None
                 if uow.audited:
                     uow.commit()

@@ -70,7 +70,6 @@ def test_a_write_returns_its_row_and_a_refused_one_raises_sqlalchemys_error_with
         ]
 
 
-@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL binds named parameters; SQLite takes SQLAlchemy's")
 def test_a_statement_with_expanding_parameters_is_refused(engine):
     expanding = Direct(select(AdminUnit.id).where(AdminUnit.id.in_(bindparam("ids", expanding=True))))
     with reading(engine) as conn, pytest.raises(ValueError, match="ANY"):

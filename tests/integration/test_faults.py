@@ -108,6 +108,39 @@ def test_pooled_connections_the_server_closed_are_replaced_without_an_error(empt
     assert len(seen) == 2 and not seen & pool_ids
 
 
+@pytest.mark.skipif(ON_SQLITE, reason="the PostgreSQL pool's checkout")
+def test_a_pooled_connection_idle_for_a_while_is_pinged_and_replaced_when_it_does_not_answer(
+    empty_engine, monkeypatch
+):
+    """A server that vanished without a goodbye (a host rebooted, an address moved to a standby) leaves
+    nothing on the socket to see: a connection idle longer than PING_AFTER_IDLE_S is pinged at checkout,
+    and one that does not answer is replaced before the request gets it. One busy a moment ago is not."""
+    import db.engine as engine_module
+
+    pings: list[bool] = []
+    answers = {"ok": True}
+
+    def ping(dbapi_conn):
+        pings.append(answers["ok"])
+        if not answers["ok"]:
+            raise OSError("no answer")
+        return True
+
+    monkeypatch.setattr(empty_engine.dialect, "do_ping", ping)
+    with empty_engine.connect() as conn:
+        first = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with empty_engine.connect() as conn:  # back in use at once: looked at, not pinged
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == first
+    assert pings == []
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_S", 0.0)
+    with empty_engine.connect() as conn:  # "idle for a while": pinged, answers, kept
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == first
+    answers["ok"] = False
+    with empty_engine.connect() as conn:  # pinged, no answer: a new connection, no error
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
+    assert pings == [True, False]
+
+
 def test_anything_else_is_unexpected_and_gets_a_logged_incident_id(caplog):
     found = incident(ValueError("boom"), "tests")
     assert found.fault is Fault.UNEXPECTED and len(found.incident_id) == 8

@@ -5,18 +5,22 @@ a failed commit stores nothing and tells every caller."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from datetime import datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from db.engine import make_engine
 from db.models import AuditLog, Event, EventTransition, Submission
 from db.uow import UnitOfWork
 from domain.intake import InvalidReport, ReportForm
 from domain.vocabulary import EventSource
 from services import api_keys, audit, intake, open311
 from services.events import Actor
+from services.faults import Fault, classify
 from services.intake import GroupCommit, _Pending, prepare_report
 from services.locate import OutsideArea, forget_index
 from tests.builders import grid_centre, make_square_area
@@ -123,6 +127,76 @@ def test_a_failed_commit_stores_nothing_and_tells_every_caller(engine, monkeypat
     batch = [_Pending(_report(engine, i, key=f"o311-lost-00000000000{i}")) for i in range(3)]
     GroupCommit(engine).run(batch)
     assert all(isinstance(item.error, RuntimeError) and item.event is None for item in batch)
+    assert _counts(engine) == before
+
+
+@pytest.mark.skipif(
+    not str(os.environ.get("DATABASE_URL", "sqlite")).startswith("sqlite"),
+    reason="SQLite's page limit stands in for a full disk",
+)
+def test_a_store_that_rolls_the_whole_batch_back_tells_every_caller_and_keeps_nothing(engine, monkeypatch):
+    """SQLite rolls the whole transaction back on a full disk, not only the statement: the reports before
+    the failing one went with it, and there is no savepoint left to roll back to. Every caller is told
+    (none answered with an event that was never stored) and nothing of the batch is kept."""
+    before = _counts(engine)
+    real = intake.add_report
+
+    def filling(conn, report, deadlines=None):
+        if report.title == "磁盘满":
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+            conn.exec_driver_sql(f"PRAGMA max_page_count={pages + 2}")
+            try:
+                conn.exec_driver_sql(
+                    "INSERT INTO settings (key, value_json, updated_at) "
+                    "VALUES ('filler', hex(randomblob(2000000)), '2026-11-21')"
+                )
+            finally:
+                conn.exec_driver_sql("PRAGMA max_page_count=1073741823")
+        return real(conn, report, deadlines)
+
+    monkeypatch.setattr(intake, "add_report", filling)
+    batch = [
+        _Pending(_report(engine, 0, key="o311-full-000000000001")),
+        _Pending(_report(engine, 1, key="o311-full-000000000002", title="磁盘满")),
+        _Pending(_report(engine, 2, key="o311-full-000000000003")),
+        _Pending(_report(engine, 3, title="无编号")),
+    ]
+    GroupCommit(engine).run(batch)
+    assert all(item.error is not None and item.event is None for item in batch)
+    assert {classify(item.error) for item in batch} == {Fault.FULL}
+    assert _counts(engine) == before
+    _trail_whole(engine)
+
+
+@pytest.mark.skipif(
+    str(os.environ.get("DATABASE_URL", "sqlite")).startswith("sqlite"), reason="a server backend to terminate"
+)
+def test_a_connection_lost_in_a_batch_is_told_as_lost_to_every_caller(engine, monkeypatch):
+    before = _counts(engine)
+    real = intake.add_report
+    admin = make_engine(engine.url.render_as_string(hide_password=False))
+
+    def cut(conn, report, deadlines=None):
+        if report.title == "断线":
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            with admin.connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+                other.commit()
+            time.sleep(0.2)
+        return real(conn, report, deadlines)
+
+    monkeypatch.setattr(intake, "add_report", cut)
+    batch = [
+        _Pending(_report(engine, 0, key="o311-cut-0000000000001")),
+        _Pending(_report(engine, 1, key="o311-cut-0000000000002", title="断线")),
+        _Pending(_report(engine, 2, key="o311-cut-0000000000003")),
+    ]
+    try:
+        GroupCommit(engine).run(batch)
+    finally:
+        admin.dispose()
+    assert all(item.event is None for item in batch)
+    assert {classify(item.error) for item in batch} == {Fault.DISCONNECTED}
     assert _counts(engine) == before
 
 
