@@ -130,6 +130,22 @@ def test_a_failed_commit_stores_nothing_and_tells_every_caller(engine, monkeypat
     assert _counts(engine) == before
 
 
+def _batch_failing_at(engine, monkeypatch, prefix: str, hook) -> list[_Pending]:
+    """Four keyed reports; ``hook(conn)`` runs in the batch's transaction before the second's rows."""
+    real = intake.add_report
+
+    def patched(conn, report, deadlines=None):
+        if report.title == "出故障":
+            hook(conn)
+        return real(conn, report, deadlines)
+
+    monkeypatch.setattr(intake, "add_report", patched)
+    return [
+        _Pending(_report(engine, i, key=f"o311-{prefix}-{i:016d}", title="出故障" if i == 1 else "占道经营"))
+        for i in range(4)
+    ]
+
+
 @pytest.mark.skipif(
     not str(os.environ.get("DATABASE_URL", "sqlite")).startswith("sqlite"),
     reason="SQLite's page limit stands in for a full disk",
@@ -139,28 +155,19 @@ def test_a_store_that_rolls_the_whole_batch_back_tells_every_caller_and_keeps_no
     the failing one went with it, and there is no savepoint left to roll back to. Every caller is told
     (none answered with an event that was never stored) and nothing of the batch is kept."""
     before = _counts(engine)
-    real = intake.add_report
 
-    def filling(conn, report, deadlines=None):
-        if report.title == "磁盘满":
-            pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
-            conn.exec_driver_sql(f"PRAGMA max_page_count={pages + 2}")
-            try:
-                conn.exec_driver_sql(
-                    "INSERT INTO settings (key, value_json, updated_at) "
-                    "VALUES ('filler', hex(randomblob(2000000)), '2026-11-21')"
-                )
-            finally:
-                conn.exec_driver_sql("PRAGMA max_page_count=1073741823")
-        return real(conn, report, deadlines)
+    def fill(conn) -> None:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+        conn.exec_driver_sql(f"PRAGMA max_page_count={pages + 2}")
+        try:
+            conn.exec_driver_sql(
+                "INSERT INTO settings (key, value_json, updated_at) "
+                "VALUES ('filler', hex(randomblob(2000000)), '2026-11-21')"
+            )
+        finally:
+            conn.exec_driver_sql("PRAGMA max_page_count=1073741823")
 
-    monkeypatch.setattr(intake, "add_report", filling)
-    batch = [
-        _Pending(_report(engine, 0, key="o311-full-000000000001")),
-        _Pending(_report(engine, 1, key="o311-full-000000000002", title="磁盘满")),
-        _Pending(_report(engine, 2, key="o311-full-000000000003")),
-        _Pending(_report(engine, 3, title="无编号")),
-    ]
+    batch = _batch_failing_at(engine, monkeypatch, "full", fill)
     GroupCommit(engine).run(batch)
     assert all(item.error is not None and item.event is None for item in batch)
     assert {classify(item.error) for item in batch} == {Fault.FULL}
@@ -173,24 +180,16 @@ def test_a_store_that_rolls_the_whole_batch_back_tells_every_caller_and_keeps_no
 )
 def test_a_connection_lost_in_a_batch_is_told_as_lost_to_every_caller(engine, monkeypatch):
     before = _counts(engine)
-    real = intake.add_report
     admin = make_engine(engine.url.render_as_string(hide_password=False))
 
-    def cut(conn, report, deadlines=None):
-        if report.title == "断线":
-            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-            with admin.connect() as other:
-                other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-                other.commit()
-            time.sleep(0.2)
-        return real(conn, report, deadlines)
+    def cut(conn) -> None:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with admin.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            other.commit()
+        time.sleep(0.2)
 
-    monkeypatch.setattr(intake, "add_report", cut)
-    batch = [
-        _Pending(_report(engine, 0, key="o311-cut-0000000000001")),
-        _Pending(_report(engine, 1, key="o311-cut-0000000000002", title="断线")),
-        _Pending(_report(engine, 2, key="o311-cut-0000000000003")),
-    ]
+    batch = _batch_failing_at(engine, monkeypatch, "cut", cut)
     try:
         GroupCommit(engine).run(batch)
     finally:
