@@ -22,11 +22,11 @@ defaults (every value is given).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import BindParameter, Connection, FromClause, Select, bindparam
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.base import Executable
@@ -136,6 +136,13 @@ class Direct:
             return found
         processors = c.results
         return [tuple(p(v) if p else v for p, v in zip(processors, row, strict=True)) for row in found]
+
+
+def bound_columns(table: FromClause, names: Iterable[str] | None = None) -> dict[str, BindParameter[Any]]:
+    """``{column: bindparam(column)}`` for an INSERT's ``values`` that binds every column named (default:
+    all but ``id``), each with its column's type (a statement here leaves nothing to a default)."""
+    wanted = [c for c in table.columns if c.name != "id"] if names is None else [table.c[n] for n in names]
+    return {c.name: bindparam(c.name, type_=c.type) for c in wanted}
 
 
 def in_transaction(conn: Connection) -> bool:

@@ -46,7 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from db.direct import Direct
+from db.direct import Direct, bound_columns
 from db.models import AuditHead, AuditLog, Event, EventCooperator
 from db.uow import mark_audited
 from domain.access import redact
@@ -156,7 +156,7 @@ def record(
         return int(
             conn.execute(_RECORD_CHAINED, link_values(row) | {"a_entity_id": row["entity_id"]}).scalar_one()
         )
-    ((new_id, prev_hash),) = _TAKE_NEXT_DIRECT.rows(conn, {})
+    ((new_id, prev_hash),) = _TAKE_NEXT.rows(conn, {})
     row["id"] = entry_id = int(new_id)
     digest = chain_hash(prev_hash, row)
     _APPEND_ROW.run(conn, {**row, "prev_hash": prev_hash, "hash": digest})
@@ -225,13 +225,13 @@ def record_many(conn: Connection, entries: Sequence[Mapping[str, Any]]) -> list[
         digest = chain_hash(prev_hash, row)
         row["prev_hash"], row["hash"] = prev_hash, digest
         prev_hash = digest
-    conn.execute(_APPEND, rows)
+    conn.execute(_APPEND_ROW.statement, rows)  # many rows: SQLAlchemy's executemany
     _MOVE_HEAD.run(conn, {"digest": prev_hash})
     return [int(r["id"]) for r in rows]
 
 
 # The three statements of :func:`record`, built once (intake writes one trail row per report).
-_TAKE_NEXT = (
+_TAKE_NEXT = Direct(
     update(AuditHead)
     .where(AuditHead.id == 1)
     .values(last_id=AuditHead.last_id + 1)
@@ -243,11 +243,9 @@ _TAKE_MANY = (
     .values(last_id=AuditHead.last_id + bindparam("n"))
     .returning(AuditHead.last_id, AuditHead.hash)
 )
-_APPEND = insert(AuditLog)
 # SQLite's three statements a row, run on the driver (db.direct, decision 0058): every column bound.
-_TAKE_NEXT_DIRECT = Direct(_TAKE_NEXT)
 _APPEND_ROW = Direct(
-    insert(AuditLog).values({c.name: bindparam(c.name, type_=c.type) for c in AuditLog.__table__.columns})
+    insert(AuditLog).values(bound_columns(AuditLog.__table__, [c.name for c in AuditLog.__table__.columns]))
 )
 _MOVE_HEAD = Direct(update(AuditHead).where(AuditHead.id == 1).values(hash=bindparam("digest")))
 

@@ -51,7 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from db.direct import Direct, in_transaction
+from db.direct import Direct, bound_columns, in_transaction
 from db.models import Attachment, AuditLog, Event, EventTransition, Submission
 from db.uow import UnitOfWork
 from domain.access import CurrentUser, may_act
@@ -783,20 +783,11 @@ class GroupCommit:
 
 # -- the report's rows, in Core (intake is the busiest write path) ------------------------------------
 
-_INSERT_TRANSITION = insert(EventTransition)
 _EVENT_COLUMNS = [c for c in Event.__table__.columns if c.name != "id"]
 _STEP_COLUMNS = [c for c in EventTransition.__table__.columns if c.name not in ("id", "event_id")]
 #: SQLite: the event and its first trail row, every column bound, run on the driver (db.direct).
-_INSERT_EVENT = Direct(
-    insert(Event)
-    .values({c.name: bindparam(c.name, type_=c.type) for c in _EVENT_COLUMNS})
-    .returning(Event.id)
-)
-_INSERT_STEP = Direct(
-    insert(EventTransition).values(
-        {c.name: bindparam(c.name, type_=c.type) for c in EventTransition.__table__.columns if c.name != "id"}
-    )
-)
+_INSERT_EVENT = Direct(insert(Event).values(bound_columns(Event.__table__)).returning(Event.id))
+_INSERT_STEP = Direct(insert(EventTransition).values(bound_columns(EventTransition.__table__)))
 #: PostgreSQL: the event and its first trail row in one statement (a data-modifying CTE). Parameters:
 #: ``e_<column>`` for every column of the event, ``t_<column>`` for the step's.
 _NEW_EVENT = (
@@ -1042,7 +1033,7 @@ def add_reports(conn: Connection, reports: Sequence[NewReport], deadlines: Deadl
         .all()
     )
     conn.execute(
-        _INSERT_TRANSITION, [{"event_id": i, **step} for i, (_v, step) in zip(ids, rows, strict=True)]
+        _INSERT_STEP.statement, [{"event_id": i, **step} for i, (_v, step) in zip(ids, rows, strict=True)]
     )
     events = [Event(id=i, **v) for i, (v, _s) in zip(ids, rows, strict=True)]
     audit.record_many(

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from db.direct import Direct
+from db.direct import Direct, bound_columns
 from db.models import Submission
 from domain.errors import FieldProblems
 
@@ -76,7 +76,7 @@ _CLAIMED = ("kind", "key", "fingerprint", "origin", "created_at")
 _CLAIM = {
     name: Direct(
         dialect.insert(Submission)
-        .values({c: bindparam(c, type_=Submission.__table__.c[c].type) for c in _CLAIMED})
+        .values(bound_columns(Submission.__table__, _CLAIMED))
         .on_conflict_do_nothing(index_elements=["kind", "key"])
         .returning(Submission.id)
     )
