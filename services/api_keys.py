@@ -3,7 +3,9 @@
 A key is a random token shown once; only its sha256 is stored (table ``api_keys``), as for the wall
 screens' display tokens. A key is scoped to an area (a unit and its subtree) and to the event categories
 it may file (none listed: all), and carries its own per-minute limit. Administrators create and revoke
-keys (audited); a revoked key is refused on its next call (every call reads the row).
+keys (audited); a revoked key is refused on its next call: every call reads the row, except the
+POSTs of SQLite's group commit, which take the channel from this process's memory of keys seen valid
+and have their batch check, in its write transaction, that the key is still unrevoked (decision 0059).
 
 The rate limit is a per-process fixed one-minute window per key (decision 0024): cheap, no write per
 call; with several server processes each allows the key's limit, which is acceptable for a limit that
@@ -25,7 +27,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import JSON, BigInteger, Connection, any_, bindparam, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from db.direct import Direct
@@ -191,6 +194,7 @@ def revoke_key(uow: UnitOfWork, *, actor: CurrentUser | None, key_id: int, now: 
             at=now,
         )
         uow.commit()
+    forget(key_id)
     return True
 
 
@@ -227,6 +231,69 @@ def channel_of(conn: Connection, key: str | None) -> Channel | None:
         categories=frozenset(c for c in categories.split(",") if c),
         per_minute=per_minute,
     )
+
+
+# -- keys seen valid, for SQLite's group commit (decision 0059) ---------------------------------------
+
+#: Channels of keys found valid, by the key's digest. Used only where the write itself checks the key in
+#: its transaction (:func:`live_keys`): a key revoked by another process is refused by the batch, and
+#: forgotten then; one revoked here is forgotten at once. A key's scope, categories and limit never
+#: change after it is made (a new key is made instead), so nothing else goes stale.
+_KNOWN: dict[str, Channel] = {}
+_known_lock = threading.Lock()
+KNOWN_MAX = 1024
+
+
+class KeyRevoked(Exception):
+    """The key was revoked after this process had seen it valid: the report is not written."""
+
+
+def known_channel(key: str | None) -> Channel | None:
+    """The channel of ``key`` if this process has seen it valid (no query), else None."""
+    if not key or len(key) > 200:
+        return None
+    with _known_lock:
+        return _KNOWN.get(digest(key))
+
+
+def remember(key: str, channel: Channel) -> None:
+    with _known_lock:
+        if len(_KNOWN) >= KNOWN_MAX:
+            _KNOWN.clear()
+        _KNOWN[digest(key)] = channel
+
+
+def forget(key_id: int) -> None:
+    """Drop key ``key_id`` from this process's memory (revoked, here or elsewhere)."""
+    with _known_lock:
+        for h in [h for h, c in _KNOWN.items() if c.key_id == key_id]:
+            del _KNOWN[h]
+
+
+#: The unrevoked keys among some ids, in the caller's transaction: one statement per batch (the ids as
+#: one parameter: db.direct runs no expanding IN).
+_LIVE = {
+    "postgresql": Direct(
+        select(ApiKey.id).where(
+            ApiKey.id == any_(bindparam("ids", type_=postgresql.ARRAY(BigInteger))),
+            ApiKey.revoked_at.is_(None),
+        )
+    ),
+    "sqlite": Direct(
+        select(ApiKey.id).where(
+            ApiKey.id.in_(select(func.json_each(bindparam("ids", type_=JSON)).table_valued("value").c.value)),
+            ApiKey.revoked_at.is_(None),
+        )
+    ),
+}
+
+
+def live_keys(conn: Connection, ids: set[int]) -> set[int]:
+    """Which of the keys ``ids`` are not revoked, as the caller's transaction sees them."""
+    if not ids:
+        return set()
+    statement = _LIVE["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    return {int(row[0]) for row in statement.rows(conn, {"ids": sorted(ids)})}
 
 
 class RateWindow:

@@ -78,7 +78,7 @@ from domain.intake import (
 )
 from domain.vocabulary import OPEN_STATUSES, EventCategory, EventSource, EventStatus, Urgency
 from geo.crs import distance_m
-from services import audit, settings, submissions
+from services import api_keys, audit, settings, submissions
 from services.access import event_in_scope, out_of_scope
 from services.event_rules import (
     DEADLINES_TEXT,
@@ -506,6 +506,9 @@ class Report:
     #: may repeat, and the deadline rules. None: :func:`write_report` reads them in its transaction.
     nearby: list[tuple[OpenEvent, float]] | None = None
     deadlines: DeadlineRules | None = None
+    #: The API key the report came with, when its channel was taken from memory: a batch checks in its
+    #: transaction that the key is not revoked (services.api_keys.live_keys, decision 0059).
+    api_key: int | None = None
 
     @property
     def limited(self) -> bool:
@@ -548,6 +551,7 @@ def prepare_report(
     origin: str | None = None,
     reader: Connection | None = None,
     read_ahead: bool = False,
+    api_key: int | None = None,
 ) -> Report:
     """Everything of :func:`submit_report` that needs no transaction: the field checks (every bad field
     at once, :class:`InvalidReport`), the photo checked and stripped, the fingerprint of the content, the
@@ -558,7 +562,8 @@ def prepare_report(
     turn). A report committed by another writer in between is not seen as its duplicate, as on
     PostgreSQL, where two concurrent transactions never see each other's report either. A group commit
     (:class:`GroupCommit`) does not read ahead: a report there is checked against those before it in
-    its batch."""
+    its batch. ``api_key``: the API key whose channel the caller took from memory, checked unrevoked by
+    the batch (:attr:`Report.api_key`)."""
     problems = check_form(form)
     if (bad_key := key_problem(submission_key)) is not None:
         problems["提交编号"] = bad_key
@@ -598,6 +603,7 @@ def prepare_report(
         photo_type,
         nearby,
         deadlines,
+        api_key,
     )
 
 
@@ -743,35 +749,16 @@ class GroupCommit:
         return item.event
 
     def run(self, batch: list[_Pending]) -> None:
-        """Write ``batch`` in one unit of work, a savepoint per report; mark each done (after the commit)."""
+        """Write ``batch`` in one unit of work; mark each report done (after the commit).
+
+        First without savepoints (decision 0059): a batch of reports written by Core statements alone
+        (no photo, no merge) rarely meets an error, and a savepoint per report was two statements more
+        for each. Should one fail, that transaction is rolled back whole and the batch written again with
+        a savepoint per report (:meth:`_write`), so that the failing report is refused alone."""
         try:
-            uow = UnitOfWork(self.engine)
-            with uow.begin("intake.submit_batch"):
-                s = uow.session
-                kept = 0
-                rules = load_rules(uow.conn)[1]  # once for the batch, in its transaction
-                conn = uow.conn
-                for item in batch:
-                    r = item.report
-                    try:
-                        if r.clean is None and r.merge_into is None:  # Core statements only
-                            with _savepoint(conn):
-                                item.event = write_report(s, r, rules, conn)
-                        else:
-                            with s.begin_nested():
-                                item.event = write_report(s, r, rules)
-                        kept += 1
-                    except Exception as exc:  # this report alone is refused; the batch goes on
-                        if not in_transaction(conn):
-                            # the store rolled the whole transaction back (SQLite: a full disk, an I/O
-                            # error) or the connection is lost: the reports before this one went with
-                            # it, and any statement now would run outside the batch. Every caller is told.
-                            raise
-                        item.error, item.event = exc, None
-                if uow.audited:
-                    uow.commit()
-            self.batches += 1
-            self.reports += kept
+            plain = all(item.report.clean is None and item.report.merge_into is None for item in batch)
+            if not (plain and self._write(batch, savepoints=False)):
+                self._write(batch, savepoints=True)
         except Exception as exc:  # the transaction itself failed: nothing of the batch was stored
             for item in batch:
                 if item.error is None:
@@ -779,6 +766,54 @@ class GroupCommit:
         finally:
             for item in batch:
                 item.done = True
+
+    def _write(self, batch: list[_Pending], *, savepoints: bool) -> bool:
+        """One transaction for ``batch``, committed when it holds a report. Without ``savepoints`` a
+        report's error rolls everything back and returns False (the outcomes cleared: nothing stored);
+        with them the report alone is refused and the batch goes on. An error of the transaction itself
+        is raised (nothing of the batch was stored)."""
+        for item in batch:
+            item.error, item.event = None, None
+        uow = UnitOfWork(self.engine)
+        with uow.begin("intake.submit_batch"):
+            s = uow.session
+            kept = 0
+            conn = uow.conn
+            rules = load_rules(conn)[1]  # once for the batch, in its transaction
+            # the API keys taken from memory, checked unrevoked once for the batch (decision 0059)
+            keys = {item.report.api_key for item in batch if item.report.api_key is not None}
+            live = api_keys.live_keys(conn, keys) if keys else keys
+            for item in batch:
+                r = item.report
+                if r.api_key is not None and r.api_key not in live:
+                    item.error = api_keys.KeyRevoked()
+                    continue
+                try:
+                    if not savepoints:
+                        item.event = write_report(s, r, rules, conn)
+                    elif r.clean is None and r.merge_into is None:  # Core statements only
+                        with _savepoint(conn):
+                            item.event = write_report(s, r, rules, conn)
+                    else:
+                        with s.begin_nested():
+                            item.event = write_report(s, r, rules)
+                    kept += 1
+                except Exception as exc:
+                    if not in_transaction(conn):
+                        # the store rolled the whole transaction back (SQLite: a full disk, an I/O
+                        # error) or the connection is lost: the reports before this one went with
+                        # it, and any statement now would run outside the batch. Every caller is told.
+                        raise
+                    if not savepoints:  # rolled back on leaving the block; written again with them
+                        for other in batch:
+                            other.error, other.event = None, None
+                        return False
+                    item.error, item.event = exc, None  # this report alone is refused; the batch goes on
+            if uow.audited:
+                uow.commit()
+        self.batches += 1
+        self.reports += kept
+        return True
 
 
 # -- the report's rows, in Core (intake is the busiest write path) ------------------------------------

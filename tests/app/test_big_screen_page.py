@@ -4,9 +4,15 @@ import json
 import re
 from datetime import datetime
 
+from sqlalchemy import select
+
+from db.models import AdminUnit, Event
 from db.uow import UnitOfWork
+from domain.intake import ReportForm
+from domain.vocabulary import EventCategory, EventSource
 from services import clock
 from services.display import create_token, list_tokens, revoke_token, rotation_index
+from services.intake import submit_report
 from tests.app.conftest import page
 
 
@@ -31,7 +37,24 @@ def test_a_display_token_opens_every_panel_without_a_login(store):
     assert at.get("deck_gl_json_chart")
 
 
+def _reported_today(engine) -> None:
+    """A 随手拍 report in 柯城区 now, so that today's charts have a bar whatever the hour (before 08:00
+    China time the demo store may hold none of today yet)."""
+    with engine.connect() as conn:
+        lon, lat = conn.execute(
+            select(Event.lon, Event.lat)
+            .join(AdminUnit, AdminUnit.id == Event.grid_id)
+            .where(AdminUnit.code.startswith("330802"))
+            .order_by(Event.id)
+        ).first()
+    form = ReportForm(
+        category=EventCategory.URBAN.value, title="路灯不亮", description="夜里看不见路", lon=lon, lat=lat
+    )
+    submit_report(UnitOfWork(engine), form, now=clock.now(), source=EventSource.CITIZEN)
+
+
 def test_the_wall_map_names_its_areas_and_shows_live_events_and_alarms(store):
+    _reported_today(store)
     token = create_token(UnitOfWork(store), area_code="330802", label="柯城区指挥大厅", now=clock.now())
     at = page("pages/big_screen.py")
     at.query_params.update({"token": token, "area": "330802", "vw": "3840", "vh": "2160"})

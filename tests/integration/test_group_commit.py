@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from db.engine import make_engine
 from db.models import AuditLog, Event, EventTransition, Submission
@@ -60,6 +60,15 @@ def _counts(engine) -> dict[str, int]:
         }
 
 
+#: Two reports' rows: an event, a trail row, an audit row and a submission key each.
+_EACH_ROW_TWICE = {"events": 2, "event_transitions": 2, "audit_log": 2, "submissions": 2}
+
+
+def _added(engine, before: dict[str, int]) -> dict[str, int]:
+    after = _counts(engine)
+    return {k: after[k] - before[k] for k in after}
+
+
 def _trail_whole(engine) -> None:
     with engine.connect() as conn:
         assert audit.verify(conn) is None
@@ -90,14 +99,8 @@ def test_one_bad_report_in_a_batch_fails_alone(engine, monkeypatch):
     assert isinstance(merge.error, InvalidReport)
     assert "合并" in merge.error.problems and merge.event is None
     assert isinstance(store.error, RuntimeError) and store.event is None
-    after = _counts(engine)
     # exactly the two good reports: one event, one trail row, one audit row and one key each
-    assert {k: after[k] - before[k] for k in after} == {
-        "events": 2,
-        "event_transitions": 2,
-        "audit_log": 2,
-        "submissions": 2,
-    }
+    assert _added(engine, before) == _EACH_ROW_TWICE
     with engine.connect() as conn:
         keys = set(conn.execute(select(Submission.key)).scalars())
         ids = set(conn.execute(select(Event.id)).scalars())
@@ -197,6 +200,63 @@ def test_a_connection_lost_in_a_batch_is_told_as_lost_to_every_caller(engine, mo
     assert all(item.event is None for item in batch)
     assert {classify(item.error) for item in batch} == {Fault.DISCONNECTED}
     assert _counts(engine) == before
+
+
+def test_a_batch_that_meets_no_error_takes_no_savepoint_and_one_that_does_is_written_with_them(
+    engine, monkeypatch
+):
+    """Decision 0059: a batch is written first without a savepoint per report; a report's error rolls
+    that transaction back and the batch is written again with them, the failing report refused alone."""
+    sent: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        group = GroupCommit(engine)
+        clean = [_Pending(_report(engine, i, key=f"o311-clean-{i:016d}")) for i in range(3)]
+        group.run(clean)
+        assert all(item.error is None and item.event is not None for item in clean)
+        assert not [s for s in sent if "SAVEPOINT" in s.upper()]
+        sent.clear()
+        batch = _batch_failing_at(
+            engine, monkeypatch, "again", lambda conn: conn.execute(text("SELECT 1/0x"))
+        )
+        before = _counts(engine)
+        group.run(batch)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert [s for s in sent if "SAVEPOINT" in s.upper()]
+    assert batch[1].error is not None and batch[1].event is None
+    assert all(item.error is None and item.event is not None for i, item in enumerate(batch) if i != 1)
+    assert _counts(engine)["events"] - before["events"] == 3
+    assert group.batches == 2 and group.reports == 6
+    _trail_whole(engine)
+
+
+def test_a_report_whose_key_was_revoked_meanwhile_is_refused_alone(engine):
+    """A report whose channel came from memory carries its key's id; the batch checks in its transaction
+    that the key is not revoked (decision 0059): that report is refused, the others are written."""
+    key_id, _ = api_keys.create_key(
+        UnitOfWork(engine), actor=None, channel="110", label="110联动", area_code="990001001", now=NOW
+    )
+    live_id, _ = api_keys.create_key(
+        UnitOfWork(engine), actor=None, channel="12345", label="热线", area_code="990001001", now=NOW
+    )
+    assert api_keys.revoke_key(UnitOfWork(engine), actor=None, key_id=key_id, now=NOW)
+    before = _counts(engine)
+    batch = [
+        _Pending(_report(engine, 0, key="o311-live-000000000001", api_key=live_id)),
+        _Pending(_report(engine, 1, key="o311-gone-000000000001", api_key=key_id)),
+        _Pending(_report(engine, 2, key="o311-live-000000000002")),
+    ]
+    GroupCommit(engine).run(batch)
+    assert isinstance(batch[1].error, api_keys.KeyRevoked) and batch[1].event is None
+    assert batch[0].event is not None and batch[2].event is not None
+    assert _added(engine, before) == _EACH_ROW_TWICE
+    with engine.connect() as conn:
+        assert api_keys.live_keys(conn, {key_id, live_id, 999_999}) == {live_id}
 
 
 def test_errors_before_the_transaction_are_the_callers_own(engine):

@@ -8,10 +8,10 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from api.openapi import document
-from db.models import Attachment, AuditLog, Event
+from db.models import ApiKey, Attachment, AuditLog, Event
 from db.uow import UnitOfWork
 from domain.errors import FieldProblems
 from domain.vocabulary import EventSource
@@ -176,6 +176,7 @@ def test_a_revoked_key_is_refused_on_its_next_call(store, client):
     engine, _, key = store
     key_id, secret = key("mini_program", "990001001", per_minute=100_000)
     assert client.get(f"{BASE}/requests.json", params={"api_key": secret}).status_code == 200
+    assert _post(client, secret).status_code == 200  # SQLite: the key is now known to this process
     from services import clock
 
     assert api_keys.revoke_key(UnitOfWork(engine), actor=None, key_id=key_id, now=clock.now())
@@ -183,6 +184,28 @@ def test_a_revoked_key_is_refused_on_its_next_call(store, client):
     assert refused.status_code == 403 and "吊销" in refused.json()[0]["description"]
     assert _post(client, secret).status_code == 403
     assert client.get(f"{BASE}/requests.json", params={"api_key": "o311_guess"}).status_code == 403
+
+
+def test_a_key_revoked_by_another_process_is_refused_by_the_next_post(store, client):
+    """SQLite's POSTs take a key this process has seen valid from memory, and their batch checks in its
+    transaction that it is still unrevoked (decision 0059). A key revoked by another server process (here:
+    its row changed under this one, which was not told) is refused by the next POST, which writes
+    nothing, and is read from the store again after."""
+    from services import clock
+
+    engine, _, key = store
+    key_id, secret = key("mini_program", "990001001", per_minute=100_000)
+    assert _post(client, secret, 0, **{"attribute[work_order]": "RV-0001"}).status_code == 200
+    if engine.dialect.name == "sqlite":  # PostgreSQL writes at once and reads the key on each call
+        assert api_keys.known_channel(secret) is not None
+    with engine.begin() as conn:
+        conn.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=clock.now()))
+    before = (_count(engine), _count(engine, AuditLog))
+    for order in ("RV-0002", "RV-0001"):  # a new request, and a retry of one stored before
+        refused = _post(client, secret, 1, **{"attribute[work_order]": order})
+        assert refused.status_code == 403 and "吊销" in refused.json()[0]["description"]
+        assert api_keys.known_channel(secret) is None
+    assert (_count(engine), _count(engine, AuditLog)) == before
 
 
 def test_bad_fields_are_named_in_chinese_and_nothing_is_written(store, client):
