@@ -295,18 +295,18 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
         return endpoint
 
     def authorised(
-        request: Request, form: dict[str, Any], conn: Connection, batched: bool = False
+        request: Request, form: dict[str, Any], conn: Connection, checked: bool = False
     ) -> tuple[api_keys.Channel | None, Response | None]:
         """The request's key on the request's read connection (:func:`services.open311.reader`).
-        ``batched``: the report is written by a group commit, which checks the key in its transaction, so
-        a key this process has seen valid is taken from memory (decision 0059)."""
+        ``checked``: the write path checks the key (the report carries its id), so a key this process
+        has seen valid is taken from memory (decision 0059)."""
         key = form.get("api_key") or request.query_params.get("api_key") or _basic_user(request)
         if not key:
             return None, _error(403, "缺少 api_key")
-        found = api_keys.known_channel(key) if batched else None
+        found = api_keys.known_channel(key) if checked else None
         if found is None:
             found = channel(conn, key)
-            if found is not None and batched:
+            if found is not None and checked:
                 api_keys.remember(key, found)
         if found is None:
             return None, _error(403, "api_key 无效或已吊销")
@@ -329,17 +329,19 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
     def post_request(request: Request, form: dict[str, Any]) -> Response:
         engine = store()
         uow = open311.unit_of_work(engine)
-        # SQLite writes every POST in a group commit (PostgreSQL: those with a photo), whose batch
-        # checks the key; then a key seen valid is not read again (decision 0059)
+        # A key seen valid is not read again where the write path checks it (decision 0059): SQLite's
+        # group commit in its batch's transaction; PostgreSQL's read ahead of the duplicates in the same
+        # statement (it writes at once, or in a batch that checks too). SQLite without the group commit
+        # reads the key on each call.
         group = group_commit(engine)
-        batched = group is not None and uow.one_writer
+        checked = group is not None or not uow.one_writer
         who: api_keys.Channel | None = None
         try:
             # The key, the checks and the report's reads on one pooled connection; on PostgreSQL the
             # report's rows too, in one statement (decision 0057). Elsewhere the connection is given
             # back before the write waits for its batch (a request never holds two).
             with open311.reader(engine) as conn:
-                who, refused = authorised(request, form, conn, batched)
+                who, refused = authorised(request, form, conn, checked)
                 if refused is not None or who is None:
                     return refused or _error(403, "api_key 无效")
                 filing = open311.prepare_request(

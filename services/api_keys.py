@@ -3,9 +3,10 @@
 A key is a random token shown once; only its sha256 is stored (table ``api_keys``), as for the wall
 screens' display tokens. A key is scoped to an area (a unit and its subtree) and to the event categories
 it may file (none listed: all), and carries its own per-minute limit. Administrators create and revoke
-keys (audited); a revoked key is refused on its next call: every call reads the row, except the
-POSTs of SQLite's group commit, which take the channel from this process's memory of keys seen valid
-and have their batch check, in its write transaction, that the key is still unrevoked (decision 0059).
+keys (audited); a revoked key is refused on its next call. Every call reads the row, except the POSTs
+whose write path checks the key (decision 0059): they take the channel from this process's memory of
+keys seen valid, and SQLite's batch (in its write transaction) or PostgreSQL's read ahead of the
+duplicates (in the same statement) refuses a key revoked since.
 
 The rate limit is a per-process fixed one-minute window per key (decision 0024): cheap, no write per
 call; with several server processes each allows the key's limit, which is acceptable for a limit that
@@ -235,9 +236,9 @@ def channel_of(conn: Connection, key: str | None) -> Channel | None:
 
 # -- keys seen valid, for SQLite's group commit (decision 0059) ---------------------------------------
 
-#: Channels of keys found valid, by the key's digest. Used only where the write itself checks the key in
-#: its transaction (:func:`live_keys`): a key revoked by another process is refused by the batch, and
-#: forgotten then; one revoked here is forgotten at once. A key's scope, categories and limit never
+#: Channels of keys found valid, by the key's digest. Used only where the write path checks the key
+#: (:func:`live_keys`, services.intake's read ahead): a key revoked by another process is refused there,
+#: and forgotten then; one revoked here is forgotten at once. A key's scope, categories and limit never
 #: change after it is made (a new key is made instead), so nothing else goes stale.
 _KNOWN: dict[str, Channel] = {}
 _known_lock = threading.Lock()

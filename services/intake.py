@@ -52,7 +52,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from db.direct import Direct, bound_columns, in_transaction
-from db.models import Attachment, AuditLog, Event, EventTransition, Submission
+from db.models import ApiKey, Attachment, AuditLog, Event, EventTransition, Submission
 from db.uow import UnitOfWork
 from domain.access import CurrentUser, may_act
 from domain.deadlines import DeadlineRules
@@ -269,11 +269,21 @@ def _nearby(grids: Any) -> Select:
     )
 
 
-def _with_deadlines(nearby: Select) -> Select:
+def _with_deadlines(nearby: Select, key: bool = False) -> Select:
     """``nearby`` with the deadline rules' text beside it, in one statement (one row with no event when none
-    is near): a report read ahead takes one round trip for both."""
+    is near): a report read ahead takes one round trip for both. ``key``: whether the API key
+    ``:api_key`` is unrevoked as well (decision 0059: an API POST whose channel was taken from memory)."""
     rows = nearby.subquery("nearby")
-    return select(DEADLINES_TEXT.label("deadlines"), *rows.c).select_from(
+    live = (
+        [
+            exists(
+                select(ApiKey.id).where(ApiKey.id == bindparam("api_key"), ApiKey.revoked_at.is_(None))
+            ).label("key_live")
+        ]
+        if key
+        else []
+    )
+    return select(DEADLINES_TEXT.label("deadlines"), *rows.c, *live).select_from(
         select(literal_column("1").label("one")).subquery("one").outerjoin(rows, true())
     )
 
@@ -290,6 +300,10 @@ _GRIDS = {
 #: transaction) or with the deadline rules (a report read ahead), by dialect.
 _NEAR = {name: Direct(_nearby(grids)) for name, grids in _GRIDS.items()}
 _NEAR_AND_DEADLINES = {name: Direct(_with_deadlines(_nearby(grids))) for name, grids in _GRIDS.items()}
+#: The same with the API key's check (:func:`nearby_and_deadlines` with ``api_key``).
+_NEAR_DEADLINES_AND_KEY = {
+    name: Direct(_with_deadlines(_nearby(grids), key=True)) for name, grids in _GRIDS.items()
+}
 
 
 class _Near(NamedTuple):
@@ -304,6 +318,8 @@ class _Near(NamedTuple):
     reported_at: datetime
     title: str
     reporter_count: int
+    #: Read with the API key's check: whether the key is unrevoked.
+    key_live: bool | None = None
 
 
 def _near_params(grids: list[int], category: str, lon: float, lat: float, now: datetime) -> dict[str, Any]:
@@ -335,16 +351,30 @@ def find_duplicates(
 
 
 def nearby_and_deadlines(
-    conn: Connection, category: str, lon: float, lat: float, now: datetime
+    conn: Connection, category: str, lon: float, lat: float, now: datetime, api_key: int | None = None
 ) -> tuple[list[tuple[OpenEvent, float]], DeadlineRules]:
-    """:func:`find_duplicates` and the deadline rules (``load_rules(conn)[1]``) in one statement."""
+    """:func:`find_duplicates` and the deadline rules (``load_rules(conn)[1]``) in one statement.
+    ``api_key``: an API key checked unrevoked in the same statement (services.api_keys.KeyRevoked)."""
     grids = grids_near(conn, lon, lat, BOX_DEG)
     if not grids:
+        _check_key(conn, api_key)
         return [], load_rules(conn)[1]
     params = _near_params(grids, category, lon, lat, now)
-    rows = [_Near(*r) for r in _NEAR_AND_DEADLINES[conn.dialect.name].rows(conn, params)]
+    if api_key is None:
+        rows = [_Near(*r) for r in _NEAR_AND_DEADLINES[conn.dialect.name].rows(conn, params)]
+    else:
+        params["api_key"] = api_key
+        rows = [_Near(*r) for r in _NEAR_DEADLINES_AND_KEY[conn.dialect.name].rows(conn, params)]
+        if not rows[0].key_live:
+            raise api_keys.KeyRevoked()
     found = [r for r in rows if r.id is not None]
     return _duplicates_among(found, category, lon, lat, now), deadlines_from(rows[0].deadlines)
+
+
+def _check_key(conn: Connection, api_key: int | None) -> None:
+    """Raise services.api_keys.KeyRevoked unless ``api_key`` (when given) is unrevoked."""
+    if api_key is not None and not api_keys.live_keys(conn, {api_key}):
+        raise api_keys.KeyRevoked()
 
 
 def _duplicates_among(
@@ -563,7 +593,8 @@ def prepare_report(
     PostgreSQL, where two concurrent transactions never see each other's report either. A group commit
     (:class:`GroupCommit`) does not read ahead: a report there is checked against those before it in
     its batch. ``api_key``: the API key whose channel the caller took from memory, checked unrevoked by
-    the batch (:attr:`Report.api_key`)."""
+    the read ahead when there is one (services.api_keys.KeyRevoked), and by a batch
+    (:attr:`Report.api_key`)."""
     problems = check_form(form)
     if (bad_key := key_problem(submission_key)) is not None:
         problems["提交编号"] = bad_key
@@ -585,8 +616,9 @@ def prepare_report(
         # The caller's read connection when given (one pooled connection per request).
         locate_grid(conn, lon, lat)
         if read_ahead and merge_into is None:
-            nearby, deadlines = nearby_and_deadlines(conn, form.category, lon, lat, now)
+            nearby, deadlines = nearby_and_deadlines(conn, form.category, lon, lat, now, api_key)
         elif read_ahead:
+            _check_key(conn, api_key)
             deadlines = load_rules(conn)[1]
     return Report(
         form,

@@ -275,7 +275,7 @@ def prepare_request(
         raise out_of_scope(channel.as_user(), "open311.place", grid, "该位置不在此密钥的管辖范围内")
     if grouped:
         # PostgreSQL reads ahead: the report may be written at once on this connection (file_at_once)
-        # the batch checks in its transaction that the key is not revoked (decision 0059)
+        # the read ahead (PostgreSQL) or the batch (SQLite) checks that the key is not revoked (0059)
         report = prepare_report(
             uow, form, reader=reader, read_ahead=not uow.one_writer, api_key=channel.key_id, **how
         )
