@@ -25,8 +25,10 @@ import re
 import secrets
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, BigInteger, Connection, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql
@@ -47,6 +49,18 @@ DEFAULT_PER_MINUTE = 600
 PREFIX = "o311_"
 
 
+class KeyStamp(NamedTuple):
+    """A key's row as it was read (decision 0059): a write path that takes the key from memory checks that
+    the row still reads so, unrevoked. Its scope moves with a boundary import, and a deleted key's id can
+    be given to a new key (its hash differs)."""
+
+    key_id: int
+    key_hash: str
+    scope_unit_id: int
+    categories: str
+    per_minute: int
+
+
 @dataclass(frozen=True)
 class Channel:
     """A valid key's channel as the API sees it."""
@@ -57,6 +71,8 @@ class Channel:
     scope_unit_id: int
     categories: frozenset[str]  # empty: every category
     per_minute: int
+    #: The row as read (:func:`channel_of`); None for a channel made by hand.
+    stamp: KeyStamp | None = None
 
     @property
     def role(self) -> str:
@@ -218,7 +234,8 @@ def channel_of(conn: Connection, key: str | None) -> Channel | None:
     """The channel of a valid, unrevoked key, or None."""
     if not key or len(key) > 200:
         return None
-    found = _BY_HASH.rows(conn, {"key_hash": digest(key)})
+    key_hash = digest(key)
+    found = _BY_HASH.rows(conn, {"key_hash": key_hash})
     if not found:
         return None
     key_id, channel, label, scope_unit_id, categories, per_minute, revoked_at = found[0]
@@ -231,57 +248,66 @@ def channel_of(conn: Connection, key: str | None) -> Channel | None:
         scope_unit_id=scope_unit_id,
         categories=frozenset(c for c in categories.split(",") if c),
         per_minute=per_minute,
+        stamp=KeyStamp(int(key_id), key_hash, int(scope_unit_id), categories, int(per_minute)),
     )
 
 
-# -- keys seen valid, for SQLite's group commit (decision 0059) ---------------------------------------
+# -- keys seen valid (decision 0059) ------------------------------------------------------------------
 
-#: Channels of keys found valid, by the key's digest. Used only where the write path checks the key
-#: (:func:`live_keys`, services.intake's read ahead): a key revoked by another process is refused there,
-#: and forgotten then; one revoked here is forgotten at once. A key's scope, categories and limit never
-#: change after it is made (a new key is made instead), so nothing else goes stale.
-_KNOWN: dict[str, Channel] = {}
+#: Channels of keys found valid, per store and by the key's digest. Used only where the write path checks
+#: the key's row (:func:`unchanged`, services.intake's read ahead): a key revoked, re-scoped by a
+#: boundary import or replaced since is caught there (:class:`KeyChanged`), and forgotten then; one
+#: revoked in this process is forgotten at once.
+_KNOWN: weakref.WeakKeyDictionary[Any, dict[str, Channel]] = weakref.WeakKeyDictionary()
 _known_lock = threading.Lock()
 KNOWN_MAX = 1024
 
 
-class KeyRevoked(Exception):
-    """The key was revoked after this process had seen it valid: the report is not written."""
+class KeyChanged(Exception):
+    """The key's row no longer reads as this process remembered it (revoked, re-scoped by a boundary
+    import, or deleted and its id given to another key): nothing was written; read the key again."""
+
+    def __init__(self, key_id: int) -> None:
+        super().__init__(f"api key {key_id} changed since it was read")
+        self.key_id = key_id
 
 
-def known_channel(key: str | None) -> Channel | None:
-    """The channel of ``key`` if this process has seen it valid (no query), else None."""
+def known_channel(store: Any, key: str | None) -> Channel | None:
+    """The channel of ``key`` if this process has seen it valid in ``store`` (an Engine; no query)."""
     if not key or len(key) > 200:
         return None
     with _known_lock:
-        return _KNOWN.get(digest(key))
+        return _KNOWN.get(store, {}).get(digest(key))
 
 
-def remember(key: str, channel: Channel) -> None:
+def remember(store: Any, key: str, channel: Channel) -> None:
     with _known_lock:
-        if len(_KNOWN) >= KNOWN_MAX:
-            _KNOWN.clear()
-        _KNOWN[digest(key)] = channel
+        known = _KNOWN.setdefault(store, {})
+        if len(known) >= KNOWN_MAX:
+            known.clear()
+        known[digest(key)] = channel
 
 
 def forget(key_id: int) -> None:
-    """Drop key ``key_id`` from this process's memory (revoked, here or elsewhere)."""
+    """Drop key ``key_id`` from this process's memory, in every store (revoked or changed)."""
     with _known_lock:
-        for h in [h for h, c in _KNOWN.items() if c.key_id == key_id]:
-            del _KNOWN[h]
+        for known in _KNOWN.values():
+            for h in [h for h, c in known.items() if c.key_id == key_id]:
+                del known[h]
 
 
-#: The unrevoked keys among some ids, in the caller's transaction: one statement per batch (the ids as
-#: one parameter: db.direct runs no expanding IN).
+#: The unrevoked rows among some key ids, in the caller's transaction: one statement per batch (the ids
+#: as one parameter: db.direct runs no expanding IN).
+_COLUMNS = (ApiKey.id, ApiKey.key_hash, ApiKey.scope_unit_id, ApiKey.categories, ApiKey.per_minute)
 _LIVE = {
     "postgresql": Direct(
-        select(ApiKey.id).where(
+        select(*_COLUMNS).where(
             ApiKey.id == any_(bindparam("ids", type_=postgresql.ARRAY(BigInteger))),
             ApiKey.revoked_at.is_(None),
         )
     ),
     "sqlite": Direct(
-        select(ApiKey.id).where(
+        select(*_COLUMNS).where(
             ApiKey.id.in_(select(func.json_each(bindparam("ids", type_=JSON)).table_valued("value").c.value)),
             ApiKey.revoked_at.is_(None),
         )
@@ -289,12 +315,14 @@ _LIVE = {
 }
 
 
-def live_keys(conn: Connection, ids: set[int]) -> set[int]:
-    """Which of the keys ``ids`` are not revoked, as the caller's transaction sees them."""
-    if not ids:
+def unchanged(conn: Connection, stamps: set[KeyStamp]) -> set[KeyStamp]:
+    """Which of the keys as read (``stamps``) still read so, unrevoked, in the caller's transaction."""
+    if not stamps:
         return set()
     statement = _LIVE["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
-    return {int(row[0]) for row in statement.rows(conn, {"ids": sorted(ids)})}
+    rows = statement.rows(conn, {"ids": sorted({s.key_id for s in stamps})})
+    now = {KeyStamp(int(i), h, int(u), c, int(p)) for i, h, u, c, p in rows}
+    return stamps & now
 
 
 class RateWindow:

@@ -32,19 +32,21 @@ from domain.errors import FieldProblems
 from domain.intake import MAX_TEXT, UNSTORABLE, ReportForm, unstorable
 from domain.vocabulary import OPEN_STATUSES, EventCategory, EventSource, EventStatus, Urgency
 from geo.crs import POINT_SYSTEMS, POINTS_GCJ02, POINTS_WGS84, gcj02_to_wgs84
-from services import clock
+from services import clock, submissions
 from services.access import out_of_scope, user_scope
 from services.api_keys import Channel
 from services.events import Actor
 from services.intake import (
+    KIND,
     GroupCommit,
+    OnTheWay,
     Report,
     prepare_report,
     submit_report,
     write_at_once,
     writes_at_once,
 )
-from services.locate import grid_within, locate_grid
+from services.locate import OutsideArea, grid_within, locate_grid
 
 #: The groups and keywords of each category (service discovery); names are the Chinese labels.
 GROUPS: dict[EventCategory, tuple[str, str]] = {
@@ -273,11 +275,17 @@ def prepare_request(
     # the key's area (services.access.unit_in_scope's test, from the lookup's cache: no query)
     if grid is not None and not grid_within(reader, grid, channel.scope_unit_id):
         raise out_of_scope(channel.as_user(), "open311.place", grid, "该位置不在此密钥的管辖范围内")
+    if grid is None and not (
+        how["submission_key"] and submissions.taken(reader, KIND, how["submission_key"])
+    ):
+        # refused here, not in a batch (where it would send the batch round again with savepoints);
+        # a retry of a stored work order goes on: it is answered with its first event
+        raise OutsideArea(x, y)
     if grouped:
         # PostgreSQL reads ahead: the report may be written at once on this connection (file_at_once)
         # the read ahead (PostgreSQL) or the batch (SQLite) checks that the key is not revoked (0059)
         report = prepare_report(
-            uow, form, reader=reader, read_ahead=not uow.one_writer, api_key=channel.key_id, **how
+            uow, form, reader=reader, read_ahead=not uow.one_writer, api_key=channel.stamp, **how
         )
     return Filing(form, how, report)
 
@@ -291,12 +299,15 @@ def file_at_once(uow: UnitOfWork, conn: Connection, filing: Filing) -> Event | N
     return write_at_once(conn, filing.report)
 
 
-def file_prepared(uow: UnitOfWork, filing: Filing, group: GroupCommit | None = None) -> Event:
+def file_prepared(
+    uow: UnitOfWork, filing: Filing, group: GroupCommit | None = None, way: OnTheWay | None = None
+) -> Event:
     """Write a prepared request: with the other requests of the moment in ``group``'s transaction, in a
-    savepoint of its own, answered after it; alone (``submit_report``) when it was not prepared for one."""
+    savepoint of its own, answered after it; alone (``submit_report``) when it was not prepared for one.
+    ``way``: the request was announced to ``group`` (:meth:`GroupCommit.on_the_way`)."""
     if group is not None and filing.report is not None:
         # in the batch, a report is checked against those before it (decision 0035): not read ahead
-        return group.write(replace(filing.report, nearby=None, deadlines=None))
+        return group.write(replace(filing.report, nearby=None, deadlines=None), way)
     return submit_report(uow, filing.form, **filing.how)
 
 

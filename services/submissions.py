@@ -99,6 +99,14 @@ def find(conn: Connection, kind: str, key: str, fingerprint: str) -> First | Non
     return First(row.entity_id, json.loads(row.result_json or "{}"), row.created_at)
 
 
+def taken(conn: Connection, kind: str, key: str) -> bool:
+    """Whether (kind, key) is stored (a retry), whatever the content."""
+    return (
+        conn.execute(select(Submission.id).where(Submission.kind == kind, Submission.key == key)).first()
+        is not None
+    )
+
+
 def claim(
     conn: Connection, kind: str, key: str, fingerprint: str, now: datetime, origin: str | None = None
 ) -> bool:

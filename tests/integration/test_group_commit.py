@@ -236,27 +236,96 @@ def test_a_batch_that_meets_no_error_takes_no_savepoint_and_one_that_does_is_wri
 
 
 def test_a_report_whose_key_was_revoked_meanwhile_is_refused_alone(engine):
-    """A report whose channel came from memory carries its key's id; the batch checks in its transaction
-    that the key is not revoked (decision 0059): that report is refused, the others are written."""
-    key_id, _ = api_keys.create_key(
-        UnitOfWork(engine), actor=None, channel="110", label="110联动", area_code="990001001", now=NOW
-    )
-    live_id, _ = api_keys.create_key(
-        UnitOfWork(engine), actor=None, channel="12345", label="热线", area_code="990001001", now=NOW
-    )
-    assert api_keys.revoke_key(UnitOfWork(engine), actor=None, key_id=key_id, now=NOW)
+    """A report whose channel came from memory carries its key's row as read; the batch checks in its
+    transaction that the row still reads so (decision 0059): that report is refused, the others written."""
+    stamps = {}
+    for channel in ("110", "12345"):
+        _, key = api_keys.create_key(
+            UnitOfWork(engine), actor=None, channel=channel, label=channel, area_code="990001001", now=NOW
+        )
+        with engine.connect() as conn:
+            stamps[channel] = api_keys.channel_of(conn, key).stamp
+    gone, live = stamps["110"], stamps["12345"]
+    assert api_keys.revoke_key(UnitOfWork(engine), actor=None, key_id=gone.key_id, now=NOW)
     before = _counts(engine)
     batch = [
-        _Pending(_report(engine, 0, key="o311-live-000000000001", api_key=live_id)),
-        _Pending(_report(engine, 1, key="o311-gone-000000000001", api_key=key_id)),
+        _Pending(_report(engine, 0, key="o311-live-000000000001", api_key=live)),
+        _Pending(_report(engine, 1, key="o311-gone-000000000001", api_key=gone)),
         _Pending(_report(engine, 2, key="o311-live-000000000002")),
     ]
     GroupCommit(engine).run(batch)
-    assert isinstance(batch[1].error, api_keys.KeyRevoked) and batch[1].event is None
+    assert isinstance(batch[1].error, api_keys.KeyChanged) and batch[1].event is None
     assert batch[0].event is not None and batch[2].event is not None
     assert _added(engine, before) == _EACH_ROW_TWICE
+    rescoped = live._replace(scope_unit_id=live.scope_unit_id + 1)
     with engine.connect() as conn:
-        assert api_keys.live_keys(conn, {key_id, live_id, 999_999}) == {live_id}
+        assert api_keys.unchanged(conn, {gone, live, rescoped}) == {live}
+        # the read ahead's check, where no grid is near the point (PostgreSQL's path for such a report)
+        with pytest.raises(api_keys.KeyChanged):
+            intake.nearby_and_deadlines(conn, "urban", 100.0, 10.0, NOW, api_key=rescoped)
+        assert intake.nearby_and_deadlines(conn, "urban", 100.0, 10.0, NOW, api_key=live)[0] == []
+        lon, lat = grid_centre(0)
+        with pytest.raises(api_keys.KeyChanged):
+            intake.nearby_and_deadlines(conn, "urban", lon, lat, NOW, api_key=gone)
+
+
+def _writing(group: GroupCommit, report, way=None) -> tuple[threading.Thread, list]:
+    """``group.write(report, way)`` in a thread of its own, started; the outcome lands in the list."""
+    out: list = []
+
+    def write() -> None:
+        try:
+            out.append(group.write(report, way))
+        except Exception as exc:  # the test looks at it
+            out.append(exc)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    return thread, out
+
+
+def _waiting(group: GroupCommit, reports: int) -> None:
+    """Until ``reports`` reports are queued (a writer gathering others holds its own in the queue)."""
+    for _ in range(500):
+        with group._turn:
+            if len(group._queue) >= reports:
+                return
+        time.sleep(0.01)
+    raise AssertionError("the report was not queued")
+
+
+def test_a_batch_about_to_start_gathers_a_report_on_its_way(engine):
+    """Decision 0060: a report announced as on its way (being checked) joins the batch that is about to
+    start, which waits for it; one that is refused before it is queued releases the wait at once."""
+    group = GroupCommit(engine, gather_s=30.0)  # far longer than the test: only the arrival ends the wait
+    announced = group.on_the_way()
+    way = announced.__enter__()
+    first, first_out = _writing(group, _report(engine, 0, key="o311-gather-0000000001"))
+    _waiting(group, 1)
+    second, second_out = _writing(group, _report(engine, 1, key="o311-gather-0000000002"), way)
+    announced.__exit__(None, None, None)
+    for thread in (first, second):
+        thread.join(10)
+        assert not thread.is_alive()
+    assert all(isinstance(out[0], Event) for out in (first_out, second_out))
+    assert (group.batches, group.reports) == (1, 2)  # one transaction for both
+
+    with group.on_the_way():  # announced, then refused before it is queued
+        third, third_out = _writing(group, _report(engine, 2, key="o311-gather-0000000003"))
+        _waiting(group, 1)
+        assert third.is_alive()  # the batch waits for the announced report
+    third.join(10)
+    assert not third.is_alive() and isinstance(third_out[0], Event)
+    assert (group.batches, group.reports) == (2, 3)
+
+
+def test_a_report_announced_but_never_sent_holds_a_batch_back_for_a_moment_only(engine):
+    group = GroupCommit(engine, gather_s=0.05)
+    with group.on_the_way():
+        lone, out = _writing(group, _report(engine, 3, key="o311-gather-0000000004"))
+        lone.join(10)
+        assert not lone.is_alive() and isinstance(out[0], Event)
+    assert group._coming == 0
 
 
 def test_errors_before_the_transaction_are_the_callers_own(engine):

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
+from api.open311 import group_commit
 from api.openapi import document
-from db.models import ApiKey, Attachment, AuditLog, Event
+from db.models import AdminUnit, ApiKey, Attachment, AuditLog, Event
 from db.uow import UnitOfWork
 from domain.errors import FieldProblems
 from domain.vocabulary import EventSource
@@ -188,23 +189,89 @@ def test_a_revoked_key_is_refused_on_its_next_call(store, client):
 
 def test_a_key_revoked_by_another_process_is_refused_by_the_next_post(store, client):
     """POSTs take a key this process has seen valid from memory; SQLite's batch checks in its transaction
-    that it is still unrevoked, PostgreSQL's read ahead in the statement that reads the duplicates
+    that its row still reads so, PostgreSQL's read ahead in the statement that reads the duplicates
     (decision 0059). A key revoked by another server process (here: its row changed under this one, which
     was not told) is refused by the next POST, which writes nothing, and is read again after."""
-    from services import clock
-
     engine, _, key = store
     key_id, secret = key("mini_program", "990001001", per_minute=100_000)
     assert _post(client, secret, 0, **{"attribute[work_order]": "RV-0001"}).status_code == 200
-    assert api_keys.known_channel(secret) is not None
-    with engine.begin() as conn:
-        conn.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=clock.now()))
+    _revoked_under_the_server(engine, key_id, secret)
     before = (_count(engine), _count(engine, AuditLog))
-    for order in ("RV-0002", "RV-0001"):  # a new request, and a retry of one stored before
+    for order in ("RV-0001", "RV-0002"):  # a retry of a request stored before, then a new one
         refused = _post(client, secret, 1, **{"attribute[work_order]": order})
         assert refused.status_code == 403 and "吊销" in refused.json()[0]["description"]
-        assert api_keys.known_channel(secret) is None
+        assert api_keys.known_channel(engine, secret) is None
     assert (_count(engine), _count(engine, AuditLog)) == before
+
+
+def _revoked_under_the_server(engine, key_id: int, secret: str) -> None:
+    """Revoke a key as another process would: its row changed, this process not told."""
+    from services import clock
+
+    assert api_keys.known_channel(engine, secret) is not None  # the next POST takes it from memory
+    with engine.begin() as conn:
+        conn.execute(update(ApiKey).where(ApiKey.id == key_id).values(revoked_at=clock.now()))
+
+
+def test_without_the_group_commit_a_key_revoked_elsewhere_is_refused_too(store, client, monkeypatch):
+    """SQLite without the group commit writes each POST alone, with no batch to check the key: it reads
+    the key on every call. PostgreSQL's read ahead checks it either way."""
+    engine, _, key = store
+    monkeypatch.setenv("OPEN311_GROUP_COMMIT", "0")
+    key_id, secret = key("mini_program", "990001001", per_minute=100_000)
+    assert _post(client, secret, 0).status_code == 200
+    if engine.dialect.name == "sqlite":
+        assert api_keys.known_channel(engine, secret) is None
+        with engine.connect() as conn:  # even in memory, it is not taken from there
+            api_keys.remember(engine, secret, api_keys.channel_of(conn, secret))
+    _revoked_under_the_server(engine, key_id, secret)
+    before = _count(engine)
+    assert _post(client, secret, 1).status_code == 403
+    assert _count(engine) == before
+
+
+def test_a_key_re_scoped_elsewhere_files_in_its_new_area_only(store, client):
+    """A boundary import in another process moves a key's scope to the successor unit: the row no longer
+    reads as remembered, so the POST is filed again on the row as it reads now (decision 0059)."""
+    engine, _, key = store
+    key_id, secret = key("video", "990001001001")  # 东村: grids 0 and 1
+    assert _post(client, secret, 0).status_code == 200
+    assert api_keys.known_channel(engine, secret) is not None
+    with engine.begin() as conn:
+        west = conn.execute(select(AdminUnit.id).where(AdminUnit.code == "990001001002")).scalar_one()
+        conn.execute(update(ApiKey).where(ApiKey.id == key_id).values(scope_unit_id=west))
+    before = _count(engine)
+    refused = _post(client, secret, 0)  # 东村 is no longer its area
+    assert refused.status_code == 403 and "管辖范围" in refused.json()[0]["description"]
+    assert _count(engine) == before
+    assert _post(client, secret, 3).status_code == 200  # 西村 is
+    assert api_keys.known_channel(engine, secret).scope_unit_id == west
+
+
+def test_a_deleted_key_whose_id_went_to_another_key_is_refused(store, client):
+    """A key deleted from the store (a reseed) and its id given to a new key: the old token's row is gone
+    though the id reads unrevoked; the check compares the key's hash too."""
+    engine, _, key = store
+    key_id, secret = key("mini_program", "990001001")
+    assert _post(client, secret, 0).status_code == 200
+    with engine.begin() as conn:
+        row = conn.execute(select(ApiKey.__table__).where(ApiKey.id == key_id)).mappings().one()
+        conn.execute(ApiKey.__table__.delete().where(ApiKey.id == key_id))
+        conn.execute(ApiKey.__table__.insert(), {**row, "key_hash": api_keys.digest("o311_another_key")})
+    before = _count(engine)
+    assert _post(client, secret, 1).status_code == 403
+    assert _count(engine) == before
+
+
+def test_a_point_outside_every_grid_is_refused_before_its_batch(store, client):
+    """Refused while the request is checked (400), not in a batch, where its error would send the batch
+    round again with a savepoint for each report."""
+    engine, keys, _ = store
+    group = group_commit(engine)
+    batches = group.batches if group else 0
+    far = _post(client, keys["hotline"], 0, lat="10.0", long="100.0", **{"attribute[work_order]": "FAR-1"})
+    assert far.status_code == 400 and "不在任何网格内" in far.json()[0]["description"]
+    assert (group.batches if group else 0) == batches
 
 
 def test_bad_fields_are_named_in_chinese_and_nothing_is_written(store, client):
