@@ -18,7 +18,6 @@ import threading
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.etree.ElementTree import Element, SubElement, tostring
@@ -34,7 +33,7 @@ from api.openapi import document
 from domain.intake import CONTROL_CHARACTERS
 from services import api_keys, faults, open311
 from services.access import OutOfScope
-from services.intake import GATHER_S, GroupCommit
+from services.intake import GroupCommit
 from services.locate import OutsideArea
 from services.submissions import KeyReused
 
@@ -246,21 +245,6 @@ _groups: weakref.WeakKeyDictionary[Any, GroupCommit] = weakref.WeakKeyDictionary
 _groups_lock = threading.Lock()
 
 
-#: ``OPEN311_GATHER_MS``: how long a batch about to start waits for POSTs on their way (decision 0060;
-#: 0 to 50 ms, default :data:`services.intake.GATHER_S`).
-GATHER_ENV = "OPEN311_GATHER_MS"
-
-
-def _gather_s() -> float:
-    raw = os.environ.get(GATHER_ENV, "").strip()
-    try:
-        ms = float(raw) if raw else GATHER_S * 1000
-    except ValueError:
-        log.warning("%s=%r is not a number of milliseconds: %s ms", GATHER_ENV, raw[:20], GATHER_S * 1000)
-        ms = GATHER_S * 1000
-    return min(max(ms, 0.0), 50.0) / 1000
-
-
 def group_commit(engine: Any) -> GroupCommit | None:
     """The process's batch of POSTs for ``engine`` (one per store), or None when switched off."""
     if os.environ.get(GROUP_COMMIT_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
@@ -268,7 +252,7 @@ def group_commit(engine: Any) -> GroupCommit | None:
     with _groups_lock:
         found = _groups.get(engine)
         if found is None:
-            found = _groups[engine] = GroupCommit(engine, gather_s=_gather_s())
+            found = _groups[engine] = GroupCommit(engine)
         return found
 
 
@@ -364,35 +348,32 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
         # reads the key on each call.
         group = group_commit(engine)
         checked = group is not None or not uow.one_writer
-        # SQLite: a batch about to start waits a moment for this report (decision 0060)
-        on_the_way = group.on_the_way() if group is not None and uow.one_writer else nullcontext()
         try:
-            with on_the_way as way:
-                # The key, the checks and the report's reads on one pooled connection; on PostgreSQL the
-                # report's rows too, in one statement (decision 0057). Elsewhere the connection is given
-                # back before the write waits for its batch (a request never holds two).
-                with open311.reader(engine) as conn:
-                    who, refused = authorised(request, form, conn, checked)
-                    if refused is not None or who is None:
-                        return refused or _error(403, "api_key 无效")
-                    filing = open311.prepare_request(
-                        uow,
-                        who,
-                        reader=conn,
-                        grouped=True,
-                        service_code=form.get("service_code"),
-                        lat=form.get("lat"),
-                        lon=form.get("long"),
-                        description=form.get("description"),
-                        address=form.get("address_string"),
-                        crs=form.get("attribute[crs]"),
-                        work_order=form.get("attribute[work_order]"),
-                        media_url=form.get("media_url"),
-                        photo=form.get("media") if isinstance(form.get("media"), bytes) else None,
-                    )
-                    event = open311.file_at_once(uow, conn, filing)
-                if event is None:
-                    event = open311.file_prepared(uow, filing, group, way)
+            # The key, the checks and the report's reads on one pooled connection; on PostgreSQL the
+            # report's rows too, in one statement (decision 0057). Elsewhere the connection is given
+            # back before the write waits for its batch (a request never holds two).
+            with open311.reader(engine) as conn:
+                who, refused = authorised(request, form, conn, checked)
+                if refused is not None or who is None:
+                    return refused or _error(403, "api_key 无效")
+                filing = open311.prepare_request(
+                    uow,
+                    who,
+                    reader=conn,
+                    grouped=True,
+                    service_code=form.get("service_code"),
+                    lat=form.get("lat"),
+                    lon=form.get("long"),
+                    description=form.get("description"),
+                    address=form.get("address_string"),
+                    crs=form.get("attribute[crs]"),
+                    work_order=form.get("attribute[work_order]"),
+                    media_url=form.get("media_url"),
+                    photo=form.get("media") if isinstance(form.get("media"), bytes) else None,
+                )
+                event = open311.file_at_once(uow, conn, filing)
+            if event is None:
+                event = open311.file_prepared(uow, filing, group)
         except KeyReused:
             return _error(400, "该工单号已用于另一条内容不同的请求")
         except open311.FieldProblems as exc:

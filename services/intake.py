@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -723,15 +722,6 @@ def _savepoint(conn: Connection) -> Iterator[None]:
     _RELEASE.run(conn, {})
 
 
-class OnTheWay:
-    """A report announced to a group commit (:meth:`GroupCommit.on_the_way`) until it is queued."""
-
-    __slots__ = ("arrived",)
-
-    def __init__(self) -> None:
-        self.arrived = False
-
-
 class _Pending:
     """One report waiting for its batch: its outcome is set once the batch's transaction has ended."""
 
@@ -742,11 +732,6 @@ class _Pending:
         self.event: Event | None = None
         self.error: BaseException | None = None
         self.done = False
-
-
-#: How long a batch about to start waits for reports announced as on their way (decision 0060): a
-#: report's checks take ~0.5 ms, a batch's own transaction ~1.5 ms.
-GATHER_S = 0.001
 
 
 class GroupCommit:
@@ -761,14 +746,11 @@ class GroupCommit:
     While a batch commits, the next gathers: no waiting when the store is idle.
     """
 
-    def __init__(self, engine, most: int = 64, gather_s: float = GATHER_S) -> None:
+    def __init__(self, engine, most: int = 64) -> None:
         self.engine = engine
         self.most = most
-        self.gather_s = gather_s
         self._queue: list[_Pending] = []
         self._busy = False
-        #: Reports being prepared for this group (:meth:`on_the_way`), not queued yet.
-        self._coming = 0
         self._turn = threading.Condition()
         #: Batches written and reports in them (the bench reads them).
         self.batches = 0
@@ -779,48 +761,15 @@ class GroupCommit:
         report = prepare_report(UnitOfWork(self.engine), form, **kw)
         return self.write(report)
 
-    @contextmanager
-    def on_the_way(self) -> Iterator[OnTheWay]:
-        """Say that a report is being prepared for this group (``with group.on_the_way() as way:``, then
-        ``group.write(report, way)``): a batch about to start waits up to :attr:`gather_s` for it, so
-        that it joins this batch instead of paying for a transaction of its own (decision 0060). Leaving
-        the block without writing (a refused report) says it is not coming."""
-        way = OnTheWay()
-        with self._turn:
-            self._coming += 1
-        try:
-            yield way
-        finally:
-            if not way.arrived:
-                with self._turn:
-                    self._coming -= 1
-                    self._turn.notify_all()
-
-    def write(self, report: Report, way: OnTheWay | None = None) -> Event:
-        """Queue a prepared report and wait for its batch's commit; its event, or its error raised.
-        ``way``: the report was announced by :meth:`on_the_way`."""
+    def write(self, report: Report) -> Event:
+        """Queue a prepared report and wait for its batch's commit; its event, or its error raised."""
         item = _Pending(report)
         with self._turn:
             self._queue.append(item)
-            if way is not None and not way.arrived:
-                way.arrived = True
-                self._coming -= 1
-                self._turn.notify_all()
         while True:
             with self._turn:
-                until = None
-                while not item.done:
-                    if self._busy:
-                        self._turn.wait()
-                        continue
-                    if self._coming > 0 and len(self._queue) < self.most:
-                        # reports on their way: gather them into this batch, for a moment at most
-                        now = time.monotonic()
-                        until = now + self.gather_s if until is None else until
-                        if now < until:
-                            self._turn.wait(until - now)
-                            continue
-                    break
+                while not item.done and self._busy:
+                    self._turn.wait()
                 if item.done:
                     break
                 self._busy = True

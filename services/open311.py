@@ -39,7 +39,6 @@ from services.events import Actor
 from services.intake import (
     KIND,
     GroupCommit,
-    OnTheWay,
     Report,
     prepare_report,
     submit_report,
@@ -299,15 +298,12 @@ def file_at_once(uow: UnitOfWork, conn: Connection, filing: Filing) -> Event | N
     return write_at_once(conn, filing.report)
 
 
-def file_prepared(
-    uow: UnitOfWork, filing: Filing, group: GroupCommit | None = None, way: OnTheWay | None = None
-) -> Event:
+def file_prepared(uow: UnitOfWork, filing: Filing, group: GroupCommit | None = None) -> Event:
     """Write a prepared request: with the other requests of the moment in ``group``'s transaction, in a
-    savepoint of its own, answered after it; alone (``submit_report``) when it was not prepared for one.
-    ``way``: the request was announced to ``group`` (:meth:`GroupCommit.on_the_way`)."""
+    savepoint of its own, answered after it; alone (``submit_report``) when it was not prepared for one."""
     if group is not None and filing.report is not None:
         # in the batch, a report is checked against those before it (decision 0035): not read ahead
-        return group.write(replace(filing.report, nearby=None, deadlines=None), way)
+        return group.write(replace(filing.report, nearby=None, deadlines=None))
     return submit_report(uow, filing.form, **filing.how)
 
 

@@ -269,65 +269,6 @@ def test_a_report_whose_key_was_revoked_meanwhile_is_refused_alone(engine):
             intake.nearby_and_deadlines(conn, "urban", lon, lat, NOW, api_key=gone)
 
 
-def _writing(group: GroupCommit, report, way=None) -> tuple[threading.Thread, list]:
-    """``group.write(report, way)`` in a thread of its own, started; the outcome lands in the list."""
-    out: list = []
-
-    def write() -> None:
-        try:
-            out.append(group.write(report, way))
-        except Exception as exc:  # the test looks at it
-            out.append(exc)
-
-    thread = threading.Thread(target=write)
-    thread.start()
-    return thread, out
-
-
-def _waiting(group: GroupCommit, reports: int) -> None:
-    """Until ``reports`` reports are queued (a writer gathering others holds its own in the queue)."""
-    for _ in range(500):
-        with group._turn:
-            if len(group._queue) >= reports:
-                return
-        time.sleep(0.01)
-    raise AssertionError("the report was not queued")
-
-
-def test_a_batch_about_to_start_gathers_a_report_on_its_way(engine):
-    """Decision 0060: a report announced as on its way (being checked) joins the batch that is about to
-    start, which waits for it; one that is refused before it is queued releases the wait at once."""
-    group = GroupCommit(engine, gather_s=30.0)  # far longer than the test: only the arrival ends the wait
-    announced = group.on_the_way()
-    way = announced.__enter__()
-    first, first_out = _writing(group, _report(engine, 0, key="o311-gather-0000000001"))
-    _waiting(group, 1)
-    second, second_out = _writing(group, _report(engine, 1, key="o311-gather-0000000002"), way)
-    announced.__exit__(None, None, None)
-    for thread in (first, second):
-        thread.join(10)
-        assert not thread.is_alive()
-    assert all(isinstance(out[0], Event) for out in (first_out, second_out))
-    assert (group.batches, group.reports) == (1, 2)  # one transaction for both
-
-    with group.on_the_way():  # announced, then refused before it is queued
-        third, third_out = _writing(group, _report(engine, 2, key="o311-gather-0000000003"))
-        _waiting(group, 1)
-        assert third.is_alive()  # the batch waits for the announced report
-    third.join(10)
-    assert not third.is_alive() and isinstance(third_out[0], Event)
-    assert (group.batches, group.reports) == (2, 3)
-
-
-def test_a_report_announced_but_never_sent_holds_a_batch_back_for_a_moment_only(engine):
-    group = GroupCommit(engine, gather_s=0.05)
-    with group.on_the_way():
-        lone, out = _writing(group, _report(engine, 3, key="o311-gather-0000000004"))
-        lone.join(10)
-        assert not lone.is_alive() and isinstance(out[0], Event)
-    assert group._coming == 0
-
-
 def test_errors_before_the_transaction_are_the_callers_own(engine):
     group = GroupCommit(engine)
     with pytest.raises(InvalidReport) as refused:
