@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from db.engine import make_engine
+from db.engine import CHECKPOINTER_ENV, make_engine, unwatch
 from db.models import AuditLog, Event, EventTransition
 from db.uow import UnitOfWork
 from domain.vocabulary import EventCategory, EventSource
@@ -104,14 +104,16 @@ def test_a_power_cut_at_any_moment_leaves_a_store_that_opens_with_every_acknowle
     area_store, tmp_path
 ):
     path = Path(area_store.url.database)
+    unwatch(str(path))  # this process's checkpointer leaves the file still too (decision 0060)
     with area_store.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     url = area_store.url.render_as_string(hide_password=False)
-    # No automatic checkpoint in the writer: the main file stays still and the WAL only grows, so a copy
-    # of both at any moment is what the disk would hold after a power cut at that moment.
+    # No automatic checkpoint in the writer, no checkpointer thread beside it: the main file stays still
+    # and the WAL only grows, so a copy of both at any moment is what the disk would hold after a power
+    # cut at that moment.
     writer = subprocess.Popen(
         [sys.executable, "-c", _NO_CHECKPOINT_WRITER, url, "CUT", "100000"], cwd=ROOT, stdout=subprocess.PIPE,
-        text=True,
+        text=True, env={**os.environ, CHECKPOINTER_ENV: "0"},
     )  # fmt: skip
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(writer.stdout.readline, "")))
