@@ -26,7 +26,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import BindParameter, Connection, FromClause, Select, bindparam
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    BindParameter,
+    ColumnElement,
+    Connection,
+    FromClause,
+    Select,
+    any_,
+    bindparam,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.base import Executable
@@ -143,6 +156,18 @@ def bound_columns(table: FromClause, names: Iterable[str] | None = None) -> dict
     all but ``id``), each with its column's type (a statement here leaves nothing to a default)."""
     wanted = [c for c in table.columns if c.name != "id"] if names is None else [table.c[n] for n in names]
     return {c.name: bindparam(c.name, type_=c.type) for c in wanted}
+
+
+def one_of(column: Any, name: str) -> dict[str, ColumnElement[bool]]:
+    """``column IN (the ids bound as one parameter `name`)`` by dialect, for a statement run here (no
+    expanding ``IN``): ``= ANY(array)`` on PostgreSQL, a JSON list read by ``json_each`` on SQLite; both
+    keep to an index on ``column``."""
+    return {
+        "postgresql": column == any_(bindparam(name, type_=postgresql.ARRAY(BigInteger))),
+        "sqlite": column.in_(
+            select(func.json_each(bindparam(name, type_=JSON)).table_valued("value").c.value)
+        ),
+    }
 
 
 def in_transaction(conn: Connection) -> bool:

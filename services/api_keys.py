@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, BigInteger, Connection, any_, bindparam, func, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import ColumnElement, Connection, bindparam, exists, select
 from sqlalchemy.orm import Session
 
-from db.direct import Direct
+from db.direct import Direct, one_of
 from db.models import AdminUnit, ApiKey
 from db.uow import UnitOfWork
 from domain.access import CurrentUser
@@ -296,23 +295,25 @@ def forget(key_id: int) -> None:
                 del known[h]
 
 
-#: The unrevoked rows among some key ids, in the caller's transaction: one statement per batch (the ids
-#: as one parameter: db.direct runs no expanding IN).
-_COLUMNS = (ApiKey.id, ApiKey.key_hash, ApiKey.scope_unit_id, ApiKey.categories, ApiKey.per_minute)
+#: A key's columns as its stamp holds them, in :class:`KeyStamp`'s order.
+_STAMPED = (ApiKey.id, ApiKey.key_hash, ApiKey.scope_unit_id, ApiKey.categories, ApiKey.per_minute)
+#: The unrevoked rows among some key ids, in the caller's transaction: one statement per batch.
 _LIVE = {
-    "postgresql": Direct(
-        select(*_COLUMNS).where(
-            ApiKey.id == any_(bindparam("ids", type_=postgresql.ARRAY(BigInteger))),
-            ApiKey.revoked_at.is_(None),
-        )
-    ),
-    "sqlite": Direct(
-        select(*_COLUMNS).where(
-            ApiKey.id.in_(select(func.json_each(bindparam("ids", type_=JSON)).table_valued("value").c.value)),
-            ApiKey.revoked_at.is_(None),
-        )
-    ),
+    dialect: Direct(select(*_STAMPED).where(ids, ApiKey.revoked_at.is_(None)))
+    for dialect, ids in one_of(ApiKey.id, "ids").items()
 }
+
+
+def stamp_params(stamp: KeyStamp) -> dict[str, Any]:
+    """The parameters of :func:`unchanged_clause` for ``stamp``."""
+    return {f"key_{name}": value for name, value in zip(KeyStamp._fields, stamp, strict=True)}
+
+
+def unchanged_clause() -> ColumnElement[bool]:
+    """Whether the key bound by :func:`stamp_params` still reads so, unrevoked: :func:`unchanged` as a
+    condition, for a statement that checks the key beside its own work (services.intake's read ahead)."""
+    same = [c == bindparam(f"key_{name}") for c, name in zip(_STAMPED, KeyStamp._fields, strict=True)]
+    return exists(select(ApiKey.id).where(*same, ApiKey.revoked_at.is_(None)))
 
 
 def unchanged(conn: Connection, stamps: set[KeyStamp]) -> set[KeyStamp]:

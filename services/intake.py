@@ -27,15 +27,12 @@ from typing import Any, NamedTuple
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import (
-    JSON,
-    BigInteger,
     Connection,
     Insert,
     Select,
     String,
     Text,
     and_,
-    any_,
     bindparam,
     cast,
     exists,
@@ -51,8 +48,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from db.direct import Direct, bound_columns, in_transaction
-from db.models import ApiKey, Attachment, AuditLog, Event, EventTransition, Submission
+from db.direct import Direct, bound_columns, in_transaction, one_of
+from db.models import Attachment, AuditLog, Event, EventTransition, Submission
 from db.uow import UnitOfWork
 from domain.access import CurrentUser, may_act
 from domain.deadlines import DeadlineRules
@@ -272,30 +269,18 @@ def _nearby(grids: Any) -> Select:
 def _with_deadlines(nearby: Select, key: bool = False) -> Select:
     """``nearby`` with the deadline rules' text beside it, in one statement (one row with no event when none
     is near): a report read ahead takes one round trip for both. ``key``: whether the API key's row still
-    reads as remembered (``k_`` parameters: services.api_keys.KeyStamp), unrevoked, as well (decision
-    0059: an API POST whose channel was taken from memory)."""
+    reads as remembered, unrevoked, as well (services.api_keys.unchanged_clause; decision 0059: an API
+    POST whose channel was taken from memory)."""
     rows = nearby.subquery("nearby")
-    same = [ApiKey.__table__.c[name] == bindparam(f"k_{name}") for name in _STAMPED]
-    live = (
-        [exists(select(ApiKey.id).where(*same, ApiKey.revoked_at.is_(None))).label("key_live")] if key else []
-    )
+    live = [api_keys.unchanged_clause().label("key_live")] if key else []
     return select(DEADLINES_TEXT.label("deadlines"), *rows.c, *live).select_from(
         select(literal_column("1").label("one")).subquery("one").outerjoin(rows, true())
     )
 
 
-#: An API key's columns a read ahead compares with the row as remembered (services.api_keys.KeyStamp).
-_STAMPED = ("id", "key_hash", "scope_unit_id", "categories", "per_minute")
-
-
-#: The grids as one parameter (db.direct runs no expanding IN, decision 0058): an array on PostgreSQL, a
-#: JSON list read by json_each on SQLite; both keep to the (grid, reported_at) index.
-_GRIDS = {
-    "postgresql": Event.grid_id == any_(bindparam("grids", type_=postgresql.ARRAY(BigInteger))),
-    "sqlite": Event.grid_id.in_(
-        select(func.json_each(bindparam("grids", type_=JSON)).table_valued("value").c.value)
-    ),
-}
+#: The grids as one parameter (db.direct runs no expanding IN, decision 0058): both dialects keep to the
+#: (grid, reported_at) index.
+_GRIDS = one_of(Event.grid_id, "grids")
 #: The duplicate search run on the driver (db.direct), alone (a batch's report, checked in its
 #: transaction) or with the deadline rules (a report read ahead), by dialect.
 _NEAR = {name: Direct(_nearby(grids)) for name, grids in _GRIDS.items()}
@@ -369,7 +354,7 @@ def nearby_and_deadlines(
     if api_key is None:
         rows = [_Near(*r) for r in _NEAR_AND_DEADLINES[conn.dialect.name].rows(conn, params)]
     else:
-        params |= {f"k_{name}": value for name, value in zip(_STAMPED, api_key, strict=True)}
+        params |= api_keys.stamp_params(api_key)
         rows = [_Near(*r) for r in _NEAR_DEADLINES_AND_KEY[conn.dialect.name].rows(conn, params)]
         if not rows[0].key_live:
             raise api_keys.KeyChanged(api_key.key_id)
@@ -545,6 +530,11 @@ class Report:
     #: The API key the report came with, as read when its channel was taken from memory: a batch checks
     #: in its transaction that its row still reads so (services.api_keys.unchanged, decision 0059).
     api_key: api_keys.KeyStamp | None = None
+
+    @property
+    def core_only(self) -> bool:
+        """Whether its rows are written by Core statements alone (no photo, no merge)."""
+        return self.clean is None and self.merge_into is None
 
     @property
     def limited(self) -> bool:
@@ -793,8 +783,7 @@ class GroupCommit:
         for each. Should one fail, that transaction is rolled back whole and the batch written again with
         a savepoint per report (:meth:`_write`), so that the failing report is refused alone."""
         try:
-            plain = all(item.report.clean is None and item.report.merge_into is None for item in batch)
-            if not (plain and self._write(batch, savepoints=False)):
+            if not (all(item.report.core_only for item in batch) and self._write(batch, savepoints=False)):
                 self._write(batch, savepoints=True)
         except Exception as exc:  # the transaction itself failed: nothing of the batch was stored
             for item in batch:
@@ -805,8 +794,9 @@ class GroupCommit:
                 item.done = True
 
     def _write(self, batch: list[_Pending], *, savepoints: bool) -> bool:
-        """One transaction for ``batch``, committed when it holds a report. Without ``savepoints`` a
-        report's error rolls everything back and returns False (the outcomes cleared: nothing stored);
+        """One transaction for ``batch``, committed when it holds a report (each attempt starts with the
+        outcomes cleared). Without ``savepoints`` a report's error rolls everything back and returns
+        False (nothing stored);
         with them the report alone is refused and the batch goes on. An error of the transaction itself
         is raised (nothing of the batch was stored)."""
         for item in batch:
@@ -828,7 +818,7 @@ class GroupCommit:
                 try:
                     if not savepoints:
                         item.event = write_report(s, r, rules, conn)
-                    elif r.clean is None and r.merge_into is None:  # Core statements only
+                    elif r.core_only:
                         with _savepoint(conn):
                             item.event = write_report(s, r, rules, conn)
                     else:
@@ -842,8 +832,6 @@ class GroupCommit:
                         # it, and any statement now would run outside the batch. Every caller is told.
                         raise
                     if not savepoints:  # rolled back on leaving the block; written again with them
-                        for other in batch:
-                            other.error, other.event = None, None
                         return False
                     item.error, item.event = exc, None  # this report alone is refused; the batch goes on
             if uow.audited:

@@ -101,10 +101,7 @@ def find(conn: Connection, kind: str, key: str, fingerprint: str) -> First | Non
 
 def taken(conn: Connection, kind: str, key: str) -> bool:
     """Whether (kind, key) is stored (a retry), whatever the content."""
-    return (
-        conn.execute(select(Submission.id).where(Submission.kind == kind, Submission.key == key)).first()
-        is not None
-    )
+    return conn.execute(_FIND, {"kind": kind, "key": key}).first() is not None
 
 
 def claim(
