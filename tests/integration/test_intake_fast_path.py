@@ -8,7 +8,8 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event as sa_event
+from sqlalchemy import select, text
 
 from db.models import AdminUnit, AuditLog, Event, EventTransition
 from db.uow import UnitOfWork
@@ -21,11 +22,13 @@ from services.events import Actor, add_event
 from services.intake import NewReport, add_report, find_duplicates, submit_report
 from services.locate import OutsideArea, forget_index, grid_within, grids_near
 from tests.builders import grid_centre, make_square_area
+from tests.conftest import backend_url
 
 NOW = datetime(2026, 11, 21, 12, 0)
 ACTOR = Actor(None, "api:12345")
 #: Columns that differ by construction between two events filed one after the other.
 OWN = {"id"}
+ON_POSTGRES = (backend_url() or "").startswith("postgresql")
 
 
 @pytest.fixture
@@ -217,3 +220,64 @@ def test_a_report_committed_while_another_was_read_ahead_is_not_its_duplicate(en
     assert late.duplicate_of_id is None
     third = submit_report(UnitOfWork(engine), form, now=NOW + timedelta(minutes=1))
     assert third.duplicate_of_id in {first.id, late.id}
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL's planner and its statistics")
+def test_the_duplicate_search_reads_its_grids_not_the_whole_day_when_statistics_lag(engine):
+    """PostgreSQL plans from the statistics an ANALYZE took, which never count the reports filed since.
+    Here a year's history over 400 grids, a quarter of it in the busy grid 0, is analyzed; then a day
+    elsewhere fills with reports. A search near grid 0 reads grid 0's index entries (decision
+    0061), not the reported_at index over every report of the day."""
+    x, y = grid_centre(0)
+    first = submit_report(
+        UnitOfWork(engine), ReportForm(category="urban", title="占道", description="", lon=x, lat=y), now=NOW
+    )
+    units = [c.name for c in AdminUnit.__table__.columns if c.name not in ("id", "code")]
+    columns = [c.name for c in Event.__table__.columns if c.name not in ("id", "grid_id", "reported_at")]
+    copy = (
+        f"INSERT INTO events ({', '.join(columns)}, grid_id, reported_at) SELECT {', '.join(columns)}, "
+        "CASE WHEN n % 4 = 0 THEN grid_id ELSE (SELECT id FROM admin_units WHERE code = 'P' || (n % 399)) END, "
+        "CAST(:at AS timestamp) + n * CAST(:step AS interval) FROM events, generate_series(1, :n) AS n "
+        "WHERE events.id = :id"
+    )
+    with engine.begin() as conn:
+        east = conn.execute(  # the new grids copy the easternmost one: none is near grid 0
+            select(AdminUnit.id)
+            .where(AdminUnit.level == AdminLevel.GRID)
+            .order_by(AdminUnit.centroid_lon.desc())
+        ).first()[0]
+        conn.execute(
+            text(
+                f"INSERT INTO admin_units (code, {', '.join(units)}) SELECT 'P' || n, {', '.join(units)}"
+                " FROM admin_units, generate_series(0, 398) AS n WHERE id = :grid"
+            ),
+            {"grid": east},
+        )
+        conn.execute(
+            text(copy), {"at": NOW - timedelta(days=400), "step": "30 minutes", "n": 16_000, "id": first.id}
+        )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE events")
+    with engine.begin() as conn:  # the day's reports, after the ANALYZE, none near grid 0
+        conn.execute(
+            text(copy.replace("CASE WHEN n % 4 = 0 THEN grid_id ELSE", "CASE WHEN false THEN 0 ELSE")),
+            {"at": NOW - timedelta(hours=20), "step": "3 seconds", "n": 20_000, "id": first.id},
+        )
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if isinstance(parameters, dict) and "lon_lo" in parameters:  # the duplicate search
+            seen.append((statement, parameters))
+
+    sa_event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with engine.connect() as conn:
+            assert [e.id for e, _ in find_duplicates(conn, "urban", x, y, NOW)] == [first.id]
+            ((statement, parameters),) = seen
+            cursor = conn.connection.driver_connection.cursor()
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+            plan = json.dumps(cursor.fetchone()[0])
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", capture)
+    assert "ix_events_grid_reported" in plan
+    assert "ix_events_reported_at" not in plan
