@@ -48,9 +48,12 @@ class GridIndex:
         """Code of the grid containing (lon, lat), or None when it lies in no grid."""
         # One point asks the tree directly: half the time of the arrays locate_many builds (every report
         # is located once or twice on its way in).
-        if not (math.isfinite(lon) and math.isfinite(lat)) or len(self._codes) == 0:
+        if lon is None or lat is None or len(self._codes) == 0:
             return None
-        hits = self._tree.query(shapely.Point(lon, lat), predicate="intersects")
+        x, y = float(lon), float(lat)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return None
+        hits = self._tree.query(shapely.Point(x, y), predicate="intersects")
         return str(self._codes[hits.min()]) if len(hits) else None
 
     def locate_many(self, lons: ArrayLike, lats: ArrayLike) -> np.ndarray:

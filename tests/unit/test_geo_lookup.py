@@ -52,12 +52,17 @@ def test_scalar_locate_agrees(index, grids):
     for geom, code in zip(grids.geometry.values[:50], grids["code"][:50], strict=True):
         p = shapely.point_on_surface(geom)
         assert index.locate(p.x, p.y) == code
+        assert (
+            index.locate(np.float32(p.x), np.float64(p.y)) == index.locate_many([np.float32(p.x)], [p.y])[0]
+        )
 
 
 def test_points_outside_the_city_are_none(index):
     assert index.locate(116.404, 39.915) is None  # Beijing
     assert index.locate(0.0, 0.0) is None
     assert index.locate(float("nan"), 28.9) is None
+    assert index.locate(None, 28.9) is None
+    assert index.locate(118.9, float("-inf")) is None
     found = index.locate_many([116.4, 121.5, np.inf], [39.9, 31.2, 28.9])
     assert list(found) == [None, None, None]
 
