@@ -273,11 +273,12 @@ def _nearby(dialect: str) -> Select:
     # (grid, reported_at) index against the reported_at index by its statistics, which never count the
     # rows reported since the last ANALYZE: it took the reported_at index and read every report of the
     # store's last day (12,570 rows for 3 grids' 6), more of them as the day filled. Per grid, the grid is
-    # an equality the planner weighs at the average grid's share, and OFFSET 0 keeps each search a loop
-    # of its own (no hash join over the day's rows). The grids and the window [since, until] are read by
-    # one-row subqueries, so that no plan depends on their values: the plan PostgreSQL makes for the
-    # prepared statement without them (a generic plan) costs what one made for them would, and it keeps
-    # that one instead of planning every search again (0.17 ms of the server's CPU a report).
+    # an equality the planner weighs at an average grid's share, and OFFSET 0 keeps each search a loop of
+    # its own (no hash join over the day's rows). The grids and the window [since, until] are read by
+    # one-row subqueries, so that the index chosen does not depend on them: the prepared statement's
+    # generic plan then costs what one made for the values would, and PostgreSQL keeps it instead of
+    # planning every search again (0.17 ms of the server's CPU a report). With events in fewer than ~45
+    # grids the time index still wins each loop (decision 0061 gives the figures).
     def hidden(name: str, type_: Any) -> Any:
         return select(cast(bindparam(name), type_)).scalar_subquery()
 
