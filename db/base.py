@@ -27,7 +27,11 @@ str_name = Annotated[str, mapped_column(String(200))]
 
 
 def enum_column(enum_cls: type[StrEnum], name: str) -> Enum:
-    """Store a StrEnum by its value as VARCHAR with a CHECK constraint: portable and readable."""
+    """Store a StrEnum by its value as VARCHAR with a CHECK constraint: portable and readable.
+
+    On PostgreSQL migration 0022 rewrites each such CHECK as one array constant (``status::text = ANY
+    ('{…}'::text[])``; decision 0062): a migration that changes an enum's values writes its new CHECK in
+    that form too, not as SQLAlchemy's ``IN`` list, which PostgreSQL reads and folds again at every write."""
     return Enum(
         enum_cls,
         name=name,

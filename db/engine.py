@@ -209,6 +209,18 @@ def checkpointed(engine: Engine) -> bool:
         return any(engine in engines for engines, _ in _stores.values())
 
 
+_store_keys: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def store_key(engine: Engine) -> str:
+    """The engine's store as a key for a per-store cache (its URL, password hidden): the same for two
+    engines on one store, rendered once per engine (~3 µs a rendering; intake asks 4 times a report)."""
+    key = _store_keys.get(engine)
+    if key is None:
+        key = _store_keys[engine] = engine.url.render_as_string(hide_password=True)
+    return key
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """Create an Engine for ``url`` (default :func:`database_url`), SQLite tuned as above.
 

@@ -9,6 +9,7 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, func, insert, select
 
+from db.engine import store_key
 from db.models import AdminUnit
 from domain.hierarchy import Tree, Unit
 from domain.vocabulary import AdminLevel
@@ -198,7 +199,7 @@ def tree(conn: Connection) -> Tree:
     The check is one aggregate over ``admin_units`` (a few thousand rows: about a millisecond), so every
     process (the app, the jobs runner) sees an import made by another one on its next call.
     """
-    key = conn.engine.url.render_as_string(hide_password=True)
+    key = store_key(conn.engine)
     stamp = tree_version(conn)
     cached = _TREES.get(key)
     if cached is not None and cached[0] == stamp:

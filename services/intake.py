@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -633,8 +633,9 @@ def prepare_report(
     lon, lat = float(form.lon), float(form.lat)
     clean = strip_metadata(photo, mime) if photo is not None and mime else None
     photo_type = stored_mime(mime) if clean is not None and mime else None
+    # The form's fields are plain values: a copy of them is what dataclasses.asdict gives, at half the cost.
     fingerprint = submissions.digest(
-        {"form": asdict(form), "photo": photo, "source": source, "actor": actor.user_id}
+        {"form": dict(vars(form)), "photo": photo, "source": source, "actor": actor.user_id}
     )
     nearby, deadlines = None, None
     with nullcontext(reader) if reader is not None else uow.reader() as conn:

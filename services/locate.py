@@ -12,6 +12,7 @@ import numpy as np
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
+from db.engine import store_key
 from db.models import AdminUnit
 from domain.vocabulary import AdminLevel
 from geo.lookup import GridIndex
@@ -53,7 +54,7 @@ def _entry(conn: Connection) -> _Grids:
     # One index per store, rebuilt when the units change (a boundary import gives new ids; the stamp is
     # services.geography's, the one the tree is reloaded by); checked at most every RECHECK_S seconds,
     # so the busiest write path (intake) does not ask on every report.
-    key = conn.engine.url.render_as_string(hide_password=True)
+    key = store_key(conn.engine)
     now = time.monotonic()
     with _lock:
         hit = _cache.get(key)

@@ -100,3 +100,34 @@ def test_a_lost_connection_is_invalidated_and_told_as_disconnected_and_the_next_
         admin.dispose()
     with reading(engine) as conn:
         assert len(_UNITS.rows(conn, {"from_code": ""})) > 3
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="autocommit is PostgreSQL's reading")
+def test_a_reading_commits_each_statement_and_gives_its_connection_back_transactional(engine):
+    at = datetime(2026, 11, 21, 9, 30)
+    engine.pool.dispose()  # one pooled connection from here on: the one each block below checks out
+    with reading(engine) as conn:
+        driver = conn.connection.driver_connection
+        _SETTING.rows(conn, {"key": "direct.kept", "value": '"甲"', "at": at})
+        other = make_engine(engine.url.render_as_string(hide_password=False))
+        try:  # committed by itself, before the reading ends
+            with other.connect() as seen:
+                assert seen.execute(
+                    text("SELECT count(*) FROM settings WHERE key = 'direct.kept'")
+                ).scalar_one()
+        finally:
+            other.dispose()
+        with pytest.raises(IntegrityError):
+            _SETTING.rows(conn, {"key": "direct.kept", "value": '"乙"', "at": at})
+    with engine.connect() as conn:  # the same connection, in transactions again
+        assert conn.connection.driver_connection is driver and not driver.autocommit
+        conn.execute(text("DELETE FROM settings WHERE key = 'direct.kept'"))
+        conn.rollback()
+        assert conn.execute(text("SELECT count(*) FROM settings WHERE key = 'direct.kept'")).scalar_one()
+    with reading(engine) as conn:  # left inside a transaction: the connection is dropped, not pooled
+        conn.exec_driver_sql("BEGIN")
+        left = conn.connection.driver_connection
+    with engine.connect() as conn:
+        assert (
+            conn.connection.driver_connection is not left and not conn.connection.driver_connection.autocommit
+        )

@@ -122,3 +122,65 @@ def test_an_existing_store_is_migrated_in_place_without_losing_rows(new_store_ur
         assert conn.execute(text("SELECT unit_id FROM departments")).scalar_one() == city
     assert schema_diff(engine) == []
     engine.dispose()
+
+
+def _check_definitions(conn) -> dict[str, str]:
+    return dict(
+        conn.execute(
+            text(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'c'"
+                " AND connamespace = 'public'::regnamespace"
+            )
+        ).all()
+    )
+
+
+def test_the_busiest_tables_checks_are_one_constant_each_and_refuse_what_they_refused(empty_engine):
+    """Decision 0062: on PostgreSQL each enum CHECK of events and event_transitions is one array constant
+    (what PostgreSQL reads and plans again at every INSERT), the lon/lat range has no casts; the same
+    values are refused; migration 0022 taken back restores SQLAlchemy's lists exactly, and again."""
+    from alembic import command
+
+    from db.migrate import alembic_config
+
+    with empty_engine.begin() as conn:
+        grid = _city(conn)
+        row = {"grid": grid, "at": datetime(2026, 11, 21, 9, 30)}
+        insert_event = (
+            "INSERT INTO events (source, category, title, description, lon, lat, grid_id, status, urgency,"
+            " owner_unit_id, reporter_count, escalations, is_overdue, reported_at, updated_at, rating)"
+            " VALUES ('citizen', 'urban', 't', '', {lon}, 28.9, :grid, '{status}', 'normal', :grid, 1, 0,"
+            " false, :at, :at, {rating})"
+        )
+        conn.execute(text(insert_event.format(lon=118.8, status="reported", rating="NULL")), row)
+    for lon, status, rating in (
+        (118.8, "lost", "NULL"),
+        (118.8, "reported", "'happy'"),
+        (181.0, "reported", "NULL"),
+    ):
+        with pytest.raises(IntegrityError), empty_engine.begin() as conn:
+            conn.execute(text(insert_event.format(lon=lon, status=status, rating=rating)), row)
+    if empty_engine.dialect.name != "postgresql":
+        return
+    with empty_engine.connect() as conn:
+        migrated = _check_definitions(conn)
+    for name in (
+        "ck_events_event_status",
+        "ck_events_event_category",
+        "ck_event_transitions_event_status_to",
+    ):
+        assert "= ANY ('{" in migrated[name] and "ARRAY[" not in migrated[name], migrated[name]
+    assert "integer" not in migrated["ck_events_lonlat_range"]
+    cfg = alembic_config(str(empty_engine.url))
+    with empty_engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0021")
+        before = _check_definitions(conn)
+        command.upgrade(cfg, "0022")
+        assert _check_definitions(conn) == migrated
+    assert "ARRAY['reported'::character varying" in before["ck_events_event_status"]
+    assert "('-180'::integer)::double precision" in before["ck_events_lonlat_range"]
+    assert {n for n, d in before.items() if d != migrated[n]} >= {
+        "ck_events_event_status",
+        "ck_events_rating",
+    }

@@ -3,9 +3,23 @@ numbers hidden in text that leaves the cockpit (domain.access.round_address)."""
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from domain.access import redact, round_address
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.access import _IN_TEXT, _OTHER_DIGIT, redact, round_address
+
+#: The patterns as first written, one alternative after another (each with its own lookbehind): the
+#: reference the faster ones in domain.access must agree with, match for match.
+_IN_TEXT_AS_WRITTEN = re.compile(
+    r"(?<![0-9])(?P<mobile>(?:(?:\+|＋)?86[ -]?)?1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4})(?![0-9])"
+    r"|(?<![0-9])(?P<landline>[(（]?0[1-9][0-9]{1,2}[)）]?[ -]?[2-9][0-9]{6,7})(?![0-9])"
+    r"|(?<![0-9])(?P<resident>[1-9][0-9]{5}(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+    r"[0-9]{3}[0-9Xx])(?![0-9A-Za-z])"
+)
+_OTHER_DIGIT_AS_WRITTEN = re.compile(r"(?![0-9])\d")
 
 
 @pytest.mark.parametrize(
@@ -58,3 +72,26 @@ def test_other_numbers_are_left_as_they_are(kept):
 )
 def test_house_numbers_are_hidden_and_the_road_is_kept(typed, shown):
     assert round_address(typed) == shown
+
+
+# Text made of numbers as they are typed (mobiles, landlines, resident IDs, other digit runs, with their
+# separators) and what stands between them: digits, characters a number starts with, other characters.
+_PIECE = st.one_of(
+    st.from_regex(r"(\+|＋)?(86[ -]?)?1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4}", fullmatch=True),
+    st.from_regex(r"[(（]?0[1-9][0-9]{1,2}[)）]?[ -]?[2-9][0-9]{6,7}", fullmatch=True),
+    st.from_regex(
+        r"[1-9][0-9]{5}(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx]", fullmatch=True
+    ),
+    st.text(alphabet="0123456789１３８٣ -+＋()（）Xx电a", max_size=6),
+)
+_TYPED = st.lists(_PIECE, max_size=5).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_TYPED)
+def test_the_fast_patterns_find_what_the_patterns_as_written_find(text):
+    def spans(pattern):
+        return [(m.span(), m.lastgroup) for m in pattern.finditer(text)]
+
+    assert spans(_IN_TEXT) == spans(_IN_TEXT_AS_WRITTEN)
+    assert spans(_OTHER_DIGIT) == spans(_OTHER_DIGIT_AS_WRITTEN)
