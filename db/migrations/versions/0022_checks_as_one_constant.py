@@ -60,7 +60,7 @@ def _checks(conn: sa.Connection) -> list[tuple[str, str, str]]:
 def _rewrite(rewritten: dict[str, list[tuple[str, str]]]) -> None:
     for table, changes in rewritten.items():
         clauses = [f'DROP CONSTRAINT "{name}", ADD CONSTRAINT "{name}" CHECK ({sql})' for name, sql in changes]
-        op.execute(f'ALTER TABLE "{table}" ' + ", ".join(clauses))
+        op.execute(f"ALTER TABLE {table} " + ", ".join(clauses))  # regclass text: quoted where needed
 
 
 def upgrade() -> None:
