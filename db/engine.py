@@ -100,6 +100,17 @@ def _checked_in(_dbapi_conn: Any, record: Any) -> None:
     record.info["idle_since"] = time.monotonic()
 
 
+def _transactional_again(dbapi_conn: Any, record: Any) -> None:
+    """PostgreSQL's safety net behind :func:`db.uow.reading`, which switches the driver's autocommit itself:
+    a connection that comes back to the pool in autocommit (its block closed it, or switching back failed)
+    is switched back here, after the pool's own reset, or dropped: a unit of work never gets one."""
+    if getattr(dbapi_conn, "autocommit", False):
+        try:
+            dbapi_conn.autocommit = False
+        except Exception:
+            record.invalidate()
+
+
 def _closed_by_server(engine: Engine) -> Any:
     """The checkout listener that drops a pooled PostgreSQL connection the server has closed, instead
     of a pre-ping ("SELECT 1" on every checkout: ~0.1 ms of the API's CPU per request):
@@ -250,6 +261,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         event.listen(engine, "checkout", _closed_by_server(engine))
     else:
         engine = create_engine(url, **kwargs)
+    event.listen(engine, "checkin", _transactional_again)
     if os.environ.get("AUDIT_GUARD", "1") != "0":
         install_audit_guard(engine)
     return engine

@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from types import TracebackType
 from typing import Any, Self
 
@@ -80,7 +80,8 @@ def reading(engine: Engine) -> Iterator[Connection]:
     the same through its connection characteristics, set at checkout and reset at checkin, at 44 µs a
     reading against 27 µs (on every report filed). SQLAlchemy's own ROLLBACK at the end then finds the
     driver idle and sends nothing. A connection that cannot be switched back (lost, or left in a
-    transaction) is invalidated, never returned to the pool in autocommit."""
+    transaction) is invalidated, never returned to the pool in autocommit; one the block closed itself is
+    switched back by the pool (``db.engine._transactional_again``)."""
     with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             yield conn
@@ -92,10 +93,13 @@ def reading(engine: Engine) -> Iterator[Connection]:
         try:
             yield conn
         finally:
-            if not conn.invalidated:
+            if not (conn.closed or conn.invalidated):
+                switched = False
                 if driver.info.transaction_status.name == "IDLE":
-                    driver.autocommit = False
-                else:
+                    with suppress(Exception):
+                        driver.autocommit = False
+                        switched = True
+                if not switched:
                     conn.invalidate()
 
 

@@ -128,6 +128,9 @@ def test_a_reading_commits_each_statement_and_gives_its_connection_back_transact
         conn.exec_driver_sql("BEGIN")
         left = conn.connection.driver_connection
     with engine.connect() as conn:
-        assert (
-            conn.connection.driver_connection is not left and not conn.connection.driver_connection.autocommit
-        )
+        driver = conn.connection.driver_connection
+        assert driver is not left and not driver.autocommit
+    with reading(engine) as conn:  # closed by its own block: the pool switches it back
+        conn.close()
+    with engine.connect() as conn:
+        assert conn.connection.driver_connection is driver and not driver.autocommit

@@ -8,7 +8,8 @@ again each time: 2.2–2.5 kB of node text per constraint, eight of them on ``ev
 ``perf`` on the town store, reading and planning them took ~14 % of the server's CPU per report filed.
 
 The same test written ``status::text = ANY ('{reported,…}'::text[])`` is one constant: 0.6–1.0 kB, nothing
-to fold. It accepts and refuses exactly the values it did (NULL still passes, as a CHECK lets NULL pass).
+to fold. Only constraints whose values are plain words (not ``null``) and whose text the catalog gives
+back exactly as parsed are rewritten. It accepts and refuses exactly the values it did (NULL still passes, as a CHECK lets NULL pass).
 The latitude/longitude ranges lose their integer-to-float casts the same way. Both are rewritten from what
 the catalog holds, so the values are the store's own; a constraint whose text is not in the expected form
 is left as it is (only slower). Each table's constraints change in one ALTER TABLE, one scan to validate.
@@ -45,6 +46,12 @@ _RANGE_AS_CONSTANTS = (
 _RANGE_STORED_AS_WRITTEN = "(lon >= ('-180'::integer)::double precision)"
 
 
+def _plain(values: list[str]) -> bool:
+    """Values an unquoted array literal keeps as they are: words, none read as NULL (``null`` in any case
+    would be a NULL element, and a CHECK with one passes every value). Anything else: left as it was."""
+    return bool(values) and all(_VALUE.fullmatch(v) and v.lower() != "null" for v in values)
+
+
 def _checks(conn: sa.Connection) -> list[tuple[str, str, str]]:
     return [
         (str(t), str(n), str(d))
@@ -72,7 +79,7 @@ def upgrade() -> None:
         listed = _AS_LIST.fullmatch(definition)
         if listed is not None:
             values = _LIST_VALUE.findall(listed.group(2))
-            if values and all(_VALUE.fullmatch(v) for v in values):
+            if _plain(values) and ", ".join(f"'{v}'::character varying" for v in values) == listed.group(2):
                 sql = f"{listed.group(1)}::text = ANY ('{{{','.join(values)}}}'::text[])"
                 rewritten.setdefault(table, []).append((name, sql))
         elif name.endswith("_lonlat_range") and _RANGE_STORED_AS_WRITTEN in definition:
@@ -87,9 +94,9 @@ def downgrade() -> None:
     rewritten: dict[str, list[tuple[str, str]]] = {}
     for table, name, definition in _checks(conn):
         constant = _AS_CONSTANT.fullmatch(definition)
-        if constant is not None:
-            values = ", ".join(f"'{v}'" for v in constant.group(2).split(",") if v)
-            rewritten.setdefault(table, []).append((name, f"{constant.group(1)} IN ({values})"))
+        if constant is not None and _plain(values := constant.group(2).split(",")):
+            listed = ", ".join(f"'{v}'" for v in values)
+            rewritten.setdefault(table, []).append((name, f"{constant.group(1)} IN ({listed})"))
         elif name.endswith("_lonlat_range") and "'-180'::double precision" in definition:
             rewritten.setdefault(table, []).append((name, _RANGE_AS_WRITTEN))
     _rewrite(rewritten)
