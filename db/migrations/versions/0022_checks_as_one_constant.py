@@ -24,6 +24,7 @@ Create Date: 2026-12-06 07:00:00
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from alembic import op
@@ -64,39 +65,45 @@ def _checks(conn: sa.Connection) -> list[tuple[str, str, str]]:
     ]
 
 
-def _rewrite(rewritten: dict[str, list[tuple[str, str]]]) -> None:
-    for table, changes in rewritten.items():
-        clauses = [f'DROP CONSTRAINT "{name}", ADD CONSTRAINT "{name}" CHECK ({sql})' for name, sql in changes]
+def _rewrite(written_as: Callable[[str, str], str | None]) -> None:
+    """Each CHECK for which ``written_as(name, definition)`` gives new SQL, replaced by it: one ALTER TABLE
+    (one validating scan) per table. PostgreSQL only."""
+    conn = op.get_bind()
+    if conn.dialect.name != "postgresql":
+        return
+    changes: dict[str, list[str]] = {}
+    for table, name, definition in _checks(conn):
+        sql = written_as(name, definition)
+        if sql is not None:
+            changes.setdefault(table, []).append(f'DROP CONSTRAINT "{name}", ADD CONSTRAINT "{name}" CHECK ({sql})')
+    for table, clauses in changes.items():
         op.execute(f"ALTER TABLE {table} " + ", ".join(clauses))  # regclass text: quoted where needed
 
 
+def _as_constant(name: str, definition: str) -> str | None:
+    listed = _AS_LIST.fullmatch(definition)
+    if listed is not None:
+        values = _LIST_VALUE.findall(listed.group(2))
+        if _plain(values) and ", ".join(f"'{v}'::character varying" for v in values) == listed.group(2):
+            return f"{listed.group(1)}::text = ANY ('{{{','.join(values)}}}'::text[])"
+    elif name.endswith("_lonlat_range") and _RANGE_STORED_AS_WRITTEN in definition:
+        return _RANGE_AS_CONSTANTS
+    return None
+
+
+def _as_list(name: str, definition: str) -> str | None:
+    constant = _AS_CONSTANT.fullmatch(definition)
+    if constant is not None and _plain(values := constant.group(2).split(",")):
+        listed = ", ".join(f"'{v}'" for v in values)
+        return f"{constant.group(1)} IN ({listed})"
+    if name.endswith("_lonlat_range") and "'-180'::double precision" in definition:
+        return _RANGE_AS_WRITTEN
+    return None
+
+
 def upgrade() -> None:
-    conn = op.get_bind()
-    if conn.dialect.name != "postgresql":
-        return
-    rewritten: dict[str, list[tuple[str, str]]] = {}
-    for table, name, definition in _checks(conn):
-        listed = _AS_LIST.fullmatch(definition)
-        if listed is not None:
-            values = _LIST_VALUE.findall(listed.group(2))
-            if _plain(values) and ", ".join(f"'{v}'::character varying" for v in values) == listed.group(2):
-                sql = f"{listed.group(1)}::text = ANY ('{{{','.join(values)}}}'::text[])"
-                rewritten.setdefault(table, []).append((name, sql))
-        elif name.endswith("_lonlat_range") and _RANGE_STORED_AS_WRITTEN in definition:
-            rewritten.setdefault(table, []).append((name, _RANGE_AS_CONSTANTS))
-    _rewrite(rewritten)
+    _rewrite(_as_constant)
 
 
 def downgrade() -> None:
-    conn = op.get_bind()
-    if conn.dialect.name != "postgresql":
-        return
-    rewritten: dict[str, list[tuple[str, str]]] = {}
-    for table, name, definition in _checks(conn):
-        constant = _AS_CONSTANT.fullmatch(definition)
-        if constant is not None and _plain(values := constant.group(2).split(",")):
-            listed = ", ".join(f"'{v}'" for v in values)
-            rewritten.setdefault(table, []).append((name, f"{constant.group(1)} IN ({listed})"))
-        elif name.endswith("_lonlat_range") and "'-180'::double precision" in definition:
-            rewritten.setdefault(table, []).append((name, _RANGE_AS_WRITTEN))
-    _rewrite(rewritten)
+    _rewrite(_as_list)
