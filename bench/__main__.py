@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.probe import cpu_probe_ms
 from db.engine import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +99,12 @@ def with_floor_ratios(figures: dict[str, float], floor_ms: float) -> dict[str, f
     if not floor_ms or floor_ms != floor_ms:  # no events to aggregate: no ratio
         return out
     for name, value in figures.items():
-        if name.endswith("_ms") and "floor" not in name and isinstance(value, int | float):
+        if (
+            name.endswith("_ms")
+            and "floor" not in name
+            and "probe" not in name
+            and isinstance(value, int | float)
+        ):
             out[name[: -len("_ms")] + "_floor_ratio"] = round(value / floor_ms, 1)
     return out
 
@@ -162,11 +168,14 @@ def main() -> None:
     unknown = set(chosen) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
-    floors = [store_floor_ms(engine)]
+    floors, probes = [store_floor_ms(engine)], [cpu_probe_ms()]
     for name in chosen:
         figures |= SECTIONS[name](engine, url)
     floors.append(store_floor_ms(engine))
+    probes.append(cpu_probe_ms())
     figures |= with_floor_ratios(figures, float(np.median(floors)))
+    # the machine's speed at the start and the end of the run (bench.probe), beside the store's floor
+    figures["bench_cpu_probe_ms"] = round(float(np.median(probes)), 1)
     figures["bench_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     RESULTS.mkdir(parents=True, exist_ok=True)
     # One file per store, side by side: <scale>.json (SQLite), <scale>.postgresql.json (BENCH_DATABASE_URL).

@@ -32,6 +32,7 @@ from starlette.applications import Starlette
 
 from api.open311 import group_commit, make_routes
 from bench.contention import _places
+from bench.probe import cpu_probe_ms, machine_busy_s
 from bench.scratch import store_copy
 from db.engine import make_engine
 from db.models import AdminUnit, AuditLog, Event
@@ -87,11 +88,13 @@ def _api_on(url: str) -> dict[str, float]:
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         pool.submit(int, 0).result()  # the child started (its start-up is not the server's CPU)
         batches = (group.batches, group.reports) if group else (0, 0)
-        cpu = time.process_time()
+        probes = [cpu_probe_ms()]  # the machine's speed, the server idle (bench.probe)
+        cpu, busy, t0 = time.process_time(), machine_busy_s(), time.perf_counter()
         answers, latencies, failed, elapsed, client_cpu = pool.submit(
             _clients, base, key, places, run, CLIENTS, PER_CLIENT
         ).result()
-        cpu = time.process_time() - cpu
+        cpu, busy, window = time.process_time() - cpu, machine_busy_s() - busy, time.perf_counter() - t0
+        probes.append(cpu_probe_ms())
         if group:
             batches = (group.batches - batches[0], group.reports - batches[1])
     errors = [failed]
@@ -120,9 +123,15 @@ def _api_on(url: str) -> dict[str, float]:
             if ids
             else 0
         )
+    sqlite = engine.dialect.name == "sqlite"
     engine.dispose()
     total = CLIENTS * PER_CLIENT
-    return {
+    # What else ran on the machine during the POSTs, as a share of its cores: its busy CPU less the
+    # server's and the clients'. SQLite only: there the store works inside the server; a PostgreSQL
+    # server's backends would be counted as others.
+    others = busy - cpu - client_cpu
+    shares = {"api_machine_other_cpu_share": round(max(others, 0.0) / ((os.cpu_count() or 1) * window), 2)}
+    return ({} if not sqlite else shares) | {
         "api_post_count": total,
         "api_post_requests_per_s": round(total / elapsed, 1),
         "api_post_p50_ms": round(float(np.percentile(latencies, 50)), 1),
@@ -134,6 +143,9 @@ def _api_on(url: str) -> dict[str, float]:
         "api_post_client_cpu_per_request_ms": round(client_cpu * 1000 / total, 2),
         # reports per transaction when the POSTs are written together (decision 0035; 0: one each)
         "api_post_reports_per_batch": round(batches[1] / batches[0], 2) if batches[0] else 0,
+        # the machine's speed just before and just after the POSTs (bench.probe; lower is faster)
+        "api_cpu_probe_before_ms": probes[0],
+        "api_cpu_probe_after_ms": probes[1],
         "api_post_errors": errors[0],
         "api_post_lost": total - found,
         "api_post_duplicated": stored - len(set(answers.values())),

@@ -17,10 +17,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy import func, select, text
 
+from bench.probe import cpu_probe_ms, machine_busy_s
 from bench.scratch import store_copy
 from db.engine import make_engine
 from db.models import Event
@@ -240,12 +242,12 @@ def _writer(
     points: list[tuple[float, float]],
     barrier,
     run: str = "",
-) -> tuple[int, float, float, float, float]:
+) -> _Written:
     """One intake writer: first ``len(warm)`` reports from a fresh process (the cold start: statement
     caches, SQLite's page cache), then, after every writer has warmed up, ``len(points)`` more (the
     sustained rate of a running server). Each report in its own transaction, through the service.
-    Returns the reports written, the wall-clock ends of both phases and the CPU seconds the sustained
-    phase took in this process."""
+    Writer 0 also times the machine (bench.probe) just before and just after the sustained phase, while
+    the others wait at a barrier: the window itself holds reports only."""
     from services.intake import submit_report
 
     engine = make_engine(url)
@@ -267,18 +269,45 @@ def _writer(
     cold_start = time.time()
     file(warm, WARM_PREFIX)
     cold_end = time.time()
-    barrier.wait()
+    barrier.wait()  # every writer warm: the first times the machine while the others wait
+    probes = [cpu_probe_ms()] if writer == 0 else []
     backends = _backends(engine) if writer == 0 else None
+    barrier.wait()
+    start = time.time()
+    busy = machine_busy_s() if writer == 0 else 0.0
     cpu = time.process_time()
     file(points, TITLE_PREFIX)
     end = time.time()
     cpu = time.process_time() - cpu
     barrier.wait()  # every writer done, none disconnected yet: the first reads the server's CPU
+    if writer == 0:
+        busy = machine_busy_s() - busy
     server = _server_cpu_s(backends) if backends else None
     server_cpu = None if server is None or backends is None else server - backends[1]
+    if writer == 0:
+        probes.append(cpu_probe_ms())
     barrier.wait()
     engine.dispose()
-    return len(warm) + len(points), cold_start, cold_end, end, cpu, server_cpu
+    return _Written(len(warm) + len(points), cold_start, cold_end, start, end, cpu, server_cpu, probes, busy)
+
+
+class _Written(NamedTuple):
+    """What one intake writer reports (:func:`_writer`): wall-clock times from ``time.time()``."""
+
+    reports: int
+    cold_start: float
+    cold_end: float
+    #: the sustained phase: from ``start`` (every writer warm, the machine timed) to ``end``
+    start: float
+    end: float
+    #: CPU seconds of the sustained phase: this process's, and the store's backends' (writer 0 on a
+    #: PostgreSQL server on this machine; None elsewhere)
+    cpu_s: float
+    server_cpu_s: float | None
+    #: bench.probe before and after the sustained phase (writer 0; empty for the others)
+    probes_ms: list[float]
+    #: CPU seconds the whole machine was busy over the sustained phase (writer 0; 0 for the others)
+    machine_busy_s: float
 
 
 def _backends(engine) -> tuple[list[int], float] | None:
@@ -350,12 +379,16 @@ def _intake_on(url: str) -> dict[str, float]:
             _writer, [(url, w, warm[w::WRITERS], points[w::WRITERS], barrier, run) for w in range(WRITERS)]
         )
     # Cold start: from the first writer's start to the last one's end of its warm-up reports;
-    # sustained: from the common start after the warm-up to the last writer's end.
-    cold_wall = max(r[2] for r in results) - min(r[1] for r in results)
-    sustained_start = max(r[2] for r in results)
-    wall = max(r[3] for r in results) - sustained_start
-    written = sum(r[0] for r in results)
-    server_cpu = next((r[5] for r in results if r[5] is not None), None)
+    # sustained: from the common start after the warm-up (and the machine's probe) to the last writer's end.
+    cold_wall = max(r.cold_end for r in results) - min(r.cold_start for r in results)
+    wall = max(r.end for r in results) - max(r.start for r in results)
+    written = sum(r.reports for r in results)
+    server_cpu = next((r.server_cpu_s for r in results if r.server_cpu_s is not None), None)
+    probes = [p for r in results for p in r.probes_ms]
+    # What else ran on the machine meanwhile: its busy CPU less the writers' and their backends' (on
+    # SQLite the store works in the writers), as a share of its cores over the phase. A run that met
+    # another job on the machine shows it here.
+    others = sum(r.machine_busy_s for r in results) - sum(r.cpu_s for r in results) - (server_cpu or 0.0)
     with engine.connect() as conn:
         after = conn.execute(select(func.count()).select_from(Event)).scalar_one()
         titles = conn.execute(
@@ -374,7 +407,11 @@ def _intake_on(url: str) -> dict[str, float]:
         # Where a report's time goes over the sustained phase: the writers' own CPU (Python, the driver)
         # and, on a PostgreSQL server on this machine, its backends' (the WAL writer and checkpointer
         # not counted). On 2 cores the two together cap the rate at 2,000 / (their sum) reports/s.
-        "intake_writer_cpu_per_report_ms": round(sum(r[4] for r in results) / len(points) * 1000, 2),
+        "intake_writer_cpu_per_report_ms": round(sum(r.cpu_s for r in results) / len(points) * 1000, 2),
+        # the machine's speed just before and just after the sustained phase (bench.probe; lower is faster)
+        "intake_cpu_probe_before_ms": probes[0],
+        "intake_cpu_probe_after_ms": probes[-1],
+        "intake_machine_other_cpu_share": round(max(others, 0.0) / ((os.cpu_count() or 1) * wall), 2),
     }
     if server_cpu is not None:
         out["intake_server_cpu_per_report_ms"] = round(server_cpu / len(points) * 1000, 2)
