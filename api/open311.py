@@ -40,9 +40,6 @@ from services.submissions import KeyReused
 log = logging.getLogger("api.open311")
 BASE = "/open311/v2"
 HEADERS = {"Cache-Control": "no-store"}
-#: Every method reaches the handlers, so that one they do not serve is answered in the specification's
-#: error list (Starlette's own 405 is plain English text).
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 Handler = Callable[[Request, dict[str, Any]], Response]
 MAX_UPLOAD = 10 * 1024 * 1024
 #: A form without a photo (application/x-www-form-urlencoded): text fields only.
@@ -254,6 +251,16 @@ def group_commit(engine: Any) -> GroupCommit | None:
         if found is None:
             found = _groups[engine] = GroupCommit(engine)
         return found
+
+
+class _EveryMethod(Route):
+    """A route whose handler every method reaches (TRACE, PROPFIND … too), so that one it does not serve
+    is answered 405 in the specification's error list: Starlette's own 405 for a method not listed is
+    plain English text (and under serve.py said ``Allow: GET, HEAD``)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any]) -> None:
+        super().__init__(path, endpoint)
+        self.methods = None
 
 
 def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = "") -> list[Route]:
@@ -480,21 +487,13 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
 
     p = prefix + BASE
     return [
-        Route(f"{p}/discovery.{{fmt}}", guard(discovery, root="discovery"), methods=METHODS),
-        Route(f"{p}/openapi.{{fmt}}", guard(openapi), methods=METHODS),
-        Route(f"{p}/services.{{fmt}}", guard(services_list, root="services"), methods=METHODS),
-        Route(
-            f"{p}/services/{{code}}.{{fmt}}",
-            guard(service_definition, root="service_definition"),
-            methods=METHODS,
-        ),
-        Route(
-            f"{p}/requests.{{fmt}}",
-            guard(get_requests, post_request, root="service_requests"),
-            methods=METHODS,
-        ),
-        Route(f"{p}/requests/{{id}}.{{fmt}}", guard(get_request, root="service_requests"), methods=METHODS),
-        Route(f"{p}/tokens/{{token}}.{{fmt}}", guard(get_token, root="service_requests"), methods=METHODS),
+        _EveryMethod(f"{p}/discovery.{{fmt}}", guard(discovery, root="discovery")),
+        _EveryMethod(f"{p}/openapi.{{fmt}}", guard(openapi)),
+        _EveryMethod(f"{p}/services.{{fmt}}", guard(services_list, root="services")),
+        _EveryMethod(f"{p}/services/{{code}}.{{fmt}}", guard(service_definition, root="service_definition")),
+        _EveryMethod(f"{p}/requests.{{fmt}}", guard(get_requests, post_request, root="service_requests")),
+        _EveryMethod(f"{p}/requests/{{id}}.{{fmt}}", guard(get_request, root="service_requests")),
+        _EveryMethod(f"{p}/tokens/{{token}}.{{fmt}}", guard(get_token, root="service_requests")),
     ]
 
 

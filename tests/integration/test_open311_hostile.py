@@ -1,0 +1,72 @@
+"""The Open311 API against hostile or careless clients (review B): methods and paths it does not serve,
+headers an XML answer must keep, text in a charset other than the one declared, personal numbers typed
+with separators the masks did not know. Every refusal is the specification's error list in Chinese and
+leaves the store as it was."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from db.models import AuditLog, Event
+from tests.builders import grid_centre
+from tests.open311_server import served, square_store
+
+BASE = "/open311/v2"
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture(scope="module")
+def store(new_store_url):
+    with square_store(new_store_url()) as (engine, key):
+        yield engine, key("12345", "990001001")[1], key
+
+
+@pytest.fixture(scope="module")
+def url(store):
+    with served(store[0]) as host:
+        yield f"http://{host}{BASE}"
+
+
+def _fields(key: str, i: int = 0, **extra: str) -> dict[str, str]:
+    lon, lat = grid_centre(i)
+    return {
+        "api_key": key,
+        "service_code": "urban",
+        "lat": str(lat),
+        "long": str(lon),
+        "description": "路口占道经营",
+        **extra,
+    }
+
+
+def _counts(engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        return (
+            conn.execute(select(func.count()).select_from(Event)).scalar_one(),
+            conn.execute(select(func.count()).select_from(AuditLog)).scalar_one(),
+        )
+
+
+def _refused(answer: requests.Response, status: int, *words: str) -> None:
+    """The specification's error list, in Chinese, naming ``words``."""
+    assert answer.status_code == status, answer.text
+    errors = answer.json()
+    assert isinstance(errors, list) and errors and all(set(e) == {"code", "description"} for e in errors)
+    text = " ".join(e["description"] for e in errors)
+    assert CJK.search(text) and all(w in text for w in words), text
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "MKCOL", "LINK"])
+def test_a_method_outside_the_usual_ones_gets_the_error_list_too(store, url, method):
+    """PUT, DELETE and PATCH were answered in the error list; TRACE or a WebDAV method reached Starlette's
+    own 405, plain English text (and under serve.py one that said ``Allow: GET, HEAD``)."""
+    engine = store[0]
+    before = _counts(engine)
+    answer = requests.request(method, f"{url}/requests.json", timeout=30)
+    _refused(answer, 405, method)
+    assert answer.headers["Allow"] == "GET, HEAD, POST"
+    assert _counts(engine) == before
