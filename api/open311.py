@@ -494,7 +494,19 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
         _EveryMethod(f"{p}/requests.{{fmt}}", guard(get_requests, post_request, root="service_requests")),
         _EveryMethod(f"{p}/requests/{{id}}.{{fmt}}", guard(get_request, root="service_requests")),
         _EveryMethod(f"{p}/tokens/{{token}}.{{fmt}}", guard(get_token, root="service_requests")),
+        # last: any other address under the API (no format, a path it does not have) is the error list,
+        # not Starlette's plain "Not Found" (nor, under serve.py, the app's HTML page answered 200)
+        _EveryMethod(p, _unknown),
+        _EveryMethod(f"{p}/{{rest:path}}", _unknown),
     ]
+
+
+async def _unknown(request: Request) -> Response:
+    return _error(
+        404,
+        "没有这个接口地址：可用 discovery、services、services/{事项代码}、requests、requests/{请求编号}、"
+        "tokens/{token}、openapi，路径以 .json 或 .xml 结尾",
+    )
 
 
 MAX_IDS = 200

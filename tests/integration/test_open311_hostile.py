@@ -70,3 +70,28 @@ def test_a_method_outside_the_usual_ones_gets_the_error_list_too(store, url, met
     _refused(answer, 405, method)
     assert answer.headers["Allow"] == "GET, HEAD, POST"
     assert _counts(engine) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", ""),
+        ("GET", "/"),
+        ("GET", "/requests"),
+        ("POST", "/requests"),
+        ("GET", "/requests."),
+        ("GET", "/services/urban/attributes.json"),
+        ("GET", "/requests/1/notes.json"),
+        ("DELETE", "/nothing"),
+    ],
+)
+def test_an_address_under_the_api_that_it_does_not_serve_is_a_404_in_the_error_list(store, url, method, path):
+    """A path without its format or one the API does not have was Starlette's plain 'Not Found' (and under
+    serve.py the app's HTML page with a 200, or its 405)."""
+    engine, key, _ = store
+    before = _counts(engine)
+    answer = requests.request(
+        method, f"{url}{path}", data=_fields(key) if method == "POST" else None, timeout=30
+    )
+    _refused(answer, 404, "接口")
+    assert _counts(engine) == before
