@@ -117,8 +117,13 @@ def _as_xml(answer: JSONResponse, root: str) -> Response:
         for k, v in body.items():
             _element(top, k, v)
     text = '<?xml version="1.0" encoding="utf-8"?>' + tostring(top, encoding="unicode")
+    # the JSON answer's own headers too: a 405's Allow, a 429's Retry-After
+    kept = {k: v for k, v in answer.headers.items() if k in ("allow", "retry-after")}
     return Response(
-        text.encode(), status_code=answer.status_code, media_type="text/xml; charset=utf-8", headers=HEADERS
+        text.encode(),
+        status_code=answer.status_code,
+        media_type="text/xml; charset=utf-8",
+        headers={**HEADERS, **kept},
     )
 
 

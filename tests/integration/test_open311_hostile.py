@@ -95,3 +95,18 @@ def test_an_address_under_the_api_that_it_does_not_serve_is_a_404_in_the_error_l
     )
     _refused(answer, 404, "接口")
     assert _counts(engine) == before
+
+
+def test_an_xml_refusal_keeps_the_allow_and_retry_after_headers(store, url):
+    """The XML answer was rebuilt from the JSON one with only Cache-Control: a 405 lost its Allow and a
+    429 its Retry-After."""
+    _, _, key = store
+    put = requests.put(f"{url}/requests.xml", timeout=30)
+    assert put.status_code == 405 and put.headers["Allow"] == "GET, HEAD, POST"
+    assert put.headers["Content-Type"].startswith("text/xml")
+    slow = key("mini_program", "990001001", per_minute=1)[1]
+    assert requests.get(f"{url}/requests.xml", params={"api_key": slow}, timeout=30).status_code == 200
+    over = requests.get(f"{url}/requests.xml", params={"api_key": slow}, timeout=30)
+    assert over.status_code == 429 and over.headers["Content-Type"].startswith("text/xml")
+    assert 1 <= int(over.headers["Retry-After"]) <= 60
+    assert over.headers["Cache-Control"] == "no-store"
