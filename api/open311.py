@@ -24,7 +24,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from sqlalchemy import Connection
 from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -135,7 +135,10 @@ async def _read_form(request: Request) -> dict[str, Any] | Response:
     kind, _, params = request.headers.get("content-type", "").partition(";")
     kind = kind.strip().lower()
     if kind == "multipart/form-data":
-        return await _read_multipart(request)
+        charset = _charset(params)
+        if isinstance(charset, Response):
+            return charset
+        return await _read_multipart(request, charset)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
@@ -145,15 +148,9 @@ async def _read_form(request: Request) -> dict[str, Any] | Response:
         return _error(
             400, "请求体须为 application/x-www-form-urlencoded 或 multipart/form-data 表单（不支持 JSON）"
         )
-    charset = "utf-8"
-    for param in params.split(";"):
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset":
-            charset = value.strip().strip('"').lower() or "utf-8"
-    if charset in GB:
-        charset = "gb18030"
-    if charset not in ("utf-8", "utf8", "gb18030"):
-        return _error(400, f"不支持的字符集：{charset[:20]}（请用 UTF-8，或 GBK）")
+    charset = _charset(params)
+    if isinstance(charset, Response):
+        return charset
     try:
         pairs = parse_qsl(
             bytes(body).decode(charset),
@@ -169,6 +166,44 @@ async def _read_form(request: Request) -> dict[str, Any] | Response:
     except ValueError:
         return _error(400, f"表单字段过多（上限 {MAX_FIELDS} 个）")
     return dict(pairs)
+
+
+def _charset(params: str) -> str | Response:
+    """The charset a Content-Type's parameters declare (UTF-8 unless it says GBK/GB18030, read as GB
+    18030), or the specification's 400 for any other."""
+    charset = "utf-8"
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower() or "utf-8"
+    if charset in GB:
+        charset = "gb18030"
+    if charset not in ("utf-8", "utf8", "gb18030"):
+        return _error(400, f"不支持的字符集：{charset[:20]}（请用 UTF-8，或 GBK）")
+    return charset
+
+
+class _StrictParts(MultiPartParser):
+    """Starlette's multipart parser, but a text field is decoded strictly in the body's declared charset:
+    Starlette reads one that is not in it as Latin-1 (GBK text sent undeclared was stored garbled). Such
+    a field's name is kept in ``undecodable``."""
+
+    def __init__(self, *args: Any, charset: str, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.text_charset = charset
+        self.undecodable: list[str] = []
+
+    def on_part_end(self) -> None:
+        part = self._current_part
+        if part.file is not None:
+            super().on_part_end()
+            return
+        try:
+            value = bytes(part.data).decode(self.text_charset)
+        except UnicodeDecodeError:
+            self.undecodable.append(part.field_name)
+            value = ""
+        self.items.append((part.field_name, value))
 
 
 class _TooLarge(Exception):
@@ -192,13 +227,17 @@ def _capped(request: Request, limit: int) -> Request:
     return Request(request.scope, receive)
 
 
-async def _read_multipart(request: Request) -> dict[str, Any] | Response:
+async def _read_multipart(request: Request, charset: str) -> dict[str, Any] | Response:
     too_large = _error(400, "请求体过大：照片上限 10 MB，文字字段合计上限 1 MB")
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BODY:  # said before it is sent: refused unread
         return too_large
+    capped = _capped(request, MAX_BODY)
+    parser = _StrictParts(
+        capped.headers, capped.stream(), max_files=1, max_fields=MAX_FIELDS, charset=charset
+    )
     try:
-        data = await _capped(request, MAX_BODY).form(max_files=1, max_fields=MAX_FIELDS)
+        data = await parser.parse()
     except _TooLarge:
         return too_large
     except (MultiPartException, HTTPException) as exc:  # Starlette raises the latter inside an app
@@ -212,11 +251,15 @@ async def _read_multipart(request: Request) -> dict[str, Any] | Response:
         return _error(400, "multipart/form-data 表单格式有误，无法读取")
     except Exception:  # a body that is not the multipart it says it is
         return _error(400, "multipart/form-data 表单格式有误，无法读取")
+    if parser.undecodable:
+        name = parser.undecodable[0][:40]
+        return _error(
+            400,
+            f"字段 {name} 不是 {charset.upper()} 编码的文字；请用 UTF-8 编码，或在 Content-Type 中注明 charset=gbk",
+        )
     form: dict[str, Any] = {}
     for name, value in data.items():
         if isinstance(value, str):
-            if "\ufffd" in value:  # bytes that were not UTF-8, replaced while reading
-                return _error(400, f"字段 {name[:40]} 不是 UTF-8 编码的文字")
             form[name] = value
     media = data.get("media")
     if media is not None and not isinstance(media, str):  # the uploaded photo

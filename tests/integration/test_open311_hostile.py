@@ -110,3 +110,53 @@ def test_an_xml_refusal_keeps_the_allow_and_retry_after_headers(store, url):
     assert over.status_code == 429 and over.headers["Content-Type"].startswith("text/xml")
     assert 1 <= int(over.headers["Retry-After"]) <= 60
     assert over.headers["Cache-Control"] == "no-store"
+
+
+def _multipart(fields: dict[str, str], encoding: str = "utf-8", boundary: str = "b0und") -> bytes:
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'.encode()
+        + v.encode(encoding)
+        + b"\r\n"
+        for k, v in fields.items()
+    ]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
+def test_multipart_text_not_in_its_charset_is_refused_not_stored_as_latin_1(store, url):
+    """Starlette reads a multipart text field that is not in the body's charset as Latin-1: GBK text sent
+    without a charset was stored garbled (路灯不亮 as Â·µÆ²»ÁÁ) and the check for U+FFFD never saw it."""
+    engine, key, _ = store
+    fields = _fields(key, 1, description="路灯不亮，占道经营")
+    before = _counts(engine)
+    for kind in ("multipart/form-data; boundary=b0und", "multipart/form-data; boundary=b0und; charset=utf-8"):
+        sent = requests.post(
+            f"{url}/requests.json", data=_multipart(fields, "gbk"), headers={"Content-Type": kind}, timeout=30
+        )
+        _refused(sent, 400, "description", "UTF-8")
+    odd = requests.post(
+        f"{url}/requests.json",
+        data=_multipart(fields),
+        headers={"Content-Type": "multipart/form-data; boundary=b0und; charset=koi8-r"},
+        timeout=30,
+    )
+    _refused(odd, 400, "字符集")
+    assert _counts(engine) == before
+    declared = requests.post(
+        f"{url}/requests.json",
+        data=_multipart(fields, "gbk"),
+        headers={"Content-Type": "multipart/form-data; boundary=b0und; charset=GBK"},
+        timeout=30,
+    )
+    assert declared.status_code == 200, declared.text
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(Event.description).where(Event.id == int(declared.json()[0]["service_request_id"]))
+        ).scalar_one()
+    assert stored == "路灯不亮，占道经营"
+    plain = requests.post(
+        f"{url}/requests.json",
+        data=_multipart(_fields(key, 1, description="井盖缺失 � 已报")),
+        headers={"Content-Type": "multipart/form-data; boundary=b0und"},
+        timeout=30,
+    )
+    assert plain.status_code == 200, plain.text  # U+FFFD typed as such is text like any other
