@@ -151,21 +151,50 @@ async def _read_form(request: Request) -> dict[str, Any] | Response:
     charset = _charset(params)
     if isinstance(charset, Response):
         return charset
-    try:
+    try:  # split on the bytes (Latin-1 keeps each byte), then each name and value decoded as declared
         pairs = parse_qsl(
-            bytes(body).decode(charset),
+            bytes(body).decode("latin-1"),
             keep_blank_values=True,
-            encoding=charset,
-            errors="strict",
+            encoding="latin-1",
             max_num_fields=MAX_FIELDS,
-        )
-    except UnicodeDecodeError:
-        return _error(
-            400, f"表单内容不是 {charset.upper()} 编码；请用 UTF-8 编码，或在 Content-Type 中注明 charset=gbk"
         )
     except ValueError:
         return _error(400, f"表单字段过多（上限 {MAX_FIELDS} 个）")
-    return dict(pairs)
+    form: dict[str, Any] = {}
+    for name, value in pairs:
+        try:
+            form[_decoded(name.encode("latin-1"), charset)] = _decoded(value.encode("latin-1"), charset)
+        except UnicodeDecodeError:
+            return _error(
+                400,
+                f"表单内容不是 {charset.upper()} 编码；请用 UTF-8 编码，或在 Content-Type 中注明 charset=gbk",
+            )
+        except _Utf8AsGb:
+            return _error(400, UTF8_AS_GB)
+    return form
+
+
+class _Utf8AsGb(ValueError):
+    """Text declared GBK that reads as UTF-8 (most UTF-8 Chinese is also valid GB 18030 bytes)."""
+
+
+UTF8_AS_GB = (
+    "表单内容是 UTF-8 编码，但 Content-Type 注明了 charset=gbk；请去掉 charset=gbk，或以 GBK 编码发送"
+)
+
+
+def _decoded(raw: bytes, charset: str) -> str:
+    """``raw`` decoded strictly in ``charset`` (UnicodeDecodeError); under a GB label, non-ASCII text that
+    reads as UTF-8 too is :class:`_Utf8AsGb`: a client that declared GBK and sent UTF-8, whose text GB
+    18030 would read as other characters (井盖缺失 as 浜曠洊缂哄け), never stored so."""
+    text = raw.decode(charset)
+    if charset == "gb18030" and not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return text
+        raise _Utf8AsGb
+    return text
 
 
 def _charset(params: str) -> str | Response:
@@ -192,6 +221,7 @@ class _StrictParts(MultiPartParser):
         super().__init__(*args, **kw)
         self.text_charset = charset
         self.undecodable: list[str] = []
+        self.utf8_as_gb = False
 
     def on_part_end(self) -> None:
         part = self._current_part
@@ -199,9 +229,12 @@ class _StrictParts(MultiPartParser):
             super().on_part_end()
             return
         try:
-            value = bytes(part.data).decode(self.text_charset)
+            value = _decoded(bytes(part.data), self.text_charset)
         except UnicodeDecodeError:
             self.undecodable.append(part.field_name)
+            value = ""
+        except _Utf8AsGb:
+            self.utf8_as_gb = True
             value = ""
         self.items.append((part.field_name, value))
 
@@ -251,6 +284,8 @@ async def _read_multipart(request: Request, charset: str) -> dict[str, Any] | Re
         return _error(400, "multipart/form-data 表单格式有误，无法读取")
     except Exception:  # a body that is not the multipart it says it is
         return _error(400, "multipart/form-data 表单格式有误，无法读取")
+    if parser.utf8_as_gb:
+        return _error(400, UTF8_AS_GB)
     if parser.undecodable:
         name = parser.undecodable[0][:40]
         return _error(

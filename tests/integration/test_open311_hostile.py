@@ -160,3 +160,39 @@ def test_multipart_text_not_in_its_charset_is_refused_not_stored_as_latin_1(stor
         timeout=30,
     )
     assert plain.status_code == 200, plain.text  # U+FFFD typed as such is text like any other
+
+
+def test_utf_8_text_declared_as_gbk_is_refused_not_stored_garbled(store, url):
+    """Most UTF-8 Chinese is also valid GB 18030 bytes: a form declared charset=gbk but sent in UTF-8
+    was stored as 浜曠洊缂哄け for 井盖缺失. Text that reads as UTF-8 is refused under a GBK label."""
+    from urllib.parse import urlencode
+
+    engine, key, _ = store
+    fields = _fields(key, 2, description="井盖缺失", address_string="荷花街道")
+    before = _counts(engine)
+    form = requests.post(
+        f"{url}/requests.json",
+        data=urlencode(fields).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=gbk"},
+        timeout=30,
+    )
+    _refused(form, 400, "UTF-8", "charset=gbk")
+    parts = requests.post(
+        f"{url}/requests.json",
+        data=_multipart(fields),
+        headers={"Content-Type": "multipart/form-data; boundary=b0und; charset=gbk"},
+        timeout=30,
+    )
+    _refused(parts, 400, "UTF-8", "charset=gbk")
+    assert _counts(engine) == before
+    for body, kind in (
+        (urlencode(fields, encoding="gbk").encode(), "application/x-www-form-urlencoded; charset=gbk"),
+        (_multipart(fields, "gbk"), "multipart/form-data; boundary=b0und; charset=gbk"),
+    ):
+        sent = requests.post(f"{url}/requests.json", data=body, headers={"Content-Type": kind}, timeout=30)
+        assert sent.status_code == 200, sent.text
+        with engine.connect() as conn:
+            stored = conn.execute(
+                select(Event.description).where(Event.id == int(sent.json()[0]["service_request_id"]))
+            ).scalar_one()
+        assert stored == "井盖缺失\n地址：荷花街道"
