@@ -158,17 +158,22 @@ def _ascii_digits(text: str) -> str:
     return _OTHER_DIGIT.sub(lambda m: str(int(m.group())), text)
 
 
-#: Numbers in free text that name a person: a mainland mobile with or without +86/86 and with spaces or
-#: hyphens between its groups (138 1234 5678, +86-138-1234-5678); a landline with its area code
-#: (0570-8765432, (0570)8765432, 010 62345678); an 18-character resident ID (身份证) whose birth date is a date.
+#: What may stand between a number's groups: a space (also no-break and ideographic, as pasted or typed
+#: in a full-width IME), a hyphen (also full-width, en and em dashes) or a dot.
+_SEP = "[ \u00a0\u3000\\-\uff0d\u2013\u2014.\uff0e]"
+
+#: Numbers in free text that name a person: a mainland mobile with or without +86/86 and with a
+#: separator (:data:`_SEP`) between its groups (138 1234 5678, +86-138-1234-5678, 138.1234.5678); a
+#: landline with its area code (0570-8765432, (0570)8765432, 010 62345678); an 18-character resident ID
+#: (身份证) whose birth date is a date, its X full-width or not, its region, birth date and rest apart or not.
 #: The lookahead names every character a number can start with: the engine skips to those instead of
 #: trying the three alternatives at every character (8 µs instead of 44 µs for a new event's audit text).
 _IN_TEXT = re.compile(
     r"(?=[+＋(（0-9])(?<![0-9])(?:"
-    r"(?P<mobile>(?:(?:\+|＋)?86[ -]?)?1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4})(?![0-9])"
-    r"|(?P<landline>[(（]?0[1-9][0-9]{1,2}[)）]?[ -]?[2-9][0-9]{6,7})(?![0-9])"
-    r"|(?P<resident>[1-9][0-9]{5}(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
-    r"[0-9]{3}[0-9Xx])(?![0-9A-Za-z]))"
+    rf"(?P<mobile>(?:(?:\+|＋)?86{_SEP}?)?1[3-9][0-9]{_SEP}?[0-9]{{4}}{_SEP}?[0-9]{{4}})(?![0-9])"
+    rf"|(?P<landline>[(（]?0[1-9][0-9]{{1,2}}[)）]?{_SEP}?[2-9][0-9]{{6,7}})(?![0-9])"
+    rf"|(?P<resident>[1-9][0-9]{{5}}{_SEP}?(?:19|20)[0-9]{{2}}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+    rf"{_SEP}?[0-9]{{3}}[0-9XxＸｘ])(?![0-9A-Za-z]))"
 )
 
 

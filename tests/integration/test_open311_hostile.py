@@ -196,3 +196,30 @@ def test_utf_8_text_declared_as_gbk_is_refused_not_stored_garbled(store, url):
                 select(Event.description).where(Event.id == int(sent.json()[0]["service_request_id"]))
             ).scalar_one()
         assert stored == "井盖缺失\n地址：荷花街道"
+
+
+@pytest.mark.parametrize(
+    ("typed", "secret"),
+    [
+        ("１３８－１２３４－５６７８", "１２３４"),  # an IME in full-width mode: digits and hyphens
+        ("138\u00a01234\u00a05678", "1234"),  # no-break spaces, pasted from a web page or a document
+        ("138\u30001234\u30005678", "1234"),  # ideographic spaces
+        ("138.1234.5678", "1234"),
+        ("138–1234–5678", "1234"),  # an en dash, as a word processor corrects a hyphen
+        ("座机 0570－8765432", "8765"),
+        ("身份证３３０８０２１９９００１０１１２３Ｘ", "１９９００１０１"),  # full-width, its X too
+        ("身份证 330802 19900101 123X", "19900101"),  # in its three groups
+    ],
+)
+def test_phones_and_ids_typed_with_other_separators_do_not_leave_through_the_api(store, url, typed, secret):
+    """The masks knew a space and an ASCII hyphen between a number's groups (and full-width digits, but
+    not a full-width X): these were answered as typed to every system reading the API."""
+    _, key, _ = store
+    filed = requests.post(
+        f"{url}/requests.json", data=_fields(key, 3, description=f"回拨 {typed}"), timeout=30
+    )
+    assert filed.status_code == 200, filed.text
+    rid = filed.json()[0]["service_request_id"]
+    shown = requests.get(f"{url}/requests/{rid}.json", params={"api_key": key}, timeout=30).json()[0]
+    assert secret not in shown["description"], shown["description"]
+    assert "*" in shown["description"]
