@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import struct
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -250,13 +251,19 @@ def unstorable(text: str) -> bool:
 UNSTORABLE = "含有无法保存的控制字符（如空字符），请删除后重新输入"
 
 
+def blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: only spaces (any, the ideographic one too) and format characters
+    (zero-width spaces and joiners, direction marks, the BOM), which str.strip keeps."""
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in text)
+
+
 def check_form(form: ReportForm) -> dict[str, str]:
     """Every field problem of a reported event (empty when it is acceptable), keyed by the form's fields
     (事项类别, 标题, 描述, 位置, 联系电话): the one checker of the 随手拍 form and of an imported file's rows."""
     problems: dict[str, str] = {}
     if form.category not in {c.value for c in EventCategory}:
         problems["事项类别"] = "请选择事项类别"
-    if not form.title.strip():
+    if blank(form.title):
         problems["标题"] = "请填写标题"
     elif len(form.title) > MAX_TITLE:
         problems["标题"] = f"标题不能超过 {MAX_TITLE} 字"

@@ -29,7 +29,7 @@ from db.models import AdminUnit, Department, Event
 from db.uow import UnitOfWork, reading
 from domain.access import redact, round_address
 from domain.errors import FieldProblems
-from domain.intake import MAX_TEXT, UNSTORABLE, ReportForm, unstorable
+from domain.intake import MAX_TEXT, UNSTORABLE, ReportForm, blank, unstorable
 from domain.vocabulary import OPEN_STATUSES, EventCategory, EventSource, EventStatus, Urgency
 from geo.crs import POINT_SYSTEMS, POINTS_GCJ02, POINTS_WGS84, gcj02_to_wgs84
 from services import clock, submissions
@@ -75,8 +75,6 @@ WORK_ORDER = re.compile(r"[A-Za-z0-9_\-.:/]{1,64}")
 MAX_DESCRIPTION = MAX_TEXT
 MAX_ADDRESS = 300
 MAX_LIST = 1000
-#: Characters that show nothing: a description of only these is empty (zero-width spaces, joiners, BOM).
-INVISIBLE = " \t\r\n\u00a0\u200b\u200c\u200d\u2060\u3000\ufeff"
 
 
 _engines: dict[str, Engine] = {}
@@ -226,7 +224,7 @@ def prepare_request(
     if system not in CRS:
         problems["坐标系"] = "坐标系只能是 wgs84 或 gcj02"
     text = (description or "").strip()
-    if not text.strip(INVISIBLE):
+    if blank(text):  # nothing that shows: zero-width spaces, direction marks … only
         problems["description"] = "请填写事件描述"
     elif len(text) > MAX_DESCRIPTION:
         problems["description"] = f"事件描述过长（{len(text)} 字），上限 {MAX_DESCRIPTION} 字"

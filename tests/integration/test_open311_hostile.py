@@ -223,3 +223,16 @@ def test_phones_and_ids_typed_with_other_separators_do_not_leave_through_the_api
     shown = requests.get(f"{url}/requests/{rid}.json", params={"api_key": key}, timeout=30).json()[0]
     assert secret not in shown["description"], shown["description"]
     assert "*" in shown["description"]
+
+
+def test_a_description_of_direction_marks_only_is_empty(store, url):
+    """The API's list of invisible characters had zero-width spaces and the BOM, not direction marks."""
+    engine, key, _ = store
+    before = _counts(engine)
+    for text in ("\u200f\u202e", "\u200e\u2066\u2069"):
+        _refused(
+            requests.post(f"{url}/requests.json", data=_fields(key, description=text), timeout=30),
+            400,
+            "描述",
+        )
+    assert _counts(engine) == before
