@@ -27,3 +27,18 @@ def test_a_title_of_only_invisible_characters_is_refused_as_empty(store, title):
     at = _fill(page("pages/report.py").run(), title=title)
     assert any("标题" in e.value and "请填写标题" in e.value for e in at.error), [e.value for e in at.error]
     assert _events(store) == before
+
+
+def test_the_possible_duplicates_shown_to_anyone_carry_no_phone_or_house_number(store):
+    """The page needs no login, and its list of possible duplicates showed other reporters' titles as they
+    typed them: a visitor choosing a place and a category read their phone numbers."""
+    at = _fill(
+        page("pages/report.py").run(), title="紫荆路88号3幢门口垃圾 回拨13812345678", category="生态环境"
+    )
+    if at.warning:
+        at = next(b for b in at.button if b.label == "不是同一件事，仍然新建").click().run()
+    assert any("上报成功" in s.value for s in at.success)
+    visitor = _fill(page("pages/report.py").run(), title="垃圾", category="生态环境")
+    listed = " ".join(m.value for m in visitor.markdown if "距此约" in m.value)
+    assert "门口垃圾" in listed  # the report is offered as a possible duplicate
+    assert "12345678" not in listed and "88号" not in listed, listed
