@@ -151,6 +151,10 @@ async def _read_form(request: Request) -> dict[str, Any] | Response:
     charset = _charset(params)
     if isinstance(charset, Response):
         return charset
+    if charset.startswith("utf") and body.startswith(b"\xef\xbb\xbf"):
+        # a byte-order mark some Windows tools write first: it would stick to the first field's name
+        # (the key then read as missing), so it is dropped as a UTF-8 decoder drops it
+        del body[:3]
     try:  # split on the bytes (Latin-1 keeps each byte), then each name and value decoded as declared
         pairs = parse_qsl(
             bytes(body).decode("latin-1"),

@@ -236,3 +236,20 @@ def test_a_description_of_direction_marks_only_is_empty(store, url):
             "描述",
         )
     assert _counts(engine) == before
+
+
+def test_a_form_that_starts_with_a_byte_order_mark_is_read_as_without_it(store, url):
+    """Windows tools may write a UTF-8 byte-order mark before a form: it stuck to the first field's name,
+    and the answer said 缺少 api_key though the key was there."""
+    from urllib.parse import urlencode
+
+    engine, key, _ = store
+    before = _counts(engine)
+    sent = requests.post(
+        f"{url}/requests.json",
+        data=b"\xef\xbb\xbf" + urlencode(_fields(key, 3, description="窨井盖松动")).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=30,
+    )
+    assert sent.status_code == 200, sent.text
+    assert _counts(engine)[0] == before[0] + 1
