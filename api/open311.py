@@ -219,13 +219,18 @@ def _charset(params: str) -> str | Response:
 class _StrictParts(MultiPartParser):
     """Starlette's multipart parser, but a text field is decoded strictly in the body's declared charset:
     Starlette reads one that is not in it as Latin-1 (GBK text sent undeclared was stored garbled). Such
-    a field's name is kept in ``undecodable``."""
+    a field's name is kept in ``undecodable``. ``ended``: the closing boundary was read (a body cut off
+    before it lost its last field without a word)."""
 
     def __init__(self, *args: Any, charset: str, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.text_charset = charset
         self.undecodable: list[str] = []
         self.utf8_as_gb = False
+        self.ended = False
+
+    def on_end(self) -> None:
+        self.ended = True
 
     def on_part_end(self) -> None:
         part = self._current_part
@@ -288,6 +293,8 @@ async def _read_multipart(request: Request, charset: str) -> dict[str, Any] | Re
         return _error(400, "multipart/form-data 表单格式有误，无法读取")
     except Exception:  # a body that is not the multipart it says it is
         return _error(400, "multipart/form-data 表单格式有误，无法读取")
+    if not parser.ended:  # cut off in transit or by the client: its last field would be missing
+        return _error(400, "multipart/form-data 表单不完整（缺少结束分隔线），请重新发送")
     if parser.utf8_as_gb:
         return _error(400, UTF8_AS_GB)
     if parser.undecodable:

@@ -97,9 +97,14 @@ def test_an_address_under_the_api_that_it_does_not_serve_is_a_404_in_the_error_l
     assert _counts(engine) == before
 
 
-def test_an_xml_refusal_keeps_the_allow_and_retry_after_headers(store, url):
+def test_an_xml_refusal_keeps_the_allow_and_retry_after_headers(store, url, monkeypatch):
     """The XML answer was rebuilt from the JSON one with only Cache-Control: a 405 lost its Allow and a
     429 its Retry-After."""
+    from services import api_keys
+
+    monkeypatch.setattr(
+        api_keys, "LIMITS", api_keys.RateWindow()
+    )  # the process's windows hold other stores' key ids
     _, _, key = store
     put = requests.put(f"{url}/requests.xml", timeout=30)
     assert put.status_code == 405 and put.headers["Allow"] == "GET, HEAD, POST"
@@ -253,3 +258,27 @@ def test_a_form_that_starts_with_a_byte_order_mark_is_read_as_without_it(store, 
     )
     assert sent.status_code == 200, sent.text
     assert _counts(engine)[0] == before[0] + 1
+
+
+def test_a_multipart_body_cut_off_before_its_end_is_refused_as_incomplete(store, url):
+    """A multipart body that stops before its closing boundary lost its unfinished last field without a
+    word: the answer blamed the client for a missing description it had sent."""
+    engine, key, _ = store
+    whole = _multipart(_fields(key, 0, description="夜间施工噪音"))
+    before = _counts(engine)
+    for cut in (whole[: -len(b"--b0und--\r\n")], whole[: whole.rindex(b"\r\n--b0und")]):
+        sent = requests.post(
+            f"{url}/requests.json",
+            data=cut,
+            headers={"Content-Type": "multipart/form-data; boundary=b0und"},
+            timeout=30,
+        )
+        _refused(sent, 400, "不完整")
+    assert _counts(engine) == before
+    sent = requests.post(
+        f"{url}/requests.json",
+        data=whole,
+        headers={"Content-Type": "multipart/form-data; boundary=b0und"},
+        timeout=30,
+    )
+    assert sent.status_code == 200, sent.text
