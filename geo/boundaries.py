@@ -320,9 +320,15 @@ def read_source(
             notes += text.notes
         _allow_large_geojson(max_bytes)
         try:
-            # text in a known encoding is read byte for byte (ISO-8859-1) and decoded here: GDAL would take
-            # an unknown .cpg as Latin-1 without a word, and pyogrio fails on a field name cut mid-character
-            frame = gpd.read_file(dataset, layer=layer_name, encoding="ISO-8859-1" if text.encoding else None)
+            if kind == "KML":
+                frame = _read_kml(dataset, notes)
+            else:
+                # text in a known encoding is read byte for byte (ISO-8859-1) and decoded here: GDAL would
+                # take an unknown .cpg as Latin-1 without a word, and pyogrio fails on a field name cut
+                # mid-character
+                frame = gpd.read_file(
+                    dataset, layer=layer_name, encoding="ISO-8859-1" if text.encoding else None
+                )
         except Exception as exc:  # any reader failure is the user's file, reported not raised
             return None, [_unreadable(exc, kind, dataset, Path(tmp))]
         if text.encoding:
@@ -336,6 +342,33 @@ def read_source(
             )
         ]
     return SourceFile(frame, name, kind, notes, layers), []
+
+
+def _read_kml(dataset: Path, notes: list[str]) -> gpd.GeoDataFrame:
+    """Every folder of a KML as one frame. GDAL reads each <Folder> (and the placemarks at the document's
+    level) as a layer of its own, and only the first by default: Google Earth, 天地图 and 奥维 keep placemarks
+    in folders (often nested, the outer one empty), so the first layer held part of the area, or nothing,
+    or only the map's point labels. Point placemarks (labels, 村委 markers) are left out with a note;
+    lines stay, to be refused as not polygons."""
+    names = [str(n) for n, _ in pyogrio.list_layers(dataset)]
+    if len(names) <= 1:
+        return gpd.read_file(dataset)
+    frames = [gpd.read_file(dataset, layer=n) for n in names]
+    filled = [(n, f) for n, f in zip(names, frames, strict=True) if len(f)]
+    if not filled:
+        return frames[0]
+    frame = gpd.GeoDataFrame(
+        pd.concat([f for _, f in filled], ignore_index=True), geometry="geometry", crs=filled[0][1].crs
+    )
+    points = frame.geometry.notna() & frame.geometry.geom_type.isin(["Point", "MultiPoint"])
+    if points.any() and not points.all():  # a file of points only is refused as such
+        frame = frame[~points].reset_index(drop=True)
+        notes.append(f"KML 中的 {int(points.sum())} 个点标注不是边界，未读取")
+    notes.append(
+        f"KML 有 {len(filled)} 个含要素的文件夹（{'、'.join(n for n, _ in filled[:10])}"
+        f"{' 等' if len(filled) > 10 else ''}），已全部读取"
+    )
+    return frame
 
 
 #: The person's words for a file cut short, whatever part of it.

@@ -405,3 +405,35 @@ def test_codes_that_lost_their_leading_zeros_are_hinted_at(empty_engine):
     assert {e.reason for e in result.errors} == {
         "未知的上级编码 030899：编码可能丢失了开头的 0（Excel 会这样），已有编码 30899：请把编码列设为文本后重新导出"
     }
+
+
+# ------------------------------------------------------------------------------------- KML folders
+
+
+def _placemark(name: str, code: str, geom) -> str:
+    ring = " ".join(f"{x},{y},0" for x, y in geom.exterior.coords)
+    return (
+        f"<Placemark><name>{name}</name><ExtendedData><Data name='code'><value>{code}</value></Data>"
+        "<Data name='level'><value>乡镇</value></Data></ExtendedData>"
+        f"<Polygon><outerBoundaryIs><LinearRing><coordinates>{ring}</coordinates></LinearRing></outerBoundaryIs>"
+        "</Polygon></Placemark>"
+    )
+
+
+def test_a_kml_whose_placemarks_are_in_folders_is_read_whole(empty_engine):
+    """Google Earth and 奥维 keep placemarks in folders, often nested, with point labels beside the outlines.
+    GDAL reads each folder as a layer, and only the first was read: here an empty outer folder (文件中没有
+    要素); with the townships in two folders, one of them was imported and the other silently left out."""
+    east, west = box(X0, Y0, X0 + 2 * D, Y0 + 2 * D), box(X0 + 2 * D, Y0, X0 + 4 * D, Y0 + 2 * D)
+    kml = (
+        "<?xml version='1.0' encoding='UTF-8'?><kml xmlns='http://www.opengis.net/kml/2.2'><Document>"
+        "<name>测试县</name><Folder><name>标注</name><Placemark><name>东溪村委</name><Point>"
+        f"<coordinates>{X0 + D},{Y0 + D},0</coordinates></Point></Placemark></Folder>"
+        f"<Folder><name>乡镇</name><Folder><name>东片</name>{_placemark('东溪镇', '330899001', east)}</Folder>"
+        f"<Folder><name>西片</name>{_placemark('西溪镇', '330899002', west)}</Folder></Folder>"
+        "</Document></kml>"
+    )
+    result = import_boundaries(UnitOfWork(empty_engine), kml.encode(), filename="乡镇.kml")
+    assert result.ok, result.errors
+    assert stored_names(empty_engine, "township") == ["东溪镇", "西溪镇"]
+    assert any("点标注" in n for n in result.notes) and any("东片、西片" in n for n in result.notes)
