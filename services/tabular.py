@@ -157,25 +157,38 @@ def read_sheet(
         records, notes = _xlsx_records(data, required)
     sheet: Sheet | None = None
     titles: list[tuple[int, list[str]]] = []
+    grouped: tuple[int, TableError] | None = None  # the first row tried as the header, and why not
+
+    def no_header(exc: TableError) -> TableError:
+        if titles:  # said where the header should be, not seven 缺少此列 about a title
+            first, text = titles[0][0], next(v for v in titles[0][1] if v)
+            return TableError(
+                f"第 {first} 行“{text[:30]}”不是表头，之后也没有找到表头：表头（{'、'.join(required)} …）"
+                "须在标题行之下的第一行，请核对后重新上传",
+                exc.problems,
+            )
+        return exc
+
     for n, cells in records:
         values = [cell_text(c) for c in cells]
         if not any(values):
             continue  # blank rows are not rows (their numbers still count)
         if sheet is None:
-            if _title_row(values, required) and len(titles) < MAX_TITLE_ROWS:
+            if grouped is None and _title_row(values, required) and len(titles) < MAX_TITLE_ROWS:
                 titles.append((n, values))  # 锦溪县场所清单 above the header
                 continue
             try:
                 sheet = _header(n, _aliased(values, aliases or {}, notes), required)
             except TableError as exc:
-                if titles:  # said where the header should be, not seven 缺少此列 about a title
-                    first, text = titles[0][0], next(v for v in titles[0][1] if v)
-                    raise TableError(
-                        f"第 {first} 行“{text[:30]}”不是表头，之后也没有找到表头：表头（{'、'.join(required)} …）"
-                        "须在标题行之下的第一行，请核对后重新上传",
-                        exc.problems,
-                    ) from exc
-                raise
+                if grouped is None:
+                    # 多级表头 (基本信息 | 位置 | 负责人信息 merged over the columns): the header may be a row below
+                    grouped = (n, exc)
+                    continue
+                if grouped is not None and n - grouped[0] < MAX_TITLE_ROWS:
+                    continue
+                raise no_header(grouped[1] if grouped is not None else exc) from exc
+            if grouped is not None:
+                notes.append(f"第 {grouped[0]} 行为分组表头，已按第 {n} 行的列名读取")
             continue
         if max_rows is not None and len(sheet.rows) + len(sheet.problems) >= max_rows:
             raise TableError(f"一次最多导入 {max_rows} 行（本文件超过此数），请分成多个文件")
@@ -184,6 +197,8 @@ def read_sheet(
             sheet.problems.append(problem)
         else:
             sheet.rows.append((n, row))
+    if sheet is None and grouped is not None:  # no row below it has every column: the first is told
+        raise no_header(grouped[1])
     if sheet is None and titles:  # only what looked like a title: it was the (wrong) header
         sheet = _header(titles[0][0], titles[0][1], required)
     if sheet is None:

@@ -171,7 +171,7 @@ def test_a_sheet_is_read_row_by_row_and_left_at_a_wrong_header_or_past_the_row_l
     body = [[f"甲{i}", str(i)] for i in range(3000)]
     with pytest.raises(TableError, match="缺少列"):
         read_sheet(_xlsx([["错的", "表头"], *body]), "x.xlsx", ["编码"])
-    assert read == [1]
+    assert read == [1, 2, 3, 4]  # and the rows a grouped header may stand above (MAX_TITLE_ROWS)
     read.clear()
     with pytest.raises(TableError, match="一次最多导入 100 行"):
         read_sheet(_xlsx([["编码", "名称"], *body]), "x.xlsx", ["编码"], max_rows=100)
@@ -255,3 +255,31 @@ def test_a_tab_separated_csv_is_read_by_its_tabs_and_says_so():
     assert sheet.rows == [(2, {"名称": "老王杂货店", "类别": "沿街店铺", "地址": "方城路1号,东"})]
     assert sheet.notes == ["文件以制表符分隔（而非逗号），已按制表符读取"]
     assert sheet.unknown_columns(["名称", "类别"]) == ["地址"]
+
+
+def test_a_grouped_header_above_the_columns_is_passed_over():
+    """多级表头: 基本信息 | 位置 | 负责人信息 merged over the columns, the column names on the row below (a name
+    merged down over both rows belongs to the second too). Every column was said to be missing on row 1."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["基本信息", None, None, "位置", None, "负责人信息", None])
+    ws.append([None, "类别", "地址", "纬度", "经度", "负责人", "联系电话"])
+    ws.append(["老王杂货店", "沿街店铺", "方城路1号", "29.01", "121.9", "王某", "13800000000"])
+    for merged in ("B1:C1", "D1:E1", "F1:G1"):
+        ws.merge_cells(merged)
+    ws["A1"] = "名称"  # 名称 merged down over the two header rows
+    ws.merge_cells("A1:A2")
+    out = io.BytesIO()
+    wb.save(out)
+    required = ["名称", "类别", "地址", "纬度", "经度", "负责人"]
+    sheet = read_sheet(out.getvalue(), "x.xlsx", required)
+    assert sheet.header_row == 2 and [n for n, _r in sheet.rows] == [3]
+    assert sheet.rows[0][1]["名称"] == "老王杂货店" and sheet.notes == [
+        "第 1 行为分组表头，已按第 2 行的列名读取"
+    ]
+    grouped = "基本信息,,,位置,,负责人信息,\n名称,类别,地址,纬度,经度,负责人,联系电话\n老王杂货店,沿街店铺,方城路1号,29.01,121.9,王某,\n"
+    assert read_sheet(grouped.encode("gbk"), "x.csv", required).header_row == 2
+    with pytest.raises(TableError, match="缺少列"):  # no row below it has every column: the first is told
+        read_sheet("基本信息,,,位置,,负责人信息,\n店名,类型,地点,,,,\n".encode(), "x.csv", required)
