@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import tempfile
+import unicodedata
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -1116,7 +1117,8 @@ def to_wgs84(
     ``declared``: :data:`CRS_AUTO` (the file's own CRS), :data:`CRS_GCJ02` (the file's lon/lat are GCJ-02,
     as 高德/腾讯/DataV data are) or any CRS pyproj understands (``EPSG:4549``), overriding the file's.
     """
-    declared = (declared or CRS_AUTO).strip()
+    # NFKC: EPSG：4549 with the full-width colon (or digits) a Chinese input method types
+    declared = unicodedata.normalize("NFKC", declared or CRS_AUTO).strip()
     notes: list[str] = []
     crs = gdf.crs
     if declared.lower() not in (CRS_AUTO, CRS_GCJ02):

@@ -622,3 +622,18 @@ def test_a_crs_proj_cannot_convert_is_told_in_chinese_without_its_english(monkey
     _, _, problem = to_wgs84(metres)
     assert problem is not None and problem.reason.startswith("无法从文件的坐标系")
     assert "Proj" not in problem.reason and "EPSG:4549" in problem.reason
+
+
+@pytest.mark.parametrize("typed", ["EPSG：4549", "ＥＰＳＧ：４５４９", "epsg:4549"])
+def test_an_epsg_code_typed_with_a_chinese_input_method_is_understood(typed):
+    """EPSG：4549 with the full-width colon a Chinese input method types was 无法识别坐标系 EPSG：4549（请填写如
+    EPSG:4549）: the same text, to the eye, as the example it was told to follow."""
+    from geo.boundaries import to_wgs84
+
+    metres = units(
+        [("990100", "测试县", "county", None, box(500_000, 3_300_000, 510_000, 3_310_000))], crs=None
+    )
+    converted, _, problem = to_wgs84(metres, typed)
+    assert problem is None and converted is not None
+    minx, miny, _, _ = converted.total_bounds
+    assert 119.9 < minx < 120.1 and 29.8 < miny < 29.9
