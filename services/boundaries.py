@@ -339,6 +339,8 @@ def apply_plan(
             conn = uow.conn
             _require_importer(conn, actor)
             result = _write(conn, plan, actor)
+            if actor is not None:
+                _one_top_left(conn)
             if result.relocated.get("events") and rollups.state(conn) is not None:
                 # Events moved to new grids without a transition: the daily rollup is recomputed in this
                 # same transaction, so no reader sees the new grids with the old counts (decision 0032).
@@ -400,6 +402,33 @@ def _require_importer(conn: Connection, actor: CurrentUser | None) -> None:
     if tops != [row.scope_unit_id]:
         why = SEVERAL_TOPS if row.scope_unit_id in tops else ADMIN_ONLY
         raise out_of_scope(actor, "boundaries", None, why)
+
+
+def _one_top_left(conn: Connection) -> None:
+    """An import from the page must leave the store with one top unit: the administrator's scope. With
+    several (a file of two districts without their city, 不设上级 or a parent named nowhere) the first
+    administrator was moved to one of them, without a word of the others, and no administrator could import
+    on the page again (:data:`SEVERAL_TOPS`). Raises :class:`ImportFailed` (rolled back) naming them."""
+    tops = conn.execute(
+        select(AdminUnit.code, AdminUnit.name).where(AdminUnit.parent_id.is_(None)).order_by(AdminUnit.code)
+    ).all()
+    if len(tops) <= 1:
+        return
+    shown = "、".join(f"{r.name}（{r.code}）" for r in tops[:5]) + (" 等" if len(tops) > 5 else "")
+    raise ImportFailed(
+        ImportResult(
+            errors=[
+                BoundaryError(
+                    None,
+                    None,
+                    "parent_code",
+                    f"导入后将有 {len(tops)} 个顶层单位（{shown}），您的管辖区划只能是其中之一，其余单位将无人管理，"
+                    "此后也不能在页面上导入区划：请在「顶层单位的上级」选择「由文件合并生成上级」并填写上级编码和名称"
+                    "（如所属市），或由运维人员在命令行导入（python -m services.boundaries）",
+                )
+            ]
+        )
+    )
 
 
 def _lock(conn: Connection, replacing: bool) -> None:

@@ -596,6 +596,49 @@ def test_the_first_import_takes_over_the_placeholder_row_so_the_first_administra
     assert _report(empty_engine, *own_area.ON_ISLAND).grid_id is not None
 
 
+def test_a_first_import_on_the_page_that_would_leave_two_top_units_is_refused_and_writes_nothing(
+    empty_engine, tmp_path
+):
+    """Two districts of a city by name, their city not in the file (the page's default, or 不设上级): the
+    first administrator was moved to one district without a word of the other, and could not import on the
+    page any more (多个顶层区划). Refused, naming both and the way out; the operator's command line still may."""
+    from services.accounts import create_first_admin
+
+    assert ensure_setup_unit(UnitOfWork(empty_engine))
+    admin = create_first_admin(
+        UnitOfWork(empty_engine),
+        username="first",
+        display_name="首位管理员",
+        password="admin-pass-1",
+        repeat="admin-pass-1",
+        now=NOW,
+    )
+    path = own_area.districts_by_name(tmp_path / "districts.geojson")
+    before = _snapshot(empty_engine)
+    for choice in (ParentChoice(), ParentChoice(PARENT_NONE)):
+        for dry_run in (True, False):
+            result = import_boundaries(
+                UnitOfWork(empty_engine), path, parent=choice, actor=admin, dry_run=dry_run, seed=2
+            )
+            assert not result.ok and len(result.errors) == 1
+            reason = result.errors[0].reason
+            assert "2 个顶层单位" in reason and "东岛县" in reason and "西湾区" in reason, reason
+            assert "由文件合并生成上级" in reason
+            assert _snapshot(empty_engine) == before
+    created = import_boundaries(
+        UnitOfWork(empty_engine),
+        path,
+        parent=ParentChoice(PARENT_CREATE, "990300", "海湾市"),
+        actor=admin,
+        seed=2,
+    )
+    assert created.ok, created.errors
+    with empty_engine.connect() as conn:
+        top = conn.execute(select(AdminUnit.id, AdminUnit.code).where(AdminUnit.parent_id.is_(None))).one()
+        scope = conn.execute(select(User.scope_unit_id).where(User.id == admin.id)).scalar_one()
+    assert top.code == "990300" and scope == top.id
+
+
 def test_without_filling_a_file_without_population_is_stored_with_estimates(empty_engine, tmp_path):
     """Once a crash (int of NA): population is optional, also when nothing is generated."""
     box = shapely.box
