@@ -528,7 +528,13 @@ def _dataset_of(path: Path, layer: str | None, notes: list[str]):
         return (path, "Shapefile", None, [], notes), None
     if suffix == ".gpkg":
         listed = [(str(n), str(t or "")) for n, t in pyogrio.list_layers(path)]
-        polygonal = [n for n, t in listed if "polygon" in t.lower()]
+        # a layer declared GEOMETRY (Unknown: ogr2ogr -nlt GEOMETRY, FME, mixed exports) may hold polygons too:
+        # offered after the declared ones, its features checked one by one like any others
+        polygonal = [n for n, t in listed if "polygon" in t.lower()] + [
+            n
+            for n, t in listed
+            if t and not any(w in t.lower() for w in ("point", "line", "string", "polygon"))
+        ]
         if layer is not None:
             if layer not in {n for n, _ in listed}:
                 return None, BoundaryError(None, None, None, f"GeoPackage 中没有图层 {layer}")

@@ -437,3 +437,19 @@ def test_a_kml_whose_placemarks_are_in_folders_is_read_whole(empty_engine):
     assert result.ok, result.errors
     assert stored_names(empty_engine, "township") == ["东溪镇", "西溪镇"]
     assert any("点标注" in n for n in result.notes) and any("东片、西片" in n for n in result.notes)
+
+
+def test_a_geopackage_whose_layer_is_declared_of_any_geometry_type_is_read(empty_engine, tmp_path):
+    """ogr2ogr -nlt GEOMETRY, FME and mixed exports declare a layer's type GEOMETRY (GDAL: Unknown): its
+    polygons were refused as GeoPackage 中没有面图层, beside a layer of points that is rightly not offered."""
+    import pyogrio
+
+    path = tmp_path / "县界.gpkg"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pyogrio.write_dataframe(small_county(), path, layer="xzq", driver="GPKG", geometry_type="Unknown")
+        seats = small_county().assign(geometry=lambda f: f.geometry.representative_point())
+        pyogrio.write_dataframe(seats, path, layer="驻地", driver="GPKG")
+    result = import_boundaries(UnitOfWork(empty_engine), path)
+    assert result.ok, result.errors
+    assert stored_names(empty_engine, "county", "township") == ["测试县", "东溪镇", "西溪镇"]
