@@ -1469,6 +1469,7 @@ def _check_siblings(
     geoms: np.ndarray,
     geom_ok: np.ndarray,
     parent_row: Sequence[int | None],
+    levels: Sequence[str | None] = (),
 ) -> tuple[list[BoundaryError], list[str]]:
     """Units of one parent in the file must not overlap (:data:`OVERLAP_TOLERANCE`): a point there would
     have two grids. A parent they leave partly uncovered (:data:`UNCOVERED_TOLERANCE`) is told in a note,
@@ -1483,25 +1484,17 @@ def _check_siblings(
             family.setdefault(j, []).append(i)
         elif j is not None:
             broken.add(j)
+    # the file's top units (no parent, or one in the store) are siblings too: two of them overlapping
+    # made two grids of one place (the store's own units beside them: overlapping_stored)
+    tops: dict[str, list[int]] = {}
+    for i, j in enumerate(parent_row):
+        if j is None and geom_ok[i] and i < len(levels) and levels[i] is not None:
+            tops.setdefault(str(levels[i]), []).append(i)
+    for kids in tops.values():
+        errors += _overlapping(codes, geoms, kids, "文件中同级的")
     for j, kids in family.items():
+        errors += _overlapping(codes, geoms, kids)
         shapes = np.array([geoms[i] for i in kids], dtype=object)
-        areas = shapely.area(shapes)
-        tree = shapely.STRtree(shapes)
-        a, b = tree.query(shapes, predicate="intersects")
-        for x, y in zip(a, b, strict=True):
-            if x >= y:
-                continue
-            shared = shapely.area(shapely.intersection(shapes[x], shapes[y]))
-            smaller = min(areas[x], areas[y])
-            if smaller > 0 and shared / smaller > OVERLAP_TOLERANCE:
-                errors.append(
-                    BoundaryError(
-                        kids[y],
-                        codes[kids[y]],
-                        "geometry",
-                        f"与同一上级下的 {codes[kids[x]]} 重叠（{shared / smaller:.1%} 的面积）：同一地点不能属于两个区划",
-                    )
-                )
         if not geom_ok[j] or j in broken:
             continue
         whole = shapely.area(geoms[j])
@@ -1512,6 +1505,61 @@ def _check_siblings(
                 "在导入其下级单元之前没有网格，那里的上报会被拒绝（若不是有意分批导入，请补齐下级单元）"
             )
     return errors, notes
+
+
+def _overlapping(
+    codes: Sequence[str | None], geoms: np.ndarray, kids: list[int], whose: str = "同一上级下的"
+) -> list[BoundaryError]:
+    """The pairs of ``kids`` (rows of one parent) that overlap by more than :data:`OVERLAP_TOLERANCE` of the
+    smaller one."""
+    errors = []
+    shapes = np.array([geoms[i] for i in kids], dtype=object)
+    areas = shapely.area(shapes)
+    a, b = shapely.STRtree(shapes).query(shapes, predicate="intersects")
+    for x, y in zip(a, b, strict=True):
+        if x >= y:
+            continue
+        shared = shapely.area(shapely.intersection(shapes[x], shapes[y]))
+        smaller = min(areas[x], areas[y])
+        if smaller > 0 and shared / smaller > OVERLAP_TOLERANCE:
+            errors.append(
+                BoundaryError(
+                    kids[y],
+                    codes[kids[y]],
+                    "geometry",
+                    f"与{whose} {codes[kids[x]]} 重叠（{shared / smaller:.1%} 的面积）：同一地点不能属于两个区划",
+                )
+            )
+    return errors
+
+
+def overlapping_stored(
+    units: gpd.GeoDataFrame, stored: Sequence[tuple[str, str, Any]]
+) -> list[BoundaryError]:
+    """Units added to a stored area against the stored units of their level, (code, name, outline) each: more
+    than :data:`OVERLAP_TOLERANCE` of the smaller one shared would give a place two grids."""
+    if not len(stored) or not len(units):
+        return []
+    shapes = np.array([g for _, _, g in stored], dtype=object)
+    areas = shapely.area(shapes)
+    mine = np.asarray(units.geometry.values, dtype=object)
+    a, b = shapely.STRtree(shapes).query(mine, predicate="intersects")
+    errors = []
+    for x, y in zip(a, b, strict=True):
+        shared = shapely.area(shapely.intersection(mine[x], shapes[y]))
+        smaller = min(shapely.area(mine[x]), areas[y])
+        if smaller > 0 and shared / smaller > OVERLAP_TOLERANCE:
+            code, name, _ = stored[y]
+            errors.append(
+                BoundaryError(
+                    None,
+                    str(units["code"].iloc[x]),
+                    "geometry",
+                    f"与数据库中已有的 {name}（{code}）重叠（{shared / smaller:.1%} 的面积）：同一地点不能属于两个区划"
+                    "（如需改动已有单元，请选择「替换现有区划」）",
+                )
+            )
+    return errors
 
 
 def _top_parent(
@@ -1612,7 +1660,7 @@ def validate_units(
     # a child refused for its place: its family's coverage is not judged
     refused = [e.feature_index for e in outside if e.feature_index is not None]
     judged = geom_ok & ~np.isin(np.arange(len(geoms)), refused)
-    overlaps, uncovered = _check_siblings(values.codes, geoms, judged, parent_row)
+    overlaps, uncovered = _check_siblings(values.codes, geoms, judged, parent_row, values.levels)
     errors += outside + overlaps
     notes += uncovered
     if errors:

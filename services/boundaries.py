@@ -70,6 +70,7 @@ from geo.boundaries import (
     KnownUnit,
     ParentChoice,
     SourceFile,
+    overlapping_stored,
     read_source,
     suggest_mapping,
     top_parent_codes,
@@ -293,6 +294,10 @@ def plan_import(conn: Connection, source: SourceFile, options: ImportOptions) ->
         plan.errors = check.errors
         return plan
     units = check.units
+    if not fresh:  # added beside stored units: none of the file's may cover a place a stored one has
+        plan.errors = _overlapping_stored(conn, units)
+        if plan.errors:
+            return plan
     if not options.fill:
         parents = set(units["parent_code"].dropna())
         childless = units[(units["level"] != "grid") & ~units["code"].isin(parents)]
@@ -315,6 +320,23 @@ def plan_import(conn: Connection, source: SourceFile, options: ImportOptions) ->
     plan.from_file = frozenset(units["code"])
     plan.estimated = check.estimated
     return plan
+
+
+def _overlapping_stored(conn: Connection, units: gpd.GeoDataFrame) -> list[BoundaryError]:
+    """The file's top units (those added to a stored area) against the stored units of their level."""
+    top = units[~units["parent_code"].isin(units["code"])]
+    errors: list[BoundaryError] = []
+    for level, part in top.groupby("level"):
+        stored = [
+            (str(r.code), str(r.name), shapely.from_wkb(r.geometry_wkb))
+            for r in conn.execute(
+                select(AdminUnit.code, AdminUnit.name, AdminUnit.geometry_wkb).where(
+                    AdminUnit.level == AdminLevel(level), AdminUnit.code != SETUP_CODE
+                )
+            )
+        ]
+        errors += overlapping_stored(part, stored)
+    return errors
 
 
 # ------------------------------------------------------------------------------------------------ writing

@@ -233,6 +233,31 @@ def test_a_county_file_hangs_under_its_city_already_in_the_store(empty_engine, t
     assert _report(empty_engine, *ON_ISLAND).grid_id is not None
 
 
+def test_a_unit_added_over_a_stored_one_is_refused_and_writes_nothing(empty_engine, tmp_path):
+    """The city with one district now, the other later: a second district drawn over half of the first was
+    added, and every place there had two grids (a report went to either)."""
+    rows = _harbour_rows()
+    assert import_boundaries(UnitOfWork(empty_engine), _write(rows[:2], tmp_path / "city.geojson"), seed=3).ok
+    over = [{**rows[2], "geometry": shapely.box(121.05, 29.80, 121.20, 29.90)}]  # half of 880001 too
+    before = _snapshot(empty_engine)
+    result = import_boundaries(UnitOfWork(empty_engine), _write(over, tmp_path / "over.geojson"), seed=3)
+    assert not result.ok and [(e.code, e.field) for e in result.errors] == [("880002", "geometry")]
+    assert "880001" in result.errors[0].reason and "重叠" in result.errors[0].reason
+    assert _snapshot(empty_engine) == before
+    assert import_boundaries(UnitOfWork(empty_engine), _write(rows[2:], tmp_path / "east.geojson"), seed=3).ok
+
+
+def test_top_units_of_a_file_that_overlap_each_other_are_refused(empty_engine, tmp_path):
+    """Two districts without their city (不设上级) overlapping by half were both stored, their grids too."""
+    rows = _harbour_rows()[1:]
+    rows[1] = {**rows[1], "geometry": shapely.box(121.05, 29.80, 121.20, 29.90)}
+    result = import_boundaries(
+        UnitOfWork(empty_engine), _write(rows, tmp_path / "two.geojson"), parent=ParentChoice(PARENT_NONE)
+    )
+    assert not result.ok and [(e.code, e.field) for e in result.errors] == [("880002", "geometry")]
+    assert "880001" in result.errors[0].reason and _units(empty_engine) == 0
+
+
 def test_a_top_parent_in_neither_the_file_nor_the_store_is_refused_before_anything_is_generated(
     empty_engine, tmp_path
 ):
