@@ -1203,7 +1203,25 @@ def to_wgs84(
         except Exception as exc:  # an unusable CRS definition in the file
             return None, notes, _unconvertible(crs, exc)
         epsg = crs.to_epsg()
-        notes.append(f"已从投影坐标系 {crs.name}{f'（EPSG:{epsg}）' if epsg else ''}转换为 WGS84 经纬度")
+        named = f"{crs.name}{f'（EPSG:{epsg}）' if epsg else ''}"
+        landed = gdf.geometry[~(gdf.geometry.isna() | gdf.geometry.is_empty)].total_bounds
+        if not _in_china(landed):
+            # metres read in the wrong projection convert without a word (a Gauss–Krüger file taken as Web
+            # Mercator lands in the Sahara): an area of this system is in China, so the choice is told
+            lon = f"{landed[0]:.2f}～{landed[2]:.2f}" if np.all(np.isfinite(landed)) else "无效"
+            lat = f"{landed[1]:.2f}～{landed[3]:.2f}" if np.all(np.isfinite(landed)) else "无效"
+            return (
+                None,
+                notes,
+                BoundaryError(
+                    None,
+                    None,
+                    "geometry",
+                    f"按坐标系 {named} 换算后，边界落在中国境外（经度 {lon}，纬度 {lat}）：坐标系多半不对，"
+                    f"请在「坐标系」中填写文件实际所用的 EPSG 编号（{_projected_hint(bounds)}）",
+                ),
+            )
+        notes.append(f"已从投影坐标系 {named}转换为 WGS84 经纬度")
     if declared.lower() == CRS_GCJ02:
 
         def unshift(coords: np.ndarray) -> np.ndarray:

@@ -637,3 +637,21 @@ def test_an_epsg_code_typed_with_a_chinese_input_method_is_understood(typed):
     assert problem is None and converted is not None
     minx, miny, _, _ = converted.total_bounds
     assert 119.9 < minx < 120.1 and 29.8 < miny < 29.9
+
+
+def test_metres_read_in_the_wrong_projection_are_refused_not_placed_abroad():
+    """A Gauss–Krüger file (zone 39, EPSG:4527) imported with EPSG:3857 typed converted without a word to
+    the Sahara (−3.5°, 27.6°): an area of this system is in China, so the choice is told, with the zone's
+    own code."""
+    from geo.boundaries import to_wgs84
+
+    metres = units(
+        [("990100", "测试县", "county", None, box(39_510_000, 3_310_000, 39_520_000, 3_320_000))], crs=None
+    )
+    converted, _, problem = to_wgs84(metres, "EPSG:3857")
+    assert converted is None and problem is not None
+    assert "中国境外" in problem.reason and "EPSG:4527" in problem.reason
+    converted, _, problem = to_wgs84(metres, "EPSG:4527")
+    assert problem is None and converted is not None
+    minx, miny, _, _ = converted.total_bounds
+    assert 117 < minx < 118 and 29.8 < miny < 30
