@@ -12,6 +12,7 @@ one group-by (:func:`rollup` over the :func:`ancestor_table`, a vectorised view 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -22,6 +23,13 @@ from domain.vocabulary import AdminLevel
 LEVELS = [lvl.value for lvl in AdminLevel]
 #: More than the five levels: the bound only guards a corrupted parent cycle.
 MAX_DEPTH = len(LEVELS) + 3
+
+
+def unit_code(text: str) -> str:
+    """A unit's code as stored (区划编码): full-width digits and letters as ASCII (NFKC, as a Chinese input
+    method types them: ９９０１００) and no whitespace inside (330899 001 pasted from a table). The boundary
+    import stores codes so, and :meth:`Tree.by_code` finds a code typed either way."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,9 @@ class Tree:
             parent = u.parent_id if u.parent_id in by_id else None  # a parent outside the store: a top unit
             kids.setdefault(parent, []).append(u.id)
         children = {p: tuple(sorted(ids, key=lambda i: (by_id[i].code, i))) for p, ids in kids.items()}
-        return cls(by_id, children, {u.code: u.id for u in by_id.values()})
+        by_code = {unit_code(u.code): u.id for u in by_id.values()}
+        by_code.update({u.code: u.id for u in by_id.values()})  # a code stored as typed finds itself too
+        return cls(by_id, children, by_code)
 
     # -- lookups ------------------------------------------------------------------------------
     def __contains__(self, unit_id: object) -> bool:
@@ -84,7 +94,10 @@ class Tree:
         return self.units[unit_id].code
 
     def by_code(self, code: str) -> int | None:
-        return self._by_code.get(str(code).strip())
+        """The unit of ``code`` as a person typed it: full-width digits, spaces inside (:func:`unit_code`)."""
+        text = str(code).strip()
+        found = self._by_code.get(text)
+        return found if found is not None else self._by_code.get(unit_code(text))
 
     def parent(self, unit_id: int) -> int | None:
         unit = self.units.get(unit_id)

@@ -43,6 +43,7 @@ import pyogrio
 import shapely
 from pyproj import CRS
 
+from domain.hierarchy import unit_code
 from geo import names as _names
 from geo.crs import POINTS_GCJ02, WGS84, gcj02_to_wgs84
 from geo.generate import LEVEL_INDEX, LEVEL_WORDS, LEVELS, estimate_population
@@ -860,6 +861,13 @@ def _text(value) -> str | None:
     return text or None
 
 
+def _code_text(value) -> str | None:
+    """A code field as stored (:func:`domain.hierarchy.unit_code`): ９９０１００ or 330899 001 as 990100 and
+    330899001, so that the staff, department and venue imports find the unit by the code they are given."""
+    text = _text(value)
+    return (unit_code(text) or None) if text is not None else None
+
+
 def _parent_text(value) -> str | None:
     """A parent reference: text, or DataV's ``{"adcode": 330800}`` (an object, or its JSON text)."""
     if isinstance(value, str) and value.strip().startswith("{"):
@@ -966,11 +974,11 @@ def _map_values(frame: gpd.GeoDataFrame, m: ColumnMapping) -> _Mapped:
     raw_levels = col(m.level) if m.level is not None else [m.fixed_level] * n
     parents = [_parent_text(v) for v in col(m.parent)]
     return _Mapped(
-        [_text(v) for v in col(m.code)],
+        [_code_text(v) for v in col(m.code)],
         [_text(v) for v in col(m.name)],
         raw_levels,
         [level_of(v) for v in raw_levels],
-        [None] * n if m.parent_is_name else parents,
+        [None] * n if m.parent_is_name else [_code_text(p) for p in parents],
         parents if m.parent_is_name else [None] * n,
         col(m.population),
         [_text(v) for v in col(m.kind)],

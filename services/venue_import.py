@@ -22,6 +22,7 @@ from sqlalchemy import Connection, func, insert, select, tuple_
 from db.models import AdminUnit, InspectorGrid, SafetyCodeChange, User, Venue
 from db.uow import UnitOfWork
 from domain.access import CurrentUser, tidy_phone
+from domain.hierarchy import unit_code
 from domain.intake import looks_swapped
 from domain.vocabulary import AdminLevel, SafetyCode, VenueCategory
 from geo.crs import POINTS_GCJ02, POINTS_WGS84, gcj02_to_wgs84
@@ -228,6 +229,9 @@ def _placed(conn: Connection, parsed: list[dict], user: CurrentUser | None) -> l
         if grid_ids
         else {}
     )
+    for x in parsed:  # a grid code as typed with an input method's full-width digits, or a space inside
+        if x["r"].get("网格编码"):
+            x["r"]["网格编码"] = unit_code(x["r"]["网格编码"])
     given_codes = {x["r"].get("网格编码") for x in parsed if x["r"].get("网格编码")}
     known = (
         set(

@@ -133,6 +133,18 @@ def test_csv_in_every_encoding_imports_the_same_venues(store, encode):
     assert reasons[0] == "首次赋码：批量导入（沿街店铺，绿码）" and len(reasons) == 3
 
 
+def test_a_grid_code_typed_with_full_width_digits_or_a_space_is_the_grid(store):
+    """A grid code typed with a Chinese input method (full-width digits) or pasted with a space inside was
+    told 网格编码不存在 for a grid that is there."""
+    engine, ids, leader, _ = store
+    typed = EAST1.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    rows = [[*GOOD[0][:5], typed, *GOOD[0][6:]], [*GOOD[1][:5], f"{EAST1[:9]} {EAST1[9:]}", *GOOD[1][6:]]]
+    rows[1][3:5] = _point(0)
+    result = _import(engine, _csv(rows).encode(), "场所.csv", leader)
+    assert result.created == 2
+    assert {r.grid_id for r in _venues(engine)} == {ids[EAST1]}
+
+
 def test_xlsx_imports_and_an_optional_code_column_sets_the_first_code(store):
     engine, _, leader, _ = store
     rows = [[*r, code] for r, code in zip(GOOD, ["红码", "", "黄"], strict=True)]

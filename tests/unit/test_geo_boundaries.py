@@ -655,3 +655,18 @@ def test_metres_read_in_the_wrong_projection_are_refused_not_placed_abroad():
     assert problem is None and converted is not None
     minx, miny, _, _ = converted.total_bounds
     assert 117 < minx < 118 and 29.8 < miny < 30
+
+
+def test_codes_typed_with_full_width_digits_or_spaces_are_stored_as_plain_digits():
+    """Codes with full-width digits (an input method's ９９０１００) or a space inside (990100 101 pasted
+    from a table) were stored as typed and passed on to the generated children: the staff and department
+    imports then said 找不到编码 for the code written the usual way."""
+    rows = [
+        ("９９０１００", "测试市", "city", None, CITY),
+        ("990 101", "西区", "county", "９９０１００", WEST),
+        ("990102", "东县", "county", "990100", EAST),
+    ]
+    check = validate_units(units(rows))
+    assert check.ok, check.errors
+    assert sorted(check.units["code"]) == ["990100", "990101", "990102"]
+    assert set(check.units["parent_code"].dropna()) == {"990100"}

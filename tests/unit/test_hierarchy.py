@@ -127,3 +127,15 @@ def test_the_ancestor_table_of_a_county_only_store_answers_descendants():
     anc = tree.ancestors()
     assert descendants(anc, 2, "village") == [4]
     assert tree.code(3) == "330101" and tree.by_code("330101") == 3 and tree.name(None) == "—"
+
+
+def test_a_code_typed_with_full_width_digits_or_a_space_finds_its_unit():
+    """A staff or department sheet typed with a Chinese input method (３３０１０１) or pasted from a table
+    (3301 01) said 找不到编码 for a unit that is there."""
+    tree = _tree([(2, None, L.COUNTY, "3301"), (3, 2, L.TOWNSHIP, "330101"), (9, 2, L.TOWNSHIP, "3301 02")])
+    assert (
+        tree.by_code("３３０１０１") == 3 and tree.by_code("3301 01") == 3 and tree.by_code(" 330101 ") == 3
+    )
+    # a code stored as typed (before codes were stored normalised) finds itself, and its normal form too
+    assert tree.by_code("3301 02") == 9 and tree.by_code("330102") == 9
+    assert tree.by_code("330103") is None
