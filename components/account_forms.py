@@ -199,7 +199,10 @@ def attempt(action: Callable[[], Any], done: str | Callable[[Any], str], secret_
 
 
 def show_import_result(result: ImportResult) -> None:
-    """All imported, with the generated passwords; or every problem as 行号 / 字段 / 问题 and nothing done."""
+    """All imported, with the generated passwords; or every problem as 行号 / 字段 / 问题 and nothing done.
+    What the reader assumed (the sheet read, a title row passed over) is said first."""
+    for note in result.notes:
+        st.info(md_text(note))
     if result.ok:
         st.success(f"已导入 {len(result.created)} 个账号；临时密码只显示这一次，请妥善转交本人。")
         st.dataframe(created_frame(result.created), hide_index=True)

@@ -165,6 +165,8 @@ def _import(user: CurrentUser, example: str | None) -> None:
     except (TableError, OutOfScope) as exc:
         st.error(md_text(str(exc)))
         return
+    for note in result.notes:  # what the reader assumed: the sheet read, a title row passed over
+        st.info(md_text(note))
     if result.ok:
         cached.clear_after_write()
         st.success(f"已导入 {len(result.created)} 个部门")

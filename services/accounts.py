@@ -655,6 +655,8 @@ class ImportResult:
 
     created: list[Created] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    #: what the reader assumed (which sheet, a title or grouped header row passed over, the separator)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -696,7 +698,7 @@ def import_accounts(
         _require_admin(conn, actor)
         drafts, errors = _check_rows(reading, store_tree(conn), actor, rows)
     if errors or sheet.problems:
-        return ImportResult(errors=listed(sheet.problems + errors))
+        return ImportResult(errors=listed(sheet.problems + errors), notes=sheet.notes)
     hashes, created = [], []
     for row, draft in drafts:
         generated = None if draft.password else temporary_password()
@@ -708,7 +710,7 @@ def import_accounts(
         tree = store_tree(uow.conn)
         drafts, errors = _check_rows(session, tree, actor, rows)
         if errors:
-            return ImportResult(errors=listed(errors))
+            return ImportResult(errors=listed(errors), notes=sheet.notes)
         out = []
         reason = f"批量导入：{filename}"[:200]
         for (row, draft), password_hash, (_, generated) in zip(drafts, hashes, created, strict=True):
@@ -716,7 +718,7 @@ def import_accounts(
             out.append(Created(user.id, user.username, generated, row))
         uow.commit()
     log.info("%s accounts imported by user id %s", len(out), actor.id)
-    return ImportResult(created=out)
+    return ImportResult(created=out, notes=sheet.notes)
 
 
 def _check_rows(

@@ -373,6 +373,8 @@ class ImportResult:
 
     created: list[tuple[int, int]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    #: what the reader assumed (which sheet, a title or grouped header row passed over, the separator)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -422,9 +424,10 @@ def import_departments(
         if errors:
             order = {c: i for i, c in enumerate(COLUMNS)}
             errors.sort(key=lambda e: (e.row, order.get(e.field, len(order))))
-            return ImportResult(errors=listed(errors))  # leaving the block without commit writes nothing
+            # leaving the block without commit writes nothing
+            return ImportResult(errors=listed(errors), notes=sheet.notes)
         known = _Known.of(uow.conn)
         reason = f"批量导入：{filename}"[:200]
         created = [(n, _insert(uow.conn, tree, known, d, actor, now, reason)) for n, d in drafts]
         uow.commit()
-    return ImportResult(created=created)
+    return ImportResult(created=created, notes=sheet.notes)

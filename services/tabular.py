@@ -189,6 +189,9 @@ def read_sheet(
                 raise no_header(grouped[1] if grouped is not None else exc) from exc
             if grouped is not None:
                 notes.append(f"第 {grouped[0]} 行为分组表头，已按第 {n} 行的列名读取")
+            elif titles:
+                title = next(v for v in titles[0][1] if v)
+                notes.append(f"第 {titles[0][0]} 行“{title[:30]}”为标题，已按第 {n} 行的表头读取")
             continue
         if max_rows is not None and len(sheet.rows) + len(sheet.problems) >= max_rows:
             raise TableError(f"一次最多导入 {max_rows} 行（本文件超过此数），请分成多个文件")

@@ -582,6 +582,23 @@ def test_an_import_reads_an_xlsx_with_codes_and_phones_as_text(area):
     assert _row(area, "zhang_san").phone == "13812345678"
 
 
+def test_an_import_says_what_its_reader_assumed(area):
+    """The staff import read a sheet below its title row, or with its columns written in full-width digits,
+    without saying so: the venue import shows the reader's notes, the staff one now does too."""
+    data = "\n".join(["方城区账号清单", HEADER, GOOD[0]]).encode("utf-8")
+    result = accounts.import_accounts(
+        _uow(area), actor=_user(area, "county"), data=data, filename="账号.csv", now=NOW
+    )
+    assert result.ok and [c.row for c in result.created] == [3]
+    assert any("第 1 行" in note for note in result.notes), result.notes
+    # and a code typed with full-width digits finds its unit
+    wide = GOOD[1].replace("990001001002", "９９０００１００１００２")
+    result = accounts.import_accounts(
+        _uow(area), actor=_user(area, "county"), data=_csv(wide), filename="账号.csv", now=NOW
+    )
+    assert result.ok, result.errors
+
+
 def test_one_bad_row_writes_nothing_and_every_problem_names_its_row(area):
     data = _csv(
         GOOD[0],
