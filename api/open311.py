@@ -507,7 +507,8 @@ def make_routes(store: Callable[[], Any] = open311.default_store, prefix: str = 
                 problems["service_request_id"] = "请求编号过大（最多 18 位数字）"
             else:
                 ids = [int(x) for x in parts]
-        codes = [c for c in (q.get("service_code") or "").split(",") if c.strip()]
+        # trimmed as a POST's is (``urban, dispute`` as a person types a list)
+        codes = [c.strip() for c in (q.get("service_code") or "").split(",") if c.strip()]
         unknown = [c for c in codes if open311.service_definition(c) is None]
         if unknown:
             problems["service_code"] = f"未知的事项代码：{'、'.join(unknown)[:80]}"

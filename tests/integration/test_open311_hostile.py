@@ -282,3 +282,13 @@ def test_a_multipart_body_cut_off_before_its_end_is_refused_as_incomplete(store,
         timeout=30,
     )
     assert sent.status_code == 200, sent.text
+
+
+def test_a_list_of_service_codes_with_spaces_is_read_as_a_post_reads_one(store, url):
+    """A POST trimmed ``service_code`` and a GET refused the same text with spaces as 未知的事项代码."""
+    _, key, _ = store
+    listed = requests.get(
+        f"{url}/requests.json", params={"api_key": key, "service_code": " urban, dispute "}, timeout=30
+    )
+    assert listed.status_code == 200, listed.text
+    assert {r["service_code"] for r in listed.json()} <= {"urban", "dispute"}
