@@ -372,7 +372,10 @@ def apply_action(
     """
     if action in SYSTEM_ONLY and actor.user_id is not None:
         raise PermissionError(f"“{ACTION_LABELS[action]}”由系统标记，不能手动办理")
-    event = session.get(Event, event_id)
+    # The row locked, as the UPDATE below would, and read again (PostgreSQL; SQLite's unit of work is
+    # alone): a colleague's step or merge committed meanwhile is seen here, and one under way waits, so the
+    # trail's "before" is the state this step changes (FOR NO KEY UPDATE: intake's KEY SHARE is not held up).
+    event = session.get(Event, event_id, with_for_update={"key_share": True}, populate_existing=True)
     if event is None:
         raise LookupError(f"事件 {event_id} 不存在")
     acting_department = _lead_only(session, event, actor, action)

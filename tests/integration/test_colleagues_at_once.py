@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from datetime import date, datetime
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import event, insert, select
@@ -257,3 +258,53 @@ def test_a_chain_merged_at_once_counts_every_reporter_on_the_last_original(area)
         assert merge_flagged(UnitOfWork(engine), one, event_id=c, now=T0) == a
         (ea,) = _events(engine, a)
     assert ea.reporter_count == 3, told
+
+
+def test_a_dispatch_while_a_duplicate_is_merged_into_the_event_keeps_a_trail_that_follows_on(area):
+    """合并 C into B while another leader 派单s B: both are kept, and the 派单's trail row starts from the
+    state the 合并 left (two reporters), not from the one it read before the merge committed (its row
+    said the 派单 had raised the count from one to two, and did not follow on from the merge's)."""
+    from db.models import Event
+    from domain.event_flow import Action
+    from domain.vocabulary import EventStatus
+    from services.events import act
+    from services.intake import merge_flagged
+
+    engine, (department, _, _), _, _ = area
+    with engine.begin() as conn:
+        leader = _person(conn, "leader", Role.TOWNSHIP_LEADER, "990000")
+    b = _flagged(engine, None, "原事件B")
+    c = _flagged(engine, b, "重复C")
+    act(UnitOfWork(engine), event_id=b, action=Action.ACCEPT, now=T0)
+    with engine.connect() as conn:
+        due = conn.execute(select(Event.due_at).where(Event.id == b)).scalar_one()
+    told = _at_once(
+        engine,
+        "UPDATE EVENTS",
+        lambda: merge_flagged(UnitOfWork(engine), leader, event_id=c, now=T0, expected=EventStatus.REPORTED),
+        lambda: act(
+            UnitOfWork(engine),
+            event_id=b,
+            action=Action.DISPATCH,
+            now=T0,
+            department_id=department,
+            expected=EventStatus.ACCEPTED,
+            expected_due_at=due,
+        ),
+    )
+    assert [t for t, _ in told] == ["ok", "ok"], told
+    with engine.connect() as conn:
+        rows = list(
+            conn.execute(
+                select(AuditLog)
+                .where(
+                    AuditLog.entity == "events", AuditLog.entity_id == b, AuditLog.action != "event.report"
+                )
+                .order_by(AuditLog.id)
+            )
+        )
+    assert [r.action for r in rows][:1] == ["event.accept"] and len(rows) == 3
+    for first, second in pairwise(rows):
+        assert json.loads(second.before) == json.loads(first.after), (first.action, second.action)
+    (eb,) = _events(engine, b)
+    assert eb.reporter_count == 2 and json.loads(rows[-1].after)["reporter_count"] == 2

@@ -153,17 +153,18 @@ def test_an_actor_whose_event_is_moved_at_the_last_moment_gets_a_clean_concurren
     """Another actor commits while this one is acting: the loser is told what happened, its unit of work
     rolls back whole (no half-written trail, no session error) and the store goes on.
 
-    PostgreSQL: the other commits between the loser's read and its write, and the compare-and-set on the
-    status refuses the write. SQLite serialises writers from the unit of work's BEGIN, so the other can
-    only commit just before it (as the loser connects): the loser then reads the new status and refuses."""
+    PostgreSQL: the other commits just before the loser locks and reads the event (once it holds the row,
+    the other waits for it), and the loser refuses on the status it reads. SQLite serialises writers from
+    the unit of work's BEGIN, so the other can only commit just before it (as the loser connects): the
+    loser then reads the new status and refuses."""
     engine, _ = area
     eid = _report(engine, *grid_centre(0)).id
     postgres = engine.dialect.name == "postgresql"
     fired = []
 
     def the_other_actor_commits(*args):
-        statement = args[2] if postgres else "UPDATE EVENTS"
-        if not fired and statement.lstrip().upper().startswith("UPDATE EVENTS"):
+        statement = args[2].upper() if postgres else "FROM EVENTS FOR NO KEY UPDATE"
+        if not fired and "FROM EVENTS" in statement and "FOR NO KEY UPDATE" in statement:
             fired.append(True)
             with engine.connect() as other:  # a second connection: the other actor's whole transaction
                 other.execute(update(Event).where(Event.id == eid).values(status=EventStatus.ACCEPTED))
