@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, delete, func, not_, select, text, update
+from sqlalchemy import Connection, CursorResult, delete, func, not_, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from db.models import TIMED_EVENTS_SQL, AdminUnit, Department, Event, EventCooperator, EventTransition
@@ -233,23 +233,33 @@ def mark_overdue(uow: UnitOfWork, now: datetime, limit: int = 200) -> int:
 def overdue_escalations(
     conn: Connection, now: datetime, limit: int = 50
 ) -> list[tuple[int, EventStatus, datetime, str]]:
-    """(event id, status, deadline, reason) of the events the rules move up now, most overdue first."""
+    """(event id, status, deadline, reason) of the events the rules move up now, most overdue first.
+
+    Overdue events the rules keep where they are (at the top level, an urgency turned off) stay overdue
+    for ever: the overdue events are read page by page past them, so they never hold back the ones behind."""
     dispatch, deadlines = load_rules(conn)
-    rows = (
-        conn.execute(
-            select(Event.__table__)
-            .where(text(TIMED_EVENTS_SQL), Event.status.in_(HANDLING), Event.due_at < now)
-            .order_by(Event.due_at, Event.id)
-            .limit(limit)
+    out: list[tuple[int, EventStatus, datetime, str]] = []
+    after: tuple[datetime, int] | None = None
+    while len(out) < limit:
+        page = select(Event.__table__).where(
+            text(TIMED_EVENTS_SQL),
+            Event.status.in_(HANDLING),
+            Event.due_at < now,
+            # owned by the area's top unit (an own area without a city above): nowhere to move up to
+            Event.owner_unit_id.in_(select(AdminUnit.id).where(AdminUnit.parent_id.is_not(None))),
         )
-        .mappings()
-        .all()
-    )
-    out = []
-    for row in rows:
-        decision = should_escalate(facts_of(conn, dict(row)), now, dispatch, deadlines)
-        if decision is not None:
-            out.append((row["id"], EventStatus(row["status"]), row["due_at"], decision.reason))
+        if after is not None:
+            page = page.where(tuple_(Event.due_at, Event.id) > tuple_(*after))
+        rows = conn.execute(page.order_by(Event.due_at, Event.id).limit(limit)).mappings().all()
+        for row in rows:
+            decision = should_escalate(facts_of(conn, dict(row)), now, dispatch, deadlines)
+            if decision is not None:
+                out.append((row["id"], EventStatus(row["status"]), row["due_at"], decision.reason))
+                if len(out) == limit:
+                    break
+        if len(rows) < limit:
+            break
+        after = (rows[-1]["due_at"], rows[-1]["id"])
     return out
 
 

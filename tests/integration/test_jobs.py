@@ -209,6 +209,29 @@ def test_a_runner_that_read_an_event_before_it_moved_and_came_back_does_not_move
     assert _escalations(engine, [eid]) == {eid: (1, 1)}
 
 
+def test_overdue_events_that_may_not_move_up_do_not_hold_back_those_behind_them(area):
+    """Events being handled at the county (the rules' top level: 矛盾不上交) stay overdue and are never
+    moved up; the sweep read the most overdue ``limit`` events and judged only those, so once that many
+    sat at the top, an event late in its village waited for ever, every minute."""
+    engine, ids = area
+    at_top = []
+    for _ in range(3):
+        eid = _report(engine, STARTED)
+        act(UnitOfWork(engine), event_id=eid, action=Action.ACCEPT, now=STARTED)
+        for _ in range(2):  # village → township → county
+            act(UnitOfWork(engine), event_id=eid, action=Action.ESCALATE, now=STARTED, note="村镇无法解决")
+        for action in (Action.DISPATCH, Action.START):
+            act(UnitOfWork(engine), event_id=eid, action=action, now=STARTED)
+        at_top.append(eid)
+    (late,) = _being_handled(engine, started=STARTED + timedelta(days=1))
+    run = run_due(UnitOfWork(engine), clock.now(), only=("escalate",), limit=2)["escalate"]
+    assert (run.outcome, run.count) == ("ok", 1)
+    assert _escalations(engine, [late, *at_top]) == {late: (1, 1)} | {i: (2, 2) for i in at_top}
+    with engine.connect() as conn:
+        owner = conn.execute(select(Event.owner_unit_id).where(Event.id == late)).scalar_one()
+    assert owner == ids["990001001"]
+
+
 # ---------------------------------------------------------------------------------------------
 # (b) 督办 reminders
 # ---------------------------------------------------------------------------------------------
