@@ -390,6 +390,9 @@ def _visits_with_previous(conn: Connection, start: date, end: date, gfilter, loo
     ins = ins[ins["grid_id"].notna()]
     ins = ins.sort_values(["venue_id", "at"], kind="stable")
     ins["day"] = pd.to_datetime(ins["at"]).dt.normalize()
+    # A venue's visits are due by the day: a second record on one day (two phones, two colleagues) is the
+    # same visit, not one due that day and made on time.
+    ins = ins.drop_duplicates(["venue_id", "day"], keep="first")
     ins["prev_day"] = ins.groupby("venue_id")["day"].shift(1)
     ins = ins[ins["day"] >= pd.Timestamp(start)]
     first = ins[ins["prev_day"].isna()]

@@ -397,6 +397,33 @@ def test_on_time_rate_overdue_lists_distribution_and_red_trend(area):
     assert red.loc[today - timedelta(days=13)] == 0 and trend.loc[today, "yellow"] == 1
 
 
+def test_a_venue_recorded_twice_on_one_day_from_two_phones_counts_one_visit_in_the_on_time_rate(area):
+    """Two inspectors at one venue on one day, each recording it: the second record counted as a visit due
+    the same day, on time, so a green venue visited 40 days late showed two visits and 50 % on time."""
+    today = DAY
+    v1 = area.venue(0, "green", today - timedelta(days=5), created=datetime(2026, 6, 1))
+    with area.engine.begin() as conn:
+        for at in (NOW - timedelta(days=45), NOW - timedelta(days=5), NOW - timedelta(days=5, hours=-1)):
+            conn.execute(
+                insert(Inspection),
+                {"venue_id": v1, "inspected_at": at, "result": "pass", "checklist_json": "{}"},
+            )
+        conn.execute(
+            insert(SafetyCodeChange),
+            {
+                "venue_id": v1,
+                "changed_at": datetime(2026, 6, 1),
+                "from_code": None,
+                "to_code": "green",
+                "reason": "测试",
+            },
+        )
+        rates = on_time_rates(conn, today - timedelta(days=29), today, area.township)
+    total = rates[rates["area"].isna()].set_index("code")
+    assert total.loc["green", "visits"] == 1 and total.loc["green", "on_time"] == 0
+    assert total.loc["green", "rate"] == 0
+
+
 # --- the seeded demo town -----------------------------------------------------------------------
 
 
