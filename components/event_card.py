@@ -186,15 +186,24 @@ def event_card(detail: EventDetail, user: CurrentUser, units: pd.DataFrame) -> N
 def duplicate_flag(user: CurrentUser, e: dict) -> None:
     """疑似重复: the likely original intake flagged (same category, ≤ 50 m, ≤ 24 h), with 合并 for staff who
     may 退回 an event still 已上报; a merged event names what it was merged into."""
+    # A click on 合并 drawn on the last run, read before this run draws (or no longer draws) the button:
+    # a colleague who moved or merged the report since is said, not passed over in silence.
+    clicked = bool(st.session_state.get(f"merge_{e['id']}"))
     if e.get("merged_into_id"):
         st.caption(f"已合并至事件 #{int(e['merged_into_id'])}")
+        if clicked:
+            st.error(_not_merged(e))
         return
     original = e.get("duplicate_of_id")
     if not original:
         return
     original = int(original)
     st.warning(f"疑似重复：可能与事件 #{original} 为同一件事（同类、相距 50 米内、24 小时内上报）。")
-    if EventStatus(e["status"]) is not EventStatus.REPORTED or not may_act(user, Action.REJECT):
+    if not may_act(user, Action.REJECT):
+        return
+    if EventStatus(e["status"]) is not EventStatus.REPORTED:
+        if clicked:
+            st.error(_not_merged(e))
         return
     if not st.button(f"合并至事件 #{original}", key=f"merge_{e['id']}"):
         return
@@ -349,6 +358,13 @@ def _own_repeat(e: dict, shown: tuple) -> bool:
         last is not None
         and last[:3] == (int(e["id"]), shown[0], str(e["status"]))
         and time.monotonic() - last[3] < REPEAT_WITHIN_S
+    )
+
+
+def _not_merged(e: dict) -> str:
+    return (
+        f"事件 #{e['id']} 已被他人处理（当前状态：{EventStatus(e['status']).label}），未合并；"
+        "上方已显示最新状态，请核对后再办理。"
     )
 
 

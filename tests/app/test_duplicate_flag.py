@@ -47,9 +47,28 @@ def test_a_flagged_report_shows_its_likely_original_and_a_leader_merges_it(store
     assert not at.exception
     assert any(f"疑似重复：可能与事件 #{original}" in w.value for w in at.warning)
     at.button(key=f"merge_{dup}").click().run()
-    assert not at.exception
+    assert not at.exception and not at.error
     with store.connect() as conn:
         status, into = conn.execute(select(Event.status, Event.merged_into_id).where(Event.id == dup)).one()
     assert (status, into) == (EventStatus.REJECTED, original)
     at = _open(store, "demo_township", dup)
     assert any(f"已合并至事件 #{original}" in c.value for c in at.caption)
+
+
+def test_a_merge_clicked_after_a_colleague_accepted_the_report_is_told_it_moved_and_nothing_is_merged(store):
+    """The page drew 合并 on a report still 已上报; a colleague 受理s it before the click. The click's run read
+    the report again, found it 已受理, drew no button and said nothing: the merge was dropped in silence."""
+    from domain.event_flow import Action
+    from services.events import act
+
+    dup, _ = _two_reports(store)
+    at = _open(store, "demo_township", dup)
+    act(UnitOfWork(store), event_id=dup, action=Action.ACCEPT, now=clock.now())  # the colleague, first
+    at.button(key=f"merge_{dup}").click().run()
+    assert not at.exception
+    with store.connect() as conn:
+        status, into = conn.execute(select(Event.status, Event.merged_into_id).where(Event.id == dup)).one()
+    assert (status, into) == (EventStatus.ACCEPTED, None)
+    assert any("已被他人处理（当前状态：已受理）" in e.value and "未合并" in e.value for e in at.error), [
+        e.value for e in at.error
+    ]
