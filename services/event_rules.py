@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, String, literal_column, select
 
@@ -78,8 +79,11 @@ def save_rules(uow: UnitOfWork, *, dispatch_json: str, deadlines_json: str, now:
         uow.commit()
 
 
-def facts_of(conn: Connection, event: dict) -> EventFacts:
-    level = conn.execute(select(AdminUnit.level).where(AdminUnit.id == event["owner_unit_id"])).scalar()
+def facts_of(conn: Connection, event: dict, level: Any = None) -> EventFacts:
+    """What the rules read of ``event`` (a row of ``events``); ``level``: its owner unit's, when the caller
+    read it with the row (else one query)."""
+    if level is None:
+        level = conn.execute(select(AdminUnit.level).where(AdminUnit.id == event["owner_unit_id"])).scalar()
     return EventFacts(
         category=event["category"],
         urgency=event["urgency"],

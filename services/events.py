@@ -240,19 +240,26 @@ def overdue_escalations(
     dispatch, deadlines = load_rules(conn)
     out: list[tuple[int, EventStatus, datetime, str]] = []
     after: tuple[datetime, int] | None = None
+    owner = AdminUnit.__table__.alias("owner")
     while len(out) < limit:
-        page = select(Event.__table__).where(
-            text(TIMED_EVENTS_SQL),
-            Event.status.in_(HANDLING),
-            Event.due_at < now,
-            # owned by the area's top unit (an own area without a city above): nowhere to move up to
-            Event.owner_unit_id.in_(select(AdminUnit.id).where(AdminUnit.parent_id.is_not(None))),
+        # each row with its owner's level: the rules read it, and a page of events costs one query
+        page = (
+            select(Event.__table__, owner.c.level.label("owner_level"))
+            .join(owner, owner.c.id == Event.owner_unit_id)
+            .where(
+                text(TIMED_EVENTS_SQL),
+                Event.status.in_(HANDLING),
+                Event.due_at < now,
+                # owned by the area's top unit (an own area without a city above): nowhere to move up to
+                owner.c.parent_id.is_not(None),
+            )
         )
         if after is not None:
             page = page.where(tuple_(Event.due_at, Event.id) > tuple_(*after))
         rows = conn.execute(page.order_by(Event.due_at, Event.id).limit(limit)).mappings().all()
         for row in rows:
-            decision = should_escalate(facts_of(conn, dict(row)), now, dispatch, deadlines)
+            facts = facts_of(conn, dict(row), level=row["owner_level"])
+            decision = should_escalate(facts, now, dispatch, deadlines)
             if decision is not None:
                 out.append((row["id"], EventStatus(row["status"]), row["due_at"], decision.reason))
                 if len(out) == limit:
