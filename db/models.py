@@ -696,3 +696,6 @@ class RollupState(Base):
     refreshed_at: Mapped[datetime]
     #: The first day a rollup keeping recent days only holds (``event_recent_reports``; migration 0015).
     kept_from: Mapped[date | None]
+    #: PostgreSQL: the transactions in progress when the rollup last read, each with the lowest transition
+    #: id it can have drawn, as JSON ``{"xid": floor}``: the next refresh re-reads from there (migration 0023).
+    pending: Mapped[str | None] = mapped_column(Text)

@@ -21,6 +21,7 @@ Not caught by the watermark: a boundary replace that moves events to new grids (
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import defaultdict
 from datetime import date, datetime, timedelta
@@ -44,6 +45,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     type_coerce,
     update,
 )
@@ -78,10 +80,15 @@ from services import audit
 NAME = "event_daily"
 SUMS = ["all_events", *kpi.SUM_COLUMNS]
 KEYS = ["day", "grid_id", "department_id"]
-#: On PostgreSQL a transaction can commit after one with a larger transition id: each refresh also
-#: recomputes the keys of this many transitions below the watermark (idempotent), so a late commit is
-#: not missed. SQLite serialises writers: ids commit in order.
+#: On PostgreSQL a transaction can commit after one with a larger transition id. A refresh keeps the
+#: transactions in progress in its snapshot, each with the lowest id it can have drawn (decision 0064),
+#: and the next one re-reads from there; it also re-reads this many ids below the watermark (idempotent),
+#: for a writer caught between drawing its id and taking its transaction id. SQLite serialises writers:
+#: ids commit in order.
 OVERLAP = 500
+#: At most this many transitions re-read below the watermark for writers still open: a session left open
+#: in a transaction for hours would otherwise have every refresh re-read (and then rebuild) everything.
+MAX_REREAD = 50_000
 #: More events changed than this since the last refresh: readers read raw events instead of patching.
 PATCH_ABOVE = 2_000
 #: More touched events than this in one refresh: a rebuild is cheaper than the key-by-key recompute.
@@ -455,6 +462,35 @@ def _latest(conn: Connection) -> int:
     return conn.execute(select(func.coalesce(func.max(EventTransition.id), 0))).scalar_one()
 
 
+#: PostgreSQL: the last transition id and the transactions in progress, in one statement's snapshot (so a
+#: transaction whose rows the max does not see is among those in progress); less the ones of other
+#: databases (a transaction id is the cluster's) and this one.
+_MARK_AND_OPEN = text(
+    "SELECT (SELECT coalesce(max(id), 0) FROM event_transitions),"
+    " ARRAY(SELECT x::text FROM pg_snapshot_xip(pg_current_snapshot()) AS x),"
+    " pg_current_xact_id_if_assigned()::text,"
+    " ARRAY(SELECT backend_xid::text FROM pg_stat_activity"
+    "       WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database())"
+)
+
+
+def _mark_and_open(conn: Connection) -> tuple[int, set[int]]:
+    """The last transition id; on PostgreSQL also the transactions (64-bit ids) in progress as it was read,
+    which may still commit rows with smaller ids."""
+    if conn.dialect.name != "postgresql":
+        return _latest(conn), set()
+    mark, open_now, mine, elsewhere = conn.execute(_MARK_AND_OPEN).one()
+    other = {int(x) for x in elsewhere}  # 32-bit, as pg_stat_activity shows them
+    return int(mark), {int(x) for x in open_now if x != mine and int(x) % 2**32 not in other}
+
+
+def _pending_of(old: Row | None) -> dict[int, int]:
+    """The transactions a refresh saw in progress, each with the lowest transition id it can have drawn."""
+    if old is None or not getattr(old, "pending", None):
+        return {}
+    return {int(x): int(floor) for x, floor in json.loads(old.pending).items()}
+
+
 def state(conn: Connection) -> Row | None:
     """The rollup's row of ``rollup_state`` (watermark, rebuilt_at, refreshed_at), None before a rebuild."""
     return conn.execute(select(RollupState.__table__).where(RollupState.name == NAME)).one_or_none()
@@ -464,6 +500,15 @@ def fresh(conn: Connection) -> bool:
     """Whether the rollup holds every transition in the store (so it equals the raw aggregation)."""
     mark = conn.execute(select(RollupState.watermark).where(RollupState.name == NAME)).scalar_one_or_none()
     return mark is not None and mark >= _latest(conn)
+
+
+def _settled(conn: Connection) -> bool:
+    """Nothing for a refresh to do: every transition read, and no writer that was open at the last refresh
+    (its rows may have committed since with ids below the watermark: decision 0064)."""
+    found = conn.execute(
+        select(RollupState.watermark, RollupState.pending).where(RollupState.name == NAME)
+    ).one_or_none()
+    return found is not None and not found.pending and found.watermark >= _latest(conn)
 
 
 def pending(conn: Connection) -> dict[date, set[int]] | None:
@@ -506,15 +551,25 @@ def events_inside(keys: dict[date, set[int]]):
     )
 
 
-def _save_state(conn: Connection, watermark: int, now: datetime, rebuilt: bool, kept: date) -> None:
+def _save_state(
+    conn: Connection, watermark: int, now: datetime, rebuilt: bool, kept: date, pending: dict[int, int]
+) -> None:
     old = state(conn)
+    waiting = json.dumps({str(x): floor for x, floor in sorted(pending.items())}) if pending else None
     if old is None:
         conn.execute(
             insert(RollupState),
-            {"name": NAME, "watermark": watermark, "rebuilt_at": now, "refreshed_at": now, "kept_from": kept},
+            {
+                "name": NAME,
+                "watermark": watermark,
+                "rebuilt_at": now,
+                "refreshed_at": now,
+                "kept_from": kept,
+                "pending": waiting,
+            },
         )
         return
-    values = {"watermark": watermark, "refreshed_at": now, "kept_from": kept} | (
+    values = {"watermark": watermark, "refreshed_at": now, "kept_from": kept, "pending": waiting} | (
         {"rebuilt_at": now} if rebuilt else {}
     )
     conn.execute(update(RollupState).where(RollupState.name == NAME).values(**values))
@@ -536,8 +591,14 @@ def rebuild_in(conn: Connection, now: datetime) -> tuple[int, int]:
     return _rebuild_in(conn, now)
 
 
-def _rebuild_in(conn: Connection, now: datetime) -> tuple[int, int]:
-    mark = _latest(conn)  # read first: what commits meanwhile is recomputed by the next refresh
+def _rebuild_in(conn: Connection, now: datetime, seen: dict[int, int] | None = None) -> tuple[int, int]:
+    """Every table again from raw events. ``seen``: the writers a refresh saw open before (kept, with
+    their floors, while they stay open)."""
+    # read first: what commits meanwhile is recomputed by the next refresh; a writer open now re-read from
+    # its floor (one seen before) or from OVERLAP below the mark (its first ids are unknown)
+    mark, open_now = _mark_and_open(conn)
+    earlier = seen or {}
+    waiting = {x: earlier.get(x, max(0, mark - OVERLAP)) for x in open_now}
     for model in TABLES:
         conn.execute(delete(model))
     _insert(conn)
@@ -548,7 +609,7 @@ def _rebuild_in(conn: Connection, now: datetime) -> tuple[int, int]:
     _insert_recent(conn, kept)
     update_near(conn)
     rows = conn.execute(select(func.count()).select_from(EventDaily)).scalar_one()
-    _save_state(conn, mark, now, rebuilt=True, kept=kept)
+    _save_state(conn, mark, now, rebuilt=True, kept=kept, pending=waiting)
     return rows, mark
 
 
@@ -604,25 +665,31 @@ def refresh(uow: UnitOfWork, now: datetime) -> int:
     rollup's rows after a rebuild (no rollup yet, or too much changed). Nothing is written when nothing
     changed (0)."""
     target = uow.engine
-    if isinstance(target, Connection) and fresh(target):  # joined into a caller's transaction
+    if isinstance(target, Connection) and _settled(target):  # joined into a caller's transaction
         return 0
     if not isinstance(target, Connection):
         with target.connect() as conn:
-            if fresh(conn):
+            if _settled(conn):
                 return 0
     with uow.begin("rollups.refresh"):
         conn = uow.conn
         old = state(conn)
-        mark = _latest(conn)
-        overlap = OVERLAP if conn.dialect.name == "postgresql" else 0
+        earlier = _pending_of(old)
+        mark, open_now = _mark_and_open(conn)
+        postgres = conn.dialect.name == "postgresql"
+        if old is not None and postgres:
+            # from OVERLAP below the watermark, or lower: the floor of a writer open at the last refresh
+            # (its rows may have committed since, below the watermark), at most MAX_REREAD below it
+            since = min([old.watermark - OVERLAP, *earlier.values()])
+            since = max(0, since, old.watermark - MAX_REREAD)
+        else:
+            since = 0 if old is None else old.watermark
+        # a writer open now and not at the last refresh drew its first id after that refresh read
+        waiting = {x: earlier.get(x, max(0, (old.watermark if old else mark) - OVERLAP)) for x in open_now}
         # No rollup, or one without recent reports (kept_from unset): rebuilt.
-        keys = (
-            None
-            if old is None or old.kept_from is None
-            else _touched_keys(conn, max(0, old.watermark - overlap), mark)
-        )
+        keys = None if old is None or old.kept_from is None else _touched_keys(conn, since, mark)
         if old is None or old.kept_from is None or keys is None:
-            n, mark = _rebuild_in(conn, now)
+            n, mark = _rebuild_in(conn, now, earlier)
             after = {"watermark": mark, "rows": n}
         else:
             kept = _as_date(old.kept_from)
@@ -638,7 +705,7 @@ def refresh(uow: UnitOfWork, now: datetime) -> int:
                 update_near(conn)
             else:
                 update_near(conn, moved)
-            _save_state(conn, mark, now, rebuilt=False, kept=kept)
+            _save_state(conn, mark, now, rebuilt=False, kept=kept, pending=waiting)
             after = {"watermark": mark, "keys": n}
         _audit(conn, "rollups.refresh", old, after, now)
         uow.commit()

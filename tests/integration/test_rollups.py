@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import delete, func, insert, or_, select, text, update
 
 from db.engine import make_engine
 from db.migrate import upgrade
@@ -23,12 +23,13 @@ from db.models import (
     EventGridTotal,
     EventRecentReport,
     EventTownshipDaily,
+    EventTransition,
     RollupState,
 )
 from db.uow import UnitOfWork
 from domain.event_flow import Action
 from domain.hierarchy import ancestor_table, descendants
-from domain.vocabulary import EventCategory, EventSource, Rating
+from domain.vocabulary import EventCategory, EventSource, EventStatus, Rating
 from services import analytics, clock, overview, rollups
 from services.access import Scope
 from services.events import act, report_event
@@ -679,3 +680,46 @@ def test_the_reports_kept_around_possible_seeds_are_every_one_within_their_radiu
     from domain.early_warning import cells_around
 
     assert len(cells) < len(cells_around(place_cells(s_lon, s_lat).tolist(), 1))
+
+
+def test_a_writer_that_commits_after_a_refresh_moved_past_its_ids_is_folded_in_by_the_next(area):
+    """PostgreSQL draws ids before commits: a transaction that wrote a transition, then stayed open while
+    other writers committed more than OVERLAP (500) larger ids and a refresh moved the watermark past them
+    all, was never read (an import of hotline work orders while reports came in). The refresh keeps the
+    writers open in its snapshot and the next one re-reads from their ids (decision 0064)."""
+    engine, uow, ids, _dept = area
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: its ids commit in order")
+    now = DAY0 + timedelta(days=7)
+    rollups.rebuild(uow, now)
+    event = ids[20]
+    with engine.connect() as late:
+        # the writer: an event rejected and its transition, its transaction left open (no trail head yet)
+        late.execute(update(Event).where(Event.id == event).values(status=EventStatus.REJECTED))
+        seq = late.execute(
+            select(func.max(EventTransition.seq)).where(EventTransition.event_id == event)
+        ).scalar_one()
+        late.execute(
+            insert(EventTransition).values(
+                event_id=event,
+                seq=seq + 1,
+                at=now,
+                action=Action.REJECT.value,
+                from_status=EventStatus.REPORTED,
+                to_status=EventStatus.REJECTED,
+                actor_role="system",
+                note="无效上报",
+            )
+        )
+        with engine.connect() as other:  # meanwhile others draw 1,000 ids and commit
+            other.execute(
+                text("SELECT setval(pg_get_serial_sequence('event_transitions', 'id'), 1000, true)")
+            )
+            other.commit()
+        _report(uow, 2, DAY0 + timedelta(days=6, hours=3))
+        assert rollups.refresh(uow, now) > 0  # past every id, the writer's too, which it cannot see yet
+        late.commit()
+    assert _differences(engine)  # the writer's change is not in the rollup yet
+    assert rollups.refresh(uow, now + timedelta(minutes=1)) > 0
+    assert _differences(engine) == []
+    assert rollups.refresh(uow, now + timedelta(minutes=2)) == 0  # nothing left open: settled
