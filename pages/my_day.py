@@ -186,7 +186,8 @@ _show_in_url(None)
 
 with st.container(horizontal=True):
     st.metric("待检查", len(stops))
-    st.metric("已检查" if day == today else "当日已检查", len(done))
+    # venues, as 待检查 counts them: a venue recorded again (再次登记检查) is one venue checked
+    st.metric("已检查" if day == today else "当日已检查", done["venue_id"].nunique() if len(done) else 0)
     st.metric("路线（公里）", f"{plan.route.length_m / 1000:.1f}")
 st.caption(plan_basis_line(plan.forecast))
 if day != today:

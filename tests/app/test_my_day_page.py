@@ -198,3 +198,30 @@ def test_the_open_venue_is_in_the_url_so_back_returns_to_the_list_and_a_link_ope
     elsewhere.run()
     assert any("不在您当天的检查计划中" in w.value for w in elsewhere.warning)
     assert "venue" not in elsewhere.query_params and not any(b.key == "md_back" for b in elsewhere.button)
+
+
+def test_a_venue_recorded_twice_today_counts_once_as_checked(store):
+    """已检查 counted inspection records: a venue checked again (再次登记检查, or from two phones) counted
+    twice beside 待检查, which counts venues."""
+    from db.models import Inspection
+    from domain.vocabulary import InspectionResult
+
+    vid = own_venue(store)
+    at = _open(store, "demo_inspector")
+    checked = {m.label: m.value for m in at.metric}["已检查"]
+    with store.begin() as conn:
+        inspector = conn.execute(select(Venue.inspector_id).where(Venue.id == vid)).scalar_one()
+        for minutes in (0, 30):
+            conn.execute(
+                insert(Inspection),
+                {
+                    "venue_id": vid,
+                    "inspector_id": inspector,
+                    "inspected_at": clock.now().replace(hour=9, minute=minutes, second=0, microsecond=0),
+                    "result": InspectionResult.PASS,
+                    "checklist_json": "{}",
+                },
+            )
+    at = _open(store, "demo_inspector")
+    assert not at.exception
+    assert int({m.label: m.value for m in at.metric}["已检查"]) == int(checked) + 1
