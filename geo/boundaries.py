@@ -1123,6 +1123,12 @@ def _unconvertible(crs: CRS, exc: Exception) -> BoundaryError:
     )
 
 
+def _crs_refused(notes: list[str], reason: str) -> tuple[None, list[str], BoundaryError]:
+    """:func:`to_wgs84`'s answer when the file's coordinates cannot be taken: no frame, the notes so far,
+    the reason (of the file as a whole)."""
+    return None, notes, BoundaryError(None, None, "geometry", reason)
+
+
 def to_wgs84(
     gdf: gpd.GeoDataFrame, declared: str = CRS_AUTO
 ) -> tuple[gpd.GeoDataFrame | None, list[str], BoundaryError | None]:
@@ -1139,11 +1145,7 @@ def to_wgs84(
         try:
             crs = CRS.from_user_input(declared)
         except Exception:
-            return (
-                None,
-                notes,
-                BoundaryError(None, None, "geometry", f"无法识别坐标系 {declared}（请填写如 EPSG:4549）"),
-            )
+            return _crs_refused(notes, f"无法识别坐标系 {declared}（请填写如 EPSG:4549）")
         gdf = gdf.set_crs(crs, allow_override=True)
         notes.append(f"按指定坐标系 {crs.name} 读取")
     geoms = gdf.geometry
@@ -1153,45 +1155,27 @@ def to_wgs84(
     bounds = present.total_bounds
     shown = ", ".join(f"{b:.6g}" for b in bounds)
     if (crs is None or crs.is_geographic) and not _lonlat(bounds) and _in_china(bounds[[1, 0, 3, 2]]):
-        return (
-            None,
+        return _crs_refused(
             notes,
-            BoundaryError(
-                None,
-                None,
-                "geometry",
-                f"坐标看起来经度和纬度写反了（范围 {shown}：第一个数在纬度范围内，第二个超出了纬度的 ±90）："
-                "请在 GIS 软件中按「经度, 纬度」的顺序重新导出（GeoJSON 规定先经度后纬度）",
-            ),
+            f"坐标看起来经度和纬度写反了（范围 {shown}：第一个数在纬度范围内，第二个超出了纬度的 ±90）："
+            "请在 GIS 软件中按「经度, 纬度」的顺序重新导出（GeoJSON 规定先经度后纬度）",
         )
     if crs is None:
         if not _lonlat(bounds):
-            return (
-                None,
+            return _crs_refused(
                 notes,
-                BoundaryError(
-                    None,
-                    None,
-                    "geometry",
-                    f"文件没有坐标参考系 (CRS)，且坐标不是经纬度（范围 {shown}），看起来是投影坐标（米）："
-                    f"请在「坐标系」中填写文件所用的 EPSG 编号（{_projected_hint(bounds)}）",
-                ),
+                f"文件没有坐标参考系 (CRS)，且坐标不是经纬度（范围 {shown}），看起来是投影坐标（米）："
+                f"请在「坐标系」中填写文件所用的 EPSG 编号（{_projected_hint(bounds)}）",
             )
         notes.append("文件未声明坐标系，坐标在经纬度范围内，按 WGS84 经纬度读取")
         gdf = gdf.set_crs(WGS84)
     elif crs.is_geographic:
         if not _lonlat(bounds):
-            return (
-                None,
+            return _crs_refused(
                 notes,
-                BoundaryError(
-                    None,
-                    None,
-                    "geometry",
-                    f"文件按经纬度坐标（{crs.name}）读取{'（GeoJSON 未写明坐标系时即按此读取）' if crs.to_epsg() == 4326 else ''}，但坐标超出经纬度范围"
-                    f"（{shown}），看起来是投影坐标（米）：请在「坐标系」中填写文件实际所用的 EPSG 编号"
-                    f"（{_projected_hint(bounds)}）",
-                ),
+                f"文件按经纬度坐标（{crs.name}）读取{'（GeoJSON 未写明坐标系时即按此读取）' if crs.to_epsg() == 4326 else ''}，但坐标超出经纬度范围"
+                f"（{shown}），看起来是投影坐标（米）：请在「坐标系」中填写文件实际所用的 EPSG 编号"
+                f"（{_projected_hint(bounds)}）",
             )
         epsg = crs.to_epsg()
         if epsg == 4979:  # WGS 84 with heights: the same longitudes and latitudes
@@ -1218,16 +1202,10 @@ def to_wgs84(
             # Mercator lands in the Sahara): an area of this system is in China, so the choice is told
             lon = f"{landed[0]:.2f}～{landed[2]:.2f}" if np.all(np.isfinite(landed)) else "无效"
             lat = f"{landed[1]:.2f}～{landed[3]:.2f}" if np.all(np.isfinite(landed)) else "无效"
-            return (
-                None,
+            return _crs_refused(
                 notes,
-                BoundaryError(
-                    None,
-                    None,
-                    "geometry",
-                    f"按坐标系 {named} 换算后，边界落在中国境外（经度 {lon}，纬度 {lat}）：坐标系多半不对，"
-                    f"请在「坐标系」中填写文件实际所用的 EPSG 编号（{_projected_hint(bounds)}）",
-                ),
+                f"按坐标系 {named} 换算后，边界落在中国境外（经度 {lon}，纬度 {lat}）：坐标系多半不对，"
+                f"请在「坐标系」中填写文件实际所用的 EPSG 编号（{_projected_hint(bounds)}）",
             )
         notes.append(f"已从投影坐标系 {named}转换为 WGS84 经纬度")
     if declared.lower() == CRS_GCJ02:

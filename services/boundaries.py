@@ -211,6 +211,11 @@ class ImportFailed(RuntimeError):
         super().__init__("; ".join(e.reason for e in result.errors))
         self.result = result
 
+    @classmethod
+    def whole(cls, field: str, reason: str, code: str | None = None) -> ImportFailed:
+        """One problem of the import as a whole (not of a feature of the file)."""
+        return cls(ImportResult(errors=[BoundaryError(None, code, field, reason)]))
+
 
 # ------------------------------------------------------------------------------------------------ reading
 
@@ -437,19 +442,11 @@ def _one_top_left(conn: Connection) -> None:
     if len(tops) <= 1:
         return
     shown = "、".join(f"{r.name}（{r.code}）" for r in tops[:5]) + (" 等" if len(tops) > 5 else "")
-    raise ImportFailed(
-        ImportResult(
-            errors=[
-                BoundaryError(
-                    None,
-                    None,
-                    "parent_code",
-                    f"导入后将有 {len(tops)} 个顶层单位（{shown}），您的管辖区划只能是其中之一，其余单位将无人管理，"
-                    "此后也不能在页面上导入区划：请在「顶层单位的上级」选择「由文件合并生成上级」并填写上级编码和名称"
-                    "（如所属市），或由运维人员在命令行导入（python -m services.boundaries）",
-                )
-            ]
-        )
+    raise ImportFailed.whole(
+        "parent_code",
+        f"导入后将有 {len(tops)} 个顶层单位（{shown}），您的管辖区划只能是其中之一，其余单位将无人管理，"
+        "此后也不能在页面上导入区划：请在「顶层单位的上级」选择「由文件合并生成上级」并填写上级编码和名称"
+        "（如所属市），或由运维人员在命令行导入（python -m services.boundaries）",
     )
 
 
@@ -608,11 +605,7 @@ def _store(
                 if parent_id is None:
                     parent_id = conn.execute(select(AdminUnit.id).where(AdminUnit.code == parent)).scalar()
                 if parent_id is None:
-                    raise ImportFailed(
-                        ImportResult(
-                            errors=[BoundaryError(None, u.code, "parent_code", f"未知的上级编码 {parent}")]
-                        )
-                    )
+                    raise ImportFailed.whole("parent_code", f"未知的上级编码 {parent}", code=u.code)
             rows.append(
                 {
                     "code": str(u.code),

@@ -4,23 +4,26 @@ clients share these)."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import requests
 import uvicorn
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from starlette.applications import Starlette
 
 from api.open311 import make_routes
 from db.engine import make_engine
 from db.migrate import upgrade
+from db.models import AuditLog, Event
 from db.uow import UnitOfWork
 from services import api_keys, clock
 from services.locate import forget_index
-from tests.builders import make_square_area
+from tests.builders import grid_centre, make_square_area
 
 
 @contextmanager
@@ -68,3 +71,40 @@ def served(engine: Engine) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+# -- shared by the tests of hostile and careless clients (test_open311_clients.py, test_open311_hostile.py)
+
+BASE = "/open311/v2"
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def report_fields(key: str, i: int = 0, **extra: str) -> dict[str, str]:
+    """A good POST's fields, at the centre of grid ``i`` (0..3), with ``extra`` added or replaced."""
+    lon, lat = grid_centre(i)
+    return {
+        "api_key": key,
+        "service_code": "urban",
+        "lat": str(lat),
+        "long": str(lon),
+        "description": "路口占道经营",
+        **extra,
+    }
+
+
+def counts(engine) -> tuple[int, int]:
+    """(events, audit rows) in the store: a refused request leaves both as they were."""
+    with engine.connect() as conn:
+        return (
+            conn.execute(select(func.count()).select_from(Event)).scalar_one(),
+            conn.execute(select(func.count()).select_from(AuditLog)).scalar_one(),
+        )
+
+
+def refused(answer: requests.Response, status: int, *words: str) -> None:
+    """The specification's error list, in Chinese, naming ``words``."""
+    assert answer.status_code == status, answer.text
+    errors = answer.json()
+    assert isinstance(errors, list) and errors and all(set(e) == {"code", "description"} for e in errors)
+    text = " ".join(e["description"] for e in errors)
+    assert CJK.search(text) and all(w in text for w in words), text

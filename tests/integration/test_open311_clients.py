@@ -5,23 +5,19 @@ Every refusal is the specification's error list in Chinese and leaves the store 
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from urllib.parse import quote, urlencode
 from xml.etree import ElementTree
 
 import pytest
 import requests
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
-from db.models import AuditLog, Event
+from db.models import Event
 from services import api_keys, clock
 from services.api_keys import RateWindow
 from tests.builders import grid_centre
-from tests.open311_server import served, square_store
-
-BASE = "/open311/v2"
-CJK = re.compile(r"[\u4e00-\u9fff]")
+from tests.open311_server import BASE, counts, refused, report_fields, served, square_store
 
 
 @pytest.fixture(scope="module")
@@ -34,26 +30,6 @@ def store(new_store_url):
 def url(store):
     with served(store[0]) as host:
         yield f"http://{host}{BASE}"
-
-
-def _fields(key: str, i: int = 0, **extra: str) -> dict[str, str]:
-    lon, lat = grid_centre(i)
-    return {
-        "api_key": key,
-        "service_code": "urban",
-        "lat": str(lat),
-        "long": str(lon),
-        "description": "路口占道经营",
-        **extra,
-    }
-
-
-def _counts(engine) -> tuple[int, int]:
-    with engine.connect() as conn:
-        return (
-            conn.execute(select(func.count()).select_from(Event)).scalar_one(),
-            conn.execute(select(func.count()).select_from(AuditLog)).scalar_one(),
-        )
 
 
 def _raw(url: str, body: str | bytes, kind: str = "application/x-www-form-urlencoded") -> requests.Response:
@@ -69,48 +45,39 @@ def _stored(engine, answer: requests.Response) -> str:
         ).scalar_one()
 
 
-def _refused(answer: requests.Response, status: int, *words: str) -> None:
-    """The specification's error list, in Chinese, naming ``words``."""
-    assert answer.status_code == status, answer.text
-    errors = answer.json()
-    assert isinstance(errors, list) and errors and all(set(e) == {"code", "description"} for e in errors)
-    text = " ".join(e["description"] for e in errors)
-    assert CJK.search(text) and all(w in text for w in words), text
-
-
 def test_a_form_in_gbk_is_read_in_the_charset_it_declares_and_undeclared_gbk_is_refused(store, url):
     engine, key, _ = store
-    body = urlencode(_fields(key, 1, description="路灯不亮，占道经营"), encoding="gbk")
+    body = urlencode(report_fields(key, 1, description="路灯不亮，占道经营"), encoding="gbk")
     declared = _raw(url, body, "application/x-www-form-urlencoded; charset=GBK")
     assert declared.status_code == 200, declared.text
     assert _stored(engine, declared) == "路灯不亮，占道经营"
-    before = _counts(engine)
-    _refused(_raw(url, body), 400, "UTF-8", "charset=gbk")
-    _refused(_raw(url, body, "application/x-www-form-urlencoded; charset=koi8-r"), 400, "字符集")
-    assert _counts(engine) == before
+    before = counts(engine)
+    refused(_raw(url, body), 400, "UTF-8", "charset=gbk")
+    refused(_raw(url, body, "application/x-www-form-urlencoded; charset=koi8-r"), 400, "字符集")
+    assert counts(engine) == before
 
 
 def test_a_json_body_is_refused_as_not_a_form(store, url):
     engine, key, _ = store
-    before = _counts(engine)
-    _refused(requests.post(f"{url}/requests.json", json=_fields(key), timeout=30), 400, "表单", "JSON")
-    assert _counts(engine) == before
+    before = counts(engine)
+    refused(requests.post(f"{url}/requests.json", json=report_fields(key), timeout=30), 400, "表单", "JSON")
+    assert counts(engine) == before
 
 
 def test_two_photos_are_refused_by_name_not_as_a_broken_form(store, url):
     engine, key, _ = store
-    before = _counts(engine)
+    before = counts(engine)
     two = requests.post(
         f"{url}/requests.json",
-        data=_fields(key),
+        data=report_fields(key),
         files=[
             ("media", ("a.jpg", b"\xff\xd8\xff", "image/jpeg")),
             ("media2", ("b.jpg", b"x", "image/jpeg")),
         ],
         timeout=30,
     )
-    _refused(two, 400, "一张照片")
-    assert _counts(engine) == before
+    refused(two, 400, "一张照片")
+    assert counts(engine) == before
 
 
 def test_head_answers_as_get_and_other_methods_get_the_error_list(url):
@@ -119,24 +86,28 @@ def test_head_answers_as_get_and_other_methods_get_the_error_list(url):
     assert requests.head(f"{url}/requests.json", timeout=30).status_code == 403  # a GET without a key
     for method in ("PUT", "DELETE", "PATCH"):
         answer = requests.request(method, f"{url}/requests.json", timeout=30)
-        _refused(answer, 405, method)
+        refused(answer, 405, method)
         assert answer.headers["Allow"] == "GET, HEAD, POST"
     assert requests.post(f"{url}/services.json", timeout=30).headers["Allow"] == "GET, HEAD"
 
 
 def test_control_characters_are_refused_and_never_reach_an_xml_answer(store, url):
     engine, key, _ = store
-    before = _counts(engine)
+    before = counts(engine)
     for text in ("报警\x1b[31m", "垂直\x0b制表", "\ufffe"):
-        _refused(requests.post(f"{url}/requests.json", data=_fields(key, description=text), timeout=30), 400)
-    _refused(
-        requests.post(f"{url}/requests.json", data=_fields(key, address_string="紫荆路\x00"), timeout=30),
+        refused(
+            requests.post(f"{url}/requests.json", data=report_fields(key, description=text), timeout=30), 400
+        )
+    refused(
+        requests.post(
+            f"{url}/requests.json", data=report_fields(key, address_string="紫荆路\x00"), timeout=30
+        ),
         400,
         "address_string",
     )
-    assert _counts(engine) == before
+    assert counts(engine) == before
     # a row that came in another way (an old import) still gives readable XML
-    filed = requests.post(f"{url}/requests.json", data=_fields(key, 2), timeout=30).json()
+    filed = requests.post(f"{url}/requests.json", data=report_fields(key, 2), timeout=30).json()
     rid = int(filed[0]["service_request_id"])
     with engine.begin() as conn:
         conn.execute(update(Event).where(Event.id == rid).values(description="旧数据\x1b\x0c残留"))
@@ -150,7 +121,7 @@ def test_dates_at_the_ends_of_the_calendar_are_refused_not_an_incident(store, ur
         ("start_date", "0001-01-01T00:00:00+08:00"),
         ("updated_after", "9999-12-31T23:59:59Z"),
     ):
-        _refused(
+        refused(
             requests.get(f"{url}/requests.json", params={"api_key": key, name: value}, timeout=30), 400, name
         )
     lower_z = requests.get(
@@ -161,30 +132,33 @@ def test_dates_at_the_ends_of_the_calendar_are_refused_not_an_incident(store, ur
 
 def test_a_description_within_its_limit_but_over_with_the_address_is_told_as_such(store, url):
     engine, key, _ = store
-    before = _counts(engine)
-    _refused(
-        requests.post(f"{url}/requests.json", data=_fields(key, description="长" * 2001), timeout=30),
+    before = counts(engine)
+    refused(
+        requests.post(f"{url}/requests.json", data=report_fields(key, description="长" * 2001), timeout=30),
         400,
         "description",
         "2000",
     )
     both = requests.post(
         f"{url}/requests.json",
-        data=_fields(key, description="长" * 1800, address_string="地" * 250),
+        data=report_fields(key, description="长" * 1800, address_string="地" * 250),
         timeout=30,
     )
-    _refused(both, 400, "description", "合计")
-    _refused(
-        requests.post(f"{url}/requests.json", data=_fields(key, description="\u200b \u3000"), timeout=30), 400
+    refused(both, 400, "description", "合计")
+    refused(
+        requests.post(
+            f"{url}/requests.json", data=report_fields(key, description="\u200b \u3000"), timeout=30
+        ),
+        400,
     )
-    assert _counts(engine) == before
+    assert counts(engine) == before
 
 
 def test_status_sync_misses_no_change_of_the_same_second_and_pages_past_a_full_page(store, url):
     engine, key, _ = store
     ids = [
         int(
-            requests.post(f"{url}/requests.json", data=_fields(key, 3), timeout=30).json()[0][
+            requests.post(f"{url}/requests.json", data=report_fields(key, 3), timeout=30).json()[0][
                 "service_request_id"
             ]
         )
@@ -209,7 +183,7 @@ def test_status_sync_misses_no_change_of_the_same_second_and_pages_past_a_full_p
 def test_asking_for_more_ids_than_a_list_holds_is_refused_not_cut(store, url):
     _, key, _ = store
     many = ",".join(str(i) for i in range(1, 202))
-    _refused(
+    refused(
         requests.get(f"{url}/requests.json", params={"api_key": key, "service_request_id": many}, timeout=30),
         400,
         "200",
@@ -222,7 +196,7 @@ def test_a_key_over_its_limit_is_told_when_to_come_back(store, url, monkeypatch)
     _, slow = key("mini_program", "990001001", per_minute=1)
     assert requests.get(f"{url}/requests.json", params={"api_key": slow}, timeout=30).status_code == 200
     over = requests.get(f"{url}/requests.json", params={"api_key": slow}, timeout=30)
-    _refused(over, 429, "秒后再试")
+    refused(over, 429, "秒后再试")
     assert 1 <= int(over.headers["Retry-After"]) <= 60
     assert [RateWindow.seconds_left(at) for at in (0.0, 0.5, 59.2, 30.0)] == [60, 60, 1, 30]
 
@@ -232,7 +206,7 @@ def test_phones_ids_and_house_numbers_typed_any_way_do_not_leave_through_the_api
     typed = "回拨 138 1234 5678 或 +86-139-8765-4321，座机 0570-8765432，身份证 33080219900101123X"
     filed = requests.post(
         f"{url}/requests.json",
-        data=_fields(key, 3, description=typed, address_string="荷花街道紫荆路88号3幢2单元501室"),
+        data=report_fields(key, 3, description=typed, address_string="荷花街道紫荆路88号3幢2单元501室"),
         timeout=30,
     ).json()
     rid = filed[0]["service_request_id"]
@@ -260,7 +234,7 @@ def test_a_form_decoded_here_keeps_every_field_of_a_published_client(store, url)
 def test_a_body_past_the_upload_limit_is_refused_before_it_is_read_whole(store, url):
     """A 200 MB multipart body without a key was received and spooled to disk before anything was said."""
     engine, _, _ = store
-    before = _counts(engine)
+    before = counts(engine)
     declared = _raw(url, b"x" * 1024, "multipart/form-data; boundary=b")
     assert declared.status_code == 400  # a broken multipart body: refused, not a 500
     chunk = b'--b\r\nContent-Disposition: form-data; name="media"; filename="a.jpg"\r\n\r\n' + b"\xff" * 65536
@@ -276,12 +250,12 @@ def test_a_body_past_the_upload_limit_is_refused_before_it_is_read_whole(store, 
         headers={"Content-Type": "multipart/form-data; boundary=b"},
         timeout=60,
     )
-    _refused(answer, 400, "过大")
+    refused(answer, 400, "过大")
     told = requests.post(
         f"{url}/requests.json",
         data=b"",
         headers={"Content-Type": "multipart/form-data; boundary=b", "Content-Length": str(300 * 2**20)},
         timeout=30,
     )
-    _refused(told, 400, "过大")
-    assert _counts(engine) == before
+    refused(told, 400, "过大")
+    assert counts(engine) == before

@@ -5,18 +5,12 @@ leaves the store as it was."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from db.models import AuditLog, Event
-from tests.builders import grid_centre
-from tests.open311_server import served, square_store
-
-BASE = "/open311/v2"
-CJK = re.compile(r"[\u4e00-\u9fff]")
+from db.models import Event
+from tests.open311_server import BASE, counts, refused, report_fields, served, square_store
 
 
 @pytest.fixture(scope="module")
@@ -31,45 +25,16 @@ def url(store):
         yield f"http://{host}{BASE}"
 
 
-def _fields(key: str, i: int = 0, **extra: str) -> dict[str, str]:
-    lon, lat = grid_centre(i)
-    return {
-        "api_key": key,
-        "service_code": "urban",
-        "lat": str(lat),
-        "long": str(lon),
-        "description": "路口占道经营",
-        **extra,
-    }
-
-
-def _counts(engine) -> tuple[int, int]:
-    with engine.connect() as conn:
-        return (
-            conn.execute(select(func.count()).select_from(Event)).scalar_one(),
-            conn.execute(select(func.count()).select_from(AuditLog)).scalar_one(),
-        )
-
-
-def _refused(answer: requests.Response, status: int, *words: str) -> None:
-    """The specification's error list, in Chinese, naming ``words``."""
-    assert answer.status_code == status, answer.text
-    errors = answer.json()
-    assert isinstance(errors, list) and errors and all(set(e) == {"code", "description"} for e in errors)
-    text = " ".join(e["description"] for e in errors)
-    assert CJK.search(text) and all(w in text for w in words), text
-
-
 @pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "MKCOL", "LINK"])
 def test_a_method_outside_the_usual_ones_gets_the_error_list_too(store, url, method):
     """PUT, DELETE and PATCH were answered in the error list; TRACE or a WebDAV method reached Starlette's
     own 405, plain English text (and under serve.py one that said ``Allow: GET, HEAD``)."""
     engine = store[0]
-    before = _counts(engine)
+    before = counts(engine)
     answer = requests.request(method, f"{url}/requests.json", timeout=30)
-    _refused(answer, 405, method)
+    refused(answer, 405, method)
     assert answer.headers["Allow"] == "GET, HEAD, POST"
-    assert _counts(engine) == before
+    assert counts(engine) == before
 
 
 @pytest.mark.parametrize(
@@ -89,12 +54,12 @@ def test_an_address_under_the_api_that_it_does_not_serve_is_a_404_in_the_error_l
     """A path without its format or one the API does not have was Starlette's plain 'Not Found' (and under
     serve.py the app's HTML page with a 200, or its 405)."""
     engine, key, _ = store
-    before = _counts(engine)
+    before = counts(engine)
     answer = requests.request(
-        method, f"{url}{path}", data=_fields(key) if method == "POST" else None, timeout=30
+        method, f"{url}{path}", data=report_fields(key) if method == "POST" else None, timeout=30
     )
-    _refused(answer, 404, "接口")
-    assert _counts(engine) == before
+    refused(answer, 404, "接口")
+    assert counts(engine) == before
 
 
 def test_an_xml_refusal_keeps_the_allow_and_retry_after_headers(store, url, monkeypatch):
@@ -131,21 +96,21 @@ def test_multipart_text_not_in_its_charset_is_refused_not_stored_as_latin_1(stor
     """Starlette reads a multipart text field that is not in the body's charset as Latin-1: GBK text sent
     without a charset was stored garbled (路灯不亮 as Â·µÆ²»ÁÁ) and the check for U+FFFD never saw it."""
     engine, key, _ = store
-    fields = _fields(key, 1, description="路灯不亮，占道经营")
-    before = _counts(engine)
+    fields = report_fields(key, 1, description="路灯不亮，占道经营")
+    before = counts(engine)
     for kind in ("multipart/form-data; boundary=b0und", "multipart/form-data; boundary=b0und; charset=utf-8"):
         sent = requests.post(
             f"{url}/requests.json", data=_multipart(fields, "gbk"), headers={"Content-Type": kind}, timeout=30
         )
-        _refused(sent, 400, "description", "UTF-8")
+        refused(sent, 400, "description", "UTF-8")
     odd = requests.post(
         f"{url}/requests.json",
         data=_multipart(fields),
         headers={"Content-Type": "multipart/form-data; boundary=b0und; charset=koi8-r"},
         timeout=30,
     )
-    _refused(odd, 400, "字符集")
-    assert _counts(engine) == before
+    refused(odd, 400, "字符集")
+    assert counts(engine) == before
     declared = requests.post(
         f"{url}/requests.json",
         data=_multipart(fields, "gbk"),
@@ -160,7 +125,7 @@ def test_multipart_text_not_in_its_charset_is_refused_not_stored_as_latin_1(stor
     assert stored == "路灯不亮，占道经营"
     plain = requests.post(
         f"{url}/requests.json",
-        data=_multipart(_fields(key, 1, description="井盖缺失 � 已报")),
+        data=_multipart(report_fields(key, 1, description="井盖缺失 � 已报")),
         headers={"Content-Type": "multipart/form-data; boundary=b0und"},
         timeout=30,
     )
@@ -173,23 +138,23 @@ def test_utf_8_text_declared_as_gbk_is_refused_not_stored_garbled(store, url):
     from urllib.parse import urlencode
 
     engine, key, _ = store
-    fields = _fields(key, 2, description="井盖缺失", address_string="荷花街道")
-    before = _counts(engine)
+    fields = report_fields(key, 2, description="井盖缺失", address_string="荷花街道")
+    before = counts(engine)
     form = requests.post(
         f"{url}/requests.json",
         data=urlencode(fields).encode(),
         headers={"Content-Type": "application/x-www-form-urlencoded; charset=gbk"},
         timeout=30,
     )
-    _refused(form, 400, "UTF-8", "charset=gbk")
+    refused(form, 400, "UTF-8", "charset=gbk")
     parts = requests.post(
         f"{url}/requests.json",
         data=_multipart(fields),
         headers={"Content-Type": "multipart/form-data; boundary=b0und; charset=gbk"},
         timeout=30,
     )
-    _refused(parts, 400, "UTF-8", "charset=gbk")
-    assert _counts(engine) == before
+    refused(parts, 400, "UTF-8", "charset=gbk")
+    assert counts(engine) == before
     for body, kind in (
         (urlencode(fields, encoding="gbk").encode(), "application/x-www-form-urlencoded; charset=gbk"),
         (_multipart(fields, "gbk"), "multipart/form-data; boundary=b0und; charset=gbk"),
@@ -221,7 +186,7 @@ def test_phones_and_ids_typed_with_other_separators_do_not_leave_through_the_api
     not a full-width X): these were answered as typed to every system reading the API."""
     _, key, _ = store
     filed = requests.post(
-        f"{url}/requests.json", data=_fields(key, 3, description=f"回拨 {typed}"), timeout=30
+        f"{url}/requests.json", data=report_fields(key, 3, description=f"回拨 {typed}"), timeout=30
     )
     assert filed.status_code == 200, filed.text
     rid = filed.json()[0]["service_request_id"]
@@ -233,14 +198,14 @@ def test_phones_and_ids_typed_with_other_separators_do_not_leave_through_the_api
 def test_a_description_of_direction_marks_only_is_empty(store, url):
     """The API's list of invisible characters had zero-width spaces and the BOM, not direction marks."""
     engine, key, _ = store
-    before = _counts(engine)
+    before = counts(engine)
     for text in ("\u200f\u202e", "\u200e\u2066\u2069"):
-        _refused(
-            requests.post(f"{url}/requests.json", data=_fields(key, description=text), timeout=30),
+        refused(
+            requests.post(f"{url}/requests.json", data=report_fields(key, description=text), timeout=30),
             400,
             "描述",
         )
-    assert _counts(engine) == before
+    assert counts(engine) == before
 
 
 def test_a_form_that_starts_with_a_byte_order_mark_is_read_as_without_it(store, url):
@@ -249,23 +214,23 @@ def test_a_form_that_starts_with_a_byte_order_mark_is_read_as_without_it(store, 
     from urllib.parse import urlencode
 
     engine, key, _ = store
-    before = _counts(engine)
+    before = counts(engine)
     sent = requests.post(
         f"{url}/requests.json",
-        data=b"\xef\xbb\xbf" + urlencode(_fields(key, 3, description="窨井盖松动")).encode(),
+        data=b"\xef\xbb\xbf" + urlencode(report_fields(key, 3, description="窨井盖松动")).encode(),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         timeout=30,
     )
     assert sent.status_code == 200, sent.text
-    assert _counts(engine)[0] == before[0] + 1
+    assert counts(engine)[0] == before[0] + 1
 
 
 def test_a_multipart_body_cut_off_before_its_end_is_refused_as_incomplete(store, url):
     """A multipart body that stops before its closing boundary lost its unfinished last field without a
     word: the answer blamed the client for a missing description it had sent."""
     engine, key, _ = store
-    whole = _multipart(_fields(key, 0, description="夜间施工噪音"))
-    before = _counts(engine)
+    whole = _multipart(report_fields(key, 0, description="夜间施工噪音"))
+    before = counts(engine)
     for cut in (whole[: -len(b"--b0und--\r\n")], whole[: whole.rindex(b"\r\n--b0und")]):
         sent = requests.post(
             f"{url}/requests.json",
@@ -273,8 +238,8 @@ def test_a_multipart_body_cut_off_before_its_end_is_refused_as_incomplete(store,
             headers={"Content-Type": "multipart/form-data; boundary=b0und"},
             timeout=30,
         )
-        _refused(sent, 400, "不完整")
-    assert _counts(engine) == before
+        refused(sent, 400, "不完整")
+    assert counts(engine) == before
     sent = requests.post(
         f"{url}/requests.json",
         data=whole,
