@@ -75,9 +75,13 @@ def test_an_xml_refusal_keeps_the_allow_and_retry_after_headers(store, url, monk
     assert put.status_code == 405 and put.headers["Allow"] == "GET, HEAD, POST"
     assert put.headers["Content-Type"].startswith("text/xml")
     slow = key("mini_program", "990001001", per_minute=1)[1]
-    assert requests.get(f"{url}/requests.xml", params={"api_key": slow}, timeout=30).status_code == 200
+    first = requests.get(f"{url}/requests.xml", params={"api_key": slow}, timeout=30)
+    assert first.status_code == 200, first.text
     over = requests.get(f"{url}/requests.xml", params={"api_key": slow}, timeout=30)
-    assert over.status_code == 429 and over.headers["Content-Type"].startswith("text/xml")
+    if over.status_code == 200:  # a new minute began between the two: its window allows one more
+        over = requests.get(f"{url}/requests.xml", params={"api_key": slow}, timeout=30)
+    assert over.status_code == 429, over.text
+    assert over.headers["Content-Type"].startswith("text/xml")
     assert 1 <= int(over.headers["Retry-After"]) <= 60
     assert over.headers["Cache-Control"] == "no-store"
 
