@@ -229,6 +229,13 @@ def round_address(text: str) -> str:
     return "".join(out) + text[at:] if out else text
 
 
+def public_text(text: str) -> str:
+    """Free text as anyone may read it (the Open311 answers, 进度查询's replies, the public 随手拍 page's
+    possible duplicates): phone and resident ID numbers masked (:func:`redact`), house numbers hidden
+    (:func:`round_address`)."""
+    return round_address(redact(text))
+
+
 def mask_name(name: str | None) -> str | None:
     """张** : the family name only."""
     if not name:

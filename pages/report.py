@@ -18,7 +18,7 @@ from components.errors import show_incident
 from components.photo_input import photo_input
 from components.pick_map import place_search, show_pick_map, show_where
 from components.text import md_text
-from domain.access import redact, round_address
+from domain.access import public_text
 from domain.intake import InvalidReport, ReportForm
 from domain.vocabulary import EventCategory, EventSource, Role
 from services import clock
@@ -106,12 +106,6 @@ if submitted:
     st.session_state[PENDING] = (form, photo.getvalue() if photo else None)
 
 
-def shown(title: str) -> str:
-    """Another reporter's title as this public page shows it (as the Open311 answers do): phone and ID
-    numbers masked, house numbers hidden."""
-    return round_address(redact(title))
-
-
 def _send(form: ReportForm, data: bytes | None, merge_into: int | None):
     """The use case with this form's key; a key used before for other content is replaced once."""
     for _attempt in range(2):
@@ -176,7 +170,7 @@ if PENDING in st.session_state:
         for e, dist in dups[:5]:
             cols = st.columns([4, 1])
             cols[0].markdown(
-                f"\\#{e.id} {md_text(shown(e.title))}（距此约 {dist:.0f} 米，{e.reported_at:%Y-%m-%d %H:%M}，已有 {e.reporter_count} 人反映）"
+                f"\\#{e.id} {md_text(public_text(e.title))}（距此约 {dist:.0f} 米，{e.reported_at:%Y-%m-%d %H:%M}，已有 {e.reporter_count} 人反映）"
             )
             if cols[1].button("合并到此事件", key=f"merge_{e.id}"):
                 _submit(e.id)

@@ -8,7 +8,7 @@ and that number, so a retried POST returns the first event. GCJ-02 points (WeCha
 ``attribute[crs]=gcj02``) are converted once to WGS84 here (geo.crs.gcj02_to_wgs84).
 
 GET answers carry no personal data: no reporter name or phone, free text with phone and ID numbers
-masked (domain.access.redact) and house numbers hidden (domain.access.round_address), coordinates
+masked and house numbers hidden (domain.access.public_text), coordinates
 rounded to 3 decimals (about 100 m) and the grid's name as the address. Times are ISO 8601 with the
 +08:00 offset (Asia/Shanghai).
 """
@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine, and_, or_, select
 
 from db.models import AdminUnit, Department, Event
 from db.uow import UnitOfWork, reading
-from domain.access import redact, round_address
+from domain.access import public_text
 from domain.errors import FieldProblems
 from domain.intake import MAX_TEXT, UNSTORABLE, ReportForm, blank, unstorable
 from domain.vocabulary import OPEN_STATUSES, EventCategory, EventSource, EventStatus, Urgency
@@ -353,7 +353,7 @@ def _row(e, grid: str, department: str | None) -> dict[str, Any]:
         "status_notes": status.label,
         "service_name": EventCategory(e.category).label,
         "service_code": EventCategory(e.category).value,
-        "description": round_address(redact(e.description or e.title)),
+        "description": public_text(e.description or e.title),
         "agency_responsible": department,
         "service_notice": None,
         "requested_datetime": stamp(e.reported_at),

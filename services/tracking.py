@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, or_, select
 
 from db.models import AdminUnit, Department, Event, EventTransition
-from domain.access import redact, round_address
+from domain.access import public_text
 from domain.errors import FieldProblems
 from domain.event_flow import ACTION_LABELS, Action
 from domain.vocabulary import OPEN_STATUSES, AdminLevel, EventCategory, EventStatus, Rating, Urgency
@@ -196,7 +196,7 @@ def _status(conn: Connection, event_id: int, shown_id: int) -> PublicStatus:
         updated_at=e.updated_at,
         steps=tuple(_steps(trail)),
         replies=tuple(
-            Step(t.at, round_address(redact(t.note.strip())))  # as Open311 answers: no house numbers
+            Step(t.at, public_text(t.note.strip()))  # as Open311 answers: no house numbers
             for t in trail
             if Action(t.action) in REPLY_ACTIONS and (t.note or "").strip()
         ),
