@@ -184,9 +184,9 @@ def read_sheet(
                     # 多级表头 (基本信息 | 位置 | 负责人信息 merged over the columns): the header may be a row below
                     grouped = (n, exc)
                     continue
-                if grouped is not None and n - grouped[0] < MAX_TITLE_ROWS:
+                if n - grouped[0] < MAX_TITLE_ROWS:  # the rows below it, tried as the header in turn
                     continue
-                raise no_header(grouped[1] if grouped is not None else exc) from exc
+                raise no_header(grouped[1]) from exc
             if grouped is not None:
                 notes.append(f"第 {grouped[0]} 行为分组表头，已按第 {n} 行的列名读取")
             elif titles:
