@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
@@ -13,6 +14,7 @@ import pandas as pd
 
 # scikit-learn's own dependency; imported with the module, not at a process's first judgement (156 ms).
 from scipy.spatial import cKDTree
+from scipy.special import gammaln
 
 from domain.vocabulary import AdminLevel, EventCategory, Labelled
 
@@ -490,6 +492,29 @@ def _binomial_sf(k: int, n: int, p: float, below: float | None) -> float | None:
     return max(0.0, 1.0 - sum(term(j) for j in range(k)))
 
 
+def _tail_may_be_below(k: np.ndarray, n: np.ndarray, p: np.ndarray, below: float) -> np.ndarray:
+    """Where :func:`_binomial_sf` (k, n, p, ``below``) may return a tail under ``below``: False only
+    where it returns None for certain (``0 < p < 1``, ``0 < k ≤ n``, and either k past the mean with a
+    first term at least ``below`` — with a margin of 1e-9 for the two ways of computing it — or k at
+    most the mean and ``below`` at most 1 %). 顽疾 asks for a couple of thousand places a day, nearly all
+    of them known to be common from their first term: one vector computation instead of a call each."""
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    p = np.asarray(p, dtype=float)
+    usual = (p > 0) & (p < 1) & (k > 0) & (k <= n)
+    past_mean = k > n * p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_first = (
+            gammaln(n + 1)
+            - gammaln(k + 1)
+            - gammaln(n - k + 1)
+            + k * np.log(np.where(usual, p, 0.5))
+            + (n - k) * np.log1p(-np.where(usual, p, 0.5))
+        )
+    common = np.where(past_mean, log_first >= math.log(below) + 1e-9, below <= 0.01)
+    return ~(usual & common)
+
+
 def poisson_sf(k: int, lam: float) -> float:
     """P(X ≥ k) for X ~ Poisson(lam): the regularised lower incomplete gamma P(k, lam)."""
     if k <= 0:
@@ -960,8 +985,11 @@ def _matter_totals(
 
 
 def _mode(values: Iterable[Any]) -> Any:
-    s = pd.Series(list(values)).dropna()
-    return None if s.empty else s.value_counts(sort=True).index[0]
+    """The most frequent value (missing ones left out), ties to the first seen; None without one.
+    A ``Counter`` (its ties in the order first seen, as pandas' ``value_counts`` keeps them): a
+    categorical's ``value_counts`` counted every category of the frame (thousands of addresses)."""
+    counts = Counter(v for v in values if not pd.isna(v))
+    return counts.most_common(1)[0][0] if counts else None
 
 
 def _reports(data: WarningData, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame | None:
@@ -1025,8 +1053,14 @@ def detect_chronic(ctx: _Context, data: WarningData, p: ChronicParams) -> list[A
     # reports (8 of its 8 reports, a quiet grid where it is 12 % of the rest) it was ~180× too high
     # (9e-6 against 5e-8): the spot was named only at its 10th report. For a busy spot (n ≪ N) the
     # two tails agree.
+    judged = _tail_may_be_below(cand["n"].to_numpy(), local_all, share, p.p_value)
     for seed, n_here, n_weeks, n_all, s_ in zip(
-        seeds, cand["n"], cand["weeks"], local_all, share, strict=True
+        seeds[judged],
+        cand["n"].to_numpy()[judged],
+        cand["weeks"].to_numpy()[judged],
+        local_all[judged],
+        share[judged],
+        strict=True,
     ):
         mu = float(n_all * s_)
         pv = _binomial_sf(int(n_here), int(n_all), float(s_), p.p_value)

@@ -72,6 +72,41 @@ def test_the_binomial_tail_matches_the_direct_sum():
     assert binomial_sf(2, 5, 1.0) == 1.0
 
 
+def test_the_vector_prefilter_passes_every_place_whose_tail_may_be_below_the_threshold():
+    """顽疾's places judged at once (``_tail_may_be_below``) before the exact tail: it may pass a place
+    whose tail is common, never drop one the exact sum would find rare; near the threshold too."""
+    from domain.early_warning import _binomial_sf, _tail_may_be_below
+
+    rng = np.random.default_rng(3)
+    n = rng.integers(0, 3_000, 40_000)
+    k = np.minimum(rng.integers(-1, 60, 40_000), n + rng.integers(0, 2, 40_000))
+    p = rng.choice([0.0, 1.0, *rng.uniform(0, 0.3, 50)], 40_000)
+    for below in (1e-4, 1e-6, 0.05):
+        passed = _tail_may_be_below(k, n, p, below)
+        needed = np.array(
+            [
+                _binomial_sf(int(a), int(b), float(c), below) is not None
+                for a, b, c in zip(k, n, p, strict=True)
+            ]
+        )
+        assert not (needed & ~passed).any()
+        if below <= 0.01:  # it does leave out the common ones
+            assert (~passed).sum() > 0.3 * len(k)
+    # At the edge: a first term a hair above and a hair below the threshold.
+    k0, n0, p0 = 9, 24, 0.052
+    first = math.comb(n0, k0) * p0**k0 * (1 - p0) ** (n0 - k0)
+    assert _tail_may_be_below(np.array([k0]), np.array([n0]), np.array([p0]), first * (1 + 1e-6))[0]
+    assert not _tail_may_be_below(np.array([k0]), np.array([n0]), np.array([p0]), first * (1 - 1e-6))[0]
+
+
+def test_the_mode_is_the_most_frequent_value_ties_to_the_first_seen():
+    from domain.early_warning import _mode
+
+    assert _mode(pd.Series(["乙", "甲", "甲", "乙", None], dtype="category")) == "乙"
+    assert _mode(["丙", None, "丁", "丁"]) == "丁"
+    assert _mode([None, float("nan")]) is None
+
+
 def flat_counts(days: int = 120) -> pd.DataFrame:
     parts = [series(g, c, [1] * days) for g in GRIDS for c in ("urban", "dispute")]
     parts += [series(v, c, [2] * days) for v in VILLAGES for c in ("urban", "dispute")]
