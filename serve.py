@@ -26,6 +26,8 @@ import logging
 import os
 import re
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import streamlit as st
 from sqlalchemy import Engine
@@ -39,6 +41,7 @@ from components.auth import XSRF_COOKIE, browser_binding, enable_cookie_sessions
 from db.engine import database_url, make_engine
 from db.uow import UnitOfWork
 from services import clock, sessions
+from services.heap import freeze_startup_heap
 
 log = logging.getLogger("serve")
 SECURE_ENV = "COCKPIT_COOKIE_SECURE"
@@ -186,10 +189,18 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+@asynccontextmanager
+async def started(_app) -> AsyncIterator[None]:
+    """The server's start: what its imports made lives as long as it does (services.heap)."""
+    freeze_startup_heap()
+    yield
+
+
 enable_cookie_sessions(_base())
 _prefix = f"/{_base()}" if _base() else ""
 app = st.App(
     "app.py",
+    lifespan=started,
     middleware=[Middleware(SecurityHeaders)],
     routes=[
         Route(f"{_prefix}/auth/session", session_cookie, methods=["GET"]),

@@ -637,6 +637,9 @@ def main(argv: list[str] | None = None) -> int:
             if run.error:
                 print(run.error, file=sys.stderr)
         return 1 if any(r.outcome == FAILED for r in runs.values()) else 0
+    from services.heap import freeze_startup_heap
+
+    freeze_startup_heap()  # the runner lives for days: its start-up heap out of every full collection
     run_forever(engine, args.every, args.reports_dir)
     return 0
 
