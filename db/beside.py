@@ -17,21 +17,26 @@ from sqlalchemy import Connection
 
 
 @contextmanager
-def beside(conn: Connection) -> Iterator[Connection | None]:
-    """Within: a read-only connection on ``conn``'s snapshot (PostgreSQL), or None (SQLite, or
-    ``conn`` outside a transaction). ``conn``'s transaction must stay open while it is used."""
+def beside(conn: Connection, n: int = 1) -> Iterator[list[Connection] | None]:
+    """Within: ``n`` read-only connections on ``conn``'s snapshot (PostgreSQL; one snapshot exported
+    for all), or None (SQLite, or ``conn`` outside a transaction). ``conn``'s transaction must stay
+    open while they are used."""
     if conn.dialect.name != "postgresql" or not conn.in_transaction():
         yield None
         return
-    snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
-    other = conn.engine.connect().execution_options(
-        isolation_level="REPEATABLE READ", postgresql_readonly=True
-    )
+    snapshot = _quoted(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
+    others: list[Connection] = []
     try:
-        other.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{_quoted(snapshot)}'")
-        yield other
+        for _ in range(n):
+            other = conn.engine.connect().execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+            others.append(other)
+            other.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        yield others
     finally:
-        other.close()
+        for other in others:
+            other.close()
 
 
 def _quoted(snapshot: str) -> str:

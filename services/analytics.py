@@ -9,8 +9,8 @@ from __future__ import annotations
 import gc
 import math
 import threading
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 
@@ -30,6 +30,8 @@ from sqlalchemy import (
 )
 
 from db.beside import beside
+from db.bulk import plain_rows, read_frame
+from db.bulk import text_frame as _text_frame
 from db.frames import rows_frame
 from db.models import (
     AdminUnit,
@@ -478,7 +480,8 @@ def warning_counts(
     keys = {d: g if grids is None else g & grids for d, g in keys.items() if first <= d < stop}
     keys = {d: g for d, g in keys.items() if g}
     model = EventCategoryDaily
-    rows: Sequence = plain_rows(
+    columns = ["day", "grid_id", "category", "count"]
+    grid_counts = read_frame(
         conn,
         select(type_coerce(model.day, String), model.grid_id, model.category, model.counted).where(
             *([] if grids is None else [in_ids(model.grid_id, sorted(grids))]),
@@ -487,6 +490,7 @@ def warning_counts(
             model.counted > 0,
             *rollups.rollup_outside(keys, model),
         ),
+        columns,
     )
     if keys:
         changed = conn.execute(
@@ -498,8 +502,9 @@ def warning_counts(
                 rollups.events_inside(keys),
             )
         ).all()
-        rows = [*rows, *changed]
-    grid_counts = _text_frame(rows, ["day", "grid_id", "category", "count"])
+        if changed:
+            more = _text_frame(changed, columns)
+            grid_counts = pd.concat([grid_counts, more], ignore_index=True) if len(grid_counts) else more
     # Days as the store gives them (text on SQLite, dates on PostgreSQL), each of the ~84 parsed once.
     code, days = pd.factorize(grid_counts["day"].to_numpy(dtype=object))
     parsed = pd.to_datetime(pd.Index([str(d)[:10] for d in days], dtype=object), format="%Y-%m-%d")
@@ -537,18 +542,20 @@ def day_warning_data(conn: Connection, scope: Scope, day: date, units: pd.DataFr
             or_(Event.merged_into_id.is_(None), Event.reported_at >= mass_from),
         )
         return WarningData(counts, units, with_metres(reports))
-    with beside(conn) as other:
-        if other is None:
+    with beside(conn, 2) as others:
+        if others is None:
             counts = warning_counts(conn, scope, start, end, units)
             if counts is None or counts.empty:
                 return warning_data(conn, scope, start, end, units)
             reports, matters, totals = warning_reports(conn, scope, first, end, mass_from)
         else:
-            counting = _readers().submit(warning_counts, other, scope, start, end, units)
+            counting = _readers().submit(warning_counts, others[0], scope, start, end, units)
             try:
-                reports, matters, totals = warning_reports(conn, scope, first, end, mass_from)
+                reports, matters, totals = warning_reports(
+                    conn, scope, first, end, mass_from, matters_on=others[1]
+                )
             finally:
-                counts = counting.result()  # waited for even when the reports failed: ``other`` closes after
+                counts = counting.result()  # waited for even when the reports failed: ``others`` close after
             if counts is None or counts.empty:
                 return warning_data(conn, scope, start, end, units)
     return WarningData(
@@ -578,7 +585,13 @@ MATTER_COLUMNS = ["grid_id", "category", "title", "count"]
 
 
 def warning_reports(
-    conn: Connection, scope: Scope, start: datetime, end: datetime, mass_from: datetime
+    conn: Connection,
+    scope: Scope,
+    start: datetime,
+    end: datetime,
+    mass_from: datetime,
+    *,
+    matters_on: Connection | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """What 顽疾 and 群发 read of [start, end) (顽疾's weeks) from ``event_recent_reports`` (decision
     0038): the reports from ``mass_from`` on (群发's hours, merged ones too) and, of the reports not merged,
@@ -588,7 +601,8 @@ def warning_reports(
     those). The (day, grid) keys changed since the watermark are
     read from the events, and the cells two around each of their reports read too (their neighbours'
     ``near`` may lag). :func:`domain.early_warning.detect` gives the same alerts from these as from every
-    report (tests/integration/test_rollups.py)."""
+    report (tests/integration/test_rollups.py). ``matters_on``: a connection on the same snapshot
+    (:func:`db.beside.beside`) that counts the matters meanwhile, in a thread of :func:`_readers`."""
     grids, keys = _scope_grids_and_pending(conn, scope, start, end)
     model = EventRecentReport
     base = [
@@ -597,60 +611,72 @@ def warning_reports(
         model.reported_at < end,
         *_outside(keys),
     ]
-    changed_rows = _changed_reports(conn, scope, start, end, mass_from, keys) if keys else []
-    changed = _warning_frame(_text_frame(changed_rows, WARNING_COLUMNS)) if changed_rows else None
-    cell = rollups.cell_of(conn.dialect.name)
-    seeds = plain_rows(
-        conn,
-        select(model.lon, model.lat, model.category, model.title).where(
-            *base, model.merged_into_id.is_(None), model.near >= DEFAULT_PARAMS.chronic.min_events
-        ),
-    )
-    seed_lon = np.array([r[0] for r in seeds], dtype=float)
-    seed_lat = np.array([r[1] for r in seeds], dtype=float)
-    # The cells a disc of NEAR_M around a possible seed touches (one to four each), not the nine around
-    # its cell: every report within 50 m of a seed lies in them.
-    cells = cells_within(seed_lon, seed_lat, rollups.NEAR_M)
-    mine = None
-    exact = True  # the reports read are cut to those within NEAR_M of a possible seed (and 群发's hours)
-    if changed is not None and len(changed):
-        exact = False  # changed keys: their neighbours' ``near`` may lag; read the cells around as they are
-        placed = changed[changed["lon"].notna() & changed["lat"].notna()]
-        cells |= cells_around(place_cells(placed["lon"], placed["lat"]).tolist(), 2)
-        mine = pd.DataFrame(
-            {
-                "grid_id": placed["grid_id"].to_numpy(),
-                "category": placed["category"].astype(str).to_numpy(dtype=object),
-                "title": placed["title"].astype(str).to_numpy(dtype=object),
-            }
-        )[placed["merged_into_id"].isna().to_numpy()]
-    columns = [
-        type_coerce(getattr(model, c), String).label(c) if c == "reported_at" else getattr(model, c)
-        for c in WARNING_COLUMNS
-    ]
-    near = and_(model.merged_into_id.is_(None), *rollups.in_ints(cell, cells)) if cells else None
-    hours = model.reported_at >= mass_from
-    rows = plain_rows(conn, select(*columns).where(*base, hours if near is None else or_(near, hours)))
-    if exact and near is not None:
-        rows = _near_or_in_hours(rows, seed_lon, seed_lat, mass_from)
     counted = [*base, model.merged_into_id.is_(None), model.lon.is_not(None), model.lat.is_not(None)]
     # Every grid × matter's reports in one scan (~6.6 k groups for a busy township), each grid's total
     # summed from them: two statements each scanning the same ~50 k rows cost twice, and the matters'
     # own, with its filter on the seeds' matters, drew a parallel plan whose workers' start took longer
     # than the scan (62 ms on PostgreSQL at city scale, against 26 for this one).
-    matters = plain_rows(
-        conn,
+    counting = (
         select(model.grid_id, model.category, model.title, func.count())
         .where(*counted)
-        .group_by(model.grid_id, model.category, model.title),
+        .group_by(model.grid_id, model.category, model.title)
     )
-    counts = _text_frame(matters, MATTER_COLUMNS)
+    matters = None if matters_on is None else _readers().submit(_matter_counts, matters_on, counting)
+    try:
+        changed_rows = _changed_reports(conn, scope, start, end, mass_from, keys) if keys else []
+        changed = _warning_frame(_text_frame(changed_rows, WARNING_COLUMNS)) if changed_rows else None
+        cell = rollups.cell_of(conn.dialect.name)
+        seeds = plain_rows(
+            conn,
+            select(model.lon, model.lat, model.category, model.title).where(
+                *base, model.merged_into_id.is_(None), model.near >= DEFAULT_PARAMS.chronic.min_events
+            ),
+        )
+        seed_lon = np.array([r[0] for r in seeds], dtype=float)
+        seed_lat = np.array([r[1] for r in seeds], dtype=float)
+        # The cells a disc of NEAR_M around a possible seed touches (one to four each), not the nine around
+        # its cell: every report within 50 m of a seed lies in them.
+        cells = cells_within(seed_lon, seed_lat, rollups.NEAR_M)
+        mine = None
+        exact = True  # the reports read are cut to those within NEAR_M of a possible seed (and 群发's hours)
+        if changed is not None and len(changed):
+            exact = (
+                False  # changed keys: their neighbours' ``near`` may lag; read the cells around as they are
+            )
+            placed = changed[changed["lon"].notna() & changed["lat"].notna()]
+            cells |= cells_around(place_cells(placed["lon"], placed["lat"]).tolist(), 2)
+            mine = pd.DataFrame(
+                {
+                    "grid_id": placed["grid_id"].to_numpy(),
+                    "category": placed["category"].astype(str).to_numpy(dtype=object),
+                    "title": placed["title"].astype(str).to_numpy(dtype=object),
+                }
+            )[placed["merged_into_id"].isna().to_numpy()]
+        columns = [
+            type_coerce(getattr(model, c), String).label(c) if c == "reported_at" else getattr(model, c)
+            for c in WARNING_COLUMNS
+        ]
+        near = and_(model.merged_into_id.is_(None), *rollups.in_ints(cell, cells)) if cells else None
+        hours = model.reported_at >= mass_from
+        rows = read_frame(
+            conn, select(*columns).where(*base, hours if near is None else or_(near, hours)), WARNING_COLUMNS
+        )
+        if exact and near is not None:
+            rows = _near_or_in_hours(rows, seed_lon, seed_lat, mass_from)
+    finally:
+        if matters is not None:
+            wait([matters])  # its connection closes after this returns, whatever happened here
+    counts = matters.result() if matters is not None else _matter_counts(conn, counting)
     totals = (
         counts.groupby("grid_id", sort=False)["count"].sum().reset_index()
         if len(counts)
         else pd.DataFrame(columns=["grid_id", "count"])
     )
-    frame = _warning_frame(_text_frame([*rows, *changed_rows], WARNING_COLUMNS))
+    if changed_rows:
+        more = _text_frame(changed_rows, WARNING_COLUMNS)
+        more["reported_at"] = more["reported_at"].map(str)  # as the rows read as text give it
+        rows = pd.concat([rows, more], ignore_index=True) if len(rows) else more
+    frame = _warning_frame(rows)
     if mine is not None and len(mine):
         extra = (
             mine.groupby(["grid_id", "category", "title"], sort=False).size().rename("count").reset_index()
@@ -682,19 +708,29 @@ def cells_within(lon: np.ndarray, lat: np.ndarray, radius_m: float) -> set[int]:
 
 
 def _near_or_in_hours(
-    rows: list[tuple], seed_lon: np.ndarray, seed_lat: np.ndarray, mass_from: datetime
-) -> list:
+    rows: pd.DataFrame, seed_lon: np.ndarray, seed_lat: np.ndarray, mass_from: datetime
+) -> pd.DataFrame:
     """Of the rows read (:data:`WARNING_COLUMNS`), those reported from ``mass_from`` on (群发 reads them
     all) and those within :data:`services.rollups.NEAR_M` of a possible 顽疾 seed, on the sphere
     :func:`domain.early_warning.near_counts` measures on: every report 顽疾 can count around a seed
     (decision 0038's argument), the others left to no one."""
-    if not rows:
+    if not len(rows):
         return rows
-    lon = np.array([r[4] for r in rows], dtype=float)
-    lat = np.array([r[5] for r in rows], dtype=float)
-    near = near_any(lon, lat, seed_lon, seed_lat, rollups.NEAR_M)
+    near = near_any(
+        rows["lon"].to_numpy(dtype=float),
+        rows["lat"].to_numpy(dtype=float),
+        seed_lon,
+        seed_lat,
+        rollups.NEAR_M,
+    )
     since = str(mass_from)
-    return [r for r, n in zip(rows, near.tolist(), strict=True) if n or str(r[9]) >= since]
+    hours = rows["reported_at"].map(str).to_numpy(dtype=str) >= since
+    return rows[near | hours].reset_index(drop=True)
+
+
+def _matter_counts(conn: Connection, counting) -> pd.DataFrame:
+    """The grid × matter counts of :func:`warning_reports` (``grid_id``, ``category``, ``title``, ``count``)."""
+    return read_frame(conn, counting, MATTER_COLUMNS)
 
 
 def _scope_grids_and_pending(
@@ -776,33 +812,6 @@ def recent_reports(
         )
     frames = [f for f in frames if len(f)] or frames[:1]
     return _warning_frame(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
-
-
-def plain_rows(conn: Connection, statement) -> list[tuple]:
-    """The driver's own tuples for a statement whose columns need no conversion (numbers, text, times
-    read as text): SQLAlchemy's ``Row``s and result processing cost a third of a 50 k-row read."""
-    result = conn.execute(statement)
-    try:
-        return list(result.cursor.fetchall())
-    finally:
-        result.close()
-
-
-TEXT_COLUMNS = frozenset({"day", "category", "title", "address", "reported_at"})
-
-
-def _text_frame(rows: Sequence[Sequence], columns: list[str]) -> pd.DataFrame:
-    """Like :func:`db.frames.rows_frame`, text columns kept as Python objects (pandas 3 would build
-    Arrow strings of them first, five times slower, to be made categorical or parsed right after)."""
-    if not rows:
-        return pd.DataFrame(columns=columns)
-    values = list(zip(*rows, strict=True))
-    return pd.DataFrame(
-        {
-            c: pd.Series(np.array(v, dtype=object), dtype=object) if c in TEXT_COLUMNS else pd.Series(v)
-            for c, v in zip(columns, values, strict=True)
-        }
-    )
 
 
 def _midnight(d: date) -> datetime:

@@ -33,9 +33,10 @@ def test_the_second_connection_reads_the_first_one_s_snapshot(empty_engine):
     with view as conn:
         seen = _settings(conn)
         _add_setting(empty_engine, "after")  # committed by a colleague after the view began
-        with beside(conn) as other:
-            assert other is not None
-            assert _settings(other) == seen == _settings(conn)
+        with beside(conn, 2) as others:
+            assert others is not None and len(others) == 2
+            assert [_settings(o) for o in others] == [seen, seen] == [_settings(conn)] * 2
+            other = others[0]
             # Read only, as the view's own reads are.
             with pytest.raises(Exception, match="read-only"):
                 other.execute(insert(Setting).values(key="x", value_json=1, updated_at=datetime(2026, 12, 6)))
@@ -47,20 +48,20 @@ def test_the_second_connection_reads_the_first_one_s_snapshot(empty_engine):
 def test_a_read_committed_view_gets_the_snapshot_of_the_moment_it_asks(empty_engine):
     with empty_engine.connect() as conn:
         seen = _settings(conn)
-        with beside(conn) as other:
+        with beside(conn) as others:
             _add_setting(empty_engine, "later")
-            assert other is not None and _settings(other) == seen
+            assert others is not None and _settings(others[0]) == seen
         assert _settings(conn) == seen + 1  # READ COMMITTED: its own next statement sees it
 
 
 def test_no_second_connection_on_sqlite_or_outside_a_transaction(empty_engine):
-    with empty_engine.connect() as conn, beside(conn) as other:
-        assert other is None  # no transaction yet
+    with empty_engine.connect() as conn, beside(conn) as others:
+        assert others is None  # no transaction yet
     if not ON_POSTGRES:
         with empty_engine.connect() as conn:
             _settings(conn)
-            with beside(conn) as other:
-                assert other is None
+            with beside(conn) as others:
+                assert others is None
 
 
 def test_only_a_snapshot_id_reaches_the_statement():
