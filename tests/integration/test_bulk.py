@@ -8,7 +8,6 @@ import math
 from datetime import date, datetime
 
 import numpy as np
-import pandas as pd
 import pytest
 from sqlalchemy import (
     BigInteger,
@@ -39,7 +38,17 @@ ODD = Table(
     Column("reported_at", DateTime),
     Column("day", Date),
 )
-TEXTS = ["路面垃圾", 'a "quoted", with comma', "two\nlines", "", "\r\n", "tab\there", "back\\slash", "x,y", None]
+TEXTS = [
+    "路面垃圾",
+    'a "quoted", with comma',
+    "two\nlines",
+    "",
+    "\r\n",
+    "tab\there",
+    "back\\slash",
+    "x,y",
+    None,
+]
 
 
 @pytest.fixture
