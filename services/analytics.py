@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import gc
 import math
-import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 
@@ -29,7 +27,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from db.beside import beside
+from db.beside import Beside, beside
 from db.bulk import plain_rows, read_frame
 from db.bulk import text_frame as _text_frame
 from db.frames import rows_frame
@@ -542,20 +540,16 @@ def day_warning_data(conn: Connection, scope: Scope, day: date, units: pd.DataFr
             or_(Event.merged_into_id.is_(None), Event.reported_at >= mass_from),
         )
         return WarningData(counts, units, with_metres(reports))
-    with beside(conn, 2) as others:
-        if others is None:
+    with beside(conn) as reads:
+        if reads is None:
             counts = warning_counts(conn, scope, start, end, units)
             if counts is None or counts.empty:
                 return warning_data(conn, scope, start, end, units)
             reports, matters, totals = warning_reports(conn, scope, first, end, mass_from)
         else:
-            counting = _readers().submit(warning_counts, others[0], scope, start, end, units)
-            try:
-                reports, matters, totals = warning_reports(
-                    conn, scope, first, end, mass_from, matters_on=others[1]
-                )
-            finally:
-                counts = counting.result()  # waited for even when the reports failed: ``others`` close after
+            counting = reads.submit(warning_counts, scope, start, end, units)
+            reports, matters, totals = warning_reports(conn, scope, first, end, mass_from, reads=reads)
+            counts = counting.result()
             if counts is None or counts.empty:
                 return warning_data(conn, scope, start, end, units)
     return WarningData(
@@ -568,19 +562,6 @@ def day_warning_data(conn: Connection, scope: Scope, day: date, units: pd.DataFr
     )
 
 
-_reader_pool: ThreadPoolExecutor | None = None
-_reader_pool_lock = threading.Lock()
-
-
-def _readers() -> ThreadPoolExecutor:
-    """The process's threads for a view's second read (:func:`day_warning_data`)."""
-    global _reader_pool
-    with _reader_pool_lock:
-        if _reader_pool is None:
-            _reader_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="second-read")
-        return _reader_pool
-
-
 MATTER_COLUMNS = ["grid_id", "category", "title", "count"]
 
 
@@ -591,7 +572,7 @@ def warning_reports(
     end: datetime,
     mass_from: datetime,
     *,
-    matters_on: Connection | None = None,
+    reads: Beside | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """What 顽疾 and 群发 read of [start, end) (顽疾's weeks) from ``event_recent_reports`` (decision
     0038): the reports from ``mass_from`` on (群发's hours, merged ones too) and, of the reports not merged,
@@ -601,8 +582,8 @@ def warning_reports(
     those). The (day, grid) keys changed since the watermark are
     read from the events, and the cells two around each of their reports read too (their neighbours'
     ``near`` may lag). :func:`domain.early_warning.detect` gives the same alerts from these as from every
-    report (tests/integration/test_rollups.py). ``matters_on``: a connection on the same snapshot
-    (:func:`db.beside.beside`) that counts the matters meanwhile, in a thread of :func:`_readers`."""
+    report (tests/integration/test_rollups.py). ``reads``: the view's reads beside (:func:`db.beside.beside`):
+    the matters are counted there meanwhile."""
     grids, keys = _scope_grids_and_pending(conn, scope, start, end)
     model = EventRecentReport
     base = [
@@ -621,51 +602,45 @@ def warning_reports(
         .where(*counted)
         .group_by(model.grid_id, model.category, model.title)
     )
-    matters = None if matters_on is None else _readers().submit(_matter_counts, matters_on, counting)
-    try:
-        changed_rows = _changed_reports(conn, scope, start, end, mass_from, keys) if keys else []
-        changed = _warning_frame(_text_frame(changed_rows, WARNING_COLUMNS)) if changed_rows else None
-        cell = rollups.cell_of(conn.dialect.name)
-        seeds = plain_rows(
-            conn,
-            select(model.lon, model.lat, model.category, model.title).where(
-                *base, model.merged_into_id.is_(None), model.near >= DEFAULT_PARAMS.chronic.min_events
-            ),
-        )
-        seed_lon = np.array([r[0] for r in seeds], dtype=float)
-        seed_lat = np.array([r[1] for r in seeds], dtype=float)
-        # The cells a disc of NEAR_M around a possible seed touches (one to four each), not the nine around
-        # its cell: every report within 50 m of a seed lies in them.
-        cells = cells_within(seed_lon, seed_lat, rollups.NEAR_M)
-        mine = None
-        exact = True  # the reports read are cut to those within NEAR_M of a possible seed (and 群发's hours)
-        if changed is not None and len(changed):
-            exact = (
-                False  # changed keys: their neighbours' ``near`` may lag; read the cells around as they are
-            )
-            placed = changed[changed["lon"].notna() & changed["lat"].notna()]
-            cells |= cells_around(place_cells(placed["lon"], placed["lat"]).tolist(), 2)
-            mine = pd.DataFrame(
-                {
-                    "grid_id": placed["grid_id"].to_numpy(),
-                    "category": placed["category"].astype(str).to_numpy(dtype=object),
-                    "title": placed["title"].astype(str).to_numpy(dtype=object),
-                }
-            )[placed["merged_into_id"].isna().to_numpy()]
-        columns = [
-            type_coerce(getattr(model, c), String).label(c) if c == "reported_at" else getattr(model, c)
-            for c in WARNING_COLUMNS
-        ]
-        near = and_(model.merged_into_id.is_(None), *rollups.in_ints(cell, cells)) if cells else None
-        hours = model.reported_at >= mass_from
-        rows = read_frame(
-            conn, select(*columns).where(*base, hours if near is None else or_(near, hours)), WARNING_COLUMNS
-        )
-        if exact and near is not None:
-            rows = _near_or_in_hours(rows, seed_lon, seed_lat, mass_from)
-    finally:
-        if matters is not None:
-            wait([matters])  # its connection closes after this returns, whatever happened here
+    matters = None if reads is None else reads.submit(_matter_counts, counting)
+    changed_rows = _changed_reports(conn, scope, start, end, mass_from, keys) if keys else []
+    changed = _warning_frame(_text_frame(changed_rows, WARNING_COLUMNS)) if changed_rows else None
+    cell = rollups.cell_of(conn.dialect.name)
+    seeds = plain_rows(
+        conn,
+        select(model.lon, model.lat, model.category, model.title).where(
+            *base, model.merged_into_id.is_(None), model.near >= DEFAULT_PARAMS.chronic.min_events
+        ),
+    )
+    seed_lon = np.array([r[0] for r in seeds], dtype=float)
+    seed_lat = np.array([r[1] for r in seeds], dtype=float)
+    # The cells a disc of NEAR_M around a possible seed touches (one to four each), not the nine around
+    # its cell: every report within 50 m of a seed lies in them.
+    cells = cells_within(seed_lon, seed_lat, rollups.NEAR_M)
+    mine = None
+    exact = True  # the reports read are cut to those within NEAR_M of a possible seed (and 群发's hours)
+    if changed is not None and len(changed):
+        exact = False  # changed keys: their neighbours' ``near`` may lag; read the cells around as they are
+        placed = changed[changed["lon"].notna() & changed["lat"].notna()]
+        cells |= cells_around(place_cells(placed["lon"], placed["lat"]).tolist(), 2)
+        mine = pd.DataFrame(
+            {
+                "grid_id": placed["grid_id"].to_numpy(),
+                "category": placed["category"].astype(str).to_numpy(dtype=object),
+                "title": placed["title"].astype(str).to_numpy(dtype=object),
+            }
+        )[placed["merged_into_id"].isna().to_numpy()]
+    columns = [
+        type_coerce(getattr(model, c), String).label(c) if c == "reported_at" else getattr(model, c)
+        for c in WARNING_COLUMNS
+    ]
+    near = and_(model.merged_into_id.is_(None), *rollups.in_ints(cell, cells)) if cells else None
+    hours = model.reported_at >= mass_from
+    rows = read_frame(
+        conn, select(*columns).where(*base, hours if near is None else or_(near, hours)), WARNING_COLUMNS
+    )
+    if exact and near is not None:
+        rows = _near_or_in_hours(rows, seed_lon, seed_lat, mass_from)
     counts = matters.result() if matters is not None else _matter_counts(conn, counting)
     totals = (
         counts.groupby("grid_id", sort=False)["count"].sum().reset_index()

@@ -1,8 +1,9 @@
-"""db.beside (decision 0065): a second connection on the first one's snapshot (PostgreSQL), so two
-reads of one view run at once and still add up; None on SQLite."""
+"""db.beside (decision 0065): reads in threads on other connections that see the view's snapshot
+(PostgreSQL), so two reads of one view run at once and still add up; None on SQLite."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 import pytest
@@ -24,8 +25,12 @@ def _add_setting(engine, key: str) -> None:
         conn.execute(insert(Setting).values(key=key, value_json=1, updated_at=datetime(2026, 12, 6)))
 
 
+def _write(conn) -> None:
+    conn.execute(insert(Setting).values(key="x", value_json=1, updated_at=datetime(2026, 12, 6)))
+
+
 @pytest.mark.skipif(not ON_POSTGRES, reason="exported snapshots are PostgreSQL's")
-def test_the_second_connection_reads_the_first_one_s_snapshot(empty_engine):
+def test_reads_beside_see_the_view_s_snapshot_in_threads_of_their_own(empty_engine):
     _add_setting(empty_engine, "before")
     view = empty_engine.connect().execution_options(  # as components.store.reader opens a view's reads
         isolation_level="REPEATABLE READ", postgresql_readonly=True
@@ -33,13 +38,14 @@ def test_the_second_connection_reads_the_first_one_s_snapshot(empty_engine):
     with view as conn:
         seen = _settings(conn)
         _add_setting(empty_engine, "after")  # committed by a colleague after the view began
-        with beside(conn, 2) as others:
-            assert others is not None and len(others) == 2
-            assert [_settings(o) for o in others] == [seen, seen] == [_settings(conn)] * 2
-            other = others[0]
-            # Read only, as the view's own reads are.
-            with pytest.raises(Exception, match="read-only"):
-                other.execute(insert(Setting).values(key="x", value_json=1, updated_at=datetime(2026, 12, 6)))
+        with beside(conn) as reads:
+            assert reads is not None
+            futures = [reads.submit(lambda c: (_settings(c), threading.get_ident())) for _ in range(3)]
+            counted = [f.result() for f in futures]
+            assert [n for n, _ in counted] == [seen] * 3 == [_settings(conn)] * 3
+            assert threading.get_ident() not in {t for _, t in counted}
+            with pytest.raises(Exception, match="read-only"):  # read only, as the view's own reads are
+                reads.submit(_write).result()
     with empty_engine.connect() as fresh:
         assert _settings(fresh) == seen + 1
 
@@ -48,20 +54,36 @@ def test_the_second_connection_reads_the_first_one_s_snapshot(empty_engine):
 def test_a_read_committed_view_gets_the_snapshot_of_the_moment_it_asks(empty_engine):
     with empty_engine.connect() as conn:
         seen = _settings(conn)
-        with beside(conn) as others:
+        with beside(conn) as reads:
             _add_setting(empty_engine, "later")
-            assert others is not None and _settings(others[0]) == seen
+            assert reads is not None and reads.submit(_settings).result() == seen
         assert _settings(conn) == seen + 1  # READ COMMITTED: its own next statement sees it
 
 
-def test_no_second_connection_on_sqlite_or_outside_a_transaction(empty_engine):
-    with empty_engine.connect() as conn, beside(conn) as others:
-        assert others is None  # no transaction yet
+@pytest.mark.skipif(not ON_POSTGRES, reason="exported snapshots are PostgreSQL's")
+def test_leaving_waits_for_every_read_submitted(empty_engine):
+    done = threading.Event()
+
+    def slow(conn):
+        conn.exec_driver_sql("SELECT pg_sleep(0.3)")
+        done.set()
+
+    with empty_engine.connect() as conn:
+        _settings(conn)
+        with beside(conn) as reads:
+            assert reads is not None
+            reads.submit(slow)
+        assert done.is_set()
+
+
+def test_no_reads_beside_on_sqlite_or_outside_a_transaction(empty_engine):
+    with empty_engine.connect() as conn, beside(conn) as reads:
+        assert reads is None  # no transaction yet
     if not ON_POSTGRES:
         with empty_engine.connect() as conn:
             _settings(conn)
-            with beside(conn) as others:
-                assert others is None
+            with beside(conn) as reads:
+                assert reads is None
 
 
 def test_only_a_snapshot_id_reaches_the_statement():
