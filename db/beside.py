@@ -32,9 +32,10 @@ _lock = threading.Lock()
 
 
 class Beside:
-    """Reads on ``snapshot`` (exported by a view's open transaction), each in a thread."""
+    """Reads on ``snapshot`` (exported by a view's open transaction; None: each statement its own), each
+    in a thread."""
 
-    def __init__(self, engine: Engine, snapshot: str) -> None:
+    def __init__(self, engine: Engine, snapshot: str | None) -> None:
         self._engine = engine
         self._snapshot = snapshot
         self._started: list[Future[Any]] = []
@@ -47,6 +48,8 @@ class Beside:
 
     def _run(self, read: Callable[..., T], args: tuple[Any, ...]) -> T:
         with self._engine.connect() as other:
+            if self._snapshot is None:
+                return read(other.execution_options(postgresql_readonly=True), *args)
             other = other.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             other.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{self._snapshot}'")
             return read(other, *args)
@@ -58,13 +61,16 @@ class Beside:
 
 @contextmanager
 def beside(conn: Connection) -> Iterator[Beside | None]:
-    """Within: a :class:`Beside` on ``conn``'s snapshot (PostgreSQL, ``conn`` in a transaction), or None.
-    Leaving waits for every read submitted: ``conn``'s transaction, whose snapshot they read, stays
-    open until then."""
-    if conn.dialect.name != "postgresql" or not conn.in_transaction():
+    """Within: a :class:`Beside` on ``conn``'s snapshot (PostgreSQL; its transaction begun if it was
+    not), or None (SQLite). A connection that autocommits (:func:`db.uow.reading`) has no snapshot to
+    share: each of its statements takes its own, and so do the reads beside it. Leaving waits for every
+    read submitted: ``conn``'s transaction, whose snapshot they read, stays open until then."""
+    if conn.dialect.name != "postgresql":
         yield None
         return
-    snapshot = _quoted(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
+    snapshot = None  # on autocommit (db.uow.reading) each statement has its own snapshot: theirs too
+    if not getattr(conn.connection.driver_connection, "autocommit", False):
+        snapshot = _quoted(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
     reads = Beside(_side_engine(conn.engine), snapshot)
     try:
         yield reads

@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select
 
 from db.beside import _quoted, beside
 from db.models import Setting
+from db.uow import reading
 from tests.conftest import backend_url
 
 ON_POSTGRES = (backend_url() or "").startswith("postgresql")
@@ -76,14 +77,20 @@ def test_leaving_waits_for_every_read_submitted(empty_engine):
         assert done.is_set()
 
 
-def test_no_reads_beside_on_sqlite_or_outside_a_transaction(empty_engine):
+@pytest.mark.skipif(not ON_POSTGRES, reason="exported snapshots are PostgreSQL's")
+def test_beside_a_reading_that_autocommits_each_read_takes_its_own_snapshot(empty_engine):
+    """db.uow.reading (the jobs runner's daily 预警 pass): no transaction to export a snapshot from."""
+    with reading(empty_engine) as conn:
+        seen = _settings(conn)
+        with beside(conn) as reads:
+            assert reads is not None
+            _add_setting(empty_engine, "meanwhile")
+            assert reads.submit(_settings).result() == seen + 1 == _settings(conn)
+
+
+def test_no_reads_beside_on_sqlite(empty_engine):
     with empty_engine.connect() as conn, beside(conn) as reads:
-        assert reads is None  # no transaction yet
-    if not ON_POSTGRES:
-        with empty_engine.connect() as conn:
-            _settings(conn)
-            with beside(conn) as reads:
-                assert reads is None
+        assert (reads is None) == (not ON_POSTGRES)
 
 
 def test_only_a_snapshot_id_reaches_the_statement():
