@@ -518,9 +518,9 @@ def day_warning_data(conn: Connection, scope: Scope, day: date, units: pd.DataFr
     :func:`warning_data` over the whole history, at the cost of the days, not of their events. Without
     a usable rollup (or without counts), :func:`warning_data`.
 
-    On PostgreSQL the counts are read on a second connection on the same snapshot
-    (:func:`db.beside.beside`, decision 0065) while this one reads the reports: the server works on one
-    while this process shapes the other's rows."""
+    On PostgreSQL the daily counts and the grid × matter counts are read beside (:func:`db.beside.beside`,
+    decision 0065: other connections on this one's snapshot, in threads) while this one reads the
+    reports: the server works on some while this process shapes the others' rows."""
     end = datetime.combine(day + timedelta(days=1), datetime.min.time())
     start = end - timedelta(days=WARNING_HISTORY_DAYS)
     mass_from = end - timedelta(days=1, hours=MASS_HOURS)

@@ -534,3 +534,28 @@ def test_a_small_daily_baseline_is_shown_precisely_enough_for_its_ratio():
 
     assert per_day(0.25) == "0.25" and 5 / float(per_day(0.25)) == 20.0
     assert per_day(1.04) == "1.0" and per_day(12.3) == "12.3"
+
+
+def test_categories_made_text_once_factorize_as_the_text_column_would():
+    from domain.early_warning import _factorized_as_text
+
+    values = pd.Series(["urban", "dispute", "urban", float("nan"), "安全", "dispute"], dtype=object)
+    code, texts = _factorized_as_text(values)
+    want_code, want = pd.factorize(values.astype(str).to_numpy(), sort=True)
+    assert list(texts) == list(want) and code.tolist() == want_code.tolist()
+    code, texts = _factorized_as_text(pd.Series([None, float("nan")], dtype=object))
+    assert code.tolist() == [-1, -1] and len(texts) == 0
+
+
+def test_text_made_once_per_distinct_value_is_what_astype_str_gives():
+    from domain.early_warning import _as_text
+
+    for values in (
+        pd.Series(["路面垃圾", None, "噪声", "路面垃圾"], dtype="category"),
+        pd.Series(["a", float("nan"), "b"], dtype=object),
+        pd.Series([], dtype=object),
+    ):
+        got = _as_text(values)
+        want = values.astype(str).to_numpy(dtype=object)
+        assert len(got) == len(want)
+        assert all((g == w) or (pd.isna(g) and pd.isna(w)) for g, w in zip(got, want, strict=True))
