@@ -542,17 +542,11 @@ def day_warning_data(conn: Connection, scope: Scope, day: date, units: pd.DataFr
         )
         return WarningData(counts, units, with_metres(reports))
     with beside(conn) as reads:
-        if reads is None:
-            counts = warning_counts(conn, scope, start, end, units)
-            if counts is None or counts.empty:
-                return warning_data(conn, scope, start, end, units)
-            reports, matters, totals = warning_reports(conn, scope, first, end, mass_from)
-        else:
-            counting = reads.submit(warning_counts, scope, start, end, units)
-            reports, matters, totals = warning_reports(conn, scope, first, end, mass_from, reads=reads)
-            counts = counting.result()
-            if counts is None or counts.empty:
-                return warning_data(conn, scope, start, end, units)
+        counting = None if reads is None else reads.submit(warning_counts, scope, start, end, units)
+        reports, matters, totals = warning_reports(conn, scope, first, end, mass_from, reads=reads)
+        counts = warning_counts(conn, scope, start, end, units) if counting is None else counting.result()
+    if counts is None or counts.empty:  # no events in the history: nothing read above was of use
+        return warning_data(conn, scope, start, end, units)
     return WarningData(
         counts,
         units,
