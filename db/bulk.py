@@ -17,9 +17,10 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Sequence
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import ColumnElement, Connection, Select, String, Text, cast, func, literal, select
+
+from db.frames import rows_frame
 
 #: Columns kept as Python objects (text, and times read as text) by :func:`text_frame`.
 TEXT_COLUMNS = frozenset({"day", "category", "title", "address", "reported_at"})
@@ -38,17 +39,8 @@ def plain_rows(conn: Connection, statement) -> list[tuple]:
 
 
 def text_frame(rows: Sequence[Sequence], columns: list[str]) -> pd.DataFrame:
-    """Rows as a frame, the :data:`TEXT_COLUMNS` kept as Python objects (pandas 3 would build Arrow
-    strings of them first, five times slower, to be made categorical or parsed right after)."""
-    if not rows:
-        return pd.DataFrame(columns=columns)
-    values = list(zip(*rows, strict=True))
-    return pd.DataFrame(
-        {
-            c: pd.Series(np.array(v, dtype=object), dtype=object) if c in TEXT_COLUMNS else pd.Series(v)
-            for c, v in zip(columns, values, strict=True)
-        }
-    )
+    """Rows as a frame (:func:`db.frames.rows_frame`), the :data:`TEXT_COLUMNS` kept as Python objects."""
+    return rows_frame(rows, columns, objects=TEXT_COLUMNS)
 
 
 def read_frame(conn: Connection, statement: Select, columns: list[str]) -> pd.DataFrame:
@@ -72,7 +64,8 @@ def csv_frame(data: bytes, columns: list[str], text: Iterable[str] = TEXT_COLUMN
     for NULL, the others as pandas reads numbers (NaN for NULL), floats exactly as written."""
     if not data:
         return pd.DataFrame(columns=columns)
-    kept = [c for c in columns if c in set(text)]
+    wanted = set(text)
+    kept = [c for c in columns if c in wanted]
     frame = pd.read_csv(
         io.BytesIO(data),
         names=columns,

@@ -7,16 +7,26 @@ first (``zip(*rows)``, in C) gives the same columns and the same inferred dtypes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
+import numpy as np
 import pandas as pd
 
 
-def rows_frame(rows: Sequence[Sequence], columns: Sequence[str]) -> pd.DataFrame:
-    """A frame with ``columns`` from result rows (tuples or ``Row``s), one column per position."""
+def rows_frame(
+    rows: Sequence[Sequence], columns: Sequence[str], objects: Collection[str] = ()
+) -> pd.DataFrame:
+    """A frame with ``columns`` from result rows (tuples or ``Row``s), one column per position; the
+    columns named in ``objects`` kept as Python objects (pandas 3 would build Arrow strings of text
+    first, five times slower, where the caller makes them categorical or parses them right after)."""
     if not rows:
         return pd.DataFrame(columns=list(columns))
     values = list(zip(*rows, strict=True))
     if len(values) != len(columns):
         raise ValueError(f"{len(columns)} column names for rows of {len(values)} values")
-    return pd.DataFrame({name: pd.Series(col) for name, col in zip(columns, values, strict=True)})
+    return pd.DataFrame(
+        {
+            name: pd.Series(np.array(col, dtype=object), dtype=object) if name in objects else pd.Series(col)
+            for name, col in zip(columns, values, strict=True)
+        }
+    )

@@ -29,8 +29,7 @@ from sqlalchemy import (
 )
 
 from db.beside import Beside, beside
-from db.bulk import plain_rows, read_frame
-from db.bulk import text_frame as _text_frame
+from db.bulk import plain_rows, read_frame, text_frame
 from db.frames import rows_frame
 from db.models import (
     AdminUnit,
@@ -502,7 +501,7 @@ def warning_counts(
             )
         ).all()
         if changed:
-            more = _text_frame(changed, columns)
+            more = text_frame(changed, columns)
             grid_counts = pd.concat([grid_counts, more], ignore_index=True) if len(grid_counts) else more
     # Days as the store gives them (text on SQLite, dates on PostgreSQL), each of the ~84 parsed once.
     code, days = pd.factorize(grid_counts["day"].to_numpy(dtype=object))
@@ -599,9 +598,11 @@ def warning_reports(
         .where(*counted)
         .group_by(model.grid_id, model.category, model.title)
     )
-    matters = None if reads is None or not every_matter else reads.submit(_matter_counts, counting)
+    matters = (
+        None if reads is None or not every_matter else reads.submit(read_frame, counting, MATTER_COLUMNS)
+    )
     changed_rows = _changed_reports(conn, scope, start, end, mass_from, keys) if keys else []
-    changed = _warning_frame(_text_frame(changed_rows, WARNING_COLUMNS)) if changed_rows else None
+    changed = _warning_frame(text_frame(changed_rows, WARNING_COLUMNS)) if changed_rows else None
     cell = rollups.cell_of(conn.dialect.name)
     seeds = plain_rows(
         conn,
@@ -639,14 +640,14 @@ def warning_reports(
     if exact and near is not None:
         rows = _near_or_in_hours(rows, seed_lon, seed_lat, mass_from)
     if every_matter:
-        counts = matters.result() if matters is not None else _matter_counts(conn, counting)
+        counts = matters.result() if matters is not None else read_frame(conn, counting, MATTER_COLUMNS)
         totals = (
             counts.groupby("grid_id", sort=False)["count"].sum().reset_index()
             if len(counts)
             else pd.DataFrame(columns=["grid_id", "count"])
         )
     else:
-        totals = _text_frame(
+        totals = text_frame(
             plain_rows(conn, select(model.grid_id, func.count()).where(*counted).group_by(model.grid_id)),
             ["grid_id", "count"],
         )
@@ -654,14 +655,16 @@ def warning_reports(
         if mine is not None:
             seed_matters |= set(zip(mine["category"], mine["title"], strict=True))
         counts = (
-            _matter_counts(
-                conn, counting.where(tuple_(model.category, model.title).in_(sorted(seed_matters)))
+            read_frame(
+                conn,
+                counting.where(tuple_(model.category, model.title).in_(sorted(seed_matters))),
+                MATTER_COLUMNS,
             )
             if seed_matters
-            else _text_frame([], MATTER_COLUMNS)
+            else text_frame([], MATTER_COLUMNS)
         )
     if changed_rows:
-        more = _text_frame(changed_rows, WARNING_COLUMNS)
+        more = text_frame(changed_rows, WARNING_COLUMNS)
         more["reported_at"] = more["reported_at"].map(str)  # as the rows read as text give it
         rows = pd.concat([rows, more], ignore_index=True) if len(rows) else more
     frame = _warning_frame(rows)
@@ -714,11 +717,6 @@ def _near_or_in_hours(
     since = str(mass_from)
     hours = rows["reported_at"].map(str).to_numpy(dtype=str) >= since
     return rows[near | hours].reset_index(drop=True)
-
-
-def _matter_counts(conn: Connection, counting) -> pd.DataFrame:
-    """The grid × matter counts of :func:`warning_reports` (``grid_id``, ``category``, ``title``, ``count``)."""
-    return read_frame(conn, counting, MATTER_COLUMNS)
 
 
 def _scope_grids_and_pending(
@@ -793,11 +791,9 @@ def recent_reports(
             *_outside(keys),
         ),
     )
-    frames = [_text_frame(rows, WARNING_COLUMNS)]
+    frames = [text_frame(rows, WARNING_COLUMNS)]
     if keys:
-        frames.append(
-            _text_frame(_changed_reports(conn, scope, start, end, mass_from, keys), WARNING_COLUMNS)
-        )
+        frames.append(text_frame(_changed_reports(conn, scope, start, end, mass_from, keys), WARNING_COLUMNS))
     frames = [f for f in frames if len(f)] or frames[:1]
     return _warning_frame(pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0])
 
